@@ -1,0 +1,1 @@
+"""Clinishare common library: the pieces every service stands on, written once."""

@@ -1,0 +1,37 @@
+"""The FastAPI application every service is built on: request context, problem+json, health."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from clinishare_shared.middleware import RequestContextMiddleware
+from clinishare_shared.problems import install_problem_handlers, problem_response
+
+
+def service_app(*, title: str, description: str, lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
+                version: str = "0.1.0") -> FastAPI:
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.add_middleware(RequestContextMiddleware)
+    install_problem_handlers(app)
+
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="The database and the broker answer")
+    async def readyz(request: Request) -> Any:
+        checks = await request.app.state.infra.ready()
+        if all(checks.values()):
+            return {"status": "ready", "checks": checks}
+        return problem_response(503, detail="a dependency is not ready", checks=checks)
+
+    return app
+
+
+def json_ok(body: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status_code=status)

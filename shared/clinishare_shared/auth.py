@@ -1,0 +1,171 @@
+"""Token verification, done locally by every service from identity's JWKS.
+
+Identity signs access tokens with Ed25519 (EdDSA). Other services fetch its JWKS over HTTP and cache it,
+refetching when a token names a key id they have not seen (key rotation); in the all-in-one process the
+keys are handed over in-process instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Protocol
+
+import httpx
+import jwt
+from fastapi import Depends, Request
+from jwt import PyJWK
+
+from clinishare_shared.problems import Problem
+
+Kind = Literal["practitioner", "staff", "patient"]
+ALGORITHMS = ["EdDSA"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: str
+    kind: Kind
+
+
+class KeyProvider(Protocol):
+    async def key(self, kid: str) -> Any: ...
+
+
+class StaticKeyProvider:
+    """Keys handed over in-process (the all-in-one process, tests). ``source`` returns a JWKS dict."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+
+    async def key(self, kid: str) -> Any:
+        jwks = self._source() if callable(self._source) else self._source
+        for k in jwks.get("keys", []):
+            if k.get("kid") == kid:
+                return PyJWK(k).key
+        return None
+
+
+class JwksKeyProvider:
+    def __init__(self, url: str, *, cache_seconds: int = 300, min_refetch_seconds: float = 10.0) -> None:
+        self.url = url
+        self.cache_seconds = cache_seconds
+        self.min_refetch_seconds = min_refetch_seconds
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def _fetch(self) -> None:
+        async with httpx.AsyncClient(timeout=5) as client:
+            resp = await client.get(self.url)
+            resp.raise_for_status()
+            self._keys = {k["kid"]: PyJWK(k).key for k in resp.json().get("keys", [])}
+            self._fetched_at = time.monotonic()
+
+    async def key(self, kid: str) -> Any:
+        age = time.monotonic() - self._fetched_at
+        if kid not in self._keys or age > self.cache_seconds:
+            async with self._lock:
+                age = time.monotonic() - self._fetched_at
+                stale = age > self.cache_seconds
+                unknown_and_may_refetch = kid not in self._keys and age > self.min_refetch_seconds
+                if stale or unknown_and_may_refetch or not self._keys:
+                    try:
+                        await self._fetch()
+                    except (httpx.HTTPError, ValueError):
+                        # identity unreachable: keep verifying with the keys we have
+                        if not self._keys:
+                            raise Problem(503, "token keys unavailable") from None
+        return self._keys.get(kid)
+
+
+class TokenVerifier:
+    def __init__(self, keys: KeyProvider, *, issuer: str, audience: str) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+
+    async def verify(self, token: str) -> Principal:
+        unauthorized = Problem(401, "invalid or expired token", headers={"WWW-Authenticate": "Bearer"})
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise unauthorized from None
+        if header.get("alg") not in ALGORITHMS or not header.get("kid"):
+            raise unauthorized
+        key = await self.keys.key(header["kid"])
+        if key is None:
+            raise unauthorized
+        try:
+            claims = jwt.decode(token, key, algorithms=ALGORITHMS, audience=self.audience, issuer=self.issuer,
+                                options={"require": ["sub", "kind", "iss", "aud", "iat", "exp", "jti"]})
+        except jwt.PyJWTError:
+            raise unauthorized from None
+        if claims["kind"] not in ("practitioner", "staff", "patient"):
+            raise unauthorized
+        return Principal(id=str(claims["sub"]), kind=claims["kind"])
+
+
+async def get_principal(request: Request) -> Principal:
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Problem(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    verifier: TokenVerifier = request.app.state.verifier
+    return await verifier.verify(token.strip())
+
+
+def require_kind(*kinds: Kind) -> Any:
+    async def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if principal.kind not in kinds:
+            raise Problem(403, f"this action needs a {' or '.join(kinds)} account")
+        return principal
+
+    return Depends(dependency)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+CurrentPractitioner = Annotated[Principal, require_kind("practitioner")]
+CurrentPatient = Annotated[Principal, require_kind("patient")]
+
+
+class TokenSigner:
+    """Issues access tokens with an Ed25519 private key. Identity holds the real keys; tests make their own."""
+
+    def __init__(self, private_key: Any, *, kid: str, issuer: str, audience: str, ttl_seconds: int = 900) -> None:
+        self.private_key = private_key
+        self.kid = kid
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl_seconds = ttl_seconds
+
+    @classmethod
+    def generate(cls, *, issuer: str = "clinishare-identity", audience: str = "clinishare",
+                 ttl_seconds: int = 900) -> "TokenSigner":
+        import uuid
+
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        return cls(Ed25519PrivateKey.generate(), kid=uuid.uuid4().hex, issuer=issuer, audience=audience,
+                   ttl_seconds=ttl_seconds)
+
+    def issue(self, sub: str, kind: str, *, ttl_seconds: int | None = None, now: float | None = None) -> str:
+        import uuid
+
+        iat = int(now if now is not None else time.time())
+        claims = {"sub": sub, "kind": kind, "iss": self.issuer, "aud": self.audience, "iat": iat,
+                  "exp": iat + (ttl_seconds if ttl_seconds is not None else self.ttl_seconds),
+                  "jti": uuid.uuid4().hex}
+        return jwt.encode(claims, self.private_key, algorithm="EdDSA", headers={"kid": self.kid})
+
+    def public_jwk(self) -> dict[str, Any]:
+        import json
+
+        from jwt.algorithms import OKPAlgorithm
+
+        jwk = json.loads(OKPAlgorithm.to_jwk(self.private_key.public_key()))
+        return {**jwk, "kid": self.kid, "use": "sig", "alg": "EdDSA"}
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self.public_jwk()]}

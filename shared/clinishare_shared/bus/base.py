@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+
+from clinishare_shared.events import Envelope
+
+Handler = Callable[[Envelope], Awaitable[None]]
+
+
+class PublishFailed(Exception):
+    """The broker did not confirm the event. ``unroutable`` means it answered and no queue took it;
+    otherwise the broker could not be reached in time (the relay stops its pass and retries later)."""
+
+    def __init__(self, reason: str, *, unroutable: bool = False) -> None:
+        super().__init__(reason)
+        self.unroutable = unroutable
+
+
+class EventBus(ABC):
+    """Publish envelopes to one topic exchange; consume them through one durable queue per service.
+
+    A handler that raises is never acked: the message is redelivered, and after ``delivery_limit``
+    deliveries it goes to the queue's dead-letter queue.
+    """
+
+    @abstractmethod
+    async def start(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def publish(self, event: Envelope) -> None:
+        """Return once the broker has confirmed the event; raise PublishFailed otherwise."""
+
+    @abstractmethod
+    async def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> bool: ...
+
+
+def topic_matches(pattern: str, key: str) -> bool:
+    """AMQP topic matching: ``*`` is one word, ``#`` is zero or more words."""
+    p, k = pattern.split("."), key.split(".")
+
+    def match(i: int, j: int) -> bool:
+        if i == len(p):
+            return j == len(k)
+        if p[i] == "#":
+            return any(match(i + 1, jj) for jj in range(j, len(k) + 1))
+        return j < len(k) and (p[i] == "*" or p[i] == k[j]) and match(i + 1, j + 1)
+
+    return match(0, 0)

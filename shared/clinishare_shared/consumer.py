@@ -1,0 +1,60 @@
+"""The idempotent consumer: each event id is processed once per consuming service.
+
+The handler runs first and the event id is recorded after it succeeded, so a failure leaves nothing
+recorded and the redelivery runs the handler again (never ack a failure). Two deliveries racing each
+other can both run the handler, so handlers are themselves idempotent (version-checked upserts,
+deterministic ids); the record makes every later redelivery a cheap no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pymongo.errors import DuplicateKeyError
+
+from clinishare_shared.bus.base import Handler
+from clinishare_shared.events import Envelope
+
+log = structlog.get_logger("clinishare.consumer")
+PROCESSED = "processed_events"
+
+
+class IdempotentConsumer:
+    def __init__(self, db: Any, *, service: str, handlers: Mapping[str, Handler],
+                 retention_days: int = 30) -> None:
+        self.db = db
+        self.service = service
+        self.handlers = dict(handlers)
+        self.retention_days = retention_days
+
+    @property
+    def routing_keys(self) -> list[str]:
+        return sorted(self.handlers)
+
+    async def ensure_indexes(self) -> None:
+        await self.db[PROCESSED].create_index(
+            "processed_at", expireAfterSeconds=self.retention_days * 86400, name="processed_ttl"
+        )
+
+    async def __call__(self, event: Envelope) -> None:
+        with structlog.contextvars.bound_contextvars(
+            correlation_id=event.correlation_id, event_id=event.id, event_type=event.type, consumer=self.service
+        ):
+            if await self.db[PROCESSED].find_one({"_id": event.id}, {"_id": 1}):
+                log.info("event_duplicate_skipped")
+                return
+            handler = self.handlers.get(event.type)
+            if handler is None:
+                log.info("event_ignored")
+            else:
+                await handler(event)
+            try:
+                await self.db[PROCESSED].insert_one(
+                    {"_id": event.id, "type": event.type, "processed_at": datetime.now(UTC)}
+                )
+            except DuplicateKeyError:
+                pass
+            log.info("event_processed")

@@ -1,0 +1,250 @@
+"""The event catalogue (SPEC section 9): the envelope and one pydantic model per event type.
+
+Events are owned by their publisher and carry ids and types only, never PHI (principle 5): no chart
+text, document names, form answers or patient names. Consumers import these models; they never copy them.
+Membership-like events carry a ``version`` of their aggregate and a snapshot, so a projection can apply
+them in any order and a redelivery is a no-op.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from clinishare_shared.context import current_correlation_id
+from clinishare_shared.mongo import new_id
+
+SCHEMA_VERSION = 1
+EXCHANGE = "clinishare.events"
+
+
+class EventData(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    event_type: ClassVar[str]
+
+
+class Envelope(BaseModel):
+    """What travels on the bus. ``data`` is the JSON form of the type's model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    type: str
+    source: str
+    time: datetime
+    subject: str
+    data: dict[str, Any]
+    correlation_id: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def payload(self) -> EventData:
+        """The typed data model for this envelope's type."""
+        return EVENT_TYPES[self.type].model_validate(self.data)
+
+
+def make_event(data: EventData, *, source: str, subject: str, correlation_id: str | None = None) -> Envelope:
+    return Envelope(
+        id=new_id(),
+        type=data.event_type,
+        source=source,
+        time=datetime.now(UTC),
+        subject=subject,
+        data=data.model_dump(mode="json"),
+        correlation_id=correlation_id or current_correlation_id(),
+    )
+
+
+AccountKind = Literal["practitioner", "staff", "patient"]
+OfficeRole = Literal["practitioner", "staff"]
+Audience = Literal["practitioners", "staff"]
+
+
+class OfficeMember(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    account_id: str
+    role: OfficeRole
+
+
+class OfficeRecipient(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    office_id: str
+    audience: Audience
+
+
+# ---- identity -------------------------------------------------------------------------------------
+
+
+class AccountRegistered(EventData):
+    """A practitioner or staff account (with its work name and e-mail, which are not PHI), or a patient's
+    portal account (its id is the patient's id; no name or e-mail travels)."""
+
+    event_type: ClassVar[str] = "identity.account.registered"
+    account_id: str
+    kind: AccountKind
+    name: str | None = None
+    email: str | None = None
+
+
+class OfficeCreated(EventData):
+    event_type: ClassVar[str] = "identity.office.created"
+    office_id: str
+    owner_id: str
+    name: str
+    version: int
+    members: list[OfficeMember]
+
+
+class OfficeMemberAdded(EventData):
+    event_type: ClassVar[str] = "identity.office.member_added"
+    office_id: str
+    account_id: str
+    role: OfficeRole
+    version: int
+    members: list[OfficeMember] = Field(description="all members after the change")
+
+
+class OfficeMemberRemoved(EventData):
+    event_type: ClassVar[str] = "identity.office.member_removed"
+    office_id: str
+    account_id: str
+    version: int
+    members: list[OfficeMember] = Field(description="all members after the change")
+
+
+class ConnectionCreated(EventData):
+    event_type: ClassVar[str] = "identity.connection.created"
+    connection_id: str
+    owner_id: str = Field(description="the practitioner who entered the PIN")
+    target_kind: Literal["practitioner", "office"]
+    target_id: str
+
+
+class ConnectionDeleted(EventData):
+    event_type: ClassVar[str] = "identity.connection.deleted"
+    connection_id: str
+    owner_id: str
+    target_kind: Literal["practitioner", "office"]
+    target_id: str
+    deleted_by: str
+
+
+class PatientRegistered(EventData):
+    event_type: ClassVar[str] = "identity.patient.registered"
+    patient_id: str
+    registered_by: str
+    version: int
+    care_team: list[str]
+
+
+class PatientCareTeamChanged(EventData):
+    event_type: ClassVar[str] = "identity.patient.care_team_changed"
+    patient_id: str
+    changed_by: str
+    version: int
+    care_team: list[str] = Field(description="the whole care team after the change")
+    added: list[str] = []
+    removed: list[str] = []
+
+
+# ---- charts ---------------------------------------------------------------------------------------
+
+
+class _ChartGrant(EventData):
+    grant_id: str
+    owner_id: str
+    rule: Literal["chart", "patient", "all"]
+    chart_id: str | None = None
+    patient_id: str | None = None
+    practitioner_ids: list[str]
+    office_ids: list[str]
+
+
+class ChartShareGranted(_ChartGrant):
+    event_type: ClassVar[str] = "charts.share.granted"
+
+
+class ChartShareRevoked(_ChartGrant):
+    event_type: ClassVar[str] = "charts.share.revoked"
+
+
+class ChartNoteAdded(EventData):
+    event_type: ClassVar[str] = "charts.note.added"
+    note_id: str
+    chart_id: str
+    chart_author_id: str
+    author_id: str = Field(description="who wrote the note")
+
+
+# ---- documents ------------------------------------------------------------------------------------
+
+
+class _DocumentShareChange(EventData):
+    document_id: str
+    owner_id: str
+    workspace_patient_id: str | None = None
+    patient_ids: list[str] = []
+    practitioner_ids: list[str] = []
+    offices: list[OfficeRecipient] = []
+
+
+class DocumentShared(_DocumentShareChange):
+    """The recipients this change added (not those the document already had)."""
+
+    event_type: ClassVar[str] = "documents.shared"
+
+
+class DocumentUnshared(_DocumentShareChange):
+    """The recipients this change removed."""
+
+    event_type: ClassVar[str] = "documents.unshared"
+
+
+# ---- forms ----------------------------------------------------------------------------------------
+
+
+class FormShared(EventData):
+    event_type: ClassVar[str] = "forms.shared"
+    form_id: str
+    author_id: str
+    allow_others: bool
+    practitioner_ids: list[str]
+    office_ids: list[str]
+    added_practitioner_ids: list[str] = []
+    added_office_ids: list[str] = []
+
+
+class FormAssigned(EventData):
+    event_type: ClassVar[str] = "forms.assigned"
+    assignment_id: str
+    form_id: str
+    form_version: int
+    author_id: str
+    practitioner_id: str = Field(description="who assigned it")
+    patient_id: str
+
+
+class FormSubmitted(EventData):
+    event_type: ClassVar[str] = "forms.submitted"
+    submission_id: str
+    assignment_id: str
+    form_id: str
+    form_version: int
+    author_id: str
+    practitioner_id: str = Field(description="who assigned it")
+    patient_id: str
+    author_may_see: bool = Field(description="whether the form's author may see this submission")
+
+
+EVENT_TYPES: dict[str, type[EventData]] = {
+    m.event_type: m
+    for m in (
+        AccountRegistered, OfficeCreated, OfficeMemberAdded, OfficeMemberRemoved, ConnectionCreated,
+        ConnectionDeleted, PatientRegistered, PatientCareTeamChanged, ChartShareGranted,
+        ChartShareRevoked, ChartNoteAdded, DocumentShared, DocumentUnshared, FormShared, FormAssigned,
+        FormSubmitted,
+    )
+}
+
+IDENTITY_EVENT_TYPES = sorted(t for t in EVENT_TYPES if t.startswith("identity."))

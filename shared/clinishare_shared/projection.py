@@ -1,0 +1,151 @@
+"""The identity projection every sharing service keeps in its own database, built from ``identity.*``
+events: accounts, offices and their members, connections, patients and their care teams.
+
+It lets a service answer "who is in office O now", "is P on A's sharing list", "is this patient in P's
+care" without calling identity, so reading shared data keeps working while identity is down. Office and
+care-team events carry a version and a snapshot: an older or repeated event never overwrites a newer one,
+so the projection is right whatever order events arrive in and however often.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from clinishare_shared.bus.base import Handler
+from clinishare_shared.domain.sharing import ConnectionView, OfficeView, SharingList, sharing_list
+from clinishare_shared.events import (
+    AccountRegistered, ConnectionCreated, ConnectionDeleted, Envelope, OfficeCreated, OfficeMemberAdded,
+    OfficeMemberRemoved, PatientCareTeamChanged, PatientRegistered,
+)
+
+ACCOUNTS, OFFICES, CONNECTIONS, PATIENTS = "idp_accounts", "idp_offices", "idp_connections", "idp_patients"
+
+
+async def _versioned_upsert(coll: Any, _id: str, version: int, fields: dict[str, Any]) -> None:
+    """Write ``fields`` unless the stored version is the same or newer."""
+    res = await coll.update_one({"_id": _id, "version": {"$lt": version}}, {"$set": {**fields, "version": version}})
+    if res.matched_count:
+        return
+    try:
+        await coll.insert_one({"_id": _id, **fields, "version": version})
+    except DuplicateKeyError:
+        pass  # already there with this version or a newer one
+
+
+class IdentityProjection:
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    async def ensure_indexes(self) -> None:
+        await self.db[OFFICES].create_index("member_ids")
+        await self.db[CONNECTIONS].create_index([("owner_id", 1), ("deleted", 1)])
+        await self.db[PATIENTS].create_index("care_team")
+
+    # ---- events ------------------------------------------------------------------------------------
+
+    @property
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            AccountRegistered.event_type: self._on_account,
+            OfficeCreated.event_type: self._on_office,
+            OfficeMemberAdded.event_type: self._on_office,
+            OfficeMemberRemoved.event_type: self._on_office,
+            ConnectionCreated.event_type: self._on_connection_created,
+            ConnectionDeleted.event_type: self._on_connection_deleted,
+            PatientRegistered.event_type: self._on_patient,
+            PatientCareTeamChanged.event_type: self._on_patient,
+        }
+
+    async def _on_account(self, event: Envelope) -> None:
+        data = event.payload()
+        assert isinstance(data, AccountRegistered)
+        await self.db[ACCOUNTS].update_one(
+            {"_id": data.account_id},
+            {"$set": {"kind": data.kind, "name": data.name, "email": data.email}},
+            upsert=True,
+        )
+
+    async def _on_office(self, event: Envelope) -> None:
+        data = event.payload()
+        assert isinstance(data, OfficeCreated | OfficeMemberAdded | OfficeMemberRemoved)
+        fields: dict[str, Any] = {
+            "members": [m.model_dump() for m in data.members],
+            "member_ids": [m.account_id for m in data.members],
+        }
+        if isinstance(data, OfficeCreated):
+            fields.update(name=data.name, owner_id=data.owner_id)
+        await _versioned_upsert(self.db[OFFICES], data.office_id, data.version, fields)
+
+    async def _on_connection_created(self, event: Envelope) -> None:
+        data = event.payload()
+        assert isinstance(data, ConnectionCreated)
+        # $setOnInsert: a "deleted" that overtook this event must not be undone by it
+        await self.db[CONNECTIONS].update_one(
+            {"_id": data.connection_id},
+            {"$setOnInsert": {"owner_id": data.owner_id, "target_kind": data.target_kind,
+                              "target_id": data.target_id, "deleted": False}},
+            upsert=True,
+        )
+
+    async def _on_connection_deleted(self, event: Envelope) -> None:
+        data = event.payload()
+        assert isinstance(data, ConnectionDeleted)
+        await self.db[CONNECTIONS].update_one(
+            {"_id": data.connection_id},
+            {"$set": {"owner_id": data.owner_id, "target_kind": data.target_kind,
+                      "target_id": data.target_id, "deleted": True}},
+            upsert=True,
+        )
+
+    async def _on_patient(self, event: Envelope) -> None:
+        data = event.payload()
+        assert isinstance(data, PatientRegistered | PatientCareTeamChanged)
+        await _versioned_upsert(self.db[PATIENTS], data.patient_id, data.version, {"care_team": data.care_team})
+
+    # ---- queries -----------------------------------------------------------------------------------
+
+    async def account(self, account_id: str) -> dict[str, Any] | None:
+        return await self.db[ACCOUNTS].find_one({"_id": account_id})
+
+    async def offices_of(self, account_id: str) -> list[dict[str, Any]]:
+        return await self.db[OFFICES].find({"member_ids": account_id}).to_list()
+
+    async def office_ids_of(self, account_id: str, *, role: str | None = None) -> list[str]:
+        offices = await self.offices_of(account_id)
+        if role is None:
+            return [o["_id"] for o in offices]
+        return [o["_id"] for o in offices
+                if any(m["account_id"] == account_id and m["role"] == role for m in o["members"])]
+
+    async def office(self, office_id: str) -> dict[str, Any] | None:
+        return await self.db[OFFICES].find_one({"_id": office_id})
+
+    async def office_members(self, office_id: str, *, role: str | None = None) -> list[str]:
+        office = await self.office(office_id)
+        if office is None:
+            return []
+        return [m["account_id"] for m in office["members"] if role is None or m["role"] == role]
+
+    async def is_member(self, office_id: str, account_id: str, *, role: str | None = None) -> bool:
+        return account_id in await self.office_members(office_id, role=role)
+
+    async def sharing_list(self, account_id: str) -> SharingList:
+        offices = await self.offices_of(account_id)
+        conns = await self.db[CONNECTIONS].find({"owner_id": account_id, "deleted": False}).to_list()
+        return sharing_list(
+            account_id,
+            my_offices=[OfficeView(o["_id"], {m["account_id"]: m["role"] for m in o["members"]}) for o in offices],
+            connections=[ConnectionView(c["target_kind"], c["target_id"]) for c in conns],
+        )
+
+    async def care_team(self, patient_id: str) -> list[str]:
+        patient = await self.db[PATIENTS].find_one({"_id": patient_id})
+        return list(patient["care_team"]) if patient else []
+
+    async def in_care(self, patient_id: str, practitioner_id: str) -> bool:
+        return practitioner_id in await self.care_team(patient_id)
+
+    async def patients_in_care(self, practitioner_id: str) -> list[str]:
+        return [p["_id"] async for p in self.db[PATIENTS].find({"care_team": practitioner_id}, {"_id": 1})]

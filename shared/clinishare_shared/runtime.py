@@ -1,0 +1,84 @@
+"""What every service's lifespan opens and closes, the same way everywhere: its database, the bus, the
+outbox relay, the idempotent consumer and the token verifier. Nothing connects at import time; a
+service's ``create_app`` builds one of these inside its lifespan. The all-in-one process and the tests
+hand in a shared bus, Mongo client or key provider instead of letting the service open its own."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+
+from clinishare_shared.auth import JwksKeyProvider, KeyProvider, TokenVerifier
+from clinishare_shared.bus.base import EventBus, Handler
+from clinishare_shared.bus.memory import InMemoryBus
+from clinishare_shared.consumer import IdempotentConsumer
+from clinishare_shared.mongo import engine_name, open_client
+from clinishare_shared.outbox import OutboxRelay
+from clinishare_shared.settings import ServiceSettings
+
+log = structlog.get_logger("clinishare.runtime")
+
+
+def make_bus(settings: ServiceSettings) -> EventBus:
+    if settings.amqp_url:
+        from clinishare_shared.bus.rabbit import RabbitBus
+
+        return RabbitBus(settings.amqp_url, exchange=settings.event_exchange,
+                         delivery_limit=settings.delivery_limit, publish_timeout=settings.publish_timeout)
+    return InMemoryBus(delivery_limit=settings.delivery_limit)
+
+
+class Infra:
+    def __init__(self, settings: ServiceSettings, *, bus: EventBus | None = None, mongo_client: Any = None,
+                 keys: KeyProvider | None = None) -> None:
+        self.settings = settings
+        self._own_bus = bus is None
+        self._own_client = mongo_client is None
+        self.bus: EventBus = bus or make_bus(settings)
+        self.client: Any = mongo_client
+        self.db: Any = None
+        self.relay: OutboxRelay | None = None
+        self.consumer: IdempotentConsumer | None = None
+        self.verifier = TokenVerifier(
+            keys or JwksKeyProvider(settings.jwks_url, cache_seconds=settings.jwks_cache_seconds),
+            issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+        )
+
+    async def open(self) -> None:
+        if self.client is None:
+            self.client = open_client(self.settings.mongodb_url)
+        self.db = self.client[self.settings.database]
+        if self._own_bus:
+            await self.bus.start()
+        log.info("service_opened", service=self.settings.service_name, mongo=engine_name(self.client),
+                 database=self.settings.database, bus=type(self.bus).__name__)
+
+    async def start_relay(self, collections: Sequence[str]) -> OutboxRelay:
+        self.relay = OutboxRelay(self.db, collections, self.bus, poll_interval=self.settings.outbox_poll_interval)
+        await self.relay.ensure_indexes()
+        self.relay.start()
+        return self.relay
+
+    async def start_consumer(self, handlers: Mapping[str, Handler]) -> IdempotentConsumer:
+        self.consumer = IdempotentConsumer(self.db, service=self.settings.service_name, handlers=handlers)
+        await self.consumer.ensure_indexes()
+        await self.bus.subscribe(self.settings.queue, self.consumer.routing_keys, self.consumer)
+        return self.consumer
+
+    async def ready(self) -> dict[str, bool]:
+        try:
+            await self.db.command("ping")
+            db_ok = True
+        except Exception:
+            db_ok = False
+        return {"database": db_ok, "broker": await self.bus.ping()}
+
+    async def close(self) -> None:
+        if self.relay is not None:
+            await self.relay.stop()
+        if self._own_bus:
+            await self.bus.close()
+        if self._own_client and self.client is not None:
+            await self.client.close()

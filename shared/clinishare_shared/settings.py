@@ -1,0 +1,62 @@
+"""Settings: one pydantic-settings class per service, each with its own env prefix (``CHARTS_`` ...).
+
+``MONGODB_URL`` and ``AMQP_URL`` are read unprefixed as the system-wide default, so one variable points
+every service of the all-in-one process at a real server; a prefixed one overrides it per service.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"changeme", "changethis", "secret", "password"}
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    service_name: str = "service"
+    mongodb_url: str | None = Field(default=None, description="unset: the in-process engine")
+    mongodb_database: str | None = None
+    amqp_url: str | None = Field(default=None, description="unset: the in-memory bus")
+    event_exchange: str = "clinishare.events"
+    queue_name: str | None = None
+    delivery_limit: int = Field(default=5, ge=1, le=100)
+    publish_timeout: float = 5.0
+    outbox_poll_interval: float = 0.25
+    jwt_issuer: str = "clinishare-identity"
+    jwt_audience: str = "clinishare"
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    jwks_cache_seconds: int = 300
+    log_level: str = "INFO"
+    log_json: bool = True
+    page_limit_max: int = 100
+
+    @model_validator(mode="before")
+    @classmethod
+    def _system_defaults(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            for field, env in (("mongodb_url", "MONGODB_URL"), ("amqp_url", "AMQP_URL"),
+                               ("jwks_url", "JWKS_URL"), ("event_exchange", "EVENT_EXCHANGE")):
+                if values.get(field) in (None, "") and os.environ.get(env):
+                    values[field] = os.environ[env]
+        return values
+
+    @field_validator("amqp_url", "mongodb_url")
+    @classmethod
+    def _no_placeholder_password(cls, v: str | None) -> str | None:
+        # guest/guest is RabbitMQ's loopback-only default and fine here; a copied "changeme" is not.
+        if v and any(f":{p}@" in v for p in PLACEHOLDER_SECRETS):
+            raise ValueError("the URL carries a placeholder password; set a real secret")
+        return v
+
+    @property
+    def database(self) -> str:
+        return self.mongodb_database or f"clinishare_{self.service_name}"
+
+    @property
+    def queue(self) -> str:
+        return self.queue_name or self.service_name

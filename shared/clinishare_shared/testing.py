@@ -1,0 +1,146 @@
+"""pytest plugin shared by every service's tests (loaded with ``-p clinishare_shared.testing``).
+
+MongoDB: a real server when ``MONGODB_URL`` is set, else a testcontainers MongoDB when a Docker engine
+answers, else the in-process engine; the session header says which one ran. RabbitMQ: ``AMQP_URL`` or
+the local broker; if it does not answer, broker tests FAIL (they are never skipped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from clinishare_shared.auth import StaticKeyProvider, TokenSigner
+from clinishare_shared.mongo import open_client
+
+DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+_engine: dict[str, Any] = {}
+
+
+def _docker_available() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+def _resolve_mongo() -> tuple[str | None, str]:
+    if "url" in _engine:
+        return _engine["url"], _engine["label"]
+    url, label = os.environ.get("MONGODB_URL"), ""
+    if url:
+        label = "real MongoDB from MONGODB_URL"
+    elif _docker_available():
+        from testcontainers.mongodb import MongoDbContainer
+
+        container = MongoDbContainer("mongo:7.0")
+        container.start()
+        _engine["container"] = container
+        url, label = container.get_connection_url(), "real MongoDB in a testcontainer"
+    else:
+        label = "in-process MongoDB engine (mongomock); set MONGODB_URL or run Docker for a real server"
+    _engine["url"], _engine["label"] = url, label
+    return url, label
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    _, label = _resolve_mongo()
+    return [f"clinishare mongodb: {label}", f"clinishare rabbitmq: {_redact(os.environ.get('AMQP_URL', DEFAULT_AMQP))}"]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    terminalreporter.write_line(f"clinishare mongodb engine used: {_engine.get('label', 'not resolved')}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    container = _engine.pop("container", None)
+    if container is not None:
+        container.stop()
+
+
+def _redact(url: str) -> str:
+    p = urlparse(url)
+    return url.replace(f":{p.password}@", ":***@") if p.password else url
+
+
+@pytest.fixture(scope="session")
+def mongodb_url() -> str | None:
+    return _resolve_mongo()[0]
+
+
+@pytest.fixture
+async def mongo_client(mongodb_url: str | None) -> Any:
+    client = open_client(mongodb_url)
+    created: list[str] = []
+    client.test_databases = created  # tests register unique database names to be dropped
+    yield client
+    for name in created:
+        await client.drop_database(name)
+    await client.close()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for database, exchange and queue names, so tests never share state."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def db_name(mongo_client: Any, unique: str) -> str:
+    name = f"test_{unique}"
+    mongo_client.test_databases.append(name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    url = os.environ.get("AMQP_URL", DEFAULT_AMQP)
+    p = urlparse(url)
+    try:
+        with socket.create_connection((p.hostname or "127.0.0.1", p.port or 5672), timeout=3):
+            pass
+    except OSError as exc:
+        pytest.fail(f"RabbitMQ is not reachable at {_redact(url)} ({exc}); broker tests are never skipped. "
+                    "Start it with `rabbitmq-server -detached`.")
+    return url
+
+
+@pytest.fixture
+def signer() -> TokenSigner:
+    return TokenSigner.generate()
+
+
+@pytest.fixture
+def key_provider(signer: TokenSigner) -> StaticKeyProvider:
+    return StaticKeyProvider(signer.jwks())
+
+
+def bearer(signer: TokenSigner, sub: str, kind: str = "practitioner") -> dict[str, str]:
+    return {"Authorization": f"Bearer {signer.issue(sub, kind)}"}
+
+
+async def wait_for(condition: Callable[[], Any | Awaitable[Any]], *, timeout: float = 10.0,
+                   interval: float = 0.02, message: str = "condition") -> Any:
+    """Poll ``condition`` (sync or async) until it returns something truthy; fail after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        await asyncio.sleep(interval)
