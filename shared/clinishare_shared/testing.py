@@ -144,3 +144,33 @@ async def wait_for(condition: Callable[[], Any | Awaitable[Any]], *, timeout: fl
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         await asyncio.sleep(interval)
+
+
+class LiveServer:
+    """A real HTTP server (uvicorn) for an ASGI app, on a free loopback port, in the test's event loop."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.server: Any = None
+        self.task: asyncio.Task[None] | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> "LiveServer":
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.task = asyncio.get_running_loop().create_task(self.server.serve(sockets=[sock]))
+        await wait_for(lambda: self.server.started or self.task.done(), timeout=20, message="server start")
+        if self.task.done():
+            self.task.result()  # surface a start-up failure
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            await self.task

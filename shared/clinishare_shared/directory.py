@@ -1,0 +1,93 @@
+"""Asking identity directly, through its HTTP API with the caller's own token.
+
+Events never carry PHI, so a service that needs a patient's name (charts: search by patient name) asks
+identity once, when it writes, and keeps the name beside the data it already holds about that patient.
+It is also the tie-breaker for validation: the local projection can lag identity by an event, so an id the
+projection refuses is checked against identity's own answer before the request is refused. Reads never
+depend on identity (they use the projection), so shared data stays readable while identity is down.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import httpx
+import structlog
+
+from clinishare_shared.domain.sharing import SharingList
+from clinishare_shared.problems import Problem
+
+log = structlog.get_logger("clinishare.directory")
+
+
+class Directory(Protocol):
+    async def patient(self, patient_id: str, *, authorization: str) -> dict[str, Any] | None: ...
+
+    async def sharing_list(self, *, authorization: str) -> SharingList | None: ...
+
+
+class IdentityDirectory:
+    def __init__(self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None,
+                 timeout: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.transport = transport
+        self.timeout = timeout
+
+    async def _get(self, path: str, authorization: str) -> httpx.Response | None:
+        try:
+            async with httpx.AsyncClient(base_url=self.base_url, transport=self.transport,
+                                         timeout=self.timeout) as client:
+                return await client.get(path, headers={"Authorization": authorization})
+        except httpx.HTTPError as exc:
+            log.warning("identity_unreachable", path=path.split("?")[0], error=type(exc).__name__)
+            return None
+
+    async def patient(self, patient_id: str, *, authorization: str) -> dict[str, Any] | None:
+        """The patient as identity shows it to the caller (so only if in the caller's care), else None.
+        Raises 503 when identity cannot answer."""
+        resp = await self._get(f"/v1/patients/{patient_id}", authorization)
+        if resp is None or resp.status_code >= 500:
+            raise Problem(503, "the identity service is not reachable; try again")
+        if resp.status_code != 200:
+            return None
+        return resp.json()
+
+    async def sharing_list(self, *, authorization: str) -> SharingList | None:
+        """The caller's sharing list from identity, or None if identity cannot answer."""
+        resp = await self._get("/v1/sharing-list", authorization)
+        if resp is None or resp.status_code != 200:
+            return None
+        body = resp.json()
+        return SharingList(practitioners={p["id"]: p["via"] for p in body.get("practitioners", [])},
+                           offices={o["id"]: o["via"] for o in body.get("offices", [])})
+
+
+class StaticDirectory:
+    """A directory from fixed data, for tests that run one service alone."""
+
+    def __init__(self, patients: dict[str, dict[str, Any]] | None = None,
+                 care: dict[str, set[str]] | None = None) -> None:
+        self.patients = patients or {}
+        self.care = care or {}  # patient id -> practitioner ids who may see it
+
+    async def patient(self, patient_id: str, *, authorization: str) -> dict[str, Any] | None:
+        return self.patients.get(patient_id)
+
+    async def sharing_list(self, *, authorization: str) -> SharingList | None:
+        return None
+
+
+async def refused_recipients(projection: Any, directory: Directory | None, *, account_id: str, authorization: str,
+                             practitioner_ids: list[str], office_ids: list[str]) -> list[str]:
+    """Recipient ids not on the caller's sharing list. The projection answers first; ids it refuses are
+    checked with identity (the projection may be one event behind), and refused only if identity agrees
+    or cannot be asked."""
+    local = await projection.sharing_list(account_id)
+    bad = local.refused(practitioner_ids=practitioner_ids, office_ids=office_ids)
+    if not bad or directory is None:
+        return bad
+    fresh = await directory.sharing_list(authorization=authorization)
+    if fresh is None:
+        return bad
+    return fresh.refused(practitioner_ids=[b for b in bad if b in practitioner_ids],
+                         office_ids=[b for b in bad if b in office_ids])
