@@ -1,0 +1,32 @@
+"""Annotated dependencies: the store, and "load the caller's notification or 404"."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Request
+
+from clinishare_shared.auth import CurrentPrincipal
+from clinishare_shared.problems import not_found
+
+from clinishare_notify.store import NotifyStore
+
+
+def _store(request: Request) -> NotifyStore:
+    return request.app.state.store
+
+
+StoreDep = Annotated[NotifyStore, Depends(_store)]
+NotificationId = Annotated[str, Path(min_length=1, max_length=200, description="a notification id")]
+
+
+async def _current_notification(notification_id: NotificationId, principal: CurrentPrincipal,
+                                store: StoreDep) -> dict[str, Any]:
+    # someone else's notification is exactly as missing as one that does not exist
+    doc = await store.get(notification_id, principal.id)
+    if doc is None:
+        raise not_found("notification")
+    return doc
+
+
+CurrentNotification = Annotated[dict[str, Any], Depends(_current_notification)]

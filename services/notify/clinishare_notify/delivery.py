@@ -1,0 +1,110 @@
+"""The e-mail worker: claims due e-mails one at a time (atomically, so several replicas never send the same
+one), sends them, and records the outcome on the notification. A failed send is retried with exponential
+back-off and, after ``email_max_attempts``, marked failed for good. It is woken after each insert and
+polls besides, so e-mails whose back-off ran out, or whose worker died mid-send, are picked up too.
+
+Delivery is at least once: a worker that dies after the server accepted a message but before recording
+it re-sends after the lease. The inbox entry never depends on any of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from clinishare_shared.projection import IdentityProjection
+
+from clinishare_notify.domain import delivery
+from clinishare_notify.domain.messages import email
+from clinishare_notify.mailer import Mailer, SendFailed
+from clinishare_notify.settings import NotifySettings
+from clinishare_notify.store import NotifyStore, now
+
+log = structlog.get_logger("clinishare.notify.delivery")
+
+
+class EmailWorker:
+    def __init__(self, *, store: NotifyStore, projection: IdentityProjection, mailer: Mailer | None,
+                 settings: NotifySettings) -> None:
+        self.store = store
+        self.projection = projection
+        self.mailer = mailer
+        self.settings = settings
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self.mailer is not None and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="notify:email-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+                timeout = await self._sleep_for()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # the database is away: try again after a poll interval, never die silently
+                log.warning("email_worker_pass_failed", exc_info=True)
+                timeout = self.settings.email_poll_seconds
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _sleep_for(self) -> float:
+        poll = self.settings.email_poll_seconds
+        due = await self.store.next_email_due()
+        if due is None:
+            return poll
+        return max(0.0, min(poll, (due - now()).total_seconds()))
+
+    async def run_once(self) -> int:
+        """Send every e-mail due now; the number of sends attempted."""
+        attempted = 0
+        while (doc := await self.store.claim_email(lease_seconds=self.settings.email_lease_seconds)) is not None:
+            attempted += await self._deliver(doc)
+        return attempted
+
+    async def _deliver(self, doc: dict[str, Any]) -> int:
+        nid, attempts = doc["_id"], doc["email"]["attempts"]
+        ctx = {"notification_id": nid, "event_type": doc["type"], "attempt": attempts}
+        account = await self.projection.account(doc["recipient_id"]) or {}
+        # the preference and the address are checked again at send time: either may have changed
+        reason = delivery.skip_reason(smtp_enabled=self.mailer is not None,
+                                      wants_email=await self.store.wants_email(doc["recipient_id"]),
+                                      address=account.get("email"), kind=doc["recipient_kind"])
+        if reason is not None or self.mailer is None:
+            await self.store.email_skipped(nid, reason or "email_disabled")
+            log.info("email_skipped", reason=reason, **ctx)
+            return 0
+        message = email(doc["title"], doc["item"], doc["link"], base_url=self.settings.public_base_url)
+        try:
+            await self.mailer.send(account["email"], message)
+        except SendFailed as exc:
+            if delivery.after_failure(attempts, max_attempts=self.settings.email_max_attempts) == "failed":
+                await self.store.email_failed(nid, error=exc.reason, retry_at=None)
+                log.error("email_failed_giving_up", error=exc.reason, **ctx)
+            else:
+                delay = delivery.backoff_seconds(attempts, base=self.settings.email_backoff_base_seconds,
+                                                 cap=self.settings.email_backoff_max_seconds)
+                await self.store.email_failed(nid, error=exc.reason, retry_at=now() + timedelta(seconds=delay))
+                log.warning("email_failed_will_retry", error=exc.reason, retry_in_seconds=delay, **ctx)
+            return 1
+        await self.store.email_sent(nid)
+        log.info("email_sent", **ctx)
+        return 1

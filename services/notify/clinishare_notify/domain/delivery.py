@@ -1,0 +1,32 @@
+"""E-mail delivery rules: whether a notification is e-mailed at all, and when a failed send is retried."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from clinishare_notify.domain.recipients import RecipientKind
+
+EmailStatus = Literal["pending", "sending", "sent", "failed", "skipped"]
+
+
+def skip_reason(*, smtp_enabled: bool, wants_email: bool, address: str | None,
+                kind: RecipientKind) -> str | None:
+    """Why no e-mail goes out, or None when it should. Patients have no address here: theirs is PHI and
+    never travels on the bus, so they are told in the portal inbox only."""
+    if not smtp_enabled:
+        return "email_disabled"
+    if not wants_email:
+        return "preference_off"
+    if kind == "patient" or not address:
+        return "no_address"
+    return None
+
+
+def backoff_seconds(attempts: int, *, base: float, cap: float) -> float:
+    """Exponential back-off after the ``attempts``-th failed send: base, 2*base, 4*base ... up to cap."""
+    return float(min(cap, base * (2 ** max(0, attempts - 1))))
+
+
+def after_failure(attempts: int, *, max_attempts: int) -> Literal["pending", "failed"]:
+    """Retry until ``max_attempts`` sends have failed, then give up (recorded, never retried again)."""
+    return "failed" if attempts >= max_attempts else "pending"

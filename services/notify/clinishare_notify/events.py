@@ -1,0 +1,117 @@
+"""What notify consumes: event type -> handler. notify publishes nothing.
+
+Each handler resolves the recipients (pure rules in ``domain.recipients``, with office members read from
+the identity projection now, at processing time), writes one notification per recipient with a
+deterministic id (a redelivery, even a concurrent one, inserts nothing new), and wakes the e-mail worker.
+
+Bound but not notifying:
+- ``charts.share.revoked``: the grant's notices are withdrawn (unread ones marked read, pending e-mails
+  cancelled), so nobody is e-mailed about a share that no longer exists.
+- ``documents.unshared``: a no-op. A recipient may keep access through another share label, which notify
+  cannot know, so their notices stay as they are.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import structlog
+
+from clinishare_shared.bus.base import Handler
+from clinishare_shared.events import (
+    ChartNoteAdded, ChartShareGranted, ChartShareRevoked, ConnectionCreated, DocumentShared, DocumentUnshared,
+    Envelope, EventData, FormAssigned, FormShared, FormSubmitted,
+)
+from clinishare_shared.projection import IdentityProjection
+
+from clinishare_notify.domain import delivery, messages
+from clinishare_notify.domain.recipients import Office, offices_needed, recipients
+from clinishare_notify.settings import NotifySettings
+from clinishare_notify.store import NotifyStore
+
+log = structlog.get_logger("clinishare.notify.events")
+
+NOTIFYING = (ChartShareGranted, DocumentShared, FormShared, FormAssigned, FormSubmitted, ChartNoteAdded,
+             ConnectionCreated)
+
+
+def _ref(data: EventData) -> dict[str, str]:
+    """Ids that tie a notice to what it is about, for later events (a revoked grant)."""
+    keys = ("grant_id", "chart_id", "document_id", "form_id", "assignment_id", "submission_id", "connection_id")
+    return {k: v for k in keys if isinstance(v := getattr(data, k, None), str)}
+
+
+def chain(*maps: Mapping[str, Handler]) -> dict[str, Handler]:
+    """Merge handler maps; where several handle one type they run in the order given (the projection
+    first, so a notice for ``identity.connection.created`` sees the projection already updated)."""
+    by_type: dict[str, list[Handler]] = defaultdict(list)
+    for m in maps:
+        for event_type, handler in m.items():
+            by_type[event_type].append(handler)
+
+    def run_all(handlers: Sequence[Handler]) -> Handler:
+        async def run(event: Envelope) -> None:
+            for h in handlers:
+                await h(event)
+
+        return run
+
+    return {t: hs[0] if len(hs) == 1 else run_all(hs) for t, hs in by_type.items()}
+
+
+class NotifyHandlers:
+    def __init__(self, *, store: NotifyStore, projection: IdentityProjection, settings: NotifySettings,
+                 on_created: Callable[[], None] = lambda: None) -> None:
+        self.store = store
+        self.projection = projection
+        self.settings = settings
+        self.on_created = on_created
+
+    @property
+    def handlers(self) -> dict[str, Handler]:
+        own: dict[str, Handler] = {m.event_type: self._notify for m in NOTIFYING}
+        own[ChartShareRevoked.event_type] = self._on_grant_revoked
+        own[DocumentUnshared.event_type] = self._ignore
+        return own
+
+    async def _offices(self, office_ids: list[str]) -> dict[str, Office]:
+        out: dict[str, Office] = {}
+        for office_id in dict.fromkeys(office_ids):
+            doc: dict[str, Any] | None = await self.projection.office(office_id)
+            if doc is not None:
+                out[office_id] = Office(members={m["account_id"]: m["role"] for m in doc.get("members", [])},
+                                        owner_id=doc.get("owner_id"))
+        return out
+
+    async def _notify(self, event: Envelope) -> None:
+        data = event.payload()
+        targets = recipients(data, await self._offices(offices_needed(data)))
+        actor_id = messages.actor_of(data)
+        actor = await self.projection.account(actor_id) if actor_id else None
+        created = 0
+        for r in targets:
+            n = messages.notice(data, r, actor.get("name") if actor else None)
+            account = await self.projection.account(r.account_id) or {}
+            skip = delivery.skip_reason(smtp_enabled=self.settings.email_enabled,
+                                        wants_email=await self.store.wants_email(r.account_id),
+                                        address=account.get("email"), kind=r.kind)
+            if await self.store.insert(event_id=event.id, event_type=event.type, recipient_id=r.account_id,
+                                       recipient_kind=r.kind, title=n.title, item=n.item, link=n.link,
+                                       actor_id=actor_id, ref=_ref(data), email_skip_reason=skip):
+                created += 1
+                if skip:  # with SMTP off this log line is the whole "e-mail" (ids only, never an address)
+                    log.info("email_skipped", notification_id=f"{event.id}:{r.account_id}", reason=skip)
+        log.info("notifications_created", recipients=len(targets), created=created)
+        if created:
+            self.on_created()
+
+    async def _on_grant_revoked(self, event: Envelope) -> None:
+        data = event.payload()
+        assert isinstance(data, ChartShareRevoked)
+        withdrawn = await self.store.withdraw_grant(data.grant_id)
+        log.info("notifications_withdrawn", count=withdrawn)
+
+    async def _ignore(self, event: Envelope) -> None:
+        return None

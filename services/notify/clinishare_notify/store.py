@@ -1,0 +1,144 @@
+"""The only module that talks to MongoDB: notifications (inbox entries carrying their e-mail delivery
+state) and preferences.
+
+A notification's ``_id`` is ``"{event_id}:{recipient_id}"``, so a redelivered event, even delivered
+several times at once, inserts it once; the e-mail rides on that one document, so it goes out once.
+Ids are therefore not ObjectIds: listings page by ``seq``, a time-ordered ObjectId hex from ``new_id``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from clinishare_shared.mongo import new_id
+
+NOTIFICATIONS, PREFERENCES = "notifications", "notification_preferences"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def notification_id(event_id: str, recipient_id: str) -> str:
+    return f"{event_id}:{recipient_id}"
+
+
+class NotifyStore:
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.notifications = db[NOTIFICATIONS]
+        self.preferences = db[PREFERENCES]
+
+    async def ensure_indexes(self) -> None:
+        await self.notifications.create_index([("recipient_id", 1), ("seq", -1)], name="inbox")
+        await self.notifications.create_index([("recipient_id", 1), ("read", 1), ("seq", -1)], name="inbox_unread")
+        await self.notifications.create_index([("email.status", 1), ("email.next_attempt_at", 1)], name="email_due")
+        await self.notifications.create_index("ref.grant_id", name="by_grant", sparse=True)
+
+    # ---- notifications -------------------------------------------------------------------------------
+
+    async def insert(self, *, event_id: str, event_type: str, recipient_id: str, recipient_kind: str,
+                     title: str, item: str, link: str, actor_id: str | None, ref: dict[str, str],
+                     email_skip_reason: str | None) -> bool:
+        """Insert the notification; False when it is already there (a redelivery)."""
+        at = now()
+        email: dict[str, Any] = {"status": "skipped", "reason": email_skip_reason, "attempts": 0} \
+            if email_skip_reason else {"status": "pending", "attempts": 0, "next_attempt_at": at}
+        doc = {
+            "_id": notification_id(event_id, recipient_id), "seq": new_id(), "event_id": event_id,
+            "type": event_type, "recipient_id": recipient_id, "recipient_kind": recipient_kind,
+            "title": title, "item": item, "link": link, "actor_id": actor_id, "ref": ref,
+            "created_at": at, "read": False, "read_at": None, "email": email,
+        }
+        try:
+            await self.notifications.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def page(self, recipient_id: str, *, unread: bool | None, limit: int,
+                   cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        query: dict[str, Any] = {"recipient_id": recipient_id}
+        if unread is not None:
+            query["read"] = not unread
+        if cursor:
+            query["seq"] = {"$lt": cursor}
+        docs = await self.notifications.find(query).sort("seq", -1).limit(limit + 1).to_list()
+        if len(docs) > limit:
+            docs = docs[:limit]
+            return docs, docs[-1]["seq"]
+        return docs, None
+
+    async def get(self, notification_id: str, recipient_id: str) -> dict[str, Any] | None:
+        return await self.notifications.find_one({"_id": notification_id, "recipient_id": recipient_id})
+
+    async def mark_read(self, notification_id: str, recipient_id: str) -> dict[str, Any] | None:
+        """Mark read (idempotent: an already-read one keeps its first read_at)."""
+        await self.notifications.update_one({"_id": notification_id, "recipient_id": recipient_id, "read": False},
+                                            {"$set": {"read": True, "read_at": now()}})
+        return await self.get(notification_id, recipient_id)
+
+    async def withdraw_grant(self, grant_id: str) -> int:
+        """A revoked chart grant: its unread notices are marked read (the link no longer opens anything)
+        and e-mails not yet sent are cancelled."""
+        at = now()
+        await self.notifications.update_many(
+            {"ref.grant_id": grant_id, "email.status": "pending"},
+            {"$set": {"email.status": "skipped", "email.reason": "withdrawn"}, "$unset": {"email.next_attempt_at": ""}},
+        )
+        res = await self.notifications.update_many({"ref.grant_id": grant_id, "read": False},
+                                                   {"$set": {"read": True, "read_at": at, "withdrawn": True}})
+        return res.modified_count
+
+    # ---- e-mail delivery -----------------------------------------------------------------------------
+
+    async def claim_email(self, *, lease_seconds: float) -> dict[str, Any] | None:
+        """Atomically take one due e-mail: pending and due, or claimed by a worker whose lease ran out."""
+        at = now()
+        return await self.notifications.find_one_and_update(
+            {"$or": [{"email.status": "pending", "email.next_attempt_at": {"$lte": at}},
+                     {"email.status": "sending", "email.lease_until": {"$lte": at}}]},
+            {"$set": {"email.status": "sending", "email.lease_until": at + timedelta(seconds=lease_seconds)},
+             "$inc": {"email.attempts": 1}},
+            sort=[("email.next_attempt_at", 1)],
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def next_email_due(self) -> datetime | None:
+        docs = await self.notifications.find({"email.status": "pending"}, {"email.next_attempt_at": 1}) \
+            .sort("email.next_attempt_at", 1).limit(1).to_list()
+        return docs[0]["email"]["next_attempt_at"] if docs else None
+
+    async def _finish(self, notification_id: str, fields: dict[str, Any]) -> None:
+        unset = {"email.lease_until": ""}
+        if fields["status"] != "pending":
+            unset["email.next_attempt_at"] = ""
+        await self.notifications.update_one({"_id": notification_id, "email.status": "sending"},
+                                            {"$set": {f"email.{k}": v for k, v in fields.items()}, "$unset": unset})
+
+    async def email_sent(self, notification_id: str) -> None:
+        await self._finish(notification_id, {"status": "sent", "sent_at": now(), "last_error": None})
+
+    async def email_skipped(self, notification_id: str, reason: str) -> None:
+        await self._finish(notification_id, {"status": "skipped", "reason": reason})
+
+    async def email_failed(self, notification_id: str, *, error: str, retry_at: datetime | None) -> None:
+        """Record a failed send: retried at ``retry_at``, or given up for good when it is None."""
+        if retry_at is None:
+            await self._finish(notification_id, {"status": "failed", "last_error": error, "failed_at": now()})
+        else:
+            await self._finish(notification_id, {"status": "pending", "last_error": error, "next_attempt_at": retry_at})
+
+    # ---- preferences ---------------------------------------------------------------------------------
+
+    async def wants_email(self, account_id: str) -> bool:
+        pref = await self.preferences.find_one({"_id": account_id})
+        return True if pref is None else bool(pref.get("email", True))
+
+    async def set_email_preference(self, account_id: str, email: bool) -> None:
+        await self.preferences.update_one({"_id": account_id}, {"$set": {"email": email, "updated_at": now()}},
+                                          upsert=True)

@@ -1,0 +1,130 @@
+"""E-mail over a real SMTP server on loopback: what it says (no PHI), retries with back-off, giving up,
+and the recipient's preference. Events arrive through the real RabbitMQ."""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+
+from clinishare_notify.domain.messages import Email
+from clinishare_notify.mailer import SendFailed, SmtpMailer
+from clinishare_notify.settings import NotifySettings
+from clinishare_shared.events import ChartShareGranted, DocumentShared, FormSubmitted, OfficeRecipient
+from clinishare_shared.testing import bearer, wait_for
+
+pytestmark = pytest.mark.broker
+
+
+def parse(envelope: Any) -> EmailMessage:
+    return message_from_bytes(envelope.original_content, policy=policy.default)  # type: ignore[return-value]
+
+
+async def test_email_names_sharer_kind_and_link_and_nothing_else(start_notify: Any, smtp: Any) -> None:
+    # a long poll: the e-mails go out because an insert wakes the worker
+    svc = await start_notify(rabbit=True, smtp_host="127.0.0.1", smtp_port=smtp.port, email_poll_seconds=60,
+                             smtp_from="Clinishare <notify@clinishare.test>")
+    await svc.account("alice", name="Dr. Alice Smith", email="alice@clinic.test")
+    await svc.account("bob", name="Dr. Bob", email="bob@clinic.test")
+    await svc.account("sam", "staff", name="Sam Desk", email="sam@clinic.test")
+    await svc.account("pat-1", "patient")
+    await svc.office("o1", "alice", {"alice": "practitioner", "sam": "staff"})
+    shared = await svc.publish(DocumentShared(
+        document_id="doc-1", owner_id="alice", workspace_patient_id="pat-1", patient_ids=["pat-1"],
+        practitioner_ids=["bob"], offices=[OfficeRecipient(office_id="o1", audience="staff")]))
+
+    await wait_for(lambda: len(smtp.messages) == 2, message="two e-mails")
+    by_rcpt = {tuple(m.rcpt_tos): parse(m) for m in smtp.messages}
+    assert set(by_rcpt) == {("bob@clinic.test",), ("sam@clinic.test",)}
+    mail = by_rcpt[("bob@clinic.test",)]
+    assert mail["Subject"] == "Clinishare: Dr. Alice Smith shared a document with you"
+    assert mail["From"] == "Clinishare <notify@clinishare.test>" and mail["To"] == "bob@clinic.test"
+    body = mail.get_content()
+    assert "Dr. Alice Smith" in body and "a document" in body
+    assert "https://clinishare.test/v1/documents/doc-1" in body
+    assert "pat-1" not in body + mail["Subject"]
+    # the patient is told in the portal inbox only: their address is PHI and never reaches notify
+    pat = await svc.store.get(f"{shared.id}:pat-1", "pat-1")
+    assert pat["email"]["status"] == "skipped" and pat["link"] == "/v1/portal/documents"
+
+    # a form submission: the patient who submitted is never named, not even by id
+    await svc.publish(FormSubmitted(submission_id="sub-1", assignment_id="as-1", form_id="form-1",
+                                    form_version=1, author_id="alice", practitioner_id="bob", patient_id="pat-1",
+                                    author_may_see=False))
+    await wait_for(lambda: len(smtp.messages) == 3, message="the submission e-mail")
+    sub = parse(smtp.messages[-1])
+    assert sub["To"] == "bob@clinic.test" and "a form submission" in sub.get_content()
+    assert "pat-1" not in sub.get_content() + sub["Subject"] and "sub-1" not in sub.get_content()
+
+
+async def test_failing_smtp_retries_with_backoff_then_gives_up(start_notify: Any, smtp: Any) -> None:
+    smtp.fail_with = "451 4.3.0 try again later"
+    # a long poll: retries happen because the worker sleeps only until the next one is due
+    svc = await start_notify(rabbit=True, smtp_host="127.0.0.1", smtp_port=smtp.port, email_max_attempts=3,
+                             email_backoff_base_seconds=0.05, email_poll_seconds=60)
+    await svc.account("bob", name="Dr. Bob", email="bob@clinic.test")
+    event = await svc.publish(ChartShareGranted(grant_id="g", owner_id="alice", rule="all",
+                                                practitioner_ids=["bob"], office_ids=[]))
+    nid = f"{event.id}:bob"
+
+    async def failed() -> dict[str, Any] | None:
+        doc = await svc.store.get(nid, "bob")
+        return doc if doc["email"]["status"] == "failed" else None
+
+    doc = await wait_for(failed, message="e-mail marked failed")
+    assert smtp.attempts == 3 and smtp.messages == []
+    assert doc["email"]["attempts"] == 3 and doc["email"]["last_error"] == "SMTPDataError 451"
+    assert "next_attempt_at" not in doc["email"]
+    # given up for good: a later pass sends nothing; the inbox entry stays
+    assert await svc.worker.run_once() == 0 and smtp.attempts == 3
+    assert doc["read"] is False and doc["title"] == "A practitioner shared all of their charts with you"
+
+
+async def test_failed_send_waits_for_its_backoff(start_notify: Any, smtp: Any) -> None:
+    smtp.fail_with = "554 5.0.0 rejected"
+    svc = await start_notify(rabbit=True, smtp_host="127.0.0.1", smtp_port=smtp.port,
+                             email_backoff_base_seconds=60)
+    await svc.account("bob", name="Dr. Bob", email="bob@clinic.test")
+    before = datetime.now(UTC)
+    event = await svc.publish(ChartShareGranted(grant_id="g", owner_id="alice", rule="all",
+                                                practitioner_ids=["bob"], office_ids=[]))
+    await wait_for(lambda: smtp.attempts == 1, message="first attempt")
+
+    async def rescheduled() -> dict[str, Any] | None:
+        doc = await svc.store.get(f"{event.id}:bob", "bob")
+        return doc if doc["email"]["status"] == "pending" else None
+
+    doc = await wait_for(rescheduled, message="retry scheduled")
+    assert doc["email"]["attempts"] == 1 and doc["email"]["last_error"] == "SMTPDataError 554"
+    assert (doc["email"]["next_attempt_at"] - before).total_seconds() >= 59
+    assert await svc.worker.run_once() == 0 and smtp.attempts == 1  # not due yet
+
+
+async def test_nothing_listening_is_a_send_failure() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: connections are refused
+        mailer = SmtpMailer(NotifySettings(smtp_host="127.0.0.1", smtp_port=port, smtp_timeout_seconds=2))
+        with pytest.raises(SendFailed) as err:
+            await mailer.send("bob@clinic.test", Email(subject="s", body="b"))
+    assert err.value.reason == "ConnectionRefusedError"
+
+
+async def test_preference_off_means_no_email(start_notify: Any, smtp: Any, signer: Any) -> None:
+    svc = await start_notify(rabbit=True, smtp_host="127.0.0.1", smtp_port=smtp.port)
+    await svc.account("bob", name="Dr. Bob", email="bob@clinic.test")
+    await svc.account("carol", name="Dr. Carol", email="carol@clinic.test")
+    async with svc.client() as http:
+        r = await http.put("/v1/notification-preferences", json={"email": False}, headers=bearer(signer, "bob"))
+        assert r.status_code == 200
+    event = await svc.publish(ChartShareGranted(grant_id="g", owner_id="alice", rule="all",
+                                                practitioner_ids=["bob", "carol"], office_ids=[]))
+    await wait_for(lambda: len(smtp.messages) == 1, message="carol's e-mail")
+    assert smtp.messages[0].rcpt_tos == ["carol@clinic.test"]
+    bob = await svc.store.get(f"{event.id}:bob", "bob")
+    assert bob["email"] == {"status": "skipped", "reason": "preference_off", "attempts": 0}
+    assert await svc.worker.run_once() == 0 and len(smtp.messages) == 1
