@@ -1,0 +1,152 @@
+"""All five services in one process: the embedded default behind `make run`.
+
+Each service is its own FastAPI application with its own database, exactly as when it runs alone; this
+process only wires them: one bus (in-memory unless AMQP_URL), one Mongo client (the in-process engine
+unless MONGODB_URL; every service still has its own database), identity's signing keys handed over
+in-process instead of fetched as JWKS, and one ASGI dispatcher that routes paths as the gateway does.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+import httpx
+import structlog
+from fastapi import FastAPI, Request
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.types import Receive, Scope, Send
+
+from clinishare_charts.app import create_app as create_charts
+from clinishare_charts.settings import ChartsSettings
+from clinishare_documents.app import create_app as create_documents
+from clinishare_documents.settings import DocumentsSettings
+from clinishare_forms.app import create_app as create_forms
+from clinishare_forms.settings import FormsSettings
+from clinishare_identity.app import create_app as create_identity
+from clinishare_identity.settings import IdentitySettings
+from clinishare_notify.app import create_app as create_notify
+from clinishare_notify.settings import NotifySettings
+from clinishare_shared.asyncapi import asyncapi_document
+from clinishare_shared.auth import StaticKeyProvider
+from clinishare_shared.bus.base import EventBus
+from clinishare_shared.directory import IdentityDirectory
+from clinishare_shared.middleware import RequestContextMiddleware
+from clinishare_shared.mongo import engine_name, open_client
+from clinishare_shared.problems import install_problem_handlers, problem_response
+from clinishare_shared.routes import SERVICES, owner_of
+from clinishare_shared.runtime import make_bus
+
+log = structlog.get_logger("clinishare.allinone")
+
+
+class SystemSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    mongodb_url: str | None = None
+    amqp_url: str | None = None
+    log_level: str = "INFO"
+    log_json: bool = True
+
+
+@dataclass
+class ServiceOverrides:
+    """Per-service settings, for tests that want, say, a small upload limit or a unique exchange."""
+
+    identity: IdentitySettings | None = None
+    charts: ChartsSettings | None = None
+    documents: DocumentsSettings | None = None
+    forms: FormsSettings | None = None
+    notify: NotifySettings | None = None
+
+
+class Dispatcher:
+    """Routes each request to the service that owns its path; everything else to the system app."""
+
+    def __init__(self, system: FastAPI, services: dict[str, FastAPI]) -> None:
+        self.system = system
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            owner = owner_of(path)
+            if owner is not None:
+                await self.services[owner](scope, receive, send)
+                return
+            if path.startswith("/_services/"):
+                _, _, name, *rest = path.split("/", 3)
+                if name in self.services:
+                    sub = "/" + (rest[0] if rest else "")
+                    await self.services[name]({**scope, "path": sub, "raw_path": sub.encode()}, receive, send)
+                    return
+        await self.system(scope, receive, send)
+
+
+def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | None = None,
+                  mongo_client: Any = None) -> Dispatcher:
+    overrides = overrides or ServiceOverrides()
+    identity_settings = overrides.identity or IdentitySettings()
+    own_bus = bus is None
+    bus = bus or make_bus(identity_settings)
+    client = mongo_client or open_client(identity_settings.mongodb_url)
+
+    identity = create_identity(identity_settings, bus=bus, mongo_client=client)
+    keys = StaticKeyProvider(lambda: identity.state.jwks())
+    # services ask identity directly through its HTTP API, here in-process
+    directory = IdentityDirectory("http://identity.internal", transport=httpx.ASGITransport(app=identity))
+    services: dict[str, FastAPI] = {
+        "identity": identity,
+        "charts": create_charts(overrides.charts or ChartsSettings(), bus=bus, mongo_client=client, keys=keys,
+                                directory=directory),
+        "documents": create_documents(overrides.documents or DocumentsSettings(), bus=bus, mongo_client=client,
+                                      keys=keys, directory=directory),
+        "forms": create_forms(overrides.forms or FormsSettings(), bus=bus, mongo_client=client, keys=keys,
+                              directory=directory),
+        "notify": create_notify(overrides.notify or NotifySettings(), bus=bus, mongo_client=client, keys=keys),
+    }
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if own_bus:
+                await bus.start()
+                stack.push_async_callback(bus.close)
+            # consumers first (so nothing published at start-up is unroutable), identity last
+            for name in ["notify", "charts", "documents", "forms", "identity"]:
+                await stack.enter_async_context(services[name].router.lifespan_context(services[name]))
+            log.info("system_started", services=SERVICES, mongo=engine_name(client), bus=type(bus).__name__)
+            app.state.bus = bus
+            yield
+        await client.close()
+
+    system = FastAPI(title="Clinishare (all-in-one)", lifespan=lifespan,
+                     description="All five services in one process. Each service's own OpenAPI document is at "
+                     "/_services/<name>/openapi.json; the event catalogue at /asyncapi.json.")
+    system.add_middleware(RequestContextMiddleware)
+    install_problem_handlers(system)
+
+    @system.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @system.get("/readyz")
+    async def readyz(request: Request) -> Any:
+        checks = {name: all((await app.state.infra.ready()).values()) for name, app in services.items()}
+        if all(checks.values()):
+            return {"status": "ready", "checks": checks}
+        return problem_response(503, detail="a service is not ready", checks=checks)
+
+    @system.get("/asyncapi.json")
+    async def asyncapi() -> dict[str, Any]:
+        return asyncapi_document()
+
+    @system.get("/")
+    async def index() -> dict[str, Any]:
+        return {"name": "Clinishare", "services": {n: f"/_services/{n}/openapi.json" for n in SERVICES},
+                "events": "/asyncapi.json"}
+
+    return Dispatcher(system, services)

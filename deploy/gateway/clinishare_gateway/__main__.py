@@ -1,0 +1,3 @@
+from clinishare_gateway.app import run
+
+run()

@@ -1,0 +1,123 @@
+"""The API gateway: one public address, each /v1/... path forwarded to the service that owns it.
+
+Requests and responses are streamed through (documents can be large). The route table is the one the
+all-in-one process uses (clinishare_shared.routes), so both agree on who owns what.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import httpx
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.background import BackgroundTask
+
+from clinishare_shared.middleware import RequestContextMiddleware
+from clinishare_shared.problems import install_problem_handlers, problem_response
+from clinishare_shared.routes import DEFAULT_PORTS, SERVICES, owner_of
+
+log = structlog.get_logger("clinishare.gateway")
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+              "transfer-encoding", "upgrade", "host", "content-length"}
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    identity_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['identity']}"
+    charts_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['charts']}"
+    documents_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['documents']}"
+    forms_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['forms']}"
+    notify_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['notify']}"
+    timeout_seconds: float = 30.0
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    def upstream(self, service: str) -> str:
+        return str(getattr(self, f"{service}_url")).rstrip("/")
+
+
+def create_app(settings: GatewaySettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.client = httpx.AsyncClient(timeout=settings.timeout_seconds, transport=transport)
+        yield
+        await app.state.client.aclose()
+
+    app = FastAPI(title="Clinishare gateway", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_middleware(RequestContextMiddleware)
+    install_problem_handlers(app)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> Any:
+        checks: dict[str, bool] = {}
+        for service in SERVICES:
+            try:
+                resp = await request.app.state.client.get(f"{settings.upstream(service)}/readyz", timeout=3)
+                checks[service] = resp.status_code == 200
+            except httpx.HTTPError:
+                checks[service] = False
+        if all(checks.values()):
+            return {"status": "ready", "checks": checks}
+        return problem_response(503, detail="a service is not ready", checks=checks)
+
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+                   include_in_schema=False)
+    async def proxy(request: Request, path: str) -> Any:
+        service = owner_of(request.url.path)
+        if service is None and request.url.path.startswith("/_services/"):
+            # each service's own OpenAPI document and health: /_services/<name>/openapi.json
+            _, _, name, *rest = request.url.path.split("/", 3)
+            if name in SERVICES:
+                return await _forward(request, settings.upstream(name), "/" + (rest[0] if rest else ""))
+        if service is None:
+            return problem_response(404, detail="no such endpoint", instance=request.url.path)
+        return await _forward(request, settings.upstream(service), request.url.path)
+
+    return app
+
+
+async def _forward(request: Request, upstream: str, path: str) -> Any:
+    client: httpx.AsyncClient = request.app.state.client
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+    headers.append(("x-forwarded-for", request.client.host if request.client else ""))
+    if "x-request-id" not in request.headers:
+        headers.append(("x-request-id", uuid.uuid4().hex))
+    upstream_request = client.build_request(
+        request.method, upstream + path, params=request.query_params.multi_items(), headers=headers,
+        content=request.stream(),
+    )
+    try:
+        response = await client.send(upstream_request, stream=True)
+    except httpx.HTTPError as exc:
+        log.warning("upstream_unreachable", upstream=upstream, error=type(exc).__name__)
+        return problem_response(502, title="Bad gateway", detail="the service is not reachable",
+                                instance=request.url.path)
+    out_headers = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
+    return StreamingResponse(response.aiter_raw(), status_code=response.status_code, headers=out_headers,
+                             background=BackgroundTask(response.aclose))
+
+
+def run() -> None:
+    import os
+
+    import uvicorn
+
+    from clinishare_shared.logging import configure_logging
+
+    settings = GatewaySettings()
+    configure_logging(service="gateway", level=settings.log_level, json=settings.log_json)
+    uvicorn.run(create_app(settings), host=os.environ.get("HOST", "127.0.0.1"),
+                port=int(os.environ.get("GATEWAY_PORT", os.environ.get("PORT", DEFAULT_PORTS["gateway"]))),
+                log_config=None, access_log=False)

@@ -1,0 +1,55 @@
+"""The gateway forwards each path to the service that owns it, streams bodies both ways, and answers
+problem+json itself for unknown paths and unreachable services."""
+
+import socket
+
+import httpx
+from fastapi import FastAPI, Request
+
+from clinishare_gateway.app import GatewaySettings, create_app
+from clinishare_shared.testing import LiveServer
+
+
+def upstream(name: str) -> FastAPI:
+    app = FastAPI()
+
+    @app.api_route("/{path:path}", methods=["GET", "POST", "DELETE"])
+    async def echo(request: Request, path: str) -> dict:
+        body = await request.body()
+        return {"service": name, "path": "/" + path, "query": str(request.url.query),
+                "auth": request.headers.get("authorization"), "body_len": len(body),
+                "request_id": request.headers.get("x-request-id")}
+
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_routes_each_path_to_its_owner_and_streams_bodies() -> None:
+    async with LiveServer(upstream("charts")) as charts, LiveServer(upstream("forms")) as forms, \
+            LiveServer(upstream("identity")) as identity:
+        settings = GatewaySettings(charts_url=charts.url, forms_url=forms.url, identity_url=identity.url,
+                                   documents_url=f"http://127.0.0.1:{free_port()}")
+        async with LiveServer(create_app(settings)) as gw, httpx.AsyncClient(base_url=gw.url) as client:
+            r = await client.get("/v1/charts/shared-with-me?q=x", headers={"Authorization": "Bearer t"})
+            assert r.json()["service"] == "charts"
+            assert r.json()["path"] == "/v1/charts/shared-with-me" and r.json()["query"] == "q=x"
+            assert r.json()["auth"] == "Bearer t" and r.json()["request_id"]
+            assert (await client.get("/v1/chart-shares")).json()["service"] == "charts"
+            assert (await client.get("/v1/portal/forms")).json()["service"] == "forms"
+            assert (await client.get("/v1/portal/activate")).json()["service"] == "identity"
+            big = b"x" * (3 * 1024 * 1024)
+            r = await client.post("/v1/forms/f/assignments", content=big)
+            assert r.json() == {**r.json(), "service": "forms", "body_len": len(big)}
+
+            missing = await client.get("/v1/nothing-here")
+            assert missing.status_code == 404
+            assert missing.headers["content-type"] == "application/problem+json"
+
+            down = await client.get("/v1/documents")
+            assert down.status_code == 502
+            assert down.headers["content-type"] == "application/problem+json"
