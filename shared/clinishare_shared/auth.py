@@ -54,27 +54,34 @@ class JwksKeyProvider:
         self.min_refetch_seconds = min_refetch_seconds
         self._keys: dict[str, Any] = {}
         self._fetched_at = 0.0
+        self._failed_at = float("-inf")
         self._lock = asyncio.Lock()
 
     async def _fetch(self) -> None:
         async with httpx.AsyncClient(timeout=5) as client:
             resp = await client.get(self.url)
             resp.raise_for_status()
-            self._keys = {k["kid"]: PyJWK(k).key for k in resp.json().get("keys", [])}
-            self._fetched_at = time.monotonic()
+            keys = {k["kid"]: PyJWK(k).key for k in resp.json().get("keys", [])}
+        self._keys = keys  # only a complete, valid key set replaces the cache
+        self._fetched_at = time.monotonic()
 
     async def key(self, kid: str) -> Any:
         age = time.monotonic() - self._fetched_at
         if kid not in self._keys or age > self.cache_seconds:
             async with self._lock:
-                age = time.monotonic() - self._fetched_at
+                now = time.monotonic()
+                age = now - self._fetched_at
                 stale = age > self.cache_seconds
                 unknown_and_may_refetch = kid not in self._keys and age > self.min_refetch_seconds
-                if stale or unknown_and_may_refetch or not self._keys:
+                # after a failed fetch, wait min_refetch_seconds before the next try: while identity is
+                # down every request would otherwise pay for a connection attempt
+                backing_off = now - self._failed_at < self.min_refetch_seconds
+                if (stale or unknown_and_may_refetch or not self._keys) and not (backing_off and self._keys):
                     try:
                         await self._fetch()
-                    except (httpx.HTTPError, ValueError):
-                        # identity unreachable: keep verifying with the keys we have
+                    except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError, jwt.PyJWTError):
+                        # identity unreachable or answering garbage: keep verifying with the keys we have
+                        self._failed_at = time.monotonic()
                         if not self._keys:
                             raise Problem(503, "token keys unavailable") from None
         return self._keys.get(kid)
@@ -92,9 +99,10 @@ class TokenVerifier:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise unauthorized from None
-        if header.get("alg") not in ALGORITHMS or not header.get("kid"):
+        kid = header.get("kid")
+        if header.get("alg") not in ALGORITHMS or not isinstance(kid, str) or not kid:
             raise unauthorized
-        key = await self.keys.key(header["kid"])
+        key = await self.keys.key(kid)
         if key is None:
             raise unauthorized
         try:
@@ -102,7 +110,8 @@ class TokenVerifier:
                                 options={"require": ["sub", "kind", "iss", "aud", "iat", "exp", "jti"]})
         except jwt.PyJWTError:
             raise unauthorized from None
-        if claims["kind"] not in ("practitioner", "staff", "patient"):
+        if claims["kind"] not in ("practitioner", "staff", "patient") or not isinstance(claims["sub"], str) \
+                or not claims["sub"]:
             raise unauthorized
         return Principal(id=str(claims["sub"]), kind=claims["kind"])
 

@@ -4,10 +4,16 @@ The handler runs first and the event id is recorded after it succeeded, so a fai
 recorded and the redelivery runs the handler again (never ack a failure). Two deliveries racing each
 other can both run the handler, so handlers are themselves idempotent (version-checked upserts,
 deterministic ids); the record makes every later redelivery a cheap no-op.
+
+Within one process, deliveries of the same event id are serialized (a per-id lock), so duplicates that
+arrive together (prefetch > 1: the publisher retried, the relay re-published after a crash) run the
+handler once; the second one finds the record once the first has finished. Across replicas the handler's
+own idempotency is still what makes a race harmless.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +35,7 @@ class IdempotentConsumer:
         self.service = service
         self.handlers = dict(handlers)
         self.retention_days = retention_days
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     @property
     def routing_keys(self) -> list[str]:
@@ -40,6 +47,19 @@ class IdempotentConsumer:
         )
 
     async def __call__(self, event: Envelope) -> None:
+        lock, users = self._locks.get(event.id) or (asyncio.Lock(), 0)
+        self._locks[event.id] = (lock, users + 1)
+        try:
+            async with lock:
+                await self._process(event)
+        finally:
+            lock, users = self._locks[event.id]
+            if users <= 1:
+                del self._locks[event.id]
+            else:
+                self._locks[event.id] = (lock, users - 1)
+
+    async def _process(self, event: Envelope) -> None:
         with structlog.contextvars.bound_contextvars(
             correlation_id=event.correlation_id, event_id=event.id, event_type=event.type, consumer=self.service
         ):

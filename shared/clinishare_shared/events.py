@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from clinishare_shared.context import current_correlation_id
 from clinishare_shared.mongo import new_id
@@ -85,6 +85,13 @@ class AccountRegistered(EventData):
     kind: AccountKind
     name: str | None = None
     email: str | None = None
+
+    @model_validator(mode="after")
+    def _no_patient_identity(self) -> "AccountRegistered":
+        # a patient's name and e-mail are PHI: they never leave identity
+        if self.kind == "patient" and (self.name is not None or self.email is not None):
+            raise ValueError("a patient account event carries no name or e-mail")
+        return self
 
 
 class OfficeCreated(EventData):

@@ -103,6 +103,12 @@ class InProcessDatabase:
 
     __getitem__ = get_collection
 
+    def __getattr__(self, name: str) -> InProcessCollection:
+        # PyMongo allows ``db.charts`` as well as ``db["charts"]``
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.get_collection(name)
+
     async def command(self, command: str | dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         if command in ("ping", {"ping": 1}):
             return {"ok": 1.0}
@@ -128,6 +134,11 @@ class InProcessMongoClient:
         return self._dbs[name]
 
     __getitem__ = get_database
+
+    def __getattr__(self, name: str) -> InProcessDatabase:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.get_database(name)
 
     async def drop_database(self, name: str) -> None:
         self._client.drop_database(name)

@@ -14,7 +14,8 @@ If the broker is down, events stay in their documents and go out when it is back
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from contextlib import aclosing
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import structlog
@@ -76,26 +77,41 @@ class OutboxRelay:
         sent = 0
         for name in self.collections:
             coll = self.db[name]
-            docs = await coll.find({f"{OUTBOX}.id": {"$exists": True}}, {OUTBOX: 1}).limit(self.batch).to_list()
-            for doc in docs:
-                for raw in doc.get(OUTBOX, []):
-                    event = Envelope.model_validate(raw)
-                    try:
-                        await self.bus.publish(event)
-                    except PublishFailed as exc:
-                        if exc.unroutable:
-                            # Nobody is bound for it yet: keep it (and the rest of this document's events,
-                            # to keep their order) for a later pass; other documents may still go out.
-                            log.error("outbox_event_unroutable", event_id=event.id, event_type=event.type,
-                                      collection=name)
-                            break
-                        log.warning("outbox_broker_unavailable", event_id=event.id, reason=str(exc))
-                        return sent
-                    await coll.update_one({"_id": doc["_id"]}, {"$pull": {OUTBOX: {"id": event.id}}})
-                    sent += 1
-                    self.published += 1
-                    log.info("outbox_event_published", event_id=event.id, event_type=event.type)
+            async with aclosing(self._pending_docs(coll)) as docs:
+                async for doc in docs:
+                    for raw in doc.get(OUTBOX, []):
+                        event = Envelope.model_validate(raw)
+                        try:
+                            await self.bus.publish(event)
+                        except PublishFailed as exc:
+                            if exc.unroutable:
+                                # Nobody is bound for it yet: keep it (and the rest of this document's
+                                # events, to keep their order) for a later pass; other documents may still go.
+                                log.error("outbox_event_unroutable", event_id=event.id, event_type=event.type,
+                                          collection=name)
+                                break
+                            log.warning("outbox_broker_unavailable", event_id=event.id, reason=str(exc))
+                            return sent
+                        await coll.update_one({"_id": doc["_id"]}, {"$pull": {OUTBOX: {"id": event.id}}})
+                        sent += 1
+                        self.published += 1
+                        log.info("outbox_event_published", event_id=event.id, event_type=event.type)
         return sent
+
+    async def _pending_docs(self, coll: Any) -> AsyncIterator[dict[str, Any]]:
+        """Every document with pending events, oldest ``_id`` first, in pages of ``batch``. Paging by
+        ``_id`` (not re-reading the first ``batch``) means documents whose events stay pending (unroutable)
+        can never starve the ones behind them."""
+        query: dict[str, Any] = {f"{OUTBOX}.id": {"$exists": True}}
+        last: Any = None
+        while True:
+            page_query = query if last is None else {**query, "_id": {"$gt": last}}
+            docs = await coll.find(page_query, {OUTBOX: 1}).sort("_id", 1).limit(self.batch).to_list()
+            for doc in docs:
+                yield doc
+            if len(docs) < self.batch:
+                return
+            last = docs[-1]["_id"]
 
     async def pending(self) -> int:
         total = 0

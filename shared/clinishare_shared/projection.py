@@ -77,6 +77,11 @@ class IdentityProjection:
         if isinstance(data, OfficeCreated):
             fields.update(name=data.name, owner_id=data.owner_id)
         await _versioned_upsert(self.db[OFFICES], data.office_id, data.version, fields)
+        if isinstance(data, OfficeCreated):
+            # name and owner come only with "created" and never change: set them even when a newer
+            # member event overtook this one (whose snapshot then rightly wins for the members).
+            await self.db[OFFICES].update_one({"_id": data.office_id},
+                                              {"$set": {"name": data.name, "owner_id": data.owner_id}})
 
     async def _on_connection_created(self, event: Envelope) -> None:
         data = event.payload()

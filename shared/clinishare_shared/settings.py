@@ -7,6 +7,7 @@ every service of the all-in-one process at a real server; a prefixed one overrid
 from __future__ import annotations
 
 import os
+from urllib.parse import unquote, urlsplit
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
@@ -49,7 +50,8 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _no_placeholder_password(cls, v: str | None) -> str | None:
         # guest/guest is RabbitMQ's loopback-only default and fine here; a copied "changeme" is not.
-        if v and any(f":{p}@" in v for p in PLACEHOLDER_SECRETS):
+        password = urlsplit(v).password if v else None
+        if password is not None and unquote(password).lower() in PLACEHOLDER_SECRETS:
             raise ValueError("the URL carries a placeholder password; set a real secret")
         return v
 

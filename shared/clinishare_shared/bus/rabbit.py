@@ -31,6 +31,8 @@ class RabbitBus(EventBus):
         connect_timeout: float = 30.0,
         prefetch: int = 16,
     ) -> None:
+        if delivery_limit < 1:
+            raise ValueError("delivery_limit must be at least 1")
         self.url = url
         self.exchange_name = exchange
         self.dlx_name = f"{exchange}.dlx"
@@ -62,9 +64,13 @@ class RabbitBus(EventBus):
         await self._pub_channel.declare_exchange(self.dlx_name, aio_pika.ExchangeType.DIRECT, durable=True)
 
     async def close(self) -> None:
+        # forget the channels too: a publish after close must fail fast (PublishFailed), not use a dead channel
+        self._exchange = None
+        self._pub_channel = None
+        self._consumer_channels.clear()
         if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+            conn, self._conn = self._conn, None
+            await conn.close()
 
     async def ping(self) -> bool:
         return self._conn is not None and not self._conn.is_closed and self._pub_channel is not None \
@@ -105,7 +111,10 @@ class RabbitBus(EventBus):
         return {
             "x-queue-type": "quorum",
             # RabbitMQ 3.10 has no default delivery limit: without one a poison message loops for ever.
-            "x-delivery-limit": self.delivery_limit,
+            # The broker dead-letters once a message's delivery count EXCEEDS x-delivery-limit, i.e. after
+            # x-delivery-limit + 1 deliveries (checked against 3.10.8: limit 2 gave 3 deliveries). Our
+            # contract (EventBus, InMemoryBus) is "dead-lettered after delivery_limit deliveries", hence -1.
+            "x-delivery-limit": self.delivery_limit - 1,
             "x-dead-letter-exchange": self.dlx_name,
             "x-dead-letter-routing-key": queue,
         }

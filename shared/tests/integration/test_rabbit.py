@@ -1,0 +1,269 @@
+"""The RabbitMQ bus against the REAL broker: outbox -> exchange -> quorum queue -> idempotent consumer,
+duplicates, the delivery limit and the DLQ, outages, unroutable publishes, malformed messages."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aio_pika
+import pytest
+
+from clinishare_shared.bus import PublishFailed
+from clinishare_shared.bus.rabbit import RabbitBus
+from clinishare_shared.consumer import IdempotentConsumer
+from clinishare_shared.events import Envelope, OfficeCreated, OfficeMember, make_event
+from clinishare_shared.outbox import OutboxRelay, push_events, with_events
+from clinishare_shared.testing import wait_for
+
+pytestmark = pytest.mark.broker
+LIMIT = 2
+
+
+@pytest.fixture
+async def buses(amqp_url: str, unique: str, amqp_admin: dict[str, Any]) -> AsyncIterator[Callable[..., Any]]:
+    """``await buses(url=None, **kw)``: a started RabbitBus on the test's own exchange; closed and its
+    exchanges/queues deleted at teardown."""
+    made: list[RabbitBus] = []
+    exchange = f"test.{unique}"
+    admin = amqp_admin
+    admin["exchanges"] += [exchange, f"{exchange}.dlx"]
+
+    async def make(url: str | None = None, **kw: Any) -> RabbitBus:
+        kw.setdefault("delivery_limit", LIMIT)
+        kw.setdefault("publish_timeout", 2.0)
+        kw.setdefault("connect_timeout", 5.0)
+        bus = RabbitBus(url or amqp_url, exchange=exchange, **kw)
+        made.append(bus)
+        await bus.start()
+        return bus
+
+    yield make
+    for bus in made:
+        await bus.close()
+
+
+def _queue(unique: str, admin: dict[str, Any], name: str = "q") -> str:
+    q = f"test.{unique}.{name}"
+    admin["queues"] += [q, f"{q}.dlq"]
+    return q
+
+
+def _office_event(i: int = 0) -> Envelope:
+    return make_event(OfficeCreated(office_id=f"o{i}", owner_id="p1", name="North", version=1,
+                                    members=[OfficeMember(account_id="p1", role="practitioner")]),
+                      source="identity", subject=f"o{i}", correlation_id=f"corr-{i}")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Envelope] = []
+
+    async def __call__(self, ev: Envelope) -> None:
+        self.events.append(ev)
+
+
+async def test_outbox_event_reaches_consumer_intact(buses, db, unique, amqp_admin) -> None:
+    bus = await buses()
+    queue = _queue(unique, amqp_admin)
+    rec = Recorder()
+    raw: list[aio_pika.abc.AbstractIncomingMessage] = []
+    consumer = IdempotentConsumer(db, service="charts", handlers={"identity.office.created": rec})
+    await bus.subscribe(queue, consumer.routing_keys, consumer)
+    # a raw tap on a second queue to see the AMQP properties
+    tap = await amqp_admin["channel"].declare_queue(f"test.{unique}.tap", exclusive=True)
+    await tap.bind(f"test.{unique}", routing_key="identity.#")
+
+    async def on_tap(m: aio_pika.abc.AbstractIncomingMessage) -> None:
+        raw.append(m)
+        await m.ack()
+
+    await tap.consume(on_tap)
+
+    ev = _office_event()
+    await db.offices.insert_one(with_events({"_id": "o0", "name": "North"}, ev))
+    relay = OutboxRelay(db, ["offices"], bus)
+    assert await relay.run_once() == 1
+    await wait_for(lambda: rec.events and raw, message="delivery")
+    got = rec.events[0]
+    assert got == ev and got.model_dump_json() == ev.model_dump_json()
+    assert got.payload() == ev.payload()
+    m = raw[0]
+    assert m.message_id == ev.id and m.type == ev.type and m.correlation_id == "corr-0"
+    assert m.app_id == "identity" and m.content_type == "application/json"
+    assert m.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert Envelope.model_validate_json(m.body) == ev
+    assert await relay.pending() == 0 and (await db.offices.find_one({"_id": "o0"}))["_outbox"] == []
+
+
+async def test_duplicates_processed_once(buses, db, unique, amqp_admin) -> None:
+    bus = await buses()
+    queue = _queue(unique, amqp_admin)
+    calls: list[str] = []
+
+    async def slow(ev: Envelope) -> None:
+        calls.append(ev.id)
+        await asyncio.sleep(0.2)  # a handler doing real work: widens the race between duplicates
+
+    consumer = IdempotentConsumer(db, service="charts", handlers={"identity.office.created": slow})
+    await bus.subscribe(queue, consumer.routing_keys, consumer)
+    twice, thrice = _office_event(1), _office_event(2)
+    await bus.publish(twice)
+    await bus.publish(twice)
+    await asyncio.gather(*(bus.publish(thrice) for _ in range(3)))
+    await wait_for(lambda: db["processed_events"].count_documents({}), message="processing")
+    await wait_for(lambda: _queue_empty(amqp_admin, queue), message="all 5 deliveries acked")
+    assert sorted(calls) == sorted([twice.id, thrice.id])
+
+
+async def _queue_empty(admin: dict[str, Any], queue: str) -> bool:
+    ch = await admin["conn"].channel()
+    try:
+        q = await ch.declare_queue(queue, passive=True)
+        res = q.declaration_result
+        return res.message_count == 0 and res.consumer_count == 1
+    finally:
+        await ch.close()
+
+
+async def _message_count(admin: dict[str, Any], queue: str) -> int:
+    ch = await admin["conn"].channel()
+    try:
+        return int((await ch.declare_queue(queue, passive=True)).declaration_result.message_count)
+    finally:
+        await ch.close()
+
+
+async def test_failing_handler_dead_lettered_after_exactly_the_limit(buses, db, unique, amqp_admin) -> None:
+    bus = await buses()
+    queue = _queue(unique, amqp_admin)
+    attempts: list[str] = []
+
+    async def failing(ev: Envelope) -> None:
+        attempts.append(ev.id)
+        raise RuntimeError("always")
+
+    consumer = IdempotentConsumer(db, service="charts", handlers={"identity.office.created": failing})
+    await bus.subscribe(queue, consumer.routing_keys, consumer)
+    ev = _office_event(3)
+    await bus.publish(ev)
+    dlq = await amqp_admin["channel"].declare_queue(f"{queue}.dlq", passive=True)
+    msg = await wait_for(lambda: dlq.get(fail=False, no_ack=True), message="message in the DLQ")
+    assert attempts == [ev.id] * LIMIT
+    assert Envelope.model_validate_json(msg.body) == ev and msg.message_id == ev.id
+    death = msg.headers["x-death"][0]
+    assert death["reason"] == "delivery_limit" and death["queue"] == queue
+    assert await db["processed_events"].count_documents({}) == 0
+    assert await _message_count(amqp_admin, queue) == 0
+
+
+async def test_outage_write_succeeds_then_relay_delivers_each_once(buses, db, unique, amqp_admin, broker_proxy,
+                                                                   proxied_url) -> None:
+    consumer_bus = await buses()  # direct to the broker: the consumer side stays up
+    queue = _queue(unique, amqp_admin)
+    rec = Recorder()
+    consumer = IdempotentConsumer(db, service="charts", handlers={"identity.office.created": rec})
+    await consumer_bus.subscribe(queue, consumer.routing_keys, consumer)
+
+    publisher = await buses(proxied_url, publish_timeout=0.5)  # the publisher's network path can be cut
+    relay = OutboxRelay(db, ["offices"], publisher)
+    await broker_proxy.cut()
+    await wait_for(lambda: _not(publisher.ping()), message="publisher notices the outage")
+    events = [_office_event(10 + i) for i in range(4)]
+    await db.offices.insert_one(with_events({"_id": "a"}, events[0], events[1]))
+    await db.offices.insert_one(with_events({"_id": "b"}, events[2]))
+    await db.offices.update_one({"_id": "a"}, push_events({"$set": {"x": 1}}, events[3]))
+    assert await relay.run_once() == 0
+    assert await relay.pending() == 4
+    await broker_proxy.restore()
+    await wait_for(publisher.ping, message="publisher reconnects")
+    relay.start()
+    try:
+        await wait_for(lambda: len(rec.events) >= 4, message="all four delivered")
+        await wait_for(lambda: _queue_empty(amqp_admin, queue), message="acked")
+    finally:
+        await relay.stop()
+    assert sorted(e.id for e in rec.events) == sorted(e.id for e in events)
+    assert [e.id for e in rec.events if e.id in {events[0].id, events[1].id, events[3].id}] == \
+        [events[0].id, events[1].id, events[3].id]
+    assert await relay.pending() == 0
+
+
+async def _not(value: Any) -> bool:
+    return not await value
+
+
+async def test_unroutable_publish_raises(buses) -> None:
+    bus = await buses()
+    with pytest.raises(PublishFailed) as info:
+        await bus.publish(_office_event())
+    assert info.value.unroutable
+    assert await bus.ping()  # the channel survives a return
+
+
+async def test_publish_during_outage_is_bounded(buses, broker_proxy, proxied_url, unique, amqp_admin) -> None:
+    bus = await buses(proxied_url, publish_timeout=0.5)
+    await bus.declare_queue(_queue(unique, amqp_admin), ["identity.#"])
+    await bus.publish(_office_event())
+    await broker_proxy.cut()
+    loop = asyncio.get_running_loop()
+    for _ in range(2):
+        start = loop.time()
+        with pytest.raises(PublishFailed) as info:
+            await asyncio.wait_for(bus.publish(_office_event()), 5)
+        assert not info.value.unroutable
+        assert loop.time() - start < 1.5
+    await broker_proxy.restore()
+    await wait_for(bus.ping, message="reconnected")
+    await bus.publish(_office_event())  # works again after the outage
+
+
+async def test_closed_bus_fails_fast(buses) -> None:
+    bus = await buses()
+    await bus.close()
+    with pytest.raises(PublishFailed):
+        await bus.publish(_office_event())
+    assert not await bus.ping()
+
+
+async def test_malformed_message_goes_straight_to_dlq(buses, db, unique, amqp_admin) -> None:
+    bus = await buses()
+    queue = _queue(unique, amqp_admin)
+    rec = Recorder()
+    await bus.subscribe(queue, ["identity.#"], rec)
+    exchange = await amqp_admin["channel"].get_exchange(f"test.{unique}")
+    for body in (b"not json", json.dumps({"id": "x", "type": "identity.office.created"}).encode()):
+        await exchange.publish(aio_pika.Message(body, message_id="bad"), routing_key="identity.office.created")
+    dlq = await amqp_admin["channel"].declare_queue(f"{queue}.dlq", passive=True)
+    first = await wait_for(lambda: dlq.get(fail=False, no_ack=True), message="first in DLQ")
+    second = await wait_for(lambda: dlq.get(fail=False, no_ack=True), message="second in DLQ")
+    assert {first.body, second.body} == {b"not json", b'{"id": "x", "type": "identity.office.created"}'}
+    assert first.headers["x-death"][0]["reason"] == "rejected"
+    assert not first.headers.get("x-delivery-count")  # delivered once: rejected, not retried
+    assert rec.events == []
+    # the consumer is still alive afterwards
+    ev = _office_event()
+    await bus.publish(ev)
+    await wait_for(lambda: rec.events, message="good message after bad ones")
+
+
+async def test_queue_is_quorum_with_delivery_limit_and_dlx(buses, unique, amqp_admin) -> None:
+    bus = await buses(delivery_limit=3)
+    queue = _queue(unique, amqp_admin)
+    await bus.declare_queue(queue, ["identity.#"])
+    await bus.declare_queue(queue, ["identity.#"])  # idempotent
+    args = bus.queue_arguments(queue)
+    assert args == {"x-queue-type": "quorum", "x-delivery-limit": 2, "x-dead-letter-exchange": f"test.{unique}.dlx",
+                    "x-dead-letter-routing-key": queue}
+    ch = await amqp_admin["conn"].channel()
+    # a redeclare with the same arguments succeeds ...
+    await ch.declare_queue(queue, durable=True, arguments=args)
+    # ... while a classic queue, or another limit, is refused: so the declared queue IS quorum with that limit
+    for other in ({**args, "x-queue-type": "classic"}, {**args, "x-delivery-limit": 7}):
+        with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+            await ch.declare_queue(queue, durable=True, arguments=other)
+        ch = await amqp_admin["conn"].channel()
+    dlq_ch = await amqp_admin["conn"].channel()
+    await dlq_ch.declare_queue(f"{queue}.dlq", durable=True, arguments={"x-queue-type": "quorum"})
+    with pytest.raises(ValueError):
+        RabbitBus("amqp://x", delivery_limit=0)

@@ -1,0 +1,107 @@
+import asyncio
+
+import pytest
+
+from clinishare_shared.bus import InMemoryBus, PublishFailed, topic_matches
+from clinishare_shared.events import Envelope
+
+
+@pytest.mark.parametrize("pattern,key,expected", [
+    ("identity.*", "identity.office", True),
+    ("identity.*", "identity.office.created", False),
+    ("identity.#", "identity.office.created", True),
+    ("identity.#", "identity", True),
+    ("#", "anything.at.all", True),
+    ("#", "", True),
+    ("*", "one", True),
+    ("*", "one.two", False),
+    ("*.*.created", "identity.office.created", True),
+    ("*.*.created", "identity.created", False),
+    ("#.created", "identity.office.created", True),
+    ("#.created", "created", True),
+    ("#.created", "identity.office.deleted", False),
+    ("identity.#.created", "identity.created", True),
+    ("identity.#.created", "identity.a.b.created", True),
+    ("#.#", "a", True),
+    ("a.#.b.#.c", "a.x.b.y.z.c", True),
+    ("a.#.b.#.c", "a.x.c", False),
+    ("identity.office.created", "identity.office.created", True),
+    ("identity.office.created", "identity.office.create", False),
+    ("identity.office", "identity.office.created", False),
+    ("forms.shared", "forms", False),
+])
+def test_topic_matches(pattern: str, key: str, expected: bool) -> None:
+    assert topic_matches(pattern, key) is expected
+
+
+async def test_unroutable_raises(make_envelope) -> None:
+    bus = InMemoryBus()
+    with pytest.raises(PublishFailed) as info:
+        await bus.publish(make_envelope())
+    assert info.value.unroutable
+    bus.available = False
+    with pytest.raises(PublishFailed) as info:
+        await bus.publish(make_envelope())
+    assert not info.value.unroutable
+    assert not await bus.ping()
+
+
+async def test_delivery_fanout_retries_and_dead_letters(make_envelope) -> None:
+    bus = InMemoryBus(delivery_limit=3)
+    attempts: dict[str, int] = {}
+    got: list[Envelope] = []
+
+    async def flaky(ev: Envelope) -> None:
+        attempts[ev.id] = attempts.get(ev.id, 0) + 1
+        if ev.subject == "poison" or attempts[ev.id] < 2:
+            raise RuntimeError("fails")
+        got.append(ev)
+
+    async def other(ev: Envelope) -> None:
+        got.append(ev)
+
+    await bus.subscribe("q1", ["identity.#"], flaky)
+    await bus.subscribe("q2", ["identity.connection.*"], other)
+    ok, poison = make_envelope(subject="ok"), make_envelope(subject="poison")
+    await bus.publish(ok)
+    await bus.publish(poison)
+    await bus.drain()
+    assert attempts[ok.id] == 2 and attempts[poison.id] == 3
+    assert [e.id for e in bus.dead_letters["q1"]] == [poison.id]
+    assert "q2" not in bus.dead_letters
+    assert sorted(e.id for e in got) == sorted([ok.id, ok.id, poison.id])
+    assert bus.published == [ok, poison]
+    await bus.close()
+
+
+async def test_drain_times_out_on_stuck_handler(make_envelope) -> None:
+    bus = InMemoryBus()
+    gate = asyncio.Event()
+
+    async def stuck(ev: Envelope) -> None:
+        await gate.wait()
+
+    await bus.subscribe("q", ["#"], stuck)
+    await bus.publish(make_envelope())
+    with pytest.raises(asyncio.TimeoutError):
+        await bus.drain(timeout=0.05)
+    gate.set()
+    await bus.drain()
+    await bus.close()
+
+
+async def test_handlers_receive_independent_copies(make_envelope) -> None:
+    bus = InMemoryBus()
+    seen: list[Envelope] = []
+
+    async def h(ev: Envelope) -> None:
+        ev.data["mutated"] = True
+        seen.append(ev)
+
+    await bus.subscribe("a", ["#"], h)
+    await bus.subscribe("b", ["#"], h)
+    ev = make_envelope()
+    await bus.publish(ev)
+    await bus.drain()
+    assert len(seen) == 2 and seen[0] is not seen[1] and "mutated" not in ev.data
+    await bus.close()

@@ -1,0 +1,94 @@
+import asyncio
+from typing import Any
+
+import pytest
+
+from clinishare_shared.bus import InMemoryBus
+from clinishare_shared.consumer import PROCESSED, IdempotentConsumer
+from clinishare_shared.events import Envelope
+from clinishare_shared.testing import wait_for
+
+
+async def test_duplicate_delivery_processed_once(db: Any, make_envelope) -> None:
+    calls: list[str] = []
+
+    async def h(ev: Envelope) -> None:
+        calls.append(ev.id)
+
+    consumer = IdempotentConsumer(db, service="charts", handlers={"identity.connection.created": h})
+    await consumer.ensure_indexes()
+    ev = make_envelope()
+    await consumer(ev)
+    await consumer(ev)
+    await consumer(Envelope.model_validate_json(ev.model_dump_json()))
+    assert calls == [ev.id]
+    rec = await db[PROCESSED].find_one({"_id": ev.id})
+    assert rec["type"] == ev.type and rec["processed_at"] is not None
+    assert consumer.routing_keys == ["identity.connection.created"]
+
+
+async def test_concurrent_duplicates_processed_once(db: Any, make_envelope) -> None:
+    calls: list[str] = []
+    entered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow(ev: Envelope) -> None:
+        calls.append(ev.id)
+        entered.set()
+        await release.wait()
+
+    consumer = IdempotentConsumer(db, service="charts", handlers={"identity.connection.created": slow})
+    ev, other = make_envelope(), make_envelope()
+    tasks = [asyncio.create_task(consumer(e)) for e in (ev, ev, ev, other)]
+    await entered.wait()
+    # all three deliveries of ev are in (one in the handler, two waiting)
+    await wait_for(lambda: ev.id in consumer._locks and consumer._locks[ev.id][1] == 3)
+    release.set()
+    await asyncio.gather(*tasks)
+    assert sorted(calls) == sorted([ev.id, other.id])
+    assert consumer._locks == {}  # no leak
+
+
+async def test_failure_not_recorded_and_redelivery_reprocesses(db: Any, make_envelope) -> None:
+    attempts: list[int] = []
+
+    async def flaky(ev: Envelope) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("db hiccup")
+
+    consumer = IdempotentConsumer(db, service="charts", handlers={"identity.connection.created": flaky})
+    ev = make_envelope()
+    with pytest.raises(RuntimeError):
+        await consumer(ev)
+    assert await db[PROCESSED].find_one({"_id": ev.id}) is None
+    await consumer(ev)
+    await consumer(ev)
+    assert len(attempts) == 2
+    assert await db[PROCESSED].count_documents({}) == 1
+
+
+async def test_unhandled_type_is_recorded_and_ignored(db: Any, make_envelope) -> None:
+    consumer = IdempotentConsumer(db, service="charts", handlers={})
+    ev = make_envelope()
+    await consumer(ev)
+    assert await db[PROCESSED].count_documents({"_id": ev.id}) == 1
+
+
+async def test_through_the_in_memory_bus_with_retries(db: Any, make_envelope) -> None:
+    bus = InMemoryBus(delivery_limit=3)
+    attempts: list[str] = []
+
+    async def flaky(ev: Envelope) -> None:
+        attempts.append(ev.id)
+        if len(attempts) < 2:
+            raise RuntimeError("once")
+
+    consumer = IdempotentConsumer(db, service="charts", handlers={"identity.connection.created": flaky})
+    await bus.subscribe("charts", consumer.routing_keys, consumer)
+    ev = make_envelope()
+    await bus.publish(ev)
+    await bus.publish(ev)  # the relay re-published after a crash
+    await bus.drain()
+    assert attempts == [ev.id, ev.id] and not bus.dead_letters
+    await bus.close()

@@ -1,0 +1,105 @@
+from typing import Any
+
+from clinishare_shared.events import (
+    AccountRegistered, ConnectionCreated, ConnectionDeleted, OfficeCreated, OfficeMember, OfficeMemberRemoved,
+    PatientCareTeamChanged, PatientRegistered, make_event,
+)
+from clinishare_shared.projection import OFFICES, IdentityProjection
+
+
+def _members(m: dict[str, str]) -> list[OfficeMember]:
+    return [OfficeMember(account_id=a, role=r) for a, r in m.items()]  # type: ignore[arg-type]
+
+
+async def _apply(proj: IdentityProjection, data: Any) -> None:
+    await proj.handlers[data.event_type](make_event(data, source="identity", subject="s"))
+
+
+async def test_office_versions_any_order(db: Any, member_added) -> None:
+    proj = IdentityProjection(db)
+    await proj.ensure_indexes()
+    created = OfficeCreated(office_id="o1", owner_id="p1", name="North", version=1,
+                            members=_members({"p1": "practitioner"}))
+    added = member_added("o1", "p2", 2, {"p1": "practitioner", "p2": "practitioner"})
+    removed = OfficeMemberRemoved(office_id="o1", account_id="p2", version=3, members=_members({"p1": "practitioner"}))
+    # newest first: removed(3), then the older added(2) and created(1) change nothing
+    await _apply(proj, removed)
+    await proj.handlers[added.type](added)
+    await _apply(proj, created)
+    assert await proj.office_members("o1") == ["p1"]
+    assert await proj.office_ids_of("p2") == []
+    office = await proj.office("o1")
+    assert office["version"] == 3 and office["name"] == "North" and office["owner_id"] == "p1"
+    # redelivery of anything is a no-op
+    await proj.handlers[added.type](added)
+    await _apply(proj, removed)
+    assert await proj.office_members("o1") == ["p1"]
+    assert (await proj.office("o1"))["version"] == 3
+
+
+async def test_office_in_order_and_roles(db: Any, member_added) -> None:
+    proj = IdentityProjection(db)
+    await _apply(proj, OfficeCreated(office_id="o1", owner_id="p1", name="N", version=1,
+                                     members=_members({"p1": "practitioner"})))
+    await proj.handlers["identity.office.member_added"](member_added("o1", "s1", 2, {"p1": "practitioner", "s1": "staff"}))
+    await proj.handlers["identity.office.member_added"](
+        member_added("o1", "p2", 3, {"p1": "practitioner", "s1": "staff", "p2": "practitioner"}))
+    assert sorted(await proj.office_members("o1")) == ["p1", "p2", "s1"]
+    assert sorted(await proj.office_members("o1", role="practitioner")) == ["p1", "p2"]
+    assert await proj.office_members("o1", role="staff") == ["s1"]
+    assert await proj.office_members("nope") == []
+    assert await proj.is_member("o1", "s1") and not await proj.is_member("o1", "s1", role="practitioner")
+    assert await proj.office_ids_of("s1", role="staff") == ["o1"]
+    assert await proj.office_ids_of("s1", role="practitioner") == []
+    sl = await proj.sharing_list("p1")
+    assert sl.practitioners == {"p2": "office"} and sl.offices == {"o1": "member"}
+    staff_list = await proj.sharing_list("s1")
+    assert staff_list.practitioners == {"p1": "office", "p2": "office"}
+
+
+async def test_connection_deleted_overtaking_created_stays_deleted(db: Any) -> None:
+    proj = IdentityProjection(db)
+    created = ConnectionCreated(connection_id="c1", owner_id="p1", target_kind="office", target_id="o7")
+    deleted = ConnectionDeleted(connection_id="c1", owner_id="p1", target_kind="office", target_id="o7",
+                                deleted_by="p1")
+    await _apply(proj, deleted)
+    await _apply(proj, created)
+    await _apply(proj, created)
+    assert (await proj.sharing_list("p1")).offices == {}
+    await _apply(proj, ConnectionCreated(connection_id="c2", owner_id="p1", target_kind="office", target_id="o8"))
+    assert (await proj.sharing_list("p1")).offices == {"o8": "pin"}
+    # someone else's connection is not mine
+    await _apply(proj, ConnectionCreated(connection_id="c3", owner_id="p9", target_kind="practitioner", target_id="p1"))
+    assert (await proj.sharing_list("p1")).practitioners == {}
+
+
+async def test_left_office_leaves_the_sharing_list(db: Any, member_added) -> None:
+    proj = IdentityProjection(db)
+    await proj.handlers["identity.office.member_added"](
+        member_added("o1", "p2", 2, {"p1": "practitioner", "p2": "practitioner"}))
+    assert (await proj.sharing_list("p2")).practitioners == {"p1": "office"}
+    await _apply(proj, OfficeMemberRemoved(office_id="o1", account_id="p2", version=3,
+                                           members=_members({"p1": "practitioner"})))
+    sl = await proj.sharing_list("p2")
+    assert sl.practitioners == {} and sl.offices == {}
+
+
+async def test_care_team(db: Any) -> None:
+    proj = IdentityProjection(db)
+    await _apply(proj, PatientCareTeamChanged(patient_id="pt1", changed_by="p1", version=2, care_team=["p1", "p2"],
+                                              added=["p2"]))
+    await _apply(proj, PatientRegistered(patient_id="pt1", registered_by="p1", version=1, care_team=["p1"]))
+    assert await proj.in_care("pt1", "p2") and await proj.in_care("pt1", "p1")
+    assert not await proj.in_care("pt1", "p3") and not await proj.in_care("nope", "p1")
+    await _apply(proj, PatientRegistered(patient_id="pt2", registered_by="p2", version=1, care_team=["p2"]))
+    assert sorted(await proj.patients_in_care("p2")) == ["pt1", "pt2"]
+    assert await proj.care_team("pt1") == ["p1", "p2"]
+
+
+async def test_accounts(db: Any) -> None:
+    proj = IdentityProjection(db)
+    await _apply(proj, AccountRegistered(account_id="p1", kind="practitioner", name="Dr A", email="a@x"))
+    await _apply(proj, AccountRegistered(account_id="p1", kind="practitioner", name="Dr A", email="a@x"))
+    assert await proj.account("p1") == {"_id": "p1", "kind": "practitioner", "name": "Dr A", "email": "a@x"}
+    assert await proj.account("nope") is None
+    assert await db[OFFICES].count_documents({}) == 0
