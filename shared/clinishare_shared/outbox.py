@@ -63,10 +63,18 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
+        # event id -> (retry at, current delay): an unroutable event is retried with back-off, so a
+        # missing consumer costs one log line per back-off period instead of one per pass
+        self._parked: dict[str, tuple[float, float]] = {}
+        self.max_park_seconds = 60.0
 
     async def ensure_indexes(self) -> None:
         for name in self.collections:
             await self.db[name].create_index(OUTBOX_INDEX, sparse=True, name="outbox_pending")
+
+    def retry_parked(self) -> None:
+        """Forget the back-off of unroutable events (say, once their consumer is deployed)."""
+        self._parked.clear()
 
     def kick(self) -> None:
         """Ask for a pass now (after a write) instead of at the next poll."""
@@ -81,18 +89,25 @@ class OutboxRelay:
                 async for doc in docs:
                     for raw in doc.get(OUTBOX, []):
                         event = Envelope.model_validate(raw)
+                        now = asyncio.get_running_loop().time()
+                        retry_at, delay = self._parked.get(event.id, (0.0, 0.0))
+                        if now < retry_at:
+                            break  # parked: keep this document's later events behind it, in order
                         try:
                             await self.bus.publish(event)
                         except PublishFailed as exc:
                             if exc.unroutable:
                                 # Nobody is bound for it yet: keep it (and the rest of this document's
                                 # events, to keep their order) for a later pass; other documents may still go.
+                                delay = min(self.max_park_seconds, max(1.0, delay * 2))
+                                self._parked[event.id] = (now + delay, delay)
                                 log.error("outbox_event_unroutable", event_id=event.id, event_type=event.type,
-                                          collection=name)
+                                          collection=name, retry_in_seconds=delay)
                                 break
                             log.warning("outbox_broker_unavailable", event_id=event.id, reason=str(exc))
                             return sent
                         await coll.update_one({"_id": doc["_id"]}, {"$pull": {OUTBOX: {"id": event.id}}})
+                        self._parked.pop(event.id, None)
                         sent += 1
                         self.published += 1
                         log.info("outbox_event_published", event_id=event.id, event_type=event.type)
