@@ -1,0 +1,78 @@
+"""Annotated dependencies: the store, the projection, the caller with their offices, load-or-404."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from clinishare_forms.domain.access import SharingRule, can_administer
+from clinishare_forms.store import FormStore
+from clinishare_shared.auth import CurrentPractitioner
+from clinishare_shared.directory import Directory
+from clinishare_shared.problems import not_found
+from clinishare_shared.projection import IdentityProjection
+
+
+def _store(request: Request) -> FormStore:
+    return request.app.state.store
+
+
+def _projection(request: Request) -> IdentityProjection:
+    return request.app.state.projection
+
+
+def _directory(request: Request) -> Directory:
+    return request.app.state.directory
+
+
+StoreDep = Annotated[FormStore, Depends(_store)]
+ProjectionDep = Annotated[IdentityProjection, Depends(_projection)]
+DirectoryDep = Annotated[Directory, Depends(_directory)]
+
+
+class Relay:
+    """Wakes the outbox relay after a write, so events go out now rather than at the next poll."""
+
+    def __init__(self, request: Request) -> None:
+        self._infra = request.app.state.infra
+
+    def kick(self) -> None:
+        if self._infra.relay is not None:
+            self._infra.relay.kick()
+
+
+RelayDep = Annotated[Relay, Depends(Relay)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A practitioner and the offices they are a practitioner member of now (the projection)."""
+
+    id: str
+    offices: frozenset[str]
+    authorization: str
+
+
+async def _caller(principal: CurrentPractitioner, projection: ProjectionDep, request: Request) -> Caller:
+    offices = await projection.office_ids_of(principal.id, role="practitioner")
+    return Caller(principal.id, frozenset(offices), request.headers.get("authorization", ""))
+
+
+CurrentCaller = Annotated[Caller, Depends(_caller)]
+
+
+def may_administer(form: dict[str, Any], caller: Caller) -> bool:
+    return can_administer(SharingRule.of(form["sharing"]), form["author_id"], caller.id, caller.offices)
+
+
+async def _administered_form(form_id: str, caller: CurrentCaller, store: StoreDep) -> dict[str, Any]:
+    form = await store.form(form_id)
+    if form is None or not may_administer(form, caller):
+        raise not_found("form")
+    return form
+
+
+AdministeredForm = Annotated[dict[str, Any], Depends(_administered_form)]
+"""A form the caller authored or that is shared with them now; anything else is 404."""

@@ -1,0 +1,109 @@
+"""Form definitions and their sharing options: create, list, read, edit (author only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from clinishare_forms.api.deps import (
+    AdministeredForm, CurrentCaller, DirectoryDep, ProjectionDep, RelayDep, StoreDep, Caller, may_administer,
+)
+from clinishare_forms.domain.access import SharingRule, added_recipients
+from clinishare_forms.domain.schemas import FormCreate, FormId, FormRead, FormUpdate, SharingOptions
+from clinishare_forms.store import now
+from clinishare_forms.events import form_shared
+from clinishare_shared.directory import Directory, refused_recipients
+from clinishare_shared.mongo import new_id
+from clinishare_shared.pagination import Page, PageParams
+from clinishare_shared.problems import Problem, not_found
+from clinishare_shared.projection import IdentityProjection
+
+router = APIRouter(prefix="/v1/forms", tags=["forms"])
+
+
+def form_read(form: dict[str, Any], viewer_id: str) -> FormRead:
+    return FormRead(
+        id=form["_id"], title=form["title"], fields=form["fields"], sharing=form["sharing"],
+        version=form["version"], author_id=form["author_id"], can_edit=form["author_id"] == viewer_id,
+        created_at=form["created_at"], updated_at=form["updated_at"],
+    )
+
+
+async def check_recipients(sharing: SharingOptions, caller: Caller, projection: IdentityProjection,
+                           directory: Directory) -> None:
+    bad = await refused_recipients(projection, directory, account_id=caller.id,
+                                   authorization=caller.authorization,
+                                   practitioner_ids=sharing.practitioner_ids, office_ids=sharing.office_ids)
+    if bad:
+        raise Problem(422, "recipients must be on your sharing list", invalid_ids=bad)
+
+
+@router.post("", status_code=201, response_model=FormRead, summary="Build a form")
+async def create_form(body: FormCreate, caller: CurrentCaller, store: StoreDep, projection: ProjectionDep,
+                      directory: DirectoryDep, relay: RelayDep) -> FormRead:
+    await check_recipients(body.sharing, caller, projection, directory)
+    at = now()
+    fields = [f.model_dump() for f in body.fields]
+    form = {
+        "_id": new_id(), "author_id": caller.id, "title": body.title, "fields": fields,
+        "sharing": body.sharing.model_dump(), "version": 1, "revision": 0,
+        "versions": [{"version": 1, "title": body.title, "fields": fields, "created_at": at}],
+        "created_at": at, "updated_at": at,
+    }
+    added_p, added_o = added_recipients(None, SharingRule.of(form["sharing"]))
+    events = [form_shared(form, added_practitioner_ids=added_p, added_office_ids=added_o)] if added_p or added_o else []
+    await store.insert_form(form, *events)
+    relay.kick()
+    return form_read(form, caller.id)
+
+
+@router.get("", response_model=Page[FormRead], summary="My forms and the forms shared with me")
+async def list_forms(caller: CurrentCaller, store: StoreDep, params: PageParams) -> Page[FormRead]:
+    docs, cursor = params.page(await store.visible_forms(caller.id, caller.offices, params))
+    return Page[FormRead](items=[form_read(d, caller.id) for d in docs], next_cursor=cursor)
+
+
+@router.get("/{form_id}", response_model=FormRead, summary="A form I authored or that is shared with me")
+async def get_form(form: AdministeredForm, caller: CurrentCaller) -> FormRead:
+    return form_read(form, caller.id)
+
+
+@router.patch("/{form_id}", response_model=FormRead, summary="Edit a form (its author only)")
+async def update_form(form_id: FormId, body: FormUpdate, caller: CurrentCaller, store: StoreDep,
+                      projection: ProjectionDep, directory: DirectoryDep, relay: RelayDep) -> FormRead:
+    form = await store.form(form_id)
+    if form is None:
+        raise not_found("form")
+    if form["author_id"] != caller.id:
+        if may_administer(form, caller):
+            raise Problem(403, "only the form's author can edit it")
+        raise not_found("form")
+
+    at = now()
+    changes: dict[str, Any] = {}
+    new_version = None
+    events = []
+    title = body.title if body.title is not None else form["title"]
+    fields = [f.model_dump() for f in body.fields] if body.fields is not None else form["fields"]
+    if title != form["title"] or fields != form["fields"]:
+        # assignments keep the version they were given; the new one is for later assignments
+        version = form["version"] + 1
+        new_version = {"version": version, "title": title, "fields": fields, "created_at": at}
+        changes.update(title=title, fields=fields, version=version)
+    if body.sharing is not None and body.sharing.model_dump() != form["sharing"]:
+        await check_recipients(body.sharing, caller, projection, directory)
+        sharing = body.sharing.model_dump()
+        added_p, added_o = added_recipients(SharingRule.of(form["sharing"]), SharingRule.of(sharing))
+        changes["sharing"] = sharing
+        events.append(form_shared({**form, "sharing": sharing}, added_practitioner_ids=added_p,
+                                  added_office_ids=added_o))
+    if not changes:
+        return form_read(form, caller.id)
+    changes["updated_at"] = at
+    updated = await store.update_form(form_id, revision=form.get("revision", 0), changes=changes,
+                                      new_version=new_version, events=events)
+    if updated is None:
+        raise Problem(409, "the form was changed meanwhile; reload it and try again")
+    relay.kick()
+    return form_read(updated, caller.id)

@@ -1,0 +1,106 @@
+"""Request and response models of the forms API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from clinishare_forms.domain.fields import FormField, check_field_list
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+FormId = Id
+AssignmentId = Id
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Fields = Annotated[list[FormField], Field(min_length=1, max_length=200)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SharingOptions(_In):
+    allow_others: bool = False
+    practitioner_ids: list[Id] = Field(default_factory=list, max_length=500)
+    office_ids: list[Id] = Field(default_factory=list, max_length=500)
+    author_sees_all_submissions: bool = False
+    others_see_all_submissions: bool = False
+
+    @field_validator("practitioner_ids", "office_ids")
+    @classmethod
+    def _dedupe(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))
+
+
+class FormCreate(_In):
+    title: Title
+    fields: Fields
+    sharing: SharingOptions = Field(default_factory=SharingOptions)
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, v: list[Any]) -> list[Any]:
+        check_field_list(v)
+        return v
+
+
+class FormUpdate(_In):
+    title: Title | None = None
+    fields: Fields | None = None
+    sharing: SharingOptions | None = None
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, v: list[Any] | None) -> list[Any] | None:
+        if v is not None:
+            check_field_list(v)
+        return v
+
+
+class FormRead(BaseModel):
+    id: FormId
+    title: str
+    fields: list[FormField]
+    sharing: SharingOptions
+    version: int
+    author_id: str
+    can_edit: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class AssignmentCreate(_In):
+    patient_id: Id
+
+
+class AssignmentRead(BaseModel):
+    id: AssignmentId
+    form_id: FormId
+    patient_id: str
+    practitioner_id: str
+    status: Literal["pending", "submitted"]
+    form_version: int
+    created_at: datetime
+
+
+class PortalForm(AssignmentRead):
+    """A pending assignment as the patient sees it: the title and fields of the version they were given."""
+
+    title: str
+    fields: list[FormField]
+
+
+class SubmissionCreate(_In):
+    answers: dict[Annotated[str, StringConstraints(max_length=64)], Any] = Field(max_length=500)
+
+
+class SubmissionRead(BaseModel):
+    id: str
+    assignment_id: AssignmentId
+    form_id: FormId
+    form_version: int
+    patient_id: str
+    practitioner_id: str
+    submitted_at: datetime
+    answers: dict[str, Any]

@@ -1,0 +1,113 @@
+"""The only module that talks to MongoDB.
+
+``forms``: one document per form with its current ``title``/``fields``/``version`` and every past
+version in ``versions`` (an assignment keeps the version the patient was given). ``assignments``: one
+document per assignment; its submission is stored inside it, so "at most one submission" is a single
+guarded update (``status: pending`` → ``submitted``) that also carries the ``forms.submitted`` event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from clinishare_shared.events import Envelope
+from clinishare_shared.outbox import OUTBOX, push_events, with_events
+from clinishare_shared.pagination import PageQuery
+
+FORMS, ASSIGNMENTS = "forms", "assignments"
+OUTBOX_COLLECTIONS = [FORMS, ASSIGNMENTS]
+_FORM_READ = {OUTBOX: 0, "versions": 0}
+_NO_OUTBOX = {OUTBOX: 0}
+
+
+def now() -> datetime:
+    """The current time at MongoDB's precision (milliseconds), so a response and a later read agree."""
+    t = datetime.now(UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+class FormStore:
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.forms = db[FORMS]
+        self.assignments = db[ASSIGNMENTS]
+
+    async def ensure_indexes(self) -> None:
+        await self.forms.create_index([("author_id", 1), ("_id", -1)])
+        await self.forms.create_index("sharing.practitioner_ids")
+        await self.forms.create_index("sharing.office_ids")
+        await self.assignments.create_index([("patient_id", 1), ("status", 1), ("_id", -1)])
+        await self.assignments.create_index([("form_id", 1), ("status", 1), ("practitioner_id", 1), ("_id", -1)])
+
+    # ---- forms -------------------------------------------------------------------------------------
+
+    async def insert_form(self, doc: dict[str, Any], *events: Envelope) -> None:
+        await self.forms.insert_one(with_events(doc, *events))
+
+    async def form(self, form_id: str) -> dict[str, Any] | None:
+        return await self.forms.find_one({"_id": form_id}, _FORM_READ)
+
+    async def form_versions(self, form_id: str) -> list[dict[str, Any]]:
+        doc = await self.forms.find_one({"_id": form_id}, {"versions": 1})
+        return list(doc["versions"]) if doc else []
+
+    async def form_version(self, form_id: str, version: int) -> dict[str, Any] | None:
+        return next((v for v in await self.form_versions(form_id) if v["version"] == version), None)
+
+    async def visible_forms(self, viewer_id: str, viewer_offices: Iterable[str], params: PageQuery) -> list[dict[str, Any]]:
+        """The viewer's own forms and those shared with them now (see ``domain.access.can_administer``)."""
+        shared = {"sharing.allow_others": True, "author_id": {"$ne": viewer_id},
+                  "$or": [{"sharing.practitioner_ids": viewer_id}, {"sharing.office_ids": {"$in": list(viewer_offices)}}]}
+        query = {"$or": [{"author_id": viewer_id}, shared], **params.id_filter()}
+        return await self.forms.find(query, _FORM_READ).sort("_id", -1).limit(params.limit + 1).to_list()
+
+    async def update_form(self, form_id: str, *, revision: int, changes: dict[str, Any],
+                          new_version: dict[str, Any] | None, events: list[Envelope]) -> dict[str, Any] | None:
+        """Apply ``changes`` if nobody changed the form since ``revision`` was read; None on a race."""
+        update: dict[str, Any] = {"$set": changes, "$inc": {"revision": 1}}
+        if new_version is not None:
+            update["$push"] = {"versions": new_version}
+        if events:
+            update = push_events(update, *events)
+        res = await self.forms.update_one({"_id": form_id, "revision": revision}, update)
+        return await self.form(form_id) if res.matched_count else None
+
+    # ---- assignments and submissions ---------------------------------------------------------------
+
+    async def insert_assignment(self, doc: dict[str, Any], *events: Envelope) -> None:
+        await self.assignments.insert_one(with_events(doc, *events))
+
+    async def assignment(self, assignment_id: str) -> dict[str, Any] | None:
+        return await self.assignments.find_one({"_id": assignment_id}, _NO_OUTBOX)
+
+    async def pending_for_patient(self, patient_id: str, params: PageQuery) -> list[dict[str, Any]]:
+        query = {"patient_id": patient_id, "status": "pending", **params.id_filter()}
+        return await self.assignments.find(query, _NO_OUTBOX).sort("_id", -1).limit(params.limit + 1).to_list()
+
+    async def submit(self, assignment_id: str, submission: dict[str, Any], *events: Envelope) -> bool:
+        """Record the one submission of a pending assignment; False if it was already submitted."""
+        res = await self.assignments.update_one(
+            {"_id": assignment_id, "status": "pending"},
+            push_events({"$set": {"status": "submitted", "submission": submission}}, *events),
+        )
+        return res.matched_count == 1
+
+    async def has_assigned(self, form_id: str, practitioner_id: str) -> bool:
+        return await self.assignments.find_one({"form_id": form_id, "practitioner_id": practitioner_id}, {"_id": 1}) is not None
+
+    def _submitted(self, form_id: str, only_assigned_by: str | None) -> dict[str, Any]:
+        query: dict[str, Any] = {"form_id": form_id, "status": "submitted"}
+        if only_assigned_by is not None:
+            query["practitioner_id"] = only_assigned_by
+        return query
+
+    async def submissions(self, form_id: str, *, only_assigned_by: str | None, params: PageQuery) -> list[dict[str, Any]]:
+        """Submitted assignments, newest assignment first; all of them, or only those one practitioner made."""
+        query = {**self._submitted(form_id, only_assigned_by), **params.id_filter()}
+        return await self.assignments.find(query, _NO_OUTBOX).sort("_id", -1).limit(params.limit + 1).to_list()
+
+    async def iter_submissions(self, form_id: str, *, only_assigned_by: str | None) -> AsyncIterator[dict[str, Any]]:
+        async for doc in self.assignments.find(self._submitted(form_id, only_assigned_by), _NO_OUTBOX).sort("_id", 1):
+            yield doc

@@ -1,0 +1,122 @@
+"""The forms service on the real RabbitMQ: its events reach a bound queue carrying ids only, and its
+identity projection follows identity events published by someone else."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+import httpx
+import pytest
+
+from clinishare_forms.app import create_app
+from clinishare_forms.settings import FormsSettings
+from clinishare_shared.bus.rabbit import RabbitBus
+from clinishare_shared.directory import StaticDirectory
+from clinishare_shared.events import (
+    ConnectionCreated, Envelope, OfficeCreated, OfficeMember, OfficeMemberRemoved, PatientRegistered, make_event,
+)
+from clinishare_shared.testing import LiveServer, bearer, wait_for
+
+pytestmark = pytest.mark.broker
+
+A, B, D, OFFICE = "prac-a", "prac-b", "prac-d", "office-o"
+SECRET_ANSWER = "my private symptoms"
+
+
+@pytest.fixture
+async def broker(amqp_url: str, unique: str) -> AsyncIterator[dict[str, Any]]:
+    """A probe bus on a test exchange: it publishes identity events and collects forms.* events."""
+    exchange = f"test.{unique}"
+    received: list[Envelope] = []
+
+    async def collect(event: Envelope) -> None:
+        received.append(event)
+
+    probe = RabbitBus(amqp_url, exchange=exchange)
+    await probe.start()
+    await probe.subscribe(f"probe.{unique}", ["forms.#"], collect)
+    yield {"bus": probe, "received": received, "exchange": exchange}
+    await probe.close()
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for queue in (f"probe.{unique}", f"forms.{unique}"):
+            for name in (queue, f"{queue}.dlq"):
+                await channel.queue_delete(name)
+        for name in (exchange, f"{exchange}.dlx"):
+            await channel.exchange_delete(name)
+
+
+@pytest.fixture
+async def forms(broker: dict[str, Any], amqp_url: str, unique: str, db_name: str, mongo_client: Any,
+                key_provider: Any, signer: Any) -> AsyncIterator[httpx.AsyncClient]:
+    settings = FormsSettings(amqp_url=amqp_url, event_exchange=broker["exchange"], queue_name=f"forms.{unique}",
+                             mongodb_database=db_name, outbox_poll_interval=0.05)
+    app = create_app(settings, mongo_client=mongo_client, keys=key_provider, directory=StaticDirectory())
+    async with LiveServer(app) as server, httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        await publish(broker, *world())
+        await wait_for(lambda: app.state.projection.in_care("pat-d", D), message="identity projection")
+        client.app = app  # type: ignore[attr-defined]
+        yield client
+
+
+def world() -> list[Any]:
+    members = [OfficeMember(account_id=A, role="practitioner"), OfficeMember(account_id=D, role="practitioner")]
+    return [OfficeCreated(office_id=OFFICE, owner_id=A, name="O", version=1, members=members),
+            ConnectionCreated(connection_id="c1", owner_id=A, target_kind="practitioner", target_id=B),
+            PatientRegistered(patient_id="pat-b", registered_by=B, version=1, care_team=[B]),
+            PatientRegistered(patient_id="pat-d", registered_by=D, version=1, care_team=[D])]
+
+
+async def publish(broker: dict[str, Any], *events: Any) -> None:
+    for data in events:
+        await broker["bus"].publish(make_event(data, source="identity", subject="test"))
+
+
+def form_body() -> dict[str, Any]:
+    return {"title": "Study", "fields": [{"type": "textarea", "key": "symptoms", "label": "Symptoms", "required": True}],
+            "sharing": {"allow_others": True, "practitioner_ids": [B], "office_ids": [OFFICE]}}
+
+
+async def test_forms_events_reach_a_bound_queue_with_ids_only(forms, broker, signer):
+    form = (await forms.post("/v1/forms", json=form_body(), headers=bearer(signer, A))).json()
+    assignment = await forms.post(f"/v1/forms/{form['id']}/assignments", json={"patient_id": "pat-b"},
+                                  headers=bearer(signer, B))
+    assert assignment.status_code == 201, assignment.text
+    submitted = await forms.post(f"/v1/assignments/{assignment.json()['id']}/submission",
+                                 json={"answers": {"symptoms": SECRET_ANSWER}}, headers=bearer(signer, "pat-b", "patient"))
+    assert submitted.status_code == 201
+
+    await wait_for(lambda: len(broker["received"]) >= 3, message="three forms events")
+    by_type = {e.type: e for e in broker["received"]}
+    assert set(by_type) == {"forms.shared", "forms.assigned", "forms.submitted"}
+    assert by_type["forms.shared"].data["added_practitioner_ids"] == [B]
+    assert by_type["forms.assigned"].data["patient_id"] == "pat-b"
+    sub = by_type["forms.submitted"].data
+    assert sub["submission_id"] == submitted.json()["id"] and sub["author_may_see"] is False
+    for event in broker["received"]:
+        raw = json.dumps(event.model_dump(mode="json"))
+        assert SECRET_ANSWER not in raw and "Study" not in raw and "Symptoms" not in raw
+        assert event.source == "forms" and event.payload()  # a valid catalogue model
+    assert await forms.app.state.infra.relay.pending() == 0
+
+
+async def test_the_projection_follows_identity_events(forms, broker, signer):
+    form = (await forms.post("/v1/forms", json=form_body(), headers=bearer(signer, A))).json()
+    assign = f"/v1/forms/{form['id']}/assignments"
+    assert (await forms.post(assign, json={"patient_id": "pat-d"}, headers=bearer(signer, D))).status_code == 201
+
+    await publish(broker, OfficeMemberRemoved(office_id=OFFICE, account_id=D, version=2,
+                                              members=[OfficeMember(account_id=A, role="practitioner")]))
+    projection = forms.app.state.projection
+    await wait_for(lambda: _not(projection.is_member(OFFICE, D)), message="D removed from the office")
+    resp = await forms.post(assign, json={"patient_id": "pat-d"}, headers=bearer(signer, D))
+    assert resp.status_code == 404
+    assert (await forms.get(f"/v1/forms/{form['id']}", headers=bearer(signer, D))).status_code == 404
+
+
+async def _not(awaitable: Any) -> bool:
+    return not await awaitable
