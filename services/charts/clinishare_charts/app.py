@@ -1,0 +1,51 @@
+"""The charts service: ``create_app`` builds the app; its lifespan opens everything (nothing at import)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from clinishare_charts import events
+from clinishare_charts.api import chart_shares, charts
+from clinishare_charts.settings import ChartsSettings
+from clinishare_charts.store import ChartStore
+from clinishare_shared.app import service_app
+from clinishare_shared.auth import KeyProvider
+from clinishare_shared.bus.base import EventBus
+from clinishare_shared.directory import Directory, IdentityDirectory
+from clinishare_shared.projection import IdentityProjection
+from clinishare_shared.runtime import Infra
+
+
+def create_app(settings: ChartsSettings | None = None, *, bus: EventBus | None = None, mongo_client: Any = None,
+               keys: KeyProvider | None = None, directory: Directory | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        conf = settings or ChartsSettings()
+        infra = Infra(conf, bus=bus, mongo_client=mongo_client, keys=keys)
+        await infra.open()
+        try:
+            projection = IdentityProjection(infra.db)
+            await projection.ensure_indexes()
+            store = ChartStore(infra.db)
+            await store.ensure_indexes()
+            relay = await infra.start_relay(ChartStore.outbox_collections)
+            store.on_write = relay.kick
+            await infra.start_consumer(events.handlers(projection))
+            app.state.infra = infra
+            app.state.verifier = infra.verifier
+            app.state.store = store
+            app.state.projection = projection
+            app.state.directory = directory or IdentityDirectory(conf.identity_url)
+            yield
+        finally:
+            await infra.close()
+
+    app = service_app(title="Clinishare charts",
+                      description="Smart Charts, recipient notes and chart share grants", lifespan=lifespan)
+    app.include_router(charts.router)
+    app.include_router(chart_shares.router)
+    return app

@@ -1,0 +1,1 @@
+"""Charts domain: schemas and the access rule, pure (no I/O)."""

@@ -1,0 +1,42 @@
+"""What charts publishes (ids only, never titles, bodies, notes or names) and what it consumes.
+
+Published: ``charts.share.granted``, ``charts.share.revoked``, ``charts.note.added``; they ride in the
+outbox of the grant or note they announce. Consumed: ``identity.*``, into the local identity projection
+(office membership now, connections, care teams), which is what access and the sharing list are checked
+against.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clinishare_shared.bus.base import Handler
+from clinishare_shared.events import ChartNoteAdded, ChartShareGranted, ChartShareRevoked, Envelope, make_event
+from clinishare_shared.projection import IdentityProjection
+
+SOURCE = "charts"
+
+
+def _grant_fields(grant: dict[str, Any]) -> dict[str, Any]:
+    return {"grant_id": grant["_id"], "owner_id": grant["owner_id"], "rule": grant["rule"],
+            "chart_id": grant.get("chart_id"), "patient_id": grant.get("patient_id"),
+            "practitioner_ids": list(grant["practitioner_ids"]), "office_ids": list(grant["office_ids"])}
+
+
+def share_granted(grant: dict[str, Any]) -> Envelope:
+    return make_event(ChartShareGranted(**_grant_fields(grant)), source=SOURCE, subject=grant["_id"])
+
+
+def share_revoked(grant: dict[str, Any]) -> Envelope:
+    return make_event(ChartShareRevoked(**_grant_fields(grant)), source=SOURCE, subject=grant["_id"])
+
+
+def note_added(note: dict[str, Any], *, chart_author_id: str) -> Envelope:
+    data = ChartNoteAdded(note_id=note["_id"], chart_id=note["chart_id"], chart_author_id=chart_author_id,
+                          author_id=note["author_id"])
+    return make_event(data, source=SOURCE, subject=note["chart_id"])
+
+
+def handlers(projection: IdentityProjection) -> dict[str, Handler]:
+    """Consumed event type -> handler. Charts reacts to nothing but identity facts."""
+    return dict(projection.handlers)

@@ -1,0 +1,189 @@
+"""The only module that talks to MongoDB: charts, notes and chart grants.
+
+Grants and notes carry their events in an ``_outbox`` written in the same single-document write as the
+change itself. Grants are never deleted: revoking sets ``revoked_at`` and pushes the event in one update.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+
+from clinishare_charts import events
+from clinishare_charts.domain.access import GrantRef
+from clinishare_shared.mongo import new_id
+from clinishare_shared.outbox import OUTBOX, push_events, with_events
+from clinishare_shared.pagination import PageQuery
+
+CHARTS, NOTES, GRANTS = "charts", "chart_notes", "chart_grants"
+NO_OUTBOX = {OUTBOX: 0}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def search_filter(q: str | None) -> dict[str, Any]:
+    """Case-insensitive substring of the title or the patient's name; the input is a literal, not a regex."""
+    if not q or not q.strip():
+        return {}
+    pattern = {"$regex": re.escape(q.strip()), "$options": "i"}
+    return {"$or": [{"title": pattern}, {"patient_name": pattern}]}
+
+
+def grants_filter(grants: Iterable[GrantRef]) -> dict[str, Any] | None:
+    """The charts the given (active) grants cover, as one query clause; None if they cover nothing.
+    Mirrors ``access.covers``: a grant covers only charts its owner wrote."""
+    chart_ids: dict[str, set[str]] = defaultdict(set)
+    patients: dict[str, set[str]] = defaultdict(set)
+    everything: set[str] = set()
+    for g in grants:
+        if g.revoked:
+            continue
+        if g.rule == "all":
+            everything.add(g.owner_id)
+        elif g.rule == "patient" and g.patient_id:
+            patients[g.owner_id].add(g.patient_id)
+        elif g.rule == "chart" and g.chart_id:
+            chart_ids[g.owner_id].add(g.chart_id)
+    clauses: list[dict[str, Any]] = []
+    if everything:
+        clauses.append({"author_id": {"$in": sorted(everything)}})
+    for owner, pids in sorted(patients.items()):
+        if owner not in everything:
+            clauses.append({"author_id": owner, "patient_id": {"$in": sorted(pids)}})
+    for owner, cids in sorted(chart_ids.items()):
+        if owner not in everything:
+            clauses.append({"author_id": owner, "_id": {"$in": sorted(cids)}})
+    return {"$or": clauses} if clauses else None
+
+
+def _and(*parts: dict[str, Any]) -> dict[str, Any]:
+    parts = tuple(p for p in parts if p)
+    if not parts:
+        return {}
+    return parts[0] if len(parts) == 1 else {"$and": list(parts)}
+
+
+class ChartStore:
+    def __init__(self, db: Any, *, on_write: Callable[[], None] | None = None) -> None:
+        self.db = db
+        self.charts = db[CHARTS]
+        self.notes = db[NOTES]
+        self.grants = db[GRANTS]
+        self.on_write = on_write  # wakes the outbox relay after a write that staged events
+
+    outbox_collections = (GRANTS, NOTES)
+
+    async def ensure_indexes(self) -> None:
+        await self.charts.create_index([("author_id", ASCENDING), ("_id", DESCENDING)], name="author_newest")
+        await self.charts.create_index([("author_id", ASCENDING), ("patient_id", ASCENDING), ("_id", DESCENDING)],
+                                       name="author_patient_newest")
+        await self.notes.create_index([("chart_id", ASCENDING), ("_id", ASCENDING)], name="chart_notes")
+        await self.grants.create_index([("practitioner_ids", ASCENDING), ("revoked_at", ASCENDING)],
+                                       name="to_practitioner")
+        await self.grants.create_index([("office_ids", ASCENDING), ("revoked_at", ASCENDING)], name="to_office")
+        await self.grants.create_index([("owner_id", ASCENDING), ("revoked_at", ASCENDING), ("_id", DESCENDING)],
+                                       name="owner_newest")
+
+    def _wrote(self) -> None:
+        if self.on_write is not None:
+            self.on_write()
+
+    # ---- charts ------------------------------------------------------------------------------------
+
+    async def create_chart(self, *, author_id: str, patient_id: str, patient_name: str | None, title: str,
+                           body: str) -> dict[str, Any]:
+        now = _now()
+        doc = {"_id": new_id(), "author_id": author_id, "patient_id": patient_id, "patient_name": patient_name,
+               "title": title, "body": body, "created_at": now, "updated_at": now}
+        await self.charts.insert_one(doc)
+        return doc
+
+    async def chart(self, chart_id: str) -> dict[str, Any] | None:
+        return await self.charts.find_one({"_id": chart_id}, NO_OUTBOX)
+
+    async def update_chart(self, chart_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+        return await self.charts.find_one_and_update(
+            {"_id": chart_id}, {"$set": {**changes, "updated_at": _now()}}, projection=NO_OUTBOX,
+            return_document=ReturnDocument.AFTER)
+
+    async def has_charts_for(self, author_id: str, patient_id: str) -> bool:
+        return await self.charts.find_one({"author_id": author_id, "patient_id": patient_id}, {"_id": 1}) is not None
+
+    async def own_charts(self, author_id: str, *, q: str | None, page: PageQuery) -> list[dict[str, Any]]:
+        query = _and({"author_id": author_id}, search_filter(q), page.id_filter())
+        return await self.charts.find(query, NO_OUTBOX).sort("_id", DESCENDING).limit(page.limit + 1).to_list()
+
+    async def shared_charts(self, viewer_id: str, office_ids: list[str], *, q: str | None,
+                            page: PageQuery) -> list[dict[str, Any]]:
+        """Charts readable through any active grant: two queries whatever the number of charts or grants
+        (the viewer's grants, then one $or over charts). A chart covered twice is still one document."""
+        grants = [GrantRef.from_doc(g) for g in await self.grants_reaching(viewer_id, office_ids)]
+        # the viewer's own charts are "Your Charts", even when a grant of theirs reaches them via an office
+        covered = grants_filter(g for g in grants if g.owner_id != viewer_id)
+        if covered is None:
+            return []
+        query = _and(covered, search_filter(q), page.id_filter())
+        return await self.charts.find(query, NO_OUTBOX).sort("_id", DESCENDING).limit(page.limit + 1).to_list()
+
+    # ---- notes -------------------------------------------------------------------------------------
+
+    async def add_note(self, *, chart: dict[str, Any], author_id: str, text: str) -> dict[str, Any]:
+        note = {"_id": new_id(), "chart_id": chart["_id"], "author_id": author_id, "text": text,
+                "created_at": _now()}
+        await self.notes.insert_one(with_events(note, events.note_added(note, chart_author_id=chart["author_id"])))
+        self._wrote()
+        return note
+
+    async def notes_of(self, chart_id: str) -> list[dict[str, Any]]:
+        return await self.notes.find({"chart_id": chart_id}, NO_OUTBOX).sort("_id", ASCENDING).to_list()
+
+    # ---- grants ------------------------------------------------------------------------------------
+
+    async def grants_reaching(self, viewer_id: str, office_ids: list[str], *,
+                              owner_id: str | None = None) -> list[dict[str, Any]]:
+        """Active grants naming the viewer directly or one of ``office_ids`` (the offices the viewer is a
+        practitioner member of now)."""
+        reach: list[dict[str, Any]] = [{"practitioner_ids": viewer_id}]
+        if office_ids:
+            reach.append({"office_ids": {"$in": office_ids}})
+        query: dict[str, Any] = {"$or": reach, "revoked_at": None}
+        if owner_id is not None:
+            query["owner_id"] = owner_id
+        return await self.grants.find(query, NO_OUTBOX).to_list()
+
+    async def create_grant(self, *, owner_id: str, rule: str, chart_id: str | None, patient_id: str | None,
+                           practitioner_ids: list[str], office_ids: list[str]) -> dict[str, Any]:
+        now = _now()
+        grant = {"_id": new_id(), "owner_id": owner_id, "rule": rule, "chart_id": chart_id,
+                 "patient_id": patient_id, "practitioner_ids": practitioner_ids, "office_ids": office_ids,
+                 "patient_consent": True, "consent_attested_by": owner_id, "consent_attested_at": now,
+                 "created_at": now, "revoked_at": None}
+        await self.grants.insert_one(with_events(grant, events.share_granted(grant)))
+        self._wrote()
+        return grant
+
+    async def grant(self, grant_id: str, *, owner_id: str) -> dict[str, Any] | None:
+        return await self.grants.find_one({"_id": grant_id, "owner_id": owner_id}, NO_OUTBOX)
+
+    async def own_grants(self, owner_id: str, *, include_revoked: bool, page: PageQuery) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"owner_id": owner_id, **page.id_filter()}
+        if not include_revoked:
+            query["revoked_at"] = None
+        return await self.grants.find(query, NO_OUTBOX).sort("_id", DESCENDING).limit(page.limit + 1).to_list()
+
+    async def revoke_grant(self, grant: dict[str, Any]) -> bool:
+        """Revoke an active grant, announcing it in the same write. False if it was already revoked."""
+        res = await self.grants.update_one(
+            {"_id": grant["_id"], "owner_id": grant["owner_id"], "revoked_at": None},
+            push_events({"$set": {"revoked_at": _now()}}, events.share_revoked(grant)),
+        )
+        if res.modified_count:
+            self._wrote()
+        return bool(res.modified_count)

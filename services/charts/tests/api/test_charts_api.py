@@ -1,0 +1,128 @@
+"""Charts over HTTP: writing, Your Charts, search, pagination, reading with notes, editing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+ENDPOINTS = [
+    ("POST", "/v1/charts", {"patient_id": "p", "title": "t", "body": ""}),
+    ("GET", "/v1/charts", None),
+    ("GET", "/v1/charts/shared-with-me", None),
+    ("GET", "/v1/charts/0123456789abcdef01234567", None),
+    ("PATCH", "/v1/charts/0123456789abcdef01234567", {"title": "t"}),
+    ("POST", "/v1/charts/0123456789abcdef01234567/notes", {"text": "hi"}),
+    ("POST", "/v1/chart-shares", {"rule": "all", "practitioner_ids": ["x"], "patient_consent": True}),
+    ("GET", "/v1/chart-shares", None),
+    ("DELETE", "/v1/chart-shares/0123456789abcdef01234567", None),
+]
+
+
+@pytest.mark.parametrize("method,path,body", ENDPOINTS)
+async def test_every_endpoint_needs_a_valid_token(charts: Any, method: str, path: str, body: Any) -> None:
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+        r = await charts.http.request(method, path, json=body, headers=headers)
+        assert r.status_code == 401
+        assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_write_a_chart_for_a_patient_in_my_care(charts: Any) -> None:
+    pid = await charts.identity.patient("Ada Lovelace", "dr-a")
+    chart = await charts.chart("dr-a", pid, title="Annual check", body="BP 120/80")
+    assert chart["author_id"] == "dr-a" and chart["patient_id"] == pid
+    assert chart["patient_name"] == "Ada Lovelace" and chart["title"] == "Annual check"
+    got = (await charts.http.get(f"/v1/charts/{chart['id']}", headers=charts.auth("dr-a"))).json()
+    assert got["body"] == "BP 120/80" and got["notes"] == []
+
+
+async def test_a_patient_outside_my_care_is_refused_and_nothing_stored(charts: Any) -> None:
+    pid = await charts.identity.patient("Bob", "dr-b")
+    r = await charts.http.post("/v1/charts", json={"patient_id": pid, "title": "t", "body": ""},
+                               headers=charts.auth("dr-a"))
+    assert r.status_code == 422 and r.json()["invalid_ids"] == [pid]
+    assert (await charts.http.get("/v1/charts", headers=charts.auth("dr-a"))).json()["items"] == []
+
+
+async def test_only_practitioners_write_charts(charts: Any) -> None:
+    pid = await charts.identity.patient("Bob", "staff-1")
+    r = await charts.http.post("/v1/charts", json={"patient_id": pid, "title": "t", "body": ""},
+                               headers=charts.auth("staff-1", "staff"))
+    assert r.status_code == 403
+
+
+async def test_your_charts_are_mine_only_newest_first_and_paginated(charts: Any) -> None:
+    pid = await charts.identity.patient("Ada", "dr-a", "dr-b")
+    mine = [(await charts.chart("dr-a", pid, title=f"c{i}"))["id"] for i in range(5)]
+    await charts.chart("dr-b", pid)
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await charts.http.get("/v1/charts", params=params, headers=charts.auth("dr-a"))).json()
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(mine))
+    bad = await charts.http.get("/v1/charts", params={"cursor": "nope"}, headers=charts.auth("dr-a"))
+    assert bad.status_code == 422
+
+
+async def test_search_matches_title_or_patient_name_case_insensitively(charts: Any) -> None:
+    ada = await charts.identity.patient("Ada Lovelace", "dr-a")
+    bob = await charts.identity.patient("Bob (Jr.) Stone", "dr-a")
+    by_title = await charts.chart("dr-a", bob, title="Cardiology follow-up")
+    by_name = await charts.chart("dr-a", ada, title="Visit")
+
+    async def search(q: str) -> list[str]:
+        r = await charts.http.get("/v1/charts", params={"q": q}, headers=charts.auth("dr-a"))
+        return [c["id"] for c in r.json()["items"]]
+
+    assert await search("CARDIO") == [by_title["id"]]
+    assert await search("lovel") == [by_name["id"]]
+    assert await search("(jr.)") == [by_title["id"]]  # regex characters are literal
+    assert await search(".*") == []
+    assert await search("nobody") == []
+
+
+async def test_edit_my_chart(charts: Any) -> None:
+    pid = await charts.identity.patient("Ada", "dr-a")
+    chart = await charts.chart("dr-a", pid, title="Old", body="old body")
+    r = await charts.http.patch(f"/v1/charts/{chart['id']}", json={"title": "New"}, headers=charts.auth("dr-a"))
+    assert r.status_code == 200 and r.json()["title"] == "New" and r.json()["body"] == "old body"
+    r = await charts.http.patch(f"/v1/charts/{chart['id']}", json={"author_id": "x"}, headers=charts.auth("dr-a"))
+    assert r.status_code == 422
+
+
+async def test_a_reader_may_not_edit_and_a_stranger_may_not_see(charts: Any) -> None:
+    pid = await charts.identity.patient("Ada", "dr-a")
+    chart = await charts.chart("dr-a", pid, title="Original")
+    await charts.identity.connect("dr-a", "dr-b")
+    await charts.share("dr-a", "chart", chart_id=chart["id"], practitioner_ids=["dr-b"])
+    assert (await charts.http.patch(f"/v1/charts/{chart['id']}", json={"title": "x"},
+                                    headers=charts.auth("dr-b"))).status_code == 403
+    assert (await charts.http.patch(f"/v1/charts/{chart['id']}", json={"title": "x"},
+                                    headers=charts.auth("dr-c"))).status_code == 404
+    got = (await charts.http.get(f"/v1/charts/{chart['id']}", headers=charts.auth("dr-a"))).json()
+    assert got["title"] == "Original"
+
+
+async def test_unknown_chart_and_invisible_chart_look_the_same(charts: Any) -> None:
+    pid = await charts.identity.patient("Ada", "dr-a")
+    chart = await charts.chart("dr-a", pid)
+    invisible = await charts.http.get(f"/v1/charts/{chart['id']}", headers=charts.auth("dr-c"))
+    missing = await charts.http.get("/v1/charts/0123456789abcdef01234567", headers=charts.auth("dr-c"))
+    assert invisible.status_code == missing.status_code == 404
+    assert invisible.json()["detail"] == missing.json()["detail"]
+    note = await charts.http.post(f"/v1/charts/{chart['id']}/notes", json={"text": "hi"}, headers=charts.auth("dr-c"))
+    assert note.status_code == 404
+
+
+async def test_the_author_adds_notes_too_and_they_come_back_oldest_first(charts: Any) -> None:
+    pid = await charts.identity.patient("Ada", "dr-a")
+    chart = await charts.chart("dr-a", pid)
+    for text in ("first", "second"):
+        r = await charts.http.post(f"/v1/charts/{chart['id']}/notes", json={"text": text}, headers=charts.auth("dr-a"))
+        assert r.status_code == 201 and r.json()["author_id"] == "dr-a"
+    notes = (await charts.http.get(f"/v1/charts/{chart['id']}", headers=charts.auth("dr-a"))).json()["notes"]
+    assert [n["text"] for n in notes] == ["first", "second"]

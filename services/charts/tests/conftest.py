@@ -1,0 +1,163 @@
+"""Factories for the charts tests: a running charts service (real HTTP) fed identity facts the way
+production feeds it, by identity events on the bus; tokens from the test signer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from clinishare_charts.app import create_app
+from clinishare_charts.settings import ChartsSettings
+from clinishare_shared.auth import TokenSigner
+from clinishare_shared.bus.base import EventBus
+from clinishare_shared.bus.memory import InMemoryBus
+from clinishare_shared.directory import StaticDirectory
+from clinishare_shared.events import (
+    ConnectionCreated, ConnectionDeleted, Envelope, EventData, OfficeCreated, OfficeMember, OfficeMemberAdded,
+    OfficeMemberRemoved, PatientRegistered, make_event,
+)
+from clinishare_shared.mongo import new_id
+from clinishare_shared.testing import LiveServer, bearer
+
+
+class CareDirectory(StaticDirectory):
+    """Identity's answer to "GET /v1/patients/{id}": the patient only for a member of its care team."""
+
+    async def patient(self, patient_id: str, *, authorization: str) -> dict[str, Any] | None:
+        caller = jwt.decode(authorization.partition(" ")[2], options={"verify_signature": False})["sub"]
+        if caller not in self.care.get(patient_id, set()):
+            return None
+        return self.patients.get(patient_id)
+
+
+@dataclass
+class Identity:
+    """Publishes identity facts as identity would, keeping office versions and member snapshots."""
+
+    bus: EventBus
+    directory: CareDirectory
+    drain: bool = True
+    offices: dict[str, dict[str, str]] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    sent: list[Envelope] = field(default_factory=list)
+
+    async def emit(self, data: EventData, subject: str) -> Envelope:
+        event = make_event(data, source="identity", subject=subject)
+        await self.publish(event)
+        return event
+
+    async def publish(self, event: Envelope) -> None:
+        await self.bus.publish(event)
+        self.sent.append(event)
+        if self.drain and isinstance(self.bus, InMemoryBus):
+            await self.bus.drain()
+
+    def _members(self, office_id: str) -> list[OfficeMember]:
+        return [OfficeMember(account_id=a, role=r) for a, r in self.offices[office_id].items()]  # type: ignore[arg-type]
+
+    async def office(self, owner: str, members: dict[str, str] | None = None) -> str:
+        office_id = new_id()
+        self.offices[office_id] = {owner: "practitioner", **(members or {})}
+        self.versions[office_id] = 1
+        await self.emit(OfficeCreated(office_id=office_id, owner_id=owner, name="Clinic", version=1,
+                                      members=self._members(office_id)), office_id)
+        return office_id
+
+    async def join(self, office_id: str, account_id: str, role: str = "practitioner") -> Envelope:
+        self.offices[office_id][account_id] = role
+        self.versions[office_id] += 1
+        return await self.emit(OfficeMemberAdded(office_id=office_id, account_id=account_id, role=role,  # type: ignore[arg-type]
+                                                 version=self.versions[office_id], members=self._members(office_id)),
+                               office_id)
+
+    async def leave(self, office_id: str, account_id: str) -> Envelope:
+        self.offices[office_id].pop(account_id)
+        self.versions[office_id] += 1
+        return await self.emit(OfficeMemberRemoved(office_id=office_id, account_id=account_id,
+                                                   version=self.versions[office_id], members=self._members(office_id)),
+                               office_id)
+
+    async def connect(self, owner: str, target_id: str, kind: str = "practitioner") -> str:
+        cid = new_id()
+        await self.emit(ConnectionCreated(connection_id=cid, owner_id=owner, target_kind=kind, target_id=target_id),  # type: ignore[arg-type]
+                        cid)
+        return cid
+
+    async def disconnect(self, cid: str, owner: str, target_id: str, kind: str = "practitioner") -> None:
+        await self.emit(ConnectionDeleted(connection_id=cid, owner_id=owner, target_kind=kind,  # type: ignore[arg-type]
+                                          target_id=target_id, deleted_by=owner), cid)
+
+    async def patient(self, name: str, *care_team: str) -> str:
+        pid = new_id()
+        self.directory.patients[pid] = {"id": pid, "name": name}
+        self.directory.care[pid] = set(care_team)
+        await self.emit(PatientRegistered(patient_id=pid, registered_by=care_team[0], version=1,
+                                          care_team=list(care_team)), pid)
+        return pid
+
+
+@dataclass
+class Charts:
+    """A running charts service and a client, with helpers speaking its HTTP API."""
+
+    http: httpx.AsyncClient
+    signer: TokenSigner
+    identity: Identity
+    published: list[Envelope]
+
+    def auth(self, who: str, kind: str = "practitioner") -> dict[str, str]:
+        return bearer(self.signer, who, kind)
+
+    async def chart(self, author: str, patient_id: str, title: str = "Visit", body: str = "notes") -> dict[str, Any]:
+        r = await self.http.post("/v1/charts", json={"patient_id": patient_id, "title": title, "body": body},
+                                 headers=self.auth(author))
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def share(self, owner: str, rule: str, *, expect: int = 201, **body: Any) -> dict[str, Any]:
+        payload = {"rule": rule, "practitioner_ids": [], "office_ids": [], "patient_consent": True, **body}
+        r = await self.http.post("/v1/chart-shares", json=payload, headers=self.auth(owner))
+        assert r.status_code == expect, r.text
+        return r.json()
+
+    async def shared_ids(self, who: str, kind: str = "practitioner", **params: Any) -> list[str]:
+        r = await self.http.get("/v1/charts/shared-with-me", params=params, headers=self.auth(who, kind))
+        assert r.status_code == 200, r.text
+        return [c["id"] for c in r.json()["items"]]
+
+    async def status(self, who: str, chart_id: str, kind: str = "practitioner") -> int:
+        return (await self.http.get(f"/v1/charts/{chart_id}", headers=self.auth(who, kind))).status_code
+
+
+@pytest.fixture
+def directory() -> CareDirectory:
+    return CareDirectory()
+
+
+@pytest.fixture
+async def charts(mongo_client: Any, db_name: str, unique: str, signer: TokenSigner, key_provider: Any,
+                 directory: CareDirectory) -> AsyncIterator[Charts]:
+    """The service on the in-memory bus; a collector queue records every charts.* event it publishes."""
+    bus = InMemoryBus()
+    published: list[Envelope] = []
+
+    async def collect(event: Envelope) -> None:
+        published.append(event)
+
+    await bus.subscribe(f"collector.{unique}", ["charts.#"], collect)
+    settings = ChartsSettings(mongodb_database=db_name, queue_name=f"charts.{unique}", outbox_poll_interval=0.05)
+    app = create_app(settings, bus=bus, mongo_client=mongo_client, keys=key_provider, directory=directory)
+    async with LiveServer(app) as server, httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        yield Charts(http=http, signer=signer, identity=Identity(bus, directory), published=published)
+    await bus.close()
+
+
+@pytest.fixture
+def identity_on(directory: CareDirectory) -> Any:
+    """Identity facts published on a given bus (a real broker: callers wait for them to be handled)."""
+    return lambda bus: Identity(bus, directory, drain=False)
