@@ -1,0 +1,117 @@
+"""Dependencies of the documents API: the store, the projection, "load it or 404", and the checks that
+turn identity facts (projection first, identity itself as tie-breaker) into the rules' plain data."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from clinishare_shared.auth import CurrentPrincipal, Principal, require_kind
+from clinishare_shared.directory import Directory, refused_recipients
+from clinishare_shared.problems import Problem, not_found
+from clinishare_shared.projection import IdentityProjection
+
+from clinishare_documents.domain.rules import SharerFacts, Targets, can_read
+from clinishare_documents.domain.schemas import DocumentRead, Shares
+from clinishare_documents.settings import DocumentsSettings
+from clinishare_documents.store import DocumentStore, shares_state
+
+
+def _store(request: Request) -> DocumentStore:
+    return request.app.state.store
+
+
+def _projection(request: Request) -> IdentityProjection:
+    return request.app.state.projection
+
+
+def _settings(request: Request) -> DocumentsSettings:
+    return request.app.state.settings
+
+
+def _directory(request: Request) -> Directory | None:
+    return request.app.state.directory
+
+
+StoreDep = Annotated[DocumentStore, Depends(_store)]
+ProjectionDep = Annotated[IdentityProjection, Depends(_projection)]
+SettingsDep = Annotated[DocumentsSettings, Depends(_settings)]
+DirectoryDep = Annotated[Directory | None, Depends(_directory)]
+CurrentReader = Annotated[Principal, require_kind("practitioner", "staff")]
+
+
+async def office_roles(projection: IdentityProjection, account_id: str) -> dict[str, str]:
+    """Office id -> the account's role there, now (principle 2: membership at read time)."""
+    roles = {}
+    for office in await projection.offices_of(account_id):
+        for m in office.get("members", []):
+            if m["account_id"] == account_id:
+                roles[office["_id"]] = m["role"]
+    return roles
+
+
+async def _readable(document_id: str, principal: CurrentPrincipal, store: StoreDep,
+                    projection: ProjectionDep) -> dict[str, Any]:
+    doc = await store.get(document_id)
+    if doc is None:
+        raise not_found("document")
+    roles = {} if principal.kind == "patient" or doc["owner_id"] == principal.id \
+        else await office_roles(projection, principal.id)
+    if not can_read(owner_id=doc["owner_id"], keys=doc.get("share_keys", []), account_id=principal.id,
+                    kind=principal.kind, office_roles=roles):
+        raise not_found("document")
+    return doc
+
+
+ReadableDocument = Annotated[dict[str, Any], Depends(_readable)]
+
+
+def to_read(doc: dict[str, Any], viewer_id: str) -> DocumentRead:
+    """The owner sees labels and recipients; a recipient sees the document, not who else has it."""
+    owner = doc["owner_id"] == viewer_id
+    return DocumentRead(
+        id=doc["_id"], owner_id=doc["owner_id"], filename=doc["filename"], content_type=doc["content_type"],
+        size=doc["size"], sha256=doc["sha256"], patient_id=doc.get("patient_id"),
+        labels=list(doc.get("labels", [])) if owner else [],
+        shares=Shares.from_state(shares_state(doc)) if owner else Shares(),
+        created_at=doc["created_at"],
+    )
+
+
+async def patients_refused(projection: IdentityProjection, directory: Directory | None, *, practitioner_id: str,
+                           authorization: str, patient_ids: list[str]) -> set[str]:
+    """Patients not in the practitioner's care. The projection answers first; a patient it refuses is
+    asked about at identity (the projection may be an event behind), and stays refused if identity says
+    so or cannot answer."""
+    refused = set()
+    for patient_id in dict.fromkeys(patient_ids):
+        if await projection.in_care(patient_id, practitioner_id):
+            continue
+        found = None
+        if directory is not None:
+            try:
+                found = await directory.patient(patient_id, authorization=authorization)
+            except Problem:
+                found = None
+        if found is None:
+            refused.add(patient_id)
+    return refused
+
+
+async def sharer_facts(projection: IdentityProjection, directory: Directory | None, *, sharer_id: str,
+                       authorization: str, add: Targets) -> SharerFacts:
+    """Which of the recipients the call would add the sharer may share with (only those are looked up)."""
+    office_ids = list(dict.fromkeys(o for o, _ in add.offices))
+    practitioner_ids = list(dict.fromkeys(add.practitioner_ids))
+    bad: set[str] = set()
+    if office_ids or practitioner_ids:
+        bad = set(await refused_recipients(projection, directory, account_id=sharer_id, authorization=authorization,
+                                           practitioner_ids=practitioner_ids, office_ids=office_ids))
+    refused_patients = await patients_refused(projection, directory, practitioner_id=sharer_id,
+                                              authorization=authorization, patient_ids=list(add.patient_ids))
+    return SharerFacts(
+        patients_in_care=frozenset(p for p in add.patient_ids if p not in refused_patients),
+        practitioners=frozenset(p for p in practitioner_ids if p not in bad),
+        offices=frozenset(o for o in office_ids if o not in bad),
+    )

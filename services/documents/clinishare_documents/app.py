@@ -1,0 +1,57 @@
+"""The documents service's application: ``create_app`` wires settings, infra, projection and routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from clinishare_shared.app import service_app
+from clinishare_shared.auth import KeyProvider
+from clinishare_shared.bus.base import EventBus
+from clinishare_shared.directory import Directory, IdentityDirectory
+from clinishare_shared.projection import IdentityProjection
+from clinishare_shared.runtime import Infra
+
+from clinishare_documents.api import documents, labels, portal
+from clinishare_documents.events import consumed
+from clinishare_documents.settings import DocumentsSettings
+from clinishare_documents.store import DOCUMENTS, DocumentStore
+
+
+def create_app(settings: DocumentsSettings | None = None, *, bus: EventBus | None = None, mongo_client: Any = None,
+               keys: KeyProvider | None = None, directory: Directory | None = None) -> FastAPI:
+    settings = settings or DocumentsSettings()
+    directory = directory if directory is not None else IdentityDirectory(settings.identity_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        infra = Infra(settings, bus=bus, mongo_client=mongo_client, keys=keys)
+        await infra.open()
+        try:
+            projection = IdentityProjection(infra.db)
+            store = DocumentStore(infra.db, bucket=settings.gridfs_bucket,
+                                  kick=lambda: infra.relay.kick() if infra.relay else None)
+            await projection.ensure_indexes()
+            await store.ensure_indexes()
+            await infra.start_relay([DOCUMENTS])
+            await infra.start_consumer(consumed(projection))
+            app.state.infra = infra
+            app.state.verifier = infra.verifier
+            app.state.settings = settings
+            app.state.store = store
+            app.state.projection = projection
+            app.state.directory = directory
+            yield
+        finally:
+            await infra.close()
+
+    app = service_app(title="Clinishare documents",
+                      description="Documents (GridFS content), labels and document shares.", lifespan=lifespan)
+    # labels before documents: POST /v1/documents/labels must not be taken for a document path
+    app.include_router(labels.router)
+    app.include_router(documents.router)
+    app.include_router(portal.router)
+    return app

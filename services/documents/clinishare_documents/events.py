@@ -1,0 +1,43 @@
+"""What the documents service publishes, and which consumed event type goes to which handler.
+
+Published (through the outbox, in the same write as the change): ``documents.shared`` with the recipients
+a change ADDED and ``documents.unshared`` with those it REMOVED, at most one of each per document per
+change. Ids only: never a filename, a label or content (principle 5). Ordinary labels announce nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clinishare_shared.bus.base import Handler
+from clinishare_shared.events import DocumentShared, DocumentUnshared, Envelope, OfficeRecipient, make_event
+from clinishare_shared.projection import IdentityProjection
+
+from clinishare_documents.domain.rules import ShareState
+
+SOURCE = "documents"
+
+
+def _recipients(state: ShareState) -> dict[str, Any]:
+    return {
+        "patient_ids": sorted(state.patient_ids),
+        "practitioner_ids": sorted(state.practitioner_ids),
+        "offices": [OfficeRecipient(office_id=o, audience=a) for o, a in sorted(state.offices)],  # type: ignore[arg-type]
+    }
+
+
+def share_events(*, document_id: str, owner_id: str, workspace_patient_id: str | None,
+                 added: ShareState, removed: ShareState) -> list[Envelope]:
+    out = []
+    common = {"document_id": document_id, "owner_id": owner_id, "workspace_patient_id": workspace_patient_id}
+    if added:
+        out.append(make_event(DocumentShared(**common, **_recipients(added)), source=SOURCE, subject=document_id))
+    if removed:
+        out.append(make_event(DocumentUnshared(**common, **_recipients(removed)), source=SOURCE,
+                              subject=document_id))
+    return out
+
+
+def consumed(projection: IdentityProjection) -> dict[str, Handler]:
+    """Consumed event type -> handler: the identity projection (offices, care teams, connections)."""
+    return dict(projection.handlers)

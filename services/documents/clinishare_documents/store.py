@@ -1,0 +1,152 @@
+"""The only module that talks to MongoDB: document metadata (``documents``) and content (GridFS).
+
+A document's recipients are kept twice: ``shares`` (what the owner sees) and ``share_keys`` (one string
+per recipient, multikey-indexed) so "documents shared with me" is one indexed ``$in`` over the reader's
+keys, newest first, whose cost follows the page size and not the number of documents.
+Every change that shares or unshares carries its events in the same single-document write (outbox).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from clinishare_shared.events import Envelope
+from clinishare_shared.gridfs import FileInfo, GridStore
+from clinishare_shared.mongo import new_id
+from clinishare_shared.outbox import OUTBOX, push_events
+from clinishare_shared.pagination import PageQuery
+
+from clinishare_documents.domain.rules import Change, ShareState, share_keys
+
+DOCUMENTS = "documents"
+NOT_DELETED = {"deleted_at": None}
+_HIDE = {OUTBOX: 0}
+
+
+def _now() -> datetime:
+    """Now, at the millisecond precision MongoDB stores (so what we return is what we read back)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def shares_doc(state: ShareState) -> dict[str, Any]:
+    return {
+        "patient_ids": sorted(state.patient_ids),
+        "practitioner_ids": sorted(state.practitioner_ids),
+        "offices": [{"office_id": o, "audience": a} for o, a in sorted(state.offices)],
+    }
+
+
+def shares_state(doc: dict[str, Any]) -> ShareState:
+    s = doc.get("shares") or {}
+    return ShareState.of(s.get("patient_ids", ()), s.get("practitioner_ids", ()),
+                         ((o["office_id"], o["audience"]) for o in s.get("offices", ())))
+
+
+class DocumentStore:
+    def __init__(self, db: Any, *, bucket: str = "fs", kick: Callable[[], None] | None = None) -> None:
+        self.db = db
+        self.documents = db[DOCUMENTS]
+        self.grid = GridStore(db, bucket)
+        self._kick = kick or (lambda: None)
+
+    async def ensure_indexes(self) -> None:
+        await self.grid.ensure_indexes()
+        await self.documents.create_index([("owner_id", 1), ("deleted_at", 1), ("_id", -1)], name="mine")
+        await self.documents.create_index([("owner_id", 1), ("deleted_at", 1), ("patient_id", 1), ("_id", -1)],
+                                          name="mine_by_patient")
+        await self.documents.create_index([("owner_id", 1), ("deleted_at", 1), ("labels", 1), ("_id", -1)],
+                                          name="mine_by_label")
+        await self.documents.create_index([("share_keys", 1), ("deleted_at", 1), ("_id", -1)], name="shared")
+        await self.documents.create_index([("share_keys", 1), ("deleted_at", 1), ("patient_id", 1), ("_id", -1)],
+                                          name="shared_by_patient")
+
+    # ---- content -----------------------------------------------------------------------------------
+
+    async def save_content(self, stream: AsyncIterator[bytes], *, filename: str, content_type: str,
+                           max_size: int, owner_id: str) -> FileInfo:
+        return await self.grid.upload(stream, filename=filename, content_type=content_type, max_size=max_size,
+                                      metadata={"owner_id": owner_id})
+
+    async def delete_content(self, file_id: str) -> None:
+        await self.grid.delete(file_id)
+
+    def content(self, file_id: str) -> AsyncIterator[bytes]:
+        return self.grid.download(file_id)
+
+    # ---- metadata ----------------------------------------------------------------------------------
+
+    async def create(self, *, owner_id: str, filename: str, content_type: str, patient_id: str | None,
+                     info: FileInfo) -> dict[str, Any]:
+        now = _now()
+        doc = {
+            "_id": new_id(), "owner_id": owner_id, "filename": filename, "content_type": content_type,
+            "size": info.length, "sha256": info.sha256, "file_id": info.id, "patient_id": patient_id,
+            "labels": [], "shares": shares_doc(ShareState()), "share_keys": [], "version": 1,
+            "created_at": now, "updated_at": now, "deleted_at": None,
+        }
+        await self.documents.insert_one(doc)
+        return doc
+
+    async def get(self, document_id: str) -> dict[str, Any] | None:
+        return await self.documents.find_one({"_id": document_id, **NOT_DELETED}, _HIDE)
+
+    async def owned(self, owner_id: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        docs = await self.documents.find({"_id": {"$in": list(ids)}, "owner_id": owner_id, **NOT_DELETED},
+                                         _HIDE).to_list()
+        return {d["_id"]: d for d in docs}
+
+    async def _page(self, query: dict[str, Any], page: PageQuery) -> list[dict[str, Any]]:
+        return await self.documents.find({**query, **page.id_filter()}, _HIDE).sort("_id", -1) \
+            .limit(page.limit + 1).to_list()
+
+    async def list_mine(self, owner_id: str, *, patient_id: str | None, label: str | None,
+                        page: PageQuery) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"owner_id": owner_id, **NOT_DELETED}
+        if patient_id is not None:
+            query["patient_id"] = patient_id
+        if label is not None:
+            query["labels"] = label
+        return await self._page(query, page)
+
+    async def list_shared(self, keys: list[str], *, patient_id: str | None, page: PageQuery) -> list[dict[str, Any]]:
+        if not keys:
+            return []
+        query: dict[str, Any] = {"share_keys": {"$in": keys}, **NOT_DELETED}
+        if patient_id is not None:
+            query["patient_id"] = patient_id
+        return await self._page(query, page)
+
+    async def apply(self, doc: dict[str, Any], change: Change, events: list[Envelope]) -> dict[str, Any] | None:
+        """Write ``change`` and its events if the document is still at the version it was read at;
+        None if it changed meanwhile (the caller reads it again and recomputes)."""
+        update: dict[str, Any] = {
+            "$set": {"labels": list(change.labels), "shares": shares_doc(change.shares),
+                     "share_keys": share_keys(change.shares), "updated_at": _now()},
+            "$inc": {"version": 1},
+        }
+        if events:
+            update = push_events(update, *events)
+        res = await self.documents.update_one({"_id": doc["_id"], "version": doc["version"], **NOT_DELETED}, update)
+        if not res.matched_count:
+            return None
+        if events:
+            self._kick()
+        return await self.get(doc["_id"])
+
+    async def soft_delete(self, doc: dict[str, Any], events: list[Envelope]) -> bool:
+        """Mark deleted, drop its recipients and name, and announce the unshare, in one write."""
+        update: dict[str, Any] = {
+            "$set": {"deleted_at": _now(), "shares": shares_doc(ShareState()), "share_keys": [],
+                     "labels": []},
+            "$unset": {"filename": ""},
+            "$inc": {"version": 1},
+        }
+        if events:
+            update = push_events(update, *events)
+        res = await self.documents.update_one({"_id": doc["_id"], "version": doc["version"], **NOT_DELETED}, update)
+        if res.matched_count and events:
+            self._kick()
+        return bool(res.matched_count)

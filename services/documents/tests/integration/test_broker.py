@@ -1,0 +1,61 @@
+"""With the real RabbitMQ: what the service publishes reaches a bound queue, and its identity projection
+follows identity events (office membership now decides who reads an office share)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.broker
+
+ME, COLLEAGUE, STAFF = "dr-me", "dr-colleague", "staff-1"
+
+
+async def start(rabbit: Any, start_documents: Any, unique: str) -> Any:
+    bus, identity = await rabbit(), await rabbit()
+    return await start_documents(bus=bus, identity_bus=identity, queue_name=f"documents-{unique}",
+                                 event_exchange=f"test.{unique}")
+
+
+async def test_documents_events_reach_a_bound_queue(rabbit: Any, start_documents: Any, unique: str,
+                                                    eventually: Any) -> None:
+    api = await start(rabbit, start_documents, unique)
+    office = await api.office(ME, **{COLLEAGUE: "practitioner"})
+    patient = await api.patient(ME)
+    doc = await api.upload_ok(ME, b"confidential", filename="Jane Doe biopsy.pdf", patient_id=patient)
+    share = {"practitioner_ids": [COLLEAGUE], "offices": [{"office_id": office, "audience": "staff"}],
+             "patient_ids": [patient], "labels": ["oncology"]}
+    assert (await api.label(ME, [doc["id"]], add=share)).status_code == 200
+
+    shared = await eventually(lambda: [e for e in api.documents_events() if e.type == "documents.shared"],
+                              message="documents.shared on the observer queue")
+    assert len(shared) == 1
+    event = shared[0]
+    assert event.source == "documents" and event.subject == doc["id"]
+    assert event.data == {"document_id": doc["id"], "owner_id": ME, "workspace_patient_id": patient,
+                          "patient_ids": [patient], "practitioner_ids": [COLLEAGUE],
+                          "offices": [{"office_id": office, "audience": "staff"}]}
+    body = event.model_dump_json()
+    assert "Jane Doe" not in body and "biopsy" not in body and "oncology" not in body
+
+    assert (await api.label(ME, [doc["id"]], remove={"practitioner_ids": [COLLEAGUE]})).status_code == 200
+    unshared = await eventually(lambda: [e for e in api.documents_events() if e.type == "documents.unshared"],
+                                message="documents.unshared on the observer queue")
+    assert unshared[0].data["practitioner_ids"] == [COLLEAGUE] and unshared[0].data["patient_ids"] == []
+    assert await api.app.state.infra.relay.pending() == 0
+
+
+async def test_projection_follows_office_membership(rabbit: Any, start_documents: Any, unique: str) -> None:
+    api = await start(rabbit, start_documents, unique)
+    office = await api.office(ME, **{STAFF: "staff"})
+    doc = await api.upload_ok(ME, b"x")
+    await api.label(ME, [doc["id"]], add={"offices": [{"office_id": office, "audience": "staff"}]})
+    assert await api.shared_ids(STAFF, "staff") == [doc["id"]]
+
+    await api.remove_member(office, STAFF)  # returns once the service processed it
+    assert await api.shared_ids(STAFF, "staff") == []
+    await api.add_member(office, STAFF, "staff")
+    assert await api.shared_ids(STAFF, "staff") == [doc["id"]]
+    await api.add_member(office, "staff-2", "staff")
+    assert await api.shared_ids("staff-2", "staff") == [doc["id"]]
