@@ -1,0 +1,1 @@
+"""Clinishare identity: accounts, offices, Share PINs, connections, patients and care teams."""

@@ -1,0 +1,65 @@
+"""Annotated dependencies: the store, settings, the password hasher, and load-or-404 for offices."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from clinishare_shared.auth import CurrentPrincipal, TokenSigner
+from clinishare_shared.problems import Problem, not_found
+from clinishare_identity.passwords import Passwords
+from clinishare_identity.settings import IdentitySettings
+from clinishare_identity.store import IdentityStore
+
+
+def _store(request: Request) -> IdentityStore:
+    return request.app.state.store
+
+
+def _settings(request: Request) -> IdentitySettings:
+    return request.app.state.settings
+
+
+def _passwords(request: Request) -> Passwords:
+    return request.app.state.passwords
+
+
+def _signer(request: Request) -> TokenSigner:
+    return request.app.state.signer
+
+
+StoreDep = Annotated[IdentityStore, Depends(_store)]
+SettingsDep = Annotated[IdentitySettings, Depends(_settings)]
+PasswordsDep = Annotated[Passwords, Depends(_passwords)]
+SignerDep = Annotated[TokenSigner, Depends(_signer)]
+
+
+async def _current_account(principal: CurrentPrincipal, store: StoreDep) -> dict[str, Any]:
+    account = await store.account(principal.id)
+    if account is None:
+        # a validly signed token for an account that is not here: treat it like a bad token
+        raise Problem(401, "unknown account", headers={"WWW-Authenticate": "Bearer"})
+    return account
+
+
+CurrentAccount = Annotated[dict[str, Any], Depends(_current_account)]
+
+
+async def _member_office(office_id: str, principal: CurrentPrincipal, store: StoreDep) -> dict[str, Any]:
+    office = await store.office(office_id)
+    if office is None or principal.id not in {m["account_id"] for m in office["members"]}:
+        raise not_found("office")
+    return office
+
+
+MemberOffice = Annotated[dict[str, Any], Depends(_member_office)]
+
+
+async def _owned_office(office: MemberOffice, principal: CurrentPrincipal) -> dict[str, Any]:
+    if office["owner_id"] != principal.id:
+        raise Problem(403, "only the office owner may do this")
+    return office
+
+
+OwnedOffice = Annotated[dict[str, Any], Depends(_owned_office)]

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from clinishare_shared.settings import ServiceSettings
+
+
+class IdentitySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="IDENTITY_", extra="ignore")
+
+    service_name: str = "identity"
+    signing_key_pem: str | None = Field(
+        default=None, description="Ed25519 private key (PKCS#8 PEM); unset: generated once and kept in MongoDB")
+    token_ttl_seconds: int = Field(default=900, ge=30, le=86400)
+    invite_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    pin_fail_limit: int = Field(default=10, ge=1)
+    pin_window_seconds: int = Field(default=15 * 60, ge=1)
+    # argon2-cffi's defaults (RFC 9106 low-memory profile); tests lower them to stay fast.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_cost: int = Field(default=65536, ge=8)
+    argon2_parallelism: int = Field(default=4, ge=1)

@@ -1,0 +1,243 @@
+"""The only module that talks to MongoDB.
+
+Every state change that others must hear about is one single-document write carrying its event in the
+document's outbox (``with_events`` / ``push_events``). Office membership and care teams are arrays on
+their aggregate with a ``version``: a change is a version-checked update, so concurrent changes cannot
+both win and every event's snapshot is the state that write produced.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from clinishare_shared.domain.sharing import ConnectionView, OfficeView
+from clinishare_shared.outbox import OUTBOX, push_events, with_events
+from clinishare_shared.pagination import PageQuery
+from clinishare_identity import events
+from clinishare_identity.domain.throttle import Lookup
+
+ACCOUNTS, OFFICES, CONNECTIONS, PATIENTS, PIN_LOOKUPS = "accounts", "offices", "connections", "patients", "pin_lookups"
+EVENT_COLLECTIONS = [ACCOUNTS, OFFICES, CONNECTIONS, PATIENTS]
+NO_OUTBOX = {OUTBOX: 0}
+
+__all__ = ["DuplicateKeyError", "IdentityStore", "EVENT_COLLECTIONS"]
+
+
+def _utcnow() -> datetime:
+    # MongoDB keeps milliseconds: truncating here makes what a write returns equal what a read returns
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class IdentityStore:
+    def __init__(self, db: Any, *, kick: Callable[[], None] = lambda: None,
+                 clock: Callable[[], datetime] = _utcnow, lookup_retention: timedelta = timedelta(minutes=15)) -> None:
+        self.db = db
+        self.kick = kick  # wakes the outbox relay after a write that carries events
+        self.now = clock
+        self.lookup_retention = lookup_retention
+        self.accounts = db[ACCOUNTS]
+        self.offices = db[OFFICES]
+        self.connections = db[CONNECTIONS]
+        self.patients = db[PATIENTS]
+        self.pin_lookups = db[PIN_LOOKUPS]
+
+    async def ensure_indexes(self) -> None:
+        await self.accounts.create_index("email_norm", unique=True, name="email_unique")
+        await self.accounts.create_index("share_pin", unique=True, sparse=True, name="pin_unique")
+        await self.offices.create_index("share_pin", unique=True, name="pin_unique")
+        await self.offices.create_index("members.account_id")
+        await self.offices.create_index("owner_id")
+        # live_key exists only on live connections, so one live connection per owner and target
+        await self.connections.create_index("live_key", unique=True, sparse=True, name="live_unique")
+        await self.connections.create_index([("owner_id", 1), ("_id", -1)])
+        await self.connections.create_index([("target_id", 1), ("_id", -1)])
+        await self.patients.create_index([("care_team", 1), ("_id", -1)])
+        await self.patients.create_index("invite.token_hash", sparse=True)
+        await self.pin_lookups.create_index([("account_id", 1), ("at", -1)])
+        # kept one window longer than the throttle looks back, then MongoDB drops them
+        await self.pin_lookups.create_index("at", name="ttl",
+                                            expireAfterSeconds=int(self.lookup_retention.total_seconds()) * 2)
+
+    # ---- accounts ---------------------------------------------------------------------------------
+
+    async def insert_account(self, account: dict[str, Any]) -> None:
+        """Raises DuplicateKeyError for a taken e-mail (or id)."""
+        await self.accounts.insert_one(with_events(account, events.account_registered(account)))
+        self.kick()
+
+    async def account(self, account_id: str) -> dict[str, Any] | None:
+        return await self.accounts.find_one({"_id": account_id}, NO_OUTBOX)
+
+    async def account_by_email(self, email_norm: str) -> dict[str, Any] | None:
+        return await self.accounts.find_one({"email_norm": email_norm}, NO_OUTBOX)
+
+    async def accounts_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        docs = await self.accounts.find({"_id": {"$in": list(set(ids))}}, NO_OUTBOX).to_list()
+        return {d["_id"]: d for d in docs}
+
+    async def set_account_pin(self, account_id: str, pin: str) -> bool:
+        res = await self.accounts.update_one({"_id": account_id, "kind": "practitioner"}, {"$set": {"share_pin": pin}})
+        return res.matched_count == 1
+
+    # ---- PINs -------------------------------------------------------------------------------------
+
+    async def pin_taken(self, pin: str) -> bool:
+        """PINs are unique per collection by index; this keeps an account's and an office's apart too."""
+        return (await self.accounts.find_one({"share_pin": pin}, {"_id": 1}) is not None
+                or await self.offices.find_one({"share_pin": pin}, {"_id": 1}) is not None)
+
+    async def pin_holder(self, pin: str) -> tuple[str, dict[str, Any]] | None:
+        account = await self.accounts.find_one({"share_pin": pin, "kind": "practitioner"}, NO_OUTBOX)
+        if account is not None:
+            return "practitioner", account
+        office = await self.offices.find_one({"share_pin": pin}, NO_OUTBOX)
+        return ("office", office) if office is not None else None
+
+    async def record_lookup(self, account_id: str, ok: bool) -> None:
+        await self.pin_lookups.insert_one({"account_id": account_id, "at": self.now(), "ok": ok})
+
+    async def recent_lookups(self, account_id: str) -> list[Lookup]:
+        since = self.now() - self.lookup_retention
+        docs = await self.pin_lookups.find({"account_id": account_id, "at": {"$gt": since}},
+                                           {"at": 1, "ok": 1}).to_list()
+        return [Lookup(at=d["at"] if d["at"].tzinfo else d["at"].replace(tzinfo=UTC), ok=d["ok"]) for d in docs]
+
+    # ---- offices ----------------------------------------------------------------------------------
+
+    async def insert_office(self, office: dict[str, Any]) -> None:
+        await self.offices.insert_one(with_events(office, events.office_created(office)))
+        self.kick()
+
+    async def office(self, office_id: str) -> dict[str, Any] | None:
+        return await self.offices.find_one({"_id": office_id}, NO_OUTBOX)
+
+    async def offices_of(self, account_id: str) -> list[dict[str, Any]]:
+        return await self.offices.find({"members.account_id": account_id}, NO_OUTBOX).sort("_id", 1).to_list()
+
+    async def office_ids_owned(self, account_id: str) -> list[str]:
+        return [d["_id"] for d in await self.offices.find({"owner_id": account_id}, {"_id": 1}).to_list()]
+
+    async def offices_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        docs = await self.offices.find({"_id": {"$in": list(set(ids))}}, NO_OUTBOX).to_list()
+        return {d["_id"]: d for d in docs}
+
+    async def change_members(self, office: dict[str, Any], members: list[dict[str, str]], *, added: str | None = None,
+                             removed: str | None = None) -> dict[str, Any] | None:
+        """Replace the member list if nobody changed the office since ``office`` was read. Returns the
+        office as written, or None on a concurrent change (the caller re-reads and re-decides)."""
+        version = office["version"] + 1
+        if added is not None:
+            role = next(m["role"] for m in members if m["account_id"] == added)
+            event = events.office_member_added(office["_id"], added, role, version, members)
+        else:
+            assert removed is not None
+            event = events.office_member_removed(office["_id"], removed, version, members)
+        res = await self.offices.update_one({"_id": office["_id"], "version": office["version"]},
+                                            push_events({"$set": {"members": members, "version": version}}, event))
+        if res.matched_count != 1:
+            return None
+        self.kick()
+        return {**office, "members": members, "version": version}
+
+    async def set_office_pin(self, office_id: str, pin: str) -> None:
+        await self.offices.update_one({"_id": office_id}, {"$set": {"share_pin": pin}})
+
+    # ---- connections ------------------------------------------------------------------------------
+
+    @staticmethod
+    def live_key(owner_id: str, target_kind: str, target_id: str) -> str:
+        return f"{owner_id}:{target_kind}:{target_id}"
+
+    async def insert_connection(self, conn: dict[str, Any]) -> None:
+        """Raises DuplicateKeyError when the same live connection exists."""
+        doc = {**conn, "live_key": self.live_key(conn["owner_id"], conn["target_kind"], conn["target_id"])}
+        await self.connections.insert_one(with_events(doc, events.connection_created(conn)))
+        self.kick()
+
+    async def connection(self, connection_id: str) -> dict[str, Any] | None:
+        return await self.connections.find_one({"_id": connection_id, "deleted_at": None}, NO_OUTBOX)
+
+    async def list_connections(self, account_id: str, owned_office_ids: list[str],
+                               page: PageQuery) -> list[dict[str, Any]]:
+        mine_or_to_me = [{"owner_id": account_id},
+                         {"target_kind": "practitioner", "target_id": account_id}]
+        if owned_office_ids:
+            mine_or_to_me.append({"target_kind": "office", "target_id": {"$in": owned_office_ids}})
+        query = {"deleted_at": None, "$or": mine_or_to_me, **page.id_filter()}
+        return await self.connections.find(query, NO_OUTBOX).sort("_id", -1).limit(page.limit + 1).to_list()
+
+    async def delete_connection(self, conn: dict[str, Any], deleted_by: str) -> bool:
+        """Soft delete, with its event in the same write; False if it was already gone."""
+        update = {"$set": {"deleted_at": self.now(), "deleted_by": deleted_by}, "$unset": {"live_key": ""}}
+        res = await self.connections.update_one(
+            {"_id": conn["_id"], "deleted_at": None},
+            push_events(update, events.connection_deleted(conn, deleted_by)))
+        if res.matched_count == 1:
+            self.kick()
+        return res.matched_count == 1
+
+    async def sharing_inputs(self, account_id: str) -> tuple[list[OfficeView], list[ConnectionView], set[str]]:
+        """What the sharing list is computed from: my offices, my live connections, and which of their
+        practitioner targets really are practitioners."""
+        offices = [OfficeView(id=o["_id"], members={m["account_id"]: m["role"] for m in o["members"]})
+                   for o in await self.offices_of(account_id)]
+        docs = await self.connections.find({"owner_id": account_id, "deleted_at": None}, NO_OUTBOX).to_list()
+        conns = [ConnectionView(target_kind=c["target_kind"], target_id=c["target_id"]) for c in docs]
+        targets = [c.target_id for c in conns if c.target_kind == "practitioner"]
+        practitioners = await self.accounts.find({"_id": {"$in": targets}, "kind": "practitioner"},
+                                                 {"_id": 1}).to_list()
+        return offices, conns, {p["_id"] for p in practitioners}
+
+    # ---- patients ---------------------------------------------------------------------------------
+
+    async def insert_patient(self, patient: dict[str, Any]) -> None:
+        await self.patients.insert_one(with_events(patient, events.patient_registered(patient)))
+        self.kick()
+
+    async def patient(self, patient_id: str) -> dict[str, Any] | None:
+        return await self.patients.find_one({"_id": patient_id}, NO_OUTBOX)
+
+    async def list_patients(self, practitioner_id: str, q: str | None, page: PageQuery) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"care_team": practitioner_id, **page.id_filter()}
+        if q:
+            query["name"] = {"$regex": re.escape(q), "$options": "i"}
+        return await self.patients.find(query, NO_OUTBOX).sort("_id", -1).limit(page.limit + 1).to_list()
+
+    async def portal_account_ids(self, patient_ids: Iterable[str]) -> set[str]:
+        docs = await self.accounts.find({"_id": {"$in": list(patient_ids)}, "kind": "patient"}, {"_id": 1}).to_list()
+        return {d["_id"] for d in docs}
+
+    async def add_to_care_team(self, patient: dict[str, Any], practitioner_id: str,
+                               changed_by: str) -> dict[str, Any] | None:
+        """Version-checked like office membership; None on a concurrent change."""
+        version, team = patient["version"] + 1, [*patient["care_team"], practitioner_id]
+        event = events.patient_care_team_changed(patient["_id"], changed_by, version, team, added=[practitioner_id])
+        res = await self.patients.update_one({"_id": patient["_id"], "version": patient["version"]},
+                                             push_events({"$set": {"care_team": team, "version": version}}, event))
+        if res.matched_count != 1:
+            return None
+        self.kick()
+        return {**patient, "care_team": team, "version": version}
+
+    async def set_invite(self, patient_id: str, token_hash: str, expires_at: datetime, created_by: str) -> None:
+        # one invite per patient: a new one overwrites (and so revokes) any older one
+        await self.patients.update_one({"_id": patient_id}, {"$set": {"invite": {
+            "token_hash": token_hash, "expires_at": expires_at, "created_by": created_by, "created_at": self.now()}}})
+
+    async def patient_by_invite(self, token_hash: str) -> dict[str, Any] | None:
+        return await self.patients.find_one({"invite.token_hash": token_hash}, NO_OUTBOX)
+
+    async def consume_invite(self, patient_id: str, token_hash: str) -> bool:
+        """Remove the invite if it is still this one: only one redemption can win."""
+        res = await self.patients.update_one({"_id": patient_id, "invite.token_hash": token_hash},
+                                             {"$unset": {"invite": ""}})
+        return res.matched_count == 1
+
+    async def restore_invite(self, patient_id: str, invite: dict[str, Any]) -> None:
+        await self.patients.update_one({"_id": patient_id, "invite": None}, {"$set": {"invite": invite}})

@@ -1,0 +1,117 @@
+import jwt
+import pytest
+
+from clinishare_shared.auth import TokenSigner
+
+AUTHENTICATED = [
+    ("GET", "/v1/me"), ("GET", "/v1/me/share-pin"), ("POST", "/v1/me/share-pin/rotate"),
+    ("POST", "/v1/offices"), ("GET", "/v1/offices/65f000000000000000000000"),
+    ("POST", "/v1/offices/65f000000000000000000000/members"),
+    ("DELETE", "/v1/offices/65f000000000000000000000/members/65f000000000000000000001"),
+    ("POST", "/v1/offices/65f000000000000000000000/share-pin/rotate"),
+    ("POST", "/v1/connections"), ("GET", "/v1/connections"), ("DELETE", "/v1/connections/65f000000000000000000000"),
+    ("GET", "/v1/sharing-list"), ("POST", "/v1/patients"), ("GET", "/v1/patients"),
+    ("GET", "/v1/patients/65f000000000000000000000"),
+    ("POST", "/v1/patients/65f000000000000000000000/care-team"),
+    ("POST", "/v1/patients/65f000000000000000000000/portal-invite"),
+]
+
+
+async def test_every_authenticated_endpoint_answers_401_without_or_with_a_bad_token(api, assert_problem):
+    foreign = TokenSigner.generate().issue("65f000000000000000000009", "practitioner")
+    for method, path in AUTHENTICATED:
+        for headers in ({}, {"Authorization": "Bearer nonsense"}, {"Authorization": f"Bearer {foreign}"}):
+            r = await api.client.request(method, path, headers=headers, json={})
+            assert_problem(r, 401)
+            assert r.headers["www-authenticate"] == "Bearer"
+
+
+async def test_register_login_and_me(api):
+    r = await api.client.post("/v1/accounts", json={"email": "Grace@Clinic.example.org", "password": "s3cret-pass",
+                                                    "name": "Dr Grace", "kind": "practitioner"})
+    assert r.status_code == 201
+    account = r.json()
+    assert set(account) == {"id", "email", "name", "kind", "created_at"}
+    assert account["kind"] == "practitioner" and account["name"] == "Dr Grace"
+
+    r = await api.client.post("/v1/auth/token", json={"email": "grace@clinic.EXAMPLE.org", "password": "s3cret-pass"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["token_type"] == "bearer" and body["expires_in"] == 900
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["sub"] == account["id"] and claims["kind"] == "practitioner"
+    assert {"iss", "aud", "iat", "exp", "jti"} <= set(claims)
+
+    r = await api.client.get("/v1/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert r.status_code == 200
+    assert r.json() == {**account, "offices": []}
+
+
+async def test_tokens_verify_against_the_published_jwks(api):
+    user = await api.register()
+    jwks = (await api.client.get("/.well-known/jwks.json")).json()
+    kid = jwt.get_unverified_header(user.token)["kid"]
+    key = next(k for k in jwks["keys"] if k["kid"] == kid)
+    assert key["kty"] == "OKP" and key["crv"] == "Ed25519" and "d" not in key
+    claims = jwt.decode(user.token, jwt.PyJWK(key).key, algorithms=["EdDSA"], audience="clinishare")
+    assert claims["sub"] == user.id
+
+
+async def test_wrong_password_or_unknown_email_is_401(api, assert_problem):
+    user = await api.register()
+    for body in ({"email": user.email, "password": "wrong-password"},
+                 {"email": "nobody@clinic.example.org", "password": "whatever1"}):
+        assert_problem(await api.client.post("/v1/auth/token", json=body), 401)
+
+
+async def test_duplicate_email_is_409_case_insensitively(api, assert_problem):
+    user = await api.register()
+    r = await api.client.post("/v1/accounts", json={"email": user.email.upper(), "password": "another-pass",
+                                                    "name": "Copy", "kind": "staff"})
+    assert_problem(r, 409)
+    # the original account still logs in with its own password
+    await api.login(user.email)
+
+
+@pytest.mark.parametrize("body", [
+    {"email": "x@clinic.example.org", "password": "short", "name": "X", "kind": "practitioner"},
+    {"email": "x@clinic.example.org", "password": "long enough", "name": "X", "kind": "patient"},
+    {"email": "not-an-email", "password": "long enough", "name": "X", "kind": "staff"},
+    {"email": "x@clinic.example.org", "password": "long enough", "name": "", "kind": "staff"},
+])
+async def test_bad_account_input_is_422_and_creates_nothing(api, assert_problem, body):
+    problem = assert_problem(await api.client.post("/v1/accounts", json=body), 422)
+    assert "long enough" not in str(problem)  # the input is not echoed back
+    assert_problem(await api.client.post("/v1/auth/token", json={"email": body["email"], "password": body["password"]}),
+                   401)
+
+
+async def test_practitioner_pin_is_shown_grouped_and_rotation_replaces_it(api):
+    doc = await api.register()
+    pin = await api.pin(doc)
+    assert len(pin) == 12 and pin[4] == pin[9] == "-"
+    assert await api.pin(doc) == pin  # stable until rotated
+    r = await api.client.post("/v1/me/share-pin/rotate", headers=doc.auth)
+    assert r.status_code == 200
+    new = r.json()["pin"]
+    assert new != pin and await api.pin(doc) == new
+
+
+async def test_staff_and_patients_have_no_practitioner_pin(api, assert_problem):
+    staff = await api.register("staff")
+    assert_problem(await api.client.get("/v1/me/share-pin", headers=staff.auth), 403)
+    assert_problem(await api.client.post("/v1/me/share-pin/rotate", headers=staff.auth), 403)
+    doc = await api.register()
+    patient = await api.patient(doc)
+    token = (await api.client.post(f"/v1/patients/{patient['id']}/portal-invite", headers=doc.auth)).json()["invite_token"]
+    r = await api.client.post("/v1/portal/activate", json={"invite_token": token, "password": "patient-pass"})
+    assert r.status_code == 201
+    patient_token = await api.login(patient["email"], "patient-pass")
+    r = await api.client.get("/v1/me/share-pin", headers={"Authorization": f"Bearer {patient_token}"})
+    assert_problem(r, 403)
+
+
+async def test_health_and_readiness(api):
+    assert (await api.client.get("/healthz")).json() == {"status": "ok"}
+    r = await api.client.get("/readyz")
+    assert r.status_code == 200 and r.json()["checks"] == {"database": True, "broker": True}
