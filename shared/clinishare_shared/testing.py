@@ -60,7 +60,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    terminalreporter.write_line(f"clinishare mongodb engine used: {_engine.get('label', 'not resolved')}")
+    terminalreporter.write_line(f"clinishare mongodb engine used: {_resolve_mongo()[1]}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

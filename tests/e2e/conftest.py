@@ -198,7 +198,7 @@ async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def people(http: httpx.AsyncClient, unique: str) -> Any:
     async def signup(name: str, kind: str = "practitioner") -> Api:
-        email = f"{name.lower().replace(' ', '.')}.{unique}@clinic.test"
+        email = f"{name.lower().replace(' ', '.')}.{unique}@harbour-clinic.org"
         r = await http.post("/v1/accounts", json={"email": email, "password": "correct horse 42",
                                                    "name": name, "kind": kind})
         assert r.status_code == 201, r.text
@@ -207,7 +207,7 @@ def people(http: httpx.AsyncClient, unique: str) -> Any:
         return Api(http, t.json()["access_token"], r.json())
 
     async def patient(by: Api, name: str) -> tuple[str, Api]:
-        email = f"{name.lower().replace(' ', '.')}.{unique}@patients.test"
+        email = f"{name.lower().replace(' ', '.')}.{unique}@patient-mail.org"
         r = await by.post("/v1/patients", json={"name": name, "email": email})
         assert r.status_code == 201, r.text
         patient_id = r.json()["id"]
@@ -238,7 +238,8 @@ async def _eventually(fetch: Any, check: Any, *, timeout: float = 20.0, message:
         return check(last["r"])
 
     try:
-        return await wait_for(probe, timeout=timeout, interval=0.05, message=message)
+        await wait_for(probe, timeout=timeout, interval=0.05, message=message)
+        return last["r"]
     except AssertionError:
         r = last.get("r")
         raise AssertionError(f"{message}; last response: {getattr(r, 'status_code', r)} "
