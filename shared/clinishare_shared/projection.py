@@ -117,6 +117,11 @@ class IdentityProjection:
     async def offices_of(self, account_id: str) -> list[dict[str, Any]]:
         return await self.db[OFFICES].find({"member_ids": account_id}).to_list()
 
+    async def roles_of(self, account_id: str) -> dict[str, str]:
+        """Office id -> the account's role there now (membership is read at read time, principle 2)."""
+        return {o["_id"]: m["role"] for o in await self.offices_of(account_id)
+                for m in o["members"] if m["account_id"] == account_id}
+
     async def office_ids_of(self, account_id: str, *, role: str | None = None) -> list[str]:
         offices = await self.offices_of(account_id)
         if role is None:

@@ -5,51 +5,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path
 
 from clinishare_charts.domain.access import ChartRef, GrantRef, can_read, practitioner_offices
 from clinishare_charts.store import ChartStore
 from clinishare_shared.auth import CurrentPrincipal
-from clinishare_shared.directory import Directory
+from clinishare_shared.deps import AuthorizationHeader, DirectoryDep, ProjectionDep, from_state
 from clinishare_shared.problems import Problem
-from clinishare_shared.projection import IdentityProjection
 
 
-def _store(request: Request) -> ChartStore:
-    return request.app.state.store
-
-
-def _projection(request: Request) -> IdentityProjection:
-    return request.app.state.projection
-
-
-def _directory(request: Request) -> Directory:
-    return request.app.state.directory
-
-
-def _authorization(request: Request) -> str:
-    # already verified by the principal dependency; forwarded as is when identity is asked on our caller's behalf
-    return request.headers.get("authorization", "")
-
-
-StoreDep = Annotated[ChartStore, Depends(_store)]
-ProjectionDep = Annotated[IdentityProjection, Depends(_projection)]
-DirectoryDep = Annotated[Directory, Depends(_directory)]
-Authorization = Annotated[str, Depends(_authorization)]
-
-
-async def memberships(projection: IdentityProjection, account_id: str) -> dict[str, str]:
-    """Office id -> the account's role there, now, per the projection."""
-    out: dict[str, str] = {}
-    for office in await projection.offices_of(account_id):
-        for m in office.get("members", []):
-            if m["account_id"] == account_id:
-                out[office["_id"]] = m["role"]
-    return out
+StoreDep = Annotated[ChartStore, from_state("store")]
+Authorization = AuthorizationHeader
 
 
 async def _viewer_offices(principal: CurrentPrincipal, projection: ProjectionDep) -> dict[str, str]:
-    return await memberships(projection, principal.id)
+    return await projection.roles_of(principal.id)
 
 
 ViewerOffices = Annotated[dict[str, str], Depends(_viewer_offices)]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
+from clinishare_shared.deps import DirectoryDep, ProjectionDep, from_state
 from clinishare_shared.auth import CurrentPrincipal, Principal, require_kind
 from clinishare_shared.directory import Directory, refused_recipients
 from clinishare_shared.problems import Problem, not_found
@@ -18,37 +19,9 @@ from clinishare_documents.settings import DocumentsSettings
 from clinishare_documents.store import DocumentStore, shares_state
 
 
-def _store(request: Request) -> DocumentStore:
-    return request.app.state.store
-
-
-def _projection(request: Request) -> IdentityProjection:
-    return request.app.state.projection
-
-
-def _settings(request: Request) -> DocumentsSettings:
-    return request.app.state.settings
-
-
-def _directory(request: Request) -> Directory | None:
-    return request.app.state.directory
-
-
-StoreDep = Annotated[DocumentStore, Depends(_store)]
-ProjectionDep = Annotated[IdentityProjection, Depends(_projection)]
-SettingsDep = Annotated[DocumentsSettings, Depends(_settings)]
-DirectoryDep = Annotated[Directory | None, Depends(_directory)]
+StoreDep = Annotated[DocumentStore, from_state("store")]
+SettingsDep = Annotated[DocumentsSettings, from_state("settings")]
 CurrentReader = Annotated[Principal, require_kind("practitioner", "staff")]
-
-
-async def office_roles(projection: IdentityProjection, account_id: str) -> dict[str, str]:
-    """Office id -> the account's role there, now (principle 2: membership at read time)."""
-    roles = {}
-    for office in await projection.offices_of(account_id):
-        for m in office.get("members", []):
-            if m["account_id"] == account_id:
-                roles[office["_id"]] = m["role"]
-    return roles
 
 
 async def _readable(document_id: str, principal: CurrentPrincipal, store: StoreDep,
@@ -57,7 +30,7 @@ async def _readable(document_id: str, principal: CurrentPrincipal, store: StoreD
     if doc is None:
         raise not_found("document")
     roles = {} if principal.kind == "patient" or doc["owner_id"] == principal.id \
-        else await office_roles(projection, principal.id)
+        else await projection.roles_of(principal.id)
     if not can_read(owner_id=doc["owner_id"], keys=doc.get("share_keys", []), account_id=principal.id,
                     kind=principal.kind, office_roles=roles):
         raise not_found("document")

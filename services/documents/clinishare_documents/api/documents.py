@@ -14,7 +14,7 @@ from clinishare_shared.pagination import PageParams
 from clinishare_shared.problems import Problem, not_found
 
 from clinishare_documents.api.deps import (
-    CurrentReader, DirectoryDep, ProjectionDep, ReadableDocument, SettingsDep, StoreDep, office_roles,
+    CurrentReader, DirectoryDep, ProjectionDep, ReadableDocument, SettingsDep, StoreDep,
     patients_refused, to_read,
 )
 from clinishare_documents.api.multipart import (
@@ -103,7 +103,7 @@ async def list_documents(principal: CurrentReader, store: StoreDep, projection: 
         if label is not None:
             # Labels are the owner's own filing; a recipient neither sees nor filters by them.
             raise Problem(422, "label filters apply to scope=mine only")
-        keys = reader_keys(principal.id, principal.kind, await office_roles(projection, principal.id))
+        keys = reader_keys(principal.id, principal.kind, await projection.roles_of(principal.id))
         docs = await store.list_shared(keys, patient_id=patient_id, page=page)
     items, cursor = page.page(docs)
     return DocumentPage(items=[to_read(d, principal.id) for d in items], next_cursor=cursor)
@@ -140,7 +140,7 @@ async def delete_document(document_id: str, principal: CurrentPrincipal, store: 
         if doc is None:
             raise not_found("document")
         roles = {} if doc["owner_id"] == principal.id or principal.kind == "patient" \
-            else await office_roles(projection, principal.id)
+            else await projection.roles_of(principal.id)
         decision = delete_decision(owner_id=doc["owner_id"], keys=doc.get("share_keys", []),
                                    account_id=principal.id, kind=principal.kind, office_roles=roles)
         if decision == "not_found":

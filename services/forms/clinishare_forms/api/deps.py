@@ -9,27 +9,12 @@ from fastapi import Depends, Request
 
 from clinishare_forms.domain.access import SharingRule, can_administer
 from clinishare_forms.store import FormStore
+from clinishare_shared.deps import DirectoryDep, ProjectionDep, from_state
 from clinishare_shared.auth import CurrentPractitioner
-from clinishare_shared.directory import Directory
 from clinishare_shared.problems import not_found
-from clinishare_shared.projection import IdentityProjection
 
 
-def _store(request: Request) -> FormStore:
-    return request.app.state.store
-
-
-def _projection(request: Request) -> IdentityProjection:
-    return request.app.state.projection
-
-
-def _directory(request: Request) -> Directory:
-    return request.app.state.directory
-
-
-StoreDep = Annotated[FormStore, Depends(_store)]
-ProjectionDep = Annotated[IdentityProjection, Depends(_projection)]
-DirectoryDep = Annotated[Directory, Depends(_directory)]
+StoreDep = Annotated[FormStore, from_state("store")]
 
 
 class Relay:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
+from clinishare_shared.deps import from_state
 from clinishare_shared.auth import CurrentPrincipal, TokenSigner
 from clinishare_shared.problems import Problem, not_found
 from clinishare_identity.passwords import Passwords
@@ -13,26 +14,10 @@ from clinishare_identity.settings import IdentitySettings
 from clinishare_identity.store import IdentityStore
 
 
-def _store(request: Request) -> IdentityStore:
-    return request.app.state.store
-
-
-def _settings(request: Request) -> IdentitySettings:
-    return request.app.state.settings
-
-
-def _passwords(request: Request) -> Passwords:
-    return request.app.state.passwords
-
-
-def _signer(request: Request) -> TokenSigner:
-    return request.app.state.signer
-
-
-StoreDep = Annotated[IdentityStore, Depends(_store)]
-SettingsDep = Annotated[IdentitySettings, Depends(_settings)]
-PasswordsDep = Annotated[Passwords, Depends(_passwords)]
-SignerDep = Annotated[TokenSigner, Depends(_signer)]
+StoreDep = Annotated[IdentityStore, from_state("store")]
+SettingsDep = Annotated[IdentitySettings, from_state("settings")]
+PasswordsDep = Annotated[Passwords, from_state("passwords")]
+SignerDep = Annotated[TokenSigner, from_state("signer")]
 
 
 async def _current_account(principal: CurrentPrincipal, store: StoreDep) -> dict[str, Any]:

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path
 
+from clinishare_shared.deps import from_state
 from clinishare_shared.auth import CurrentPrincipal
 from clinishare_shared.problems import not_found
 
 from clinishare_notify.store import NotifyStore
 
 
-def _store(request: Request) -> NotifyStore:
-    return request.app.state.store
-
-
-StoreDep = Annotated[NotifyStore, Depends(_store)]
+StoreDep = Annotated[NotifyStore, from_state("store")]
 NotificationId = Annotated[str, Path(min_length=1, max_length=200, description="a notification id")]
 
 
