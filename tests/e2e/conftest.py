@@ -49,6 +49,7 @@ class Stack:
     url: str
     mailbox: Mailbox
     logs: dict[str, Path] = field(default_factory=dict)
+    processes: dict[str, Any] = field(default_factory=dict)
 
 
 @pytest.fixture
@@ -105,7 +106,8 @@ async def _processes(tmp_path: Path, amqp_url: str, unique: str, mailbox: Mailbo
                         return False
 
                 await wait_for(ready, timeout=60, interval=0.1, message=f"{name} ready")
-        yield Stack(mode="processes", url=f"http://127.0.0.1:{ports['gateway']}", mailbox=mailbox, logs=logs)
+        yield Stack(mode="processes", url=f"http://127.0.0.1:{ports['gateway']}", mailbox=mailbox, logs=logs,
+                    processes=procs)
     finally:
         for proc in procs.values():
             proc.terminate()
