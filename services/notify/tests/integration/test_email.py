@@ -125,6 +125,11 @@ async def test_preference_off_means_no_email(start_notify: Any, smtp: Any, signe
                                                 practitioner_ids=["bob", "carol"], office_ids=[]))
     await wait_for(lambda: len(smtp.messages) == 1, message="carol's e-mail")
     assert smtp.messages[0].rcpt_tos == ["carol@clinic.test"]
+
+    async def bobs_decided() -> bool:
+        return (await svc.store.get(f"{event.id}:bob", "bob"))["email"]["status"] not in ("pending", "sending")
+
+    await wait_for(bobs_decided, message="bob's e-mail decided")
     bob = await svc.store.get(f"{event.id}:bob", "bob")
     assert bob["email"] == {"status": "skipped", "reason": "preference_off", "attempts": 0}
     assert await svc.worker.run_once() == 0 and len(smtp.messages) == 1

@@ -47,6 +47,13 @@ async def test_same_event_three_times_one_notification_one_email(
         [f"{sequential.id}:bob", f"{sequential.id}:carol", f"{concurrent.id}:bob"])
     # bob has an address: both his e-mails go out; carol has none known: skipped, inbox only
     await wait_for(lambda: len(smtp.messages) == 2, message="two e-mails")
+
+    # the SMTP server has a message before the worker records it as sent: wait for the record too
+    async def bobs_sent() -> bool:
+        states = {n["_id"]: n["email"]["status"] for n in await svc.notifications()}
+        return all(states.get(f"{e.id}:bob") == "sent" for e in (sequential, concurrent))
+
+    await wait_for(bobs_sent, message="both of bob's e-mails recorded as sent")
     assert await svc.worker.run_once() == 0
     assert len(smtp.messages) == 2 and smtp.attempts == 2
     assert Counter(tuple(m.rcpt_tos) for m in smtp.messages) == {("bob@clinic.test",): 2}
