@@ -16,6 +16,7 @@ from clinishare_shared.bus.memory import InMemoryBus
 from clinishare_shared.consumer import IdempotentConsumer
 from clinishare_shared.mongo import engine_name, open_client
 from clinishare_shared.outbox import OutboxRelay
+from clinishare_shared.projection import IdentityProjection
 from clinishare_shared.settings import ServiceSettings
 
 log = structlog.get_logger("clinishare.runtime")
@@ -54,6 +55,19 @@ class Infra:
             await self.bus.start()
         log.info("service_opened", service=self.settings.service_name, mongo=engine_name(self.client),
                  database=self.settings.database, bus=type(self.bus).__name__)
+
+    async def open_projection(self) -> IdentityProjection:
+        """The identity projection in this service's database, indexed."""
+        projection = IdentityProjection(self.db)
+        await projection.ensure_indexes()
+        return projection
+
+    def expose(self, app: Any, **state: Any) -> None:
+        """Put this infra, its token verifier and the service's own objects on ``app.state``."""
+        app.state.infra = self
+        app.state.verifier = self.verifier
+        for name, value in state.items():
+            setattr(app.state, name, value)
 
     async def start_relay(self, collections: Sequence[str]) -> OutboxRelay:
         self.relay = OutboxRelay(self.db, collections, self.bus, poll_interval=self.settings.outbox_poll_interval)

@@ -16,7 +16,6 @@ from clinishare_shared.app import service_app
 from clinishare_shared.auth import KeyProvider
 from clinishare_shared.bus.base import EventBus
 from clinishare_shared.directory import Directory, IdentityDirectory
-from clinishare_shared.projection import IdentityProjection
 from clinishare_shared.runtime import Infra
 
 
@@ -28,18 +27,14 @@ def create_app(settings: ChartsSettings | None = None, *, bus: EventBus | None =
         infra = Infra(conf, bus=bus, mongo_client=mongo_client, keys=keys)
         await infra.open()
         try:
-            projection = IdentityProjection(infra.db)
-            await projection.ensure_indexes()
+            projection = await infra.open_projection()
             store = ChartStore(infra.db)
             await store.ensure_indexes()
             relay = await infra.start_relay(ChartStore.outbox_collections)
             store.on_write = relay.kick
             await infra.start_consumer(events.handlers(projection))
-            app.state.infra = infra
-            app.state.verifier = infra.verifier
-            app.state.store = store
-            app.state.projection = projection
-            app.state.directory = directory or IdentityDirectory(conf.identity_url)
+            infra.expose(app, store=store, projection=projection,
+                         directory=directory or IdentityDirectory(conf.identity_url))
             yield
         finally:
             await infra.close()

@@ -12,7 +12,6 @@ from clinishare_shared.app import service_app
 from clinishare_shared.auth import KeyProvider
 from clinishare_shared.bus.base import EventBus
 from clinishare_shared.directory import Directory, IdentityDirectory
-from clinishare_shared.projection import IdentityProjection
 from clinishare_shared.runtime import Infra
 
 from clinishare_documents.api import documents, labels, portal
@@ -31,19 +30,13 @@ def create_app(settings: DocumentsSettings | None = None, *, bus: EventBus | Non
         infra = Infra(settings, bus=bus, mongo_client=mongo_client, keys=keys)
         await infra.open()
         try:
-            projection = IdentityProjection(infra.db)
+            projection = await infra.open_projection()
             store = DocumentStore(infra.db, bucket=settings.gridfs_bucket,
                                   kick=lambda: infra.relay.kick() if infra.relay else None)
-            await projection.ensure_indexes()
             await store.ensure_indexes()
             await infra.start_relay([DOCUMENTS])
             await infra.start_consumer(consumed(projection))
-            app.state.infra = infra
-            app.state.verifier = infra.verifier
-            app.state.settings = settings
-            app.state.store = store
-            app.state.projection = projection
-            app.state.directory = directory
+            infra.expose(app, settings=settings, store=store, projection=projection, directory=directory)
             yield
         finally:
             await infra.close()

@@ -16,7 +16,6 @@ from clinishare_shared.app import service_app
 from clinishare_shared.auth import KeyProvider
 from clinishare_shared.bus.base import EventBus
 from clinishare_shared.directory import Directory, IdentityDirectory
-from clinishare_shared.projection import IdentityProjection
 from clinishare_shared.runtime import Infra
 
 
@@ -30,14 +29,10 @@ def create_app(settings: FormsSettings | None = None, *, bus: EventBus | None = 
         await infra.open()
         try:
             store = FormStore(infra.db)
-            projection = IdentityProjection(infra.db)
+            projection = await infra.open_projection()
             await store.ensure_indexes()
-            await projection.ensure_indexes()
-            app.state.infra = infra
-            app.state.verifier = infra.verifier
-            app.state.store = store
-            app.state.projection = projection
-            app.state.directory = directory or IdentityDirectory(settings.identity_url)
+            infra.expose(app, store=store, projection=projection,
+                         directory=directory or IdentityDirectory(settings.identity_url))
             await infra.start_relay(OUTBOX_COLLECTIONS)
             await infra.start_consumer(consumed(projection))
             yield

@@ -11,7 +11,6 @@ from fastapi import FastAPI
 from clinishare_shared.app import service_app
 from clinishare_shared.auth import KeyProvider
 from clinishare_shared.bus.base import EventBus
-from clinishare_shared.projection import IdentityProjection
 from clinishare_shared.runtime import Infra
 
 from clinishare_notify.api import notifications, preferences
@@ -32,14 +31,12 @@ def create_app(settings: NotifySettings | None = None, *, bus: EventBus | None =
         await infra.open()
         worker: EmailWorker | None = None
         try:
-            projection = IdentityProjection(infra.db)
+            projection = await infra.open_projection()
             store = NotifyStore(infra.db)
-            await projection.ensure_indexes()
             await store.ensure_indexes()
             mailer = SmtpMailer(settings) if settings.email_enabled else None
             worker = EmailWorker(store=store, projection=projection, mailer=mailer, settings=settings)
-            app.state.infra, app.state.verifier = infra, infra.verifier
-            app.state.store, app.state.projection, app.state.email_worker = store, projection, worker
+            infra.expose(app, store=store, projection=projection, email_worker=worker)
             worker.start()
             own = NotifyHandlers(store=store, projection=projection, settings=settings, on_created=worker.wake)
             await infra.start_consumer(chain(projection.handlers, own.handlers))
