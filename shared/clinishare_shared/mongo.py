@@ -8,6 +8,7 @@ adapted; anything else raises AttributeError rather than silently behaving diffe
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import mongomock
@@ -15,6 +16,13 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient
 
 IN_PROCESS = "inprocess"
+
+
+def now_ms() -> datetime:
+    """Now (UTC) at the millisecond precision MongoDB stores, so what a write returns equals what a
+    later read returns."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def new_id() -> str:

@@ -69,6 +69,12 @@ class Infra:
         for name, value in state.items():
             setattr(app.state, name, value)
 
+    def kick(self) -> None:
+        """Wake the outbox relay after a write that staged events (a no-op until the relay runs), so
+        events go out now rather than at the next poll. Stores take this as their ``kick``."""
+        if self.relay is not None:
+            self.relay.kick()
+
     async def start_relay(self, collections: Sequence[str]) -> OutboxRelay:
         self.relay = OutboxRelay(self.db, collections, self.bus, poll_interval=self.settings.outbox_poll_interval)
         await self.relay.ensure_indexes()

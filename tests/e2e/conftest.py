@@ -7,7 +7,6 @@ database name), which is exactly the production split: no service reads another'
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess

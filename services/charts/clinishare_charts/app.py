@@ -28,10 +28,9 @@ def create_app(settings: ChartsSettings | None = None, *, bus: EventBus | None =
         await infra.open()
         try:
             projection = await infra.open_projection()
-            store = ChartStore(infra.db)
+            store = ChartStore(infra.db, on_write=infra.kick)
             await store.ensure_indexes()
-            relay = await infra.start_relay(ChartStore.outbox_collections)
-            store.on_write = relay.kick
+            await infra.start_relay(ChartStore.outbox_collections)
             await infra.start_consumer(events.handlers(projection))
             infra.expose(app, store=store, projection=projection,
                          directory=directory or IdentityDirectory(conf.identity_url))

@@ -32,7 +32,7 @@ def create_app(settings: DocumentsSettings | None = None, *, bus: EventBus | Non
         try:
             projection = await infra.open_projection()
             store = DocumentStore(infra.db, bucket=settings.gridfs_bucket,
-                                  kick=lambda: infra.relay.kick() if infra.relay else None)
+                                  kick=infra.kick)
             await store.ensure_indexes()
             await infra.start_relay([DOCUMENTS])
             await infra.start_consumer(consumed(projection))

@@ -9,12 +9,11 @@ Every change that shares or unshares carries its events in the same single-docum
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from clinishare_shared.events import Envelope
 from clinishare_shared.gridfs import FileInfo, GridStore
-from clinishare_shared.mongo import new_id
+from clinishare_shared.mongo import new_id, now_ms
 from clinishare_shared.outbox import OUTBOX, push_events
 from clinishare_shared.pagination import PageQuery
 
@@ -23,12 +22,6 @@ from clinishare_documents.domain.rules import Change, ShareState, share_keys
 DOCUMENTS = "documents"
 NOT_DELETED = {"deleted_at": None}
 _HIDE = {OUTBOX: 0}
-
-
-def _now() -> datetime:
-    """Now, at the millisecond precision MongoDB stores (so what we return is what we read back)."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def shares_doc(state: ShareState) -> dict[str, Any]:
@@ -80,7 +73,7 @@ class DocumentStore:
 
     async def create(self, *, owner_id: str, filename: str, content_type: str, patient_id: str | None,
                      info: FileInfo) -> dict[str, Any]:
-        now = _now()
+        now = now_ms()
         doc = {
             "_id": new_id(), "owner_id": owner_id, "filename": filename, "content_type": content_type,
             "size": info.length, "sha256": info.sha256, "file_id": info.id, "patient_id": patient_id,
@@ -124,7 +117,7 @@ class DocumentStore:
         None if it changed meanwhile (the caller reads it again and recomputes)."""
         update: dict[str, Any] = {
             "$set": {"labels": list(change.labels), "shares": shares_doc(change.shares),
-                     "share_keys": share_keys(change.shares), "updated_at": _now()},
+                     "share_keys": share_keys(change.shares), "updated_at": now_ms()},
             "$inc": {"version": 1},
         }
         if events:
@@ -139,7 +132,7 @@ class DocumentStore:
     async def soft_delete(self, doc: dict[str, Any], events: list[Envelope]) -> bool:
         """Mark deleted, drop its recipients and name, and announce the unshare, in one write."""
         update: dict[str, Any] = {
-            "$set": {"deleted_at": _now(), "shares": shares_doc(ShareState()), "share_keys": [],
+            "$set": {"deleted_at": now_ms(), "shares": shares_doc(ShareState()), "share_keys": [],
                      "labels": []},
             "$unset": {"filename": ""},
             "$inc": {"version": 1},

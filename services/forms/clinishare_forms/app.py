@@ -28,7 +28,7 @@ def create_app(settings: FormsSettings | None = None, *, bus: EventBus | None = 
         infra = Infra(settings, bus=bus, mongo_client=mongo_client, keys=keys)
         await infra.open()
         try:
-            store = FormStore(infra.db)
+            store = FormStore(infra.db, kick=infra.kick)
             projection = await infra.open_projection()
             await store.ensure_indexes()
             infra.expose(app, store=store, projection=projection,

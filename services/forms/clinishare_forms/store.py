@@ -8,8 +8,7 @@ guarded update (``status: pending`` → ``submitted``) that also carries the ``f
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from clinishare_shared.events import Envelope
@@ -22,14 +21,9 @@ _FORM_READ = {OUTBOX: 0, "versions": 0}
 _NO_OUTBOX = {OUTBOX: 0}
 
 
-def now() -> datetime:
-    """The current time at MongoDB's precision (milliseconds), so a response and a later read agree."""
-    t = datetime.now(UTC)
-    return t.replace(microsecond=t.microsecond // 1000 * 1000)
-
-
 class FormStore:
-    def __init__(self, db: Any) -> None:
+    def __init__(self, db: Any, *, kick: Callable[[], None] = lambda: None) -> None:
+        self._kick = kick  # wakes the outbox relay after a write that staged events
         self.db = db
         self.forms = db[FORMS]
         self.assignments = db[ASSIGNMENTS]
@@ -45,6 +39,7 @@ class FormStore:
 
     async def insert_form(self, doc: dict[str, Any], *events: Envelope) -> None:
         await self.forms.insert_one(with_events(doc, *events))
+        self._kick()
 
     async def form(self, form_id: str) -> dict[str, Any] | None:
         return await self.forms.find_one({"_id": form_id}, _FORM_READ)
@@ -72,12 +67,15 @@ class FormStore:
         if events:
             update = push_events(update, *events)
         res = await self.forms.update_one({"_id": form_id, "revision": revision}, update)
+        if res.matched_count and events:
+            self._kick()
         return await self.form(form_id) if res.matched_count else None
 
     # ---- assignments and submissions ---------------------------------------------------------------
 
     async def insert_assignment(self, doc: dict[str, Any], *events: Envelope) -> None:
         await self.assignments.insert_one(with_events(doc, *events))
+        self._kick()
 
     async def assignment(self, assignment_id: str) -> dict[str, Any] | None:
         return await self.assignments.find_one({"_id": assignment_id}, _NO_OUTBOX)
@@ -92,6 +90,8 @@ class FormStore:
             {"_id": assignment_id, "status": "pending"},
             push_events({"$set": {"status": "submitted", "submission": submission}}, *events),
         )
+        if res.matched_count == 1:
+            self._kick()
         return res.matched_count == 1
 
     async def has_assigned(self, form_id: str, practitioner_id: str) -> bool:

@@ -54,10 +54,10 @@ def create_app(settings: IdentitySettings | None = None, *, bus: EventBus | None
         await infra.open()
         try:
             signer_box["signer"] = await load_signer(infra.db, settings)
-            store = IdentityStore(infra.db, lookup_retention=timedelta(seconds=settings.pin_window_seconds))
+            store = IdentityStore(infra.db, kick=infra.kick,
+                                  lookup_retention=timedelta(seconds=settings.pin_window_seconds))
             await store.ensure_indexes()
-            relay = await infra.start_relay(EVENT_COLLECTIONS)
-            store.kick = relay.kick
+            await infra.start_relay(EVENT_COLLECTIONS)
             app.state.infra = infra
             app.state.store = store
             app.state.signer = signer_box["signer"]

@@ -16,6 +16,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from clinishare_shared.domain.sharing import ConnectionView, OfficeView
+from clinishare_shared.mongo import now_ms
 from clinishare_shared.outbox import OUTBOX, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 from clinishare_identity import events
@@ -28,15 +29,9 @@ NO_OUTBOX = {OUTBOX: 0}
 __all__ = ["DuplicateKeyError", "IdentityStore", "EVENT_COLLECTIONS"]
 
 
-def _utcnow() -> datetime:
-    # MongoDB keeps milliseconds: truncating here makes what a write returns equal what a read returns
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
 class IdentityStore:
     def __init__(self, db: Any, *, kick: Callable[[], None] = lambda: None,
-                 clock: Callable[[], datetime] = _utcnow, lookup_retention: timedelta = timedelta(minutes=15)) -> None:
+                 clock: Callable[[], datetime] = now_ms, lookup_retention: timedelta = timedelta(minutes=15)) -> None:
         self.db = db
         self.kick = kick  # wakes the outbox relay after a write that carries events
         self.now = clock

@@ -7,13 +7,13 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import TypeAdapter
 
-from clinishare_forms.api.deps import AdministeredForm, CurrentCaller, DirectoryDep, ProjectionDep, RelayDep, StoreDep
+from clinishare_forms.api.deps import AdministeredForm, CurrentCaller, DirectoryDep, ProjectionDep, StoreDep
 from clinishare_forms.domain.access import SharingRule, may_see_submission
 from clinishare_forms.domain.fields import FormField, validate_answers
 from clinishare_forms.domain.schemas import (
     AssignmentCreate, AssignmentId, AssignmentRead, SubmissionCreate, SubmissionRead,
 )
-from clinishare_forms.store import now
+from clinishare_shared.mongo import now_ms as now
 from clinishare_forms.events import form_assigned, form_submitted
 from clinishare_shared.auth import CurrentPatient
 from clinishare_shared.mongo import new_id
@@ -39,7 +39,7 @@ def submission_read(a: dict[str, Any]) -> SubmissionRead:
 @router.post("/v1/forms/{form_id}/assignments", status_code=201, response_model=AssignmentRead,
              summary="Assign a form to a patient in my care")
 async def assign(form: AdministeredForm, body: AssignmentCreate, caller: CurrentCaller, store: StoreDep,
-                 projection: ProjectionDep, directory: DirectoryDep, relay: RelayDep) -> AssignmentRead:
+                 projection: ProjectionDep, directory: DirectoryDep) -> AssignmentRead:
     if not await projection.in_care(body.patient_id, caller.id):
         # the projection may be an event behind identity: ask identity before refusing
         if await directory.patient(body.patient_id, authorization=caller.authorization) is None:
@@ -50,14 +50,13 @@ async def assign(form: AdministeredForm, body: AssignmentCreate, caller: Current
         "created_at": now(), "submission": None,
     }
     await store.insert_assignment(assignment, form_assigned(assignment))
-    relay.kick()
     return assignment_read(assignment)
 
 
 @router.post("/v1/assignments/{assignment_id}/submission", status_code=201, response_model=SubmissionRead,
              summary="Submit my answers (patient)")
 async def submit(assignment_id: AssignmentId, body: SubmissionCreate, patient: CurrentPatient, store: StoreDep,
-                 projection: ProjectionDep, relay: RelayDep) -> SubmissionRead:
+                 projection: ProjectionDep) -> SubmissionRead:
     assignment = await store.assignment(assignment_id)
     if assignment is None or assignment["patient_id"] != patient.id:
         raise not_found("assignment")
@@ -80,5 +79,4 @@ async def submit(assignment_id: AssignmentId, body: SubmissionCreate, patient: C
     event = form_submitted(assignment, submission["id"], author_may_see=author_may_see)
     if not await store.submit(assignment_id, submission, event):
         raise Problem(409, "this form has already been submitted")
-    relay.kick()
     return submission_read({**assignment, "submission": submission, "status": "submitted"})

@@ -17,20 +17,6 @@ from clinishare_shared.problems import not_found
 StoreDep = Annotated[FormStore, from_state("store")]
 
 
-class Relay:
-    """Wakes the outbox relay after a write, so events go out now rather than at the next poll."""
-
-    def __init__(self, request: Request) -> None:
-        self._infra = request.app.state.infra
-
-    def kick(self) -> None:
-        if self._infra.relay is not None:
-            self._infra.relay.kick()
-
-
-RelayDep = Annotated[Relay, Depends(Relay)]
-
-
 @dataclass(frozen=True)
 class Caller:
     """A practitioner and the offices they are a practitioner member of now (the projection)."""

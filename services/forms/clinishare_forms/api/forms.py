@@ -7,11 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 
 from clinishare_forms.api.deps import (
-    AdministeredForm, CurrentCaller, DirectoryDep, ProjectionDep, RelayDep, StoreDep, Caller, may_administer,
+    AdministeredForm, CurrentCaller, DirectoryDep, ProjectionDep, StoreDep, Caller, may_administer,
 )
 from clinishare_forms.domain.access import SharingRule, added_recipients
 from clinishare_forms.domain.schemas import FormCreate, FormId, FormRead, FormUpdate, SharingOptions
-from clinishare_forms.store import now
+from clinishare_shared.mongo import now_ms as now
 from clinishare_forms.events import form_shared
 from clinishare_shared.directory import Directory, refused_recipients
 from clinishare_shared.mongo import new_id
@@ -41,7 +41,7 @@ async def check_recipients(sharing: SharingOptions, caller: Caller, projection: 
 
 @router.post("", status_code=201, response_model=FormRead, summary="Build a form")
 async def create_form(body: FormCreate, caller: CurrentCaller, store: StoreDep, projection: ProjectionDep,
-                      directory: DirectoryDep, relay: RelayDep) -> FormRead:
+                      directory: DirectoryDep) -> FormRead:
     await check_recipients(body.sharing, caller, projection, directory)
     at = now()
     fields = [f.model_dump() for f in body.fields]
@@ -54,7 +54,6 @@ async def create_form(body: FormCreate, caller: CurrentCaller, store: StoreDep, 
     added_p, added_o = added_recipients(None, SharingRule.of(form["sharing"]))
     events = [form_shared(form, added_practitioner_ids=added_p, added_office_ids=added_o)] if added_p or added_o else []
     await store.insert_form(form, *events)
-    relay.kick()
     return form_read(form, caller.id)
 
 
@@ -71,7 +70,7 @@ async def get_form(form: AdministeredForm, caller: CurrentCaller) -> FormRead:
 
 @router.patch("/{form_id}", response_model=FormRead, summary="Edit a form (its author only)")
 async def update_form(form_id: FormId, body: FormUpdate, caller: CurrentCaller, store: StoreDep,
-                      projection: ProjectionDep, directory: DirectoryDep, relay: RelayDep) -> FormRead:
+                      projection: ProjectionDep, directory: DirectoryDep) -> FormRead:
     form = await store.form(form_id)
     if form is None:
         raise not_found("form")
@@ -105,5 +104,4 @@ async def update_form(form_id: FormId, body: FormUpdate, caller: CurrentCaller, 
                                       new_version=new_version, events=events)
     if updated is None:
         raise Problem(409, "the form was changed meanwhile; reload it and try again")
-    relay.kick()
     return form_read(updated, caller.id)
