@@ -4,6 +4,10 @@ Events are owned by their publisher and carry ids and types only, never PHI (pri
 text, document names, form answers or patient names. Consumers import these models; they never copy them.
 Membership-like events carry a ``version`` of their aggregate and a snapshot, so a projection can apply
 them in any order and a redelivery is a no-op.
+
+Models ignore unknown fields (``extra="ignore"``): a reader of an older catalogue reads a newer event
+without failing, and a field a publisher passes by mistake is dropped, never carried on. A new field must
+be optional (``clinishare_shared.compat`` fails the build otherwise).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ EXCHANGE = "clinishare.events"
 
 
 class EventData(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     event_type: ClassVar[str]
 
 
@@ -62,13 +66,13 @@ Audience = Literal["practitioners", "staff"]
 
 
 class OfficeMember(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     account_id: str
     role: OfficeRole
 
 
 class OfficeRecipient(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     office_id: str
     audience: Audience
 
@@ -155,6 +159,15 @@ class PatientCareTeamChanged(EventData):
     removed: list[str] = []
 
 
+class SharePinRotated(EventData):
+    """A practitioner's or an office's Share PIN was rotated. The PIN itself never travels."""
+
+    event_type: ClassVar[str] = "identity.share_pin.rotated"
+    owner_kind: Literal["practitioner", "office"]
+    owner_id: str = Field(description="the practitioner or office whose PIN changed")
+    rotated_by: str | None = Field(default=None, description="the account that rotated it")
+
+
 # ---- charts ---------------------------------------------------------------------------------------
 
 
@@ -184,6 +197,46 @@ class ChartNoteAdded(EventData):
     author_id: str = Field(description="who wrote the note")
 
 
+class ChartShareExpired(_ChartGrant):
+    """A grant passed its ``expires_at`` (published once, by the sweeper)."""
+
+    event_type: ClassVar[str] = "charts.share.expired"
+    expires_at: datetime | None = None
+
+
+class ChartCreated(EventData):
+    event_type: ClassVar[str] = "charts.chart.created"
+    chart_id: str
+    author_id: str
+    patient_id: str
+
+
+class ChartUpdated(EventData):
+    event_type: ClassVar[str] = "charts.chart.updated"
+    chart_id: str
+    author_id: str
+    patient_id: str
+    changed_fields: list[str] = Field(default=[], description="names of the fields that changed, not values")
+
+
+AccessorKind = Literal["practitioner", "staff", "patient"]
+
+
+class _Accessed(EventData):
+    """A read by someone other than the owner (SPEC 10.2), recorded by the owning service."""
+
+    patient_id: str | None = None
+    owner_id: str | None = None
+    accessor_id: str
+    accessor_kind: AccessorKind | None = None
+    grant_ids: list[str] = Field(default=[], description="the grants or shares the read went through")
+
+
+class ChartAccessed(_Accessed):
+    event_type: ClassVar[str] = "charts.chart.accessed"
+    chart_id: str
+
+
 # ---- documents ------------------------------------------------------------------------------------
 
 
@@ -206,6 +259,34 @@ class DocumentUnshared(_DocumentShareChange):
     """The recipients this change removed."""
 
     event_type: ClassVar[str] = "documents.unshared"
+
+
+class DocumentShareExpired(_DocumentShareChange):
+    """The recipients whose share of the document passed its ``expires_at`` (published once)."""
+
+    event_type: ClassVar[str] = "documents.share.expired"
+    expires_at: datetime | None = None
+
+
+class DocumentUploaded(EventData):
+    event_type: ClassVar[str] = "documents.document.uploaded"
+    document_id: str
+    owner_id: str
+    workspace_patient_id: str | None = None
+    size: int | None = Field(default=None, description="bytes")
+
+
+class DocumentDeleted(EventData):
+    event_type: ClassVar[str] = "documents.document.deleted"
+    document_id: str
+    owner_id: str
+    workspace_patient_id: str | None = None
+    deleted_by: str | None = None
+
+
+class DocumentAccessed(_Accessed):
+    event_type: ClassVar[str] = "documents.document.accessed"
+    document_id: str
 
 
 # ---- forms ----------------------------------------------------------------------------------------
@@ -244,13 +325,35 @@ class FormSubmitted(EventData):
     author_may_see: bool = Field(description="whether the form's author may see this submission")
 
 
+class FormCreated(EventData):
+    event_type: ClassVar[str] = "forms.form.created"
+    form_id: str
+    author_id: str
+    version: int
+
+
+class FormUpdated(EventData):
+    event_type: ClassVar[str] = "forms.form.updated"
+    form_id: str
+    author_id: str
+    version: int = Field(description="the form's version after the change")
+
+
+class SubmissionAccessed(_Accessed):
+    event_type: ClassVar[str] = "forms.submission.accessed"
+    submission_id: str
+    form_id: str | None = None
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     m.event_type: m
     for m in (
         AccountRegistered, OfficeCreated, OfficeMemberAdded, OfficeMemberRemoved, ConnectionCreated,
-        ConnectionDeleted, PatientRegistered, PatientCareTeamChanged, ChartShareGranted,
-        ChartShareRevoked, ChartNoteAdded, DocumentShared, DocumentUnshared, FormShared, FormAssigned,
-        FormSubmitted,
+        ConnectionDeleted, PatientRegistered, PatientCareTeamChanged, SharePinRotated, ChartShareGranted,
+        ChartShareRevoked, ChartShareExpired, ChartNoteAdded, ChartCreated, ChartUpdated, ChartAccessed,
+        DocumentShared, DocumentUnshared, DocumentShareExpired, DocumentUploaded, DocumentDeleted,
+        DocumentAccessed, FormShared, FormAssigned, FormSubmitted, FormCreated, FormUpdated,
+        SubmissionAccessed,
     )
 }
 
