@@ -5,17 +5,29 @@ events ride in an ``_outbox`` array on the very document that changes (``insert_
 carries them, or an ``update_one`` whose ``$push`` adds them). MongoDB makes a single-document write
 atomic on every deployment, including a standalone server and the in-process engine.
 
-The relay finds documents with pending events, publishes them in order with publisher confirms, and
-``$pull``s each one only after the broker confirmed it. A crash between the confirm and the pull
-re-publishes the event later: delivery is at least once, and consumers are idempotent by event id.
-If the broker is down, events stay in their documents and go out when it is back.
+Relays claim their work, so any number of replicas can run over one database. A relay takes a page of
+documents with pending events by setting a lease on them (``_outbox_claim: {by, until}``) with one
+conditional update that matches only unclaimed documents or documents whose lease ran out: each document
+is claimed by one relay at a time, atomically. The claimer publishes the document's events in order with
+publisher confirms, then removes exactly those events (``$pullAll`` of the stored elements: equality,
+which every engine supports, FerretDB included) and drops its lease in the same single-document write.
+A relay that dies leaves its leases to expire and another replica takes the documents over.
+
+Delivery is at least once: a crash between the confirm and the removal re-publishes that event once the
+lease has expired, and a relay that stalled longer than its lease may meet a replica that took over.
+Consumers are idempotent by event id. Per-document order is kept: one relay publishes a document's events
+at a time, oldest first, and stops at the first one that fails. If the broker is down, events stay in
+their documents and go out when it is back.
 """
 
 from __future__ import annotations
 
 import asyncio
-from contextlib import aclosing
-from collections.abc import AsyncIterator, Sequence
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -24,6 +36,9 @@ from clinishare_shared.bus.base import EventBus, PublishFailed
 from clinishare_shared.events import Envelope
 
 OUTBOX = "_outbox"
+CLAIM = "_outbox_claim"
+# the projection every read of a document with an outbox uses: neither the events nor the relay's lease
+NO_OUTBOX = {OUTBOX: 0, CLAIM: 0}
 log = structlog.get_logger("clinishare.outbox")
 
 
@@ -46,20 +61,33 @@ def push_events(update: dict[str, Any], *events: Envelope) -> dict[str, Any]:
 def strip_outbox(document: dict[str, Any] | None) -> dict[str, Any] | None:
     if document is not None:
         document.pop(OUTBOX, None)
+        document.pop(CLAIM, None)
     return document
 
 
 OUTBOX_INDEX = [(f"{OUTBOX}.id", 1)]
 
 
+def _claimable(now: datetime) -> dict[str, Any]:
+    """Documents with pending events that nobody holds: never claimed, released, or whose lease ran out."""
+    return {f"{OUTBOX}.id": {"$exists": True},
+            "$or": [{CLAIM: {"$exists": False}}, {CLAIM: None}, {f"{CLAIM}.until": {"$lte": now}}]}
+
+
+def relay_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 class OutboxRelay:
     def __init__(self, db: Any, collections: Sequence[str], bus: EventBus, *, poll_interval: float = 0.25,
-                 batch: int = 100) -> None:
+                 batch: int = 100, lease_seconds: float = 30.0, name: str | None = None) -> None:
         self.db = db
         self.collections = list(collections)
         self.bus = bus
         self.poll_interval = poll_interval
         self.batch = batch
+        self.lease_seconds = lease_seconds
+        self.name = name or relay_name()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
@@ -80,53 +108,107 @@ class OutboxRelay:
         """Ask for a pass now (after a write) instead of at the next poll."""
         self._wake.set()
 
+    def _is_parked(self, doc: dict[str, Any], now: float) -> bool:
+        events = doc.get(OUTBOX) or []
+        return bool(events) and now < self._parked.get(events[0].get("id", ""), (0.0, 0.0))[0]
+
+    async def claim(self, coll: Any, after: Any = None) -> tuple[list[dict[str, Any]], Any, str | None]:
+        """Claim up to ``batch`` claimable documents of ``coll`` (``_id`` after ``after``), oldest first.
+
+        Returns the documents this relay now holds, the last ``_id`` looked at (for the next page, None
+        when there is none) and the lease token. Paging by ``_id`` means documents whose events stay
+        pending (unroutable) never starve the ones behind them."""
+        now = datetime.now(UTC)
+        query = _claimable(now)
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        candidates = await coll.find(query, {"_id": 1, OUTBOX: 1}) \
+            .sort("_id", 1).limit(self.batch).to_list()
+        last = candidates[-1]["_id"] if len(candidates) == self.batch else None
+        loop_now = asyncio.get_running_loop().time()
+        ids = [d["_id"] for d in candidates if not self._is_parked(d, loop_now)]
+        if not ids:
+            return [], last, None
+        token = f"{self.name}:{uuid.uuid4().hex[:8]}"
+        # the conditional update is the claim: a document another relay took since the find no longer
+        # matches _claimable, so it is not overwritten; each document is updated atomically on its own
+        await coll.update_many({**_claimable(now), "_id": {"$in": ids}},
+                               {"$set": {CLAIM: {"by": token, "until": now + timedelta(seconds=self.lease_seconds)}}})
+        held = await coll.find({"_id": {"$in": ids}, f"{CLAIM}.by": token}, {OUTBOX: 1}).sort("_id", 1).to_list()
+        return held, last, token
+
+    async def _finish(self, coll: Any, doc_id: Any, token: str, published: list[dict[str, Any]]) -> None:
+        """Remove the published events (the exact stored elements) and give the lease back, in one write."""
+        update: dict[str, Any] = {"$unset": {CLAIM: ""}}
+        if published:
+            update["$pullAll"] = {OUTBOX: published}
+        res = await coll.update_one({"_id": doc_id, f"{CLAIM}.by": token}, update)
+        if res.matched_count == 0 and published:
+            # our lease ran out and another relay took the document over: still remove what we sent
+            log.warning("outbox_lease_lost", collection=coll.name, relay=self.name)
+            await coll.update_one({"_id": doc_id}, {"$pullAll": {OUTBOX: published}})
+
+    async def _release(self, coll: Any, ids: list[Any], token: str) -> None:
+        if ids:
+            await coll.update_many({"_id": {"$in": ids}, f"{CLAIM}.by": token}, {"$unset": {CLAIM: ""}})
+
     async def run_once(self) -> int:
-        """One pass over every pending event. Returns how many were published."""
+        """One pass over every claimable document. Returns how many events were published."""
         sent = 0
         for name in self.collections:
             coll = self.db[name]
-            async with aclosing(self._pending_docs(coll)) as docs:
-                async for doc in docs:
-                    for raw in doc.get(OUTBOX, []):
-                        event = Envelope.model_validate(raw)
-                        now = asyncio.get_running_loop().time()
-                        retry_at, delay = self._parked.get(event.id, (0.0, 0.0))
-                        if now < retry_at:
-                            break  # parked: keep this document's later events behind it, in order
-                        try:
-                            await self.bus.publish(event)
-                        except PublishFailed as exc:
-                            if exc.unroutable:
-                                # Nobody is bound for it yet: keep it (and the rest of this document's
-                                # events, to keep their order) for a later pass; other documents may still go.
-                                delay = min(self.max_park_seconds, max(1.0, delay * 2))
-                                self._parked[event.id] = (now + delay, delay)
-                                log.error("outbox_event_unroutable", event_id=event.id, event_type=event.type,
-                                          collection=name, retry_in_seconds=delay)
-                                break
-                            log.warning("outbox_broker_unavailable", event_id=event.id, reason=str(exc))
-                            return sent
-                        await coll.update_one({"_id": doc["_id"]}, {"$pull": {OUTBOX: {"id": event.id}}})
-                        self._parked.pop(event.id, None)
-                        sent += 1
-                        self.published += 1
-                        log.info("outbox_event_published", event_id=event.id, event_type=event.type)
+            after: Any = None
+            while True:
+                docs, after, token = await self.claim(coll, after)
+                if token is not None:
+                    n, broker_down = await self._publish_held(coll, docs, token)
+                    sent += n
+                    if broker_down:
+                        return sent
+                if after is None:
+                    break
         return sent
 
-    async def _pending_docs(self, coll: Any) -> AsyncIterator[dict[str, Any]]:
-        """Every document with pending events, oldest ``_id`` first, in pages of ``batch``. Paging by
-        ``_id`` (not re-reading the first ``batch``) means documents whose events stay pending (unroutable)
-        can never starve the ones behind them."""
-        query: dict[str, Any] = {f"{OUTBOX}.id": {"$exists": True}}
-        last: Any = None
-        while True:
-            page_query = query if last is None else {**query, "_id": {"$gt": last}}
-            docs = await coll.find(page_query, {OUTBOX: 1}).sort("_id", 1).limit(self.batch).to_list()
-            for doc in docs:
-                yield doc
-            if len(docs) < self.batch:
-                return
-            last = docs[-1]["_id"]
+    async def _publish_held(self, coll: Any, docs: list[dict[str, Any]], token: str) -> tuple[int, bool]:
+        """Publish the events of the documents this relay holds, document by document, in order. Returns
+        the number published and whether the broker was unavailable (the pass stops)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        sent = 0
+        for i, doc in enumerate(docs):
+            if loop.time() - started > self.lease_seconds / 2:
+                # never publish on a lease that may run out under us: give the rest back
+                await self._release(coll, [d["_id"] for d in docs[i:]], token)
+                return sent, False
+            published: list[dict[str, Any]] = []
+            broker_down = False
+            for raw in doc.get(OUTBOX, []):
+                event = Envelope.model_validate(raw)
+                now = loop.time()
+                try:
+                    await self.bus.publish(event)
+                except PublishFailed as exc:
+                    if exc.unroutable:
+                        # Nobody is bound for it yet: keep it (and the rest of this document's events, to
+                        # keep their order) for a later pass; other documents may still go.
+                        delay = min(self.max_park_seconds, max(1.0, self._parked.get(event.id, (0.0, 0.0))[1] * 2))
+                        self._parked[event.id] = (now + delay, delay)
+                        log.error("outbox_event_unroutable", event_id=event.id, event_type=event.type,
+                                  collection=coll.name, retry_in_seconds=delay)
+                    else:
+                        log.warning("outbox_broker_unavailable", event_id=event.id, reason=str(exc))
+                        broker_down = True
+                    break
+                published.append(raw)
+                self._parked.pop(event.id, None)
+                log.info("outbox_event_published", event_id=event.id, event_type=event.type)
+            await self._finish(coll, doc["_id"], token, published)
+            sent += len(published)
+            self.published += len(published)
+            if broker_down:
+                await self._release(coll, [d["_id"] for d in docs[i + 1:]], token)
+                return sent, True
+        return sent, False
 
     async def pending(self) -> int:
         total = 0

@@ -17,11 +17,10 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from clinishare_charts import events
 from clinishare_charts.domain.access import GrantRef
 from clinishare_shared.mongo import new_id
-from clinishare_shared.outbox import OUTBOX, push_events, with_events
+from clinishare_shared.outbox import NO_OUTBOX, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 
 CHARTS, NOTES, GRANTS = "charts", "chart_notes", "chart_grants"
-NO_OUTBOX = {OUTBOX: 0}
 
 
 def _now() -> datetime:

@@ -14,14 +14,14 @@ from typing import Any
 from clinishare_shared.events import Envelope
 from clinishare_shared.gridfs import FileInfo, GridStore
 from clinishare_shared.mongo import new_id, now_ms
-from clinishare_shared.outbox import OUTBOX, push_events
+from clinishare_shared.outbox import NO_OUTBOX, push_events
 from clinishare_shared.pagination import PageQuery
 
 from clinishare_documents.domain.rules import Change, ShareState, share_keys
 
 DOCUMENTS = "documents"
 NOT_DELETED = {"deleted_at": None}
-_HIDE = {OUTBOX: 0}
+_HIDE = NO_OUTBOX
 
 
 def shares_doc(state: ShareState) -> dict[str, Any]:

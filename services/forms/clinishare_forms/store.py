@@ -12,13 +12,12 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from clinishare_shared.events import Envelope
-from clinishare_shared.outbox import OUTBOX, push_events, with_events
+from clinishare_shared.outbox import NO_OUTBOX, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 
 FORMS, ASSIGNMENTS = "forms", "assignments"
 OUTBOX_COLLECTIONS = [FORMS, ASSIGNMENTS]
-_FORM_READ = {OUTBOX: 0, "versions": 0}
-_NO_OUTBOX = {OUTBOX: 0}
+_FORM_READ = {**NO_OUTBOX, "versions": 0}
 
 
 class FormStore:
@@ -78,11 +77,11 @@ class FormStore:
         self._kick()
 
     async def assignment(self, assignment_id: str) -> dict[str, Any] | None:
-        return await self.assignments.find_one({"_id": assignment_id}, _NO_OUTBOX)
+        return await self.assignments.find_one({"_id": assignment_id}, NO_OUTBOX)
 
     async def pending_for_patient(self, patient_id: str, params: PageQuery) -> list[dict[str, Any]]:
         query = {"patient_id": patient_id, "status": "pending", **params.id_filter()}
-        return await self.assignments.find(query, _NO_OUTBOX).sort("_id", -1).limit(params.limit + 1).to_list()
+        return await self.assignments.find(query, NO_OUTBOX).sort("_id", -1).limit(params.limit + 1).to_list()
 
     async def submit(self, assignment_id: str, submission: dict[str, Any], *events: Envelope) -> bool:
         """Record the one submission of a pending assignment; False if it was already submitted."""
@@ -106,8 +105,8 @@ class FormStore:
     async def submissions(self, form_id: str, *, only_assigned_by: str | None, params: PageQuery) -> list[dict[str, Any]]:
         """Submitted assignments, newest assignment first; all of them, or only those one practitioner made."""
         query = {**self._submitted(form_id, only_assigned_by), **params.id_filter()}
-        return await self.assignments.find(query, _NO_OUTBOX).sort("_id", -1).limit(params.limit + 1).to_list()
+        return await self.assignments.find(query, NO_OUTBOX).sort("_id", -1).limit(params.limit + 1).to_list()
 
     async def iter_submissions(self, form_id: str, *, only_assigned_by: str | None) -> AsyncIterator[dict[str, Any]]:
-        async for doc in self.assignments.find(self._submitted(form_id, only_assigned_by), _NO_OUTBOX).sort("_id", 1):
+        async for doc in self.assignments.find(self._submitted(form_id, only_assigned_by), NO_OUTBOX).sort("_id", 1):
             yield doc

@@ -17,14 +17,13 @@ from pymongo.errors import DuplicateKeyError
 
 from clinishare_shared.domain.sharing import ConnectionView, OfficeView
 from clinishare_shared.mongo import now_ms
-from clinishare_shared.outbox import OUTBOX, push_events, with_events
+from clinishare_shared.outbox import NO_OUTBOX, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 from clinishare_identity import events
 from clinishare_identity.domain.throttle import Lookup
 
 ACCOUNTS, OFFICES, CONNECTIONS, PATIENTS, PIN_LOOKUPS = "accounts", "offices", "connections", "patients", "pin_lookups"
 EVENT_COLLECTIONS = [ACCOUNTS, OFFICES, CONNECTIONS, PATIENTS]
-NO_OUTBOX = {OUTBOX: 0}
 
 __all__ = ["DuplicateKeyError", "IdentityStore", "EVENT_COLLECTIONS"]
 

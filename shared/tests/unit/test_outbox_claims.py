@@ -1,0 +1,139 @@
+"""Relays claim their work: any number of replicas over one database publish each staged event once."""
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from clinishare_shared.bus.base import EventBus, Handler
+from clinishare_shared.events import ChartNoteAdded, Envelope, make_event
+from clinishare_shared.outbox import CLAIM, OUTBOX, OutboxRelay, push_events, strip_outbox, with_events
+
+
+def _note(i: int, chart: str) -> Envelope:
+    return make_event(ChartNoteAdded(note_id=f"n{i}", chart_id=chart, chart_author_id="a", author_id="b"),
+                      source="charts", subject=chart)
+
+
+class RecordingBus(EventBus):
+    """Confirms every publish after yielding to the loop (so relays interleave), and records it."""
+
+    def __init__(self, pause: float = 0.0) -> None:
+        self.sent: list[Envelope] = []
+        self.pause = pause
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool:
+        return True
+
+    async def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None: ...
+
+    async def publish(self, event: Envelope) -> None:
+        await asyncio.sleep(self.pause)
+        self.sent.append(event)
+
+
+async def _stage(db: Any, docs: int, per_doc: int) -> dict[str, list[str]]:
+    staged: dict[str, list[str]] = {}
+    for d in range(docs):
+        evs = [_note(i, f"ch{d}") for i in range(per_doc)]
+        await db.charts.insert_one(with_events({"_id": f"ch{d:04d}"}, evs[0]))
+        for ev in evs[1:]:
+            await db.charts.update_one({"_id": f"ch{d:04d}"}, push_events({"$set": {"n": ev.data["note_id"]}}, ev))
+        staged[f"ch{d}"] = [e.id for e in evs]
+    return staged
+
+
+async def test_two_relays_over_one_database_publish_each_event_once_in_order(db: Any) -> None:
+    bus = RecordingBus()
+    one, two = OutboxRelay(db, ["charts"], bus, batch=7), OutboxRelay(db, ["charts"], bus, batch=7)
+    staged = await _stage(db, docs=100, per_doc=3)
+    await asyncio.gather(one.run_once(), two.run_once(), one.run_once(), two.run_once())
+    ids = [e.id for e in bus.sent]
+    assert len(ids) == 300 and len(set(ids)) == 300, Counter(ids).most_common(3)
+    assert one.published > 0 and two.published > 0  # both did part of the work
+    for chart, expected in staged.items():
+        assert [e.id for e in bus.sent if e.subject == chart] == expected  # per-document order
+    assert await one.pending() == 0
+    assert await db.charts.count_documents({CLAIM: {"$exists": True}}) == 0  # every lease given back
+
+
+async def test_a_held_claim_is_left_alone_until_it_expires_then_taken_over(db: Any) -> None:
+    bus = RecordingBus()
+    dead = OutboxRelay(db, ["charts"], bus, lease_seconds=30)
+    other = OutboxRelay(db, ["charts"], bus)
+    await _stage(db, docs=4, per_doc=2)
+    held, _, token = await dead.claim(db.charts)  # claims, then "dies" without publishing
+    assert token is not None and len(held) == 4
+    assert await other.run_once() == 0 and bus.sent == []
+    # the lease runs out (moved into the past rather than waiting 30 s)
+    await db.charts.update_many({}, {"$set": {f"{CLAIM}.until": datetime.now(UTC) - timedelta(seconds=1)}})
+    assert await other.run_once() == 8
+    assert len({e.id for e in bus.sent}) == 8 and await other.pending() == 0
+
+
+async def test_new_events_staged_while_claimed_go_out_next_pass(db: Any) -> None:
+    bus = RecordingBus()
+    relay = OutboxRelay(db, ["charts"], bus)
+    await _stage(db, docs=1, per_doc=1)
+    held, _, token = await relay.claim(db.charts)
+    late = _note(9, "ch0")
+    await db.charts.update_one({"_id": "ch0000"}, push_events({"$set": {"x": 1}}, late))
+    assert token is not None
+    sent, _ = await relay._publish_held(db.charts, held, token)
+    assert sent == 1
+    doc = await db.charts.find_one({"_id": "ch0000"})
+    assert [e["id"] for e in doc[OUTBOX]] == [late.id] and CLAIM not in doc  # only what was sent is removed
+    assert await relay.run_once() == 1 and bus.sent[-1].id == late.id
+
+
+async def test_crash_after_confirm_before_removal_repeats_only_that_event(db: Any) -> None:
+    bus = RecordingBus()
+    crashing = OutboxRelay(db, ["charts"], bus, lease_seconds=30)
+    await _stage(db, docs=3, per_doc=1)
+
+    async def die(*args: Any) -> None:
+        raise RuntimeError("killed between the confirm and the removal")
+
+    crashing._finish = die  # type: ignore[method-assign]
+    try:
+        await crashing.run_once()
+    except RuntimeError:
+        pass
+    assert len(bus.sent) == 1  # the first document's event was confirmed, then the relay died
+    await db.charts.update_many({}, {"$set": {f"{CLAIM}.until": datetime.now(UTC) - timedelta(seconds=1)}})
+    survivor = OutboxRelay(db, ["charts"], bus)
+    assert await survivor.run_once() == 3
+    counts = Counter(e.id for e in bus.sent)
+    assert sorted(counts.values()) == [1, 1, 2]  # exactly one event repeated
+    assert await survivor.pending() == 0
+
+
+async def test_a_relay_whose_lease_ran_out_still_removes_what_it_sent(db: Any) -> None:
+    bus = RecordingBus()
+    slow = OutboxRelay(db, ["charts"], bus)
+    await _stage(db, docs=1, per_doc=2)
+    held, _, token = await slow.claim(db.charts)
+    assert token is not None
+    # another relay took the document over after the lease expired
+    await db.charts.update_one({"_id": "ch0000"}, {"$set": {CLAIM: {"by": "someone-else", "until": datetime.now(UTC)}}})
+    await slow._publish_held(db.charts, held, token)
+    doc = await db.charts.find_one({"_id": "ch0000"})
+    assert doc[OUTBOX] == [] and doc[CLAIM]["by"] == "someone-else"  # its lease is not ours to drop
+    assert strip_outbox(doc) == {"_id": "ch0000", "n": "n1"}
+
+
+async def test_a_pass_gives_back_what_it_cannot_publish_within_half_its_lease(db: Any) -> None:
+    bus = RecordingBus(pause=0.05)
+    relay = OutboxRelay(db, ["charts"], bus, lease_seconds=0.2)
+    await _stage(db, docs=10, per_doc=1)
+    first = await relay.run_once()
+    assert 0 < first < 10
+    assert await db.charts.count_documents({CLAIM: {"$exists": True}}) == 0
+    while await relay.pending():
+        await relay.run_once()
+    assert len({e.id for e in bus.sent}) == len(bus.sent) == 10
