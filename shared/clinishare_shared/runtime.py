@@ -27,8 +27,9 @@ def make_bus(settings: ServiceSettings) -> EventBus:
         from clinishare_shared.bus.rabbit import RabbitBus
 
         return RabbitBus(settings.amqp_url, exchange=settings.event_exchange,
-                         delivery_limit=settings.delivery_limit, publish_timeout=settings.publish_timeout)
-    return InMemoryBus(delivery_limit=settings.delivery_limit)
+                         delivery_limit=settings.delivery_limit, publish_timeout=settings.publish_timeout,
+                         stream=settings.stream)
+    return InMemoryBus(delivery_limit=settings.delivery_limit, stream=True)
 
 
 class Infra:

@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clinishare_shared.bus.stream import StreamSpec, stream_name
+
 PLACEHOLDER_SECRETS = {"changeme", "changethis", "secret", "password"}
 
 
@@ -24,6 +26,10 @@ class ServiceSettings(BaseSettings):
     mongodb_database: str | None = None
     amqp_url: str | None = Field(default=None, description="unset: the in-memory bus")
     event_exchange: str = "clinishare.events"
+    events_stream: str | None = Field(default=None, description="the replayable stream; default "
+                                      "<event_exchange>.stream, i.e. clinishare.events.stream")
+    events_stream_max_age_days: int = Field(default=30, ge=1, le=3650, description="stream retention")
+    events_stream_max_bytes: int | None = Field(default=None, ge=1, description="optional size cap")
     queue_name: str | None = None
     delivery_limit: int = Field(default=5, ge=1, le=100)
     publish_timeout: float = 5.0
@@ -41,7 +47,10 @@ class ServiceSettings(BaseSettings):
     def _system_defaults(cls, values: Any) -> Any:
         if isinstance(values, dict):
             for field, env in (("mongodb_url", "MONGODB_URL"), ("amqp_url", "AMQP_URL"),
-                               ("jwks_url", "JWKS_URL"), ("event_exchange", "EVENT_EXCHANGE")):
+                               ("jwks_url", "JWKS_URL"), ("event_exchange", "EVENT_EXCHANGE"),
+                               ("events_stream", "EVENTS_STREAM"),
+                               ("events_stream_max_age_days", "EVENTS_STREAM_MAX_AGE_DAYS"),
+                               ("events_stream_max_bytes", "EVENTS_STREAM_MAX_BYTES")):
                 if values.get(field) in (None, "") and os.environ.get(env):
                     values[field] = os.environ[env]
         return values
@@ -58,6 +67,13 @@ class ServiceSettings(BaseSettings):
     @property
     def database(self) -> str:
         return self.mongodb_database or f"clinishare_{self.service_name}"
+
+    @property
+    def stream(self) -> StreamSpec:
+        """Every service declares the same stream with the same arguments (system-wide, unprefixed env)."""
+        return StreamSpec(name=self.events_stream or stream_name(self.event_exchange),
+                          max_age_days=self.events_stream_max_age_days,
+                          max_length_bytes=self.events_stream_max_bytes)
 
     @property
     def queue(self) -> str:

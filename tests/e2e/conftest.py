@@ -124,6 +124,10 @@ async def _processes(tmp_path: Path, amqp_url: str, unique: str, mailbox: Mailbo
                         await channel.queue_delete(queue)
                     except Exception:
                         channel = await connection.channel()
+            try:
+                await channel.queue_delete(f"{exchange}.stream")
+            except Exception:
+                channel = await connection.channel()
             for ex in (exchange, f"{exchange}.dlx"):
                 try:
                     await channel.exchange_delete(ex)

@@ -175,6 +175,7 @@ async def rabbit(amqp_url: str, unique: str) -> AsyncIterator[Callable[[], Await
         for queue in (f"documents-{unique}", f"observer-{unique}"):
             await channel.queue_delete(queue)
             await channel.queue_delete(f"{queue}.dlq")
+        await channel.queue_delete(f"test.{unique}.stream")
         await channel.exchange_delete(f"test.{unique}")
         await channel.exchange_delete(f"test.{unique}.dlx")
 

@@ -139,7 +139,7 @@ async def start_notify(request: pytest.FixtureRequest, mongo_client: Any, db_nam
         connection = await aio_pika.connect(amqp_url)
         async with connection:
             channel = await connection.channel()
-            for q in (queue, f"{queue}.dlq"):
+            for q in (queue, f"{queue}.dlq", f"{exchange}.stream"):
                 await channel.queue_delete(q)
             for x in (exchange, f"{exchange}.dlx"):
                 await channel.exchange_delete(x)

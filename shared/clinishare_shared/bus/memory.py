@@ -26,8 +26,12 @@ class _Subscription:
 
 
 class InMemoryBus(EventBus):
-    def __init__(self, *, delivery_limit: int = 5) -> None:
+    """``stream=True`` stands in for the RabbitMQ event stream bound to ``#`` (what services get): every
+    publish is routable, as on the broker, and lands in ``published``."""
+
+    def __init__(self, *, delivery_limit: int = 5, stream: bool = False) -> None:
         self.delivery_limit = delivery_limit
+        self.stream = stream
         self._subs: dict[str, _Subscription] = {}
         self.dead_letters: dict[str, list[Envelope]] = defaultdict(list)
         self.published: list[Envelope] = []
@@ -58,7 +62,7 @@ class InMemoryBus(EventBus):
         if not self.available:
             raise PublishFailed("in-memory bus unavailable")
         targets = [s for s in self._subs.values() if any(topic_matches(p, event.type) for p in s.patterns)]
-        if not targets:
+        if not targets and not self.stream:
             raise PublishFailed(f"unroutable: no queue bound for {event.type}", unroutable=True)
         body = event.model_dump_json()
         self.published.append(event)

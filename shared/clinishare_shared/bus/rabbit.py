@@ -15,6 +15,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, Abstrac
 from pydantic import ValidationError
 
 from clinishare_shared.bus.base import EventBus, Handler, PublishFailed
+from clinishare_shared.bus.stream import StreamSpec, declare_stream
 from clinishare_shared.events import EXCHANGE, Envelope
 
 log = structlog.get_logger("clinishare.bus.rabbit")
@@ -30,6 +31,7 @@ class RabbitBus(EventBus):
         publish_timeout: float = 5.0,
         connect_timeout: float = 30.0,
         prefetch: int = 16,
+        stream: StreamSpec | None = None,
     ) -> None:
         if delivery_limit < 1:
             raise ValueError("delivery_limit must be at least 1")
@@ -40,6 +42,7 @@ class RabbitBus(EventBus):
         self.publish_timeout = publish_timeout
         self.connect_timeout = connect_timeout
         self.prefetch = prefetch
+        self.stream = stream
         self._conn: AbstractRobustConnection | None = None
         self._pub_channel: AbstractRobustChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
@@ -62,6 +65,9 @@ class RabbitBus(EventBus):
             self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
         )
         await self._pub_channel.declare_exchange(self.dlx_name, aio_pika.ExchangeType.DIRECT, durable=True)
+        if self.stream is not None:
+            # bound to "#": with it every event is routable, even one no service consumes yet
+            await declare_stream(self._conn, exchange=self.exchange_name, spec=self.stream)
 
     async def close(self) -> None:
         # forget the channels too: a publish after close must fail fast (PublishFailed), not use a dead channel

@@ -46,6 +46,17 @@ async def test_unroutable_raises(make_envelope) -> None:
     assert not await bus.ping()
 
 
+async def test_stream_stand_in_makes_every_event_routable(make_envelope) -> None:
+    """What services get from make_bus: like the broker's stream bound to "#", nothing is unroutable."""
+    bus = InMemoryBus(stream=True)
+    event = make_envelope()
+    await bus.publish(event)
+    assert bus.published == [event]
+    bus.available = False
+    with pytest.raises(PublishFailed):
+        await bus.publish(make_envelope())
+
+
 async def test_delivery_fanout_retries_and_dead_letters(make_envelope) -> None:
     bus = InMemoryBus(delivery_limit=3)
     attempts: dict[str, int] = {}

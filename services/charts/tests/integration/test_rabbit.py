@@ -67,7 +67,7 @@ async def on_rabbit(amqp_url: str, unique: str, mongo_client: Any, db_name: str,
         connection = await aio_pika.connect(amqp_url)
         async with connection:
             channel = await connection.channel()
-            for name in (queue, f"{queue}.dlq", collector, f"{collector}.dlq"):
+            for name in (queue, f"{queue}.dlq", collector, f"{collector}.dlq", f"{exchange}.stream"):
                 await channel.queue_delete(name)
             for name in (exchange, f"{exchange}.dlx"):
                 await channel.exchange_delete(name)

@@ -46,6 +46,7 @@ async def broker(amqp_url: str, unique: str) -> AsyncIterator[dict[str, Any]]:
         for queue in (f"probe.{unique}", f"forms.{unique}"):
             for name in (queue, f"{queue}.dlq"):
                 await channel.queue_delete(name)
+        await channel.queue_delete(f"{exchange}.stream")
         for name in (exchange, f"{exchange}.dlx"):
             await channel.exchange_delete(name)
 

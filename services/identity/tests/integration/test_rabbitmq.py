@@ -18,7 +18,7 @@ async def rabbit_names(amqp_url, unique):
     connection = await aio_pika.connect_robust(amqp_url)
     async with connection:
         channel = await connection.channel()
-        for name in (queue, f"{queue}.dlq"):
+        for name in (queue, f"{queue}.dlq", f"{exchange}.stream"):
             await channel.queue_delete(name)
         for name in (exchange, f"{exchange}.dlx"):
             await channel.exchange_delete(name)
