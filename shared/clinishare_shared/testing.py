@@ -174,3 +174,41 @@ class LiveServer:
         self.server.should_exit = True
         if self.task is not None:
             await self.task
+
+
+class _Yielding:
+    """Wraps a collection, cursor or database so every awaited call first yields to the event loop, as a
+    real server's round trip does: concurrent tasks then interleave between every two database calls on
+    any engine, which is what a race test needs."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+
+    def __getitem__(self, name: str) -> "_Yielding":
+        return _Yielding(self._target[name])
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return _Yielding(attr) if hasattr(attr, "find_one") else attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            if inspect.isawaitable(result):
+                async def later() -> Any:
+                    await asyncio.sleep(0)
+                    value = await result
+                    await asyncio.sleep(0)
+                    return _Yielding(value) if hasattr(value, "to_list") else value
+                return later()
+            return _Yielding(result) if hasattr(result, "to_list") or hasattr(result, "find_one") else result
+
+        return call
+
+    def __aiter__(self) -> Any:
+        return self._target.__aiter__()
+
+
+def yielding(db_or_collection: Any) -> Any:
+    """``db_or_collection`` with a yield to the event loop around every awaited call (see ``_Yielding``)."""
+    return _Yielding(db_or_collection)

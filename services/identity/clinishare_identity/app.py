@@ -54,8 +54,8 @@ def create_app(settings: IdentitySettings | None = None, *, bus: EventBus | None
         await infra.open()
         try:
             signer_box["signer"] = await load_signer(infra.db, settings)
-            store = IdentityStore(infra.db, kick=infra.kick,
-                                  lookup_retention=timedelta(seconds=settings.pin_window_seconds))
+            store = IdentityStore(infra.db, kick=infra.kick, pin_fail_limit=settings.pin_fail_limit,
+                                  pin_window=timedelta(seconds=settings.pin_window_seconds))
             await store.ensure_indexes()
             await infra.start_relay(EVENT_COLLECTIONS)
             app.state.infra = infra

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -19,8 +19,8 @@ from clinishare_shared.domain.sharing import ConnectionView, OfficeView
 from clinishare_shared.mongo import now_ms
 from clinishare_shared.outbox import NO_OUTBOX, push_events, with_events
 from clinishare_shared.pagination import PageQuery
+from clinishare_shared.throttle import AttemptThrottle
 from clinishare_identity import events
-from clinishare_identity.domain.throttle import Lookup
 
 ACCOUNTS, OFFICES, CONNECTIONS, PATIENTS, PIN_LOOKUPS = "accounts", "offices", "connections", "patients", "pin_lookups"
 EVENT_COLLECTIONS = [ACCOUNTS, OFFICES, CONNECTIONS, PATIENTS]
@@ -30,16 +30,17 @@ __all__ = ["DuplicateKeyError", "IdentityStore", "EVENT_COLLECTIONS"]
 
 class IdentityStore:
     def __init__(self, db: Any, *, kick: Callable[[], None] = lambda: None,
-                 clock: Callable[[], datetime] = now_ms, lookup_retention: timedelta = timedelta(minutes=15)) -> None:
+                 clock: Callable[[], datetime] = now_ms, pin_fail_limit: int = 10,
+                 pin_window: timedelta = timedelta(minutes=15)) -> None:
         self.db = db
         self.kick = kick  # wakes the outbox relay after a write that carries events
         self.now = clock
-        self.lookup_retention = lookup_retention
         self.accounts = db[ACCOUNTS]
         self.offices = db[OFFICES]
         self.connections = db[CONNECTIONS]
         self.patients = db[PATIENTS]
-        self.pin_lookups = db[PIN_LOOKUPS]
+        # Share PIN look-ups per account, counted before the PIN is checked
+        self.pin_throttle = AttemptThrottle(db[PIN_LOOKUPS], limit=pin_fail_limit, window=pin_window, clock=clock)
 
     async def ensure_indexes(self) -> None:
         await self.accounts.create_index("email_norm", unique=True, name="email_unique")
@@ -53,10 +54,7 @@ class IdentityStore:
         await self.connections.create_index([("target_id", 1), ("_id", -1)])
         await self.patients.create_index([("care_team", 1), ("_id", -1)])
         await self.patients.create_index("invite.token_hash", sparse=True)
-        await self.pin_lookups.create_index([("account_id", 1), ("at", -1)])
-        # kept one window longer than the throttle looks back, then MongoDB drops them
-        await self.pin_lookups.create_index("at", name="ttl",
-                                            expireAfterSeconds=int(self.lookup_retention.total_seconds()) * 2)
+        await self.pin_throttle.ensure_indexes()
 
     # ---- accounts ---------------------------------------------------------------------------------
 
@@ -92,15 +90,6 @@ class IdentityStore:
             return "practitioner", account
         office = await self.offices.find_one({"share_pin": pin}, NO_OUTBOX)
         return ("office", office) if office is not None else None
-
-    async def record_lookup(self, account_id: str, ok: bool) -> None:
-        await self.pin_lookups.insert_one({"account_id": account_id, "at": self.now(), "ok": ok})
-
-    async def recent_lookups(self, account_id: str) -> list[Lookup]:
-        since = self.now() - self.lookup_retention
-        docs = await self.pin_lookups.find({"account_id": account_id, "at": {"$gt": since}},
-                                           {"at": 1, "ok": 1}).to_list()
-        return [Lookup(at=d["at"] if d["at"].tzinfo else d["at"].replace(tzinfo=UTC), ok=d["ok"]) for d in docs]
 
     # ---- offices ----------------------------------------------------------------------------------
 

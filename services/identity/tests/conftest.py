@@ -12,7 +12,7 @@ import pytest
 
 from clinishare_shared.bus.memory import InMemoryBus
 from clinishare_shared.events import Envelope
-from clinishare_shared.testing import LiveServer, wait_for
+from clinishare_shared.testing import LiveServer, wait_for, yielding
 from clinishare_identity.app import create_app
 from clinishare_identity.settings import IdentitySettings
 
@@ -140,8 +140,9 @@ class Api:
 
 @pytest.fixture
 async def api(settings: IdentitySettings, bus: InMemoryBus, observed: Observed, mongo_client: Any) -> Any:
-    # ``observed`` binds a queue first, so the relay's events are routable and tests can inspect them
-    app = create_app(settings, bus=bus, mongo_client=mongo_client)
+    # ``observed`` binds a queue first, so the relay's events are routable and tests can inspect them;
+    # every database call yields to the event loop, so parallel requests interleave on any engine
+    app = create_app(settings, bus=bus, mongo_client=yielding(mongo_client))
     async with LiveServer(app) as server, httpx.AsyncClient(base_url=server.url, timeout=10) as client:
         yield Api(client, app)
 

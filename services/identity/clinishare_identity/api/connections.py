@@ -3,7 +3,6 @@ caller's sharing list."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -13,10 +12,10 @@ from clinishare_shared.auth import CurrentPractitioner, CurrentPrincipal
 from clinishare_shared.mongo import new_id
 from clinishare_shared.pagination import Page, PageParams
 from clinishare_shared.problems import Problem, not_found
-from clinishare_identity.api.deps import SettingsDep, StoreDep
+from clinishare_shared.throttle import Throttled
+from clinishare_identity.api.deps import StoreDep
 from clinishare_identity.domain.models import ConnectionCreate, ConnectionPublic, SharingEntry, SharingListPublic
 from clinishare_identity.domain.pins import normalise_pin
-from clinishare_identity.domain.throttle import pin_lookup_decision
 from clinishare_identity.store import DuplicateKeyError, IdentityStore
 from clinishare_identity.usecases import sharing_list_of
 
@@ -40,22 +39,23 @@ async def connections_public(store: IdentityStore, me: str, docs: list[dict[str,
 
 @router.post("/v1/connections", status_code=201, response_model=ConnectionPublic,
              summary="Connect to a practitioner or an office by its Share PIN")
-async def create_connection(body: ConnectionCreate, principal: CurrentPractitioner, store: StoreDep,
-                            settings: SettingsDep) -> ConnectionPublic:
+async def create_connection(body: ConnectionCreate, principal: CurrentPractitioner, store: StoreDep) -> ConnectionPublic:
     me = principal.id
-    decision = pin_lookup_decision(await store.recent_lookups(me), now=store.now(), limit=settings.pin_fail_limit,
-                                   window=timedelta(seconds=settings.pin_window_seconds))
-    if not decision.allowed:
+    try:
+        attempt = await store.pin_throttle.begin(me)  # counted before the PIN is checked
+    except Throttled as exc:
         log.warning("pin_lookup", account_id=me, outcome="throttled")
         raise Problem(429, "too many failed PIN look-ups; try again later",
-                      headers={"Retry-After": str(decision.retry_after)}, retry_after=decision.retry_after)
+                      headers={"Retry-After": str(exc.retry_after)}, retry_after=exc.retry_after) from None
     pin = normalise_pin(body.pin)
     if pin is None:
         # cannot match any PIN, so it is not a guess worth counting: just bad input
+        await attempt.discard()
         log.info("pin_lookup", account_id=me, outcome="malformed")
         raise Problem(422, "a Share PIN is 10 letters and digits, like 7QK4-M2XD-9T")
     holder = await store.pin_holder(pin)
-    await store.record_lookup(me, ok=holder is not None)
+    if holder is not None:
+        await attempt.succeeded()
     if holder is None:
         log.info("pin_lookup", account_id=me, outcome="not_found")
         raise Problem(404, "no practitioner or office has this Share PIN")

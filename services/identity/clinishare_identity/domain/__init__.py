@@ -1,1 +1,1 @@
-"""Identity's pure core: PINs, the throttle rule, request and response models. No I/O here."""
+"""Identity's pure core: PINs, request and response models. No I/O here."""

@@ -1,3 +1,6 @@
+import asyncio
+
+
 async def test_connect_to_a_practitioner_by_pin(api, assert_problem):
     me, colleague = await api.register(), await api.register(name="Dr Colleague")
     pin = await api.pin(colleague)
@@ -42,6 +45,22 @@ async def test_wrong_pins_are_404_then_throttled_even_for_the_right_pin(api, ass
     assert (await api.client.get("/v1/connections", headers=me.auth)).json()["items"] == []
     # the throttle is per account: someone else still connects
     await api.connect(other, good)
+
+
+async def test_fifty_parallel_wrong_pins_get_at_most_ten_answers(api):
+    me, colleague = await api.register(), await api.register()
+    guesses = await asyncio.gather(*(api.client.post("/v1/connections", json={"pin": "0000-0000-00"},
+                                                     headers=me.auth) for _ in range(50)))
+    statuses = [r.status_code for r in guesses]
+    assert set(statuses) <= {404, 429} and statuses.count(404) <= 10
+    # the burst and what follows it together get exactly ten answers; then even the right PIN is refused
+    answered = statuses.count(404)
+    while (await api.client.post("/v1/connections", json={"pin": "0000-0000-00"},
+                                 headers=me.auth)).status_code == 404:
+        answered += 1
+    assert answered == 10
+    good = await api.client.post("/v1/connections", json={"pin": await api.pin(colleague)}, headers=me.auth)
+    assert good.status_code == 429
 
 
 async def test_successful_lookups_do_not_count_towards_the_throttle(api):
