@@ -30,9 +30,10 @@ class EventData(BaseModel):
 
 
 class Envelope(BaseModel):
-    """What travels on the bus. ``data`` is the JSON form of the type's model."""
+    """What travels on the bus. ``data`` is the JSON form of the type's model. Unknown envelope fields
+    (a newer publisher's) are ignored, like unknown data fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     id: str
     type: str

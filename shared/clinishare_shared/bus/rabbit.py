@@ -1,10 +1,26 @@
 """RabbitMQ through aio-pika: a robust connection, publisher confirms, mandatory publishes whose returns
-raise, one durable quorum queue per consuming service with an explicit delivery limit and a dead-letter
-queue. A failed handler is nacked (requeued), never acked; past the limit RabbitMQ dead-letters it."""
+raise, one durable quorum queue per consuming service and its dead-letter queue.
+
+Starting never fails for want of a broker: the first connection is retried in the background with
+back-off, for ever (``start`` waits ``connect_timeout`` for it, then lets the service serve: writes go to
+the outbox, ``ping`` and so ``/readyz`` say the broker is down, subscriptions are made once it answers).
+Later outages are absorbed by the robust connection, which restores channels, queues and consumers; every
+loss and reconnection is logged.
+
+Queues are declared with their type only. The delivery limit and dead-lettering are RabbitMQ policies
+(``clinishare_shared.topology``), so changing them never makes a declaration fail; a queue declared with
+other arguments by older code is used as it is (declared passively, logged). The consumer enforces the
+limit itself as well and dead-letters what can never succeed at once, with the reason in a header:
+- not JSON, an envelope missing required fields, an unknown type, data that does not fit its type;
+- a handler that failed ``delivery_limit`` times.
+Unknown fields are ignored (forward compatibility), never dead-lettered. A failed handler is nacked
+(requeued), never acked.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,9 +32,51 @@ from pydantic import ValidationError
 
 from clinishare_shared.bus.base import EventBus, Handler, PublishFailed
 from clinishare_shared.bus.stream import StreamSpec, declare_stream
-from clinishare_shared.events import EXCHANGE, Envelope
+from clinishare_shared.events import EVENT_TYPES, EXCHANGE, Envelope
 
 log = structlog.get_logger("clinishare.bus.rabbit")
+
+REASON_HEADER = "x-clinishare-reason"
+QUEUE_HEADER = "x-clinishare-queue"
+QUORUM = {"x-queue-type": "quorum"}
+
+
+def dlx_name(exchange: str) -> str:
+    return f"{exchange}.dlx"
+
+
+def _errors(exc: ValidationError) -> str:
+    """Field locations and error kinds only: a validation message could echo a value."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['type']}" for e in exc.errors()[:5])
+
+
+def read_event(body: bytes) -> tuple[Envelope | None, str | None]:
+    """The envelope in ``body`` and None, or None and why it can never be processed. Unknown fields, in the
+    envelope or in its data, are ignored."""
+    try:
+        event = Envelope.model_validate_json(body)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            return None, "malformed: not JSON"
+        return None, f"malformed envelope: {_errors(exc)}"
+    if event.type not in EVENT_TYPES:
+        return None, f"unknown type: {event.type[:100]}"
+    try:
+        event.payload()
+    except ValidationError as exc:
+        return None, f"malformed data: {_errors(exc)}"
+    return event, None
+
+
+async def declare_queue_tolerant(connection: Any, channel: Any, name: str, arguments: dict[str, Any]) -> tuple[Any, Any]:
+    """Declare a durable queue; if it exists with other arguments (older code), use it as it is.
+    Returns the channel (a refused declaration closes the one given) and the queue."""
+    try:
+        return channel, await channel.declare_queue(name, durable=True, arguments=arguments)
+    except aiormq.exceptions.ChannelPreconditionFailed as exc:
+        log.warning("queue_declared_with_other_arguments_kept", queue=name, reason=str(exc)[:200])
+        channel = await connection.channel()
+        return channel, await channel.declare_queue(name, passive=True)
 
 
 class RabbitBus(EventBus):
@@ -29,49 +87,97 @@ class RabbitBus(EventBus):
         exchange: str = EXCHANGE,
         delivery_limit: int = 5,
         publish_timeout: float = 5.0,
-        connect_timeout: float = 30.0,
+        connect_timeout: float = 5.0,
         prefetch: int = 16,
         stream: StreamSpec | None = None,
+        max_retry_seconds: float = 30.0,
     ) -> None:
         if delivery_limit < 1:
             raise ValueError("delivery_limit must be at least 1")
         self.url = url
         self.exchange_name = exchange
-        self.dlx_name = f"{exchange}.dlx"
+        self.dlx_name = dlx_name(exchange)
         self.delivery_limit = delivery_limit
         self.publish_timeout = publish_timeout
         self.connect_timeout = connect_timeout
         self.prefetch = prefetch
         self.stream = stream
+        self.max_retry_seconds = max_retry_seconds
         self._conn: AbstractRobustConnection | None = None
         self._pub_channel: AbstractRobustChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
-        self._consumer_channels: list[AbstractRobustChannel] = []
+        self._dlx: aio_pika.abc.AbstractExchange | None = None
+        self._consumer_channels: list[Any] = []
+        self._subscriptions: list[tuple[str, list[str], Handler]] = []
         self._publish_lock = asyncio.Lock()
+        self._connected = asyncio.Event()
+        self._connector: asyncio.Task[None] | None = None
+        self.dead_lettered = 0
 
     async def start(self) -> None:
-        deadline = asyncio.get_running_loop().time() + self.connect_timeout
+        """Connect (retrying for ever in the background); wait up to ``connect_timeout`` for it."""
+        if self._connector is None:
+            self._connected = asyncio.Event()
+            self._connector = asyncio.get_running_loop().create_task(self._connect_forever(), name="rabbit-connect")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
+        if not self._connected.is_set():
+            log.warning("broker_unreachable_serving_without_it", retrying=True)
+
+    async def wait_connected(self, timeout: float | None = None) -> bool:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        return self._connected.is_set()
+
+    async def _connect_forever(self) -> None:
+        delay, attempt = 0.5, 0
         while True:
+            attempt += 1
+            conn: AbstractRobustConnection | None = None
             try:
-                self._conn = await aio_pika.connect_robust(self.url, timeout=5)
+                conn = await aio_pika.connect_robust(self.url, timeout=5)
+                await self._setup(conn)
                 break
-            except (OSError, aiormq.exceptions.AMQPError, asyncio.TimeoutError) as exc:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise
-                log.warning("broker_unreachable_retrying", error=type(exc).__name__)
-                await asyncio.sleep(1.0)
-        self._pub_channel = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
-        self._exchange = await self._pub_channel.declare_exchange(
-            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        await self._pub_channel.declare_exchange(self.dlx_name, aio_pika.ExchangeType.DIRECT, durable=True)
+            except asyncio.CancelledError:
+                if conn is not None:
+                    await conn.close()
+                raise
+            except Exception as exc:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                self._pub_channel = self._exchange = self._dlx = None
+                log.warning("broker_unreachable_retrying", error=type(exc).__name__, attempt=attempt,
+                            retry_in_seconds=delay)
+                await asyncio.sleep(delay)
+                delay = min(self.max_retry_seconds, delay * 2)
+        if attempt > 1:
+            log.info("broker_connected_after_retries", attempts=attempt)
+        self._connected.set()
+
+    async def _setup(self, conn: AbstractRobustConnection) -> None:
+        conn.close_callbacks.add(lambda *_: log.warning("broker_connection_lost"))
+        conn.reconnect_callbacks.add(lambda *_: log.warning("broker_reconnected"))
+        self._conn = conn
+        channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
+        self._exchange = await channel.declare_exchange(self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+        self._dlx = await channel.declare_exchange(self.dlx_name, aio_pika.ExchangeType.DIRECT, durable=True)
         if self.stream is not None:
             # bound to "#": with it every event is routable, even one no service consumes yet
-            await declare_stream(self._conn, exchange=self.exchange_name, spec=self.stream)
+            await declare_stream(conn, exchange=self.exchange_name, spec=self.stream)
+        self._pub_channel = channel
+        for queue, keys, handler in self._subscriptions:
+            await self._consume(queue, keys, handler)
 
     async def close(self) -> None:
         # forget the channels too: a publish after close must fail fast (PublishFailed), not use a dead channel
-        self._exchange = None
+        if self._connector is not None:
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._connector
+            self._connector = None
+        self._connected.clear()
+        self._exchange = self._dlx = None
         self._pub_channel = None
         self._consumer_channels.clear()
         if self._conn is not None:
@@ -79,12 +185,30 @@ class RabbitBus(EventBus):
             await conn.close()
 
     async def ping(self) -> bool:
-        return self._conn is not None and not self._conn.is_closed and self._pub_channel is not None \
+        return self._connected.is_set() and self._conn is not None and not self._conn.is_closed \
+            and self._pub_channel is not None \
             and not self._pub_channel.is_closed
 
+    async def _confirmed(self, exchange: Any, message: aio_pika.Message, routing_key: str, what: str) -> None:
+        try:
+            # wait_for bounds the whole call: during an outage the robust channel would otherwise wait
+            # for the reconnection indefinitely.
+            async with self._publish_lock:
+                await asyncio.wait_for(
+                    exchange.publish(message, routing_key=routing_key, mandatory=True, timeout=self.publish_timeout),
+                    self.publish_timeout,
+                )
+        except aiormq.exceptions.PublishError as exc:
+            raise PublishFailed(f"unroutable: {what}", unroutable=True) from exc
+        except aiormq.exceptions.DeliveryError as exc:
+            raise PublishFailed(f"not confirmed: {exc!r}") from exc
+        except (asyncio.TimeoutError, OSError, RuntimeError, aiormq.exceptions.AMQPError,
+                aio_pika.exceptions.ChannelInvalidStateError) as exc:
+            raise PublishFailed(f"broker unavailable: {type(exc).__name__}") from exc
+
     async def publish(self, event: Envelope) -> None:
-        if self._exchange is None:
-            raise PublishFailed("bus not started")
+        if self._exchange is None or not self._connected.is_set():
+            raise PublishFailed("broker not connected")
         message = aio_pika.Message(
             body=event.model_dump_json().encode(),
             message_id=event.id,
@@ -96,78 +220,67 @@ class RabbitBus(EventBus):
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             headers={"schema_version": event.schema_version},
         )
-        try:
-            # wait_for bounds the whole call: during an outage the robust channel would otherwise wait
-            # for the reconnection indefinitely.
-            async with self._publish_lock:
-                await asyncio.wait_for(
-                    self._exchange.publish(message, routing_key=event.type, mandatory=True,
-                                           timeout=self.publish_timeout),
-                    self.publish_timeout,
-                )
-        except aiormq.exceptions.PublishError as exc:
-            raise PublishFailed(f"unroutable: {event.type}", unroutable=True) from exc
-        except aiormq.exceptions.DeliveryError as exc:
-            raise PublishFailed(f"not confirmed: {exc!r}") from exc
-        except (asyncio.TimeoutError, OSError, RuntimeError, aiormq.exceptions.AMQPError,
-                aio_pika.exceptions.ChannelInvalidStateError) as exc:
-            raise PublishFailed(f"broker unavailable: {type(exc).__name__}") from exc
+        await self._confirmed(self._exchange, message, event.type, event.type)
 
-    def queue_arguments(self, queue: str) -> dict[str, Any]:
-        return {
-            "x-queue-type": "quorum",
-            # RabbitMQ 3.10 has no default delivery limit: without one a poison message loops for ever.
-            # The broker dead-letters once a message's delivery count EXCEEDS x-delivery-limit, i.e. after
-            # x-delivery-limit + 1 deliveries (checked against 3.10.8: limit 2 gave 3 deliveries). Our
-            # contract (EventBus, InMemoryBus) is "dead-lettered after delivery_limit deliveries", hence -1.
-            "x-delivery-limit": self.delivery_limit - 1,
-            "x-dead-letter-exchange": self.dlx_name,
-            "x-dead-letter-routing-key": queue,
-        }
+    async def dead_letter(self, message: AbstractIncomingMessage, queue: str, reason: str) -> None:
+        """Put ``message`` (body, id and properties unchanged) in ``queue``'s dead-letter queue with
+        ``reason`` in a header, confirmed, then ack it; if that fails it is requeued, never lost."""
+        if self._dlx is None:
+            raise PublishFailed("broker not connected")
+        headers = {k: v for k, v in (message.headers or {}).items() if k != "x-delivery-count"}
+        headers.update({REASON_HEADER: reason[:500], QUEUE_HEADER: queue,
+                        "x-clinishare-deliveries": _deliveries(message)})
+        copy = aio_pika.Message(
+            body=message.body, headers=headers, message_id=message.message_id, type=message.type,
+            app_id=message.app_id, correlation_id=message.correlation_id, timestamp=message.timestamp,
+            content_type=message.content_type, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await self._confirmed(self._dlx, copy, queue, f"dead letter of {queue}")
+        self.dead_lettered += 1
+        log.error("message_dead_lettered", queue=queue, message_id=message.message_id, reason=reason[:500])
 
     async def declare_queue(self, queue: str, routing_keys: Sequence[str]) -> None:
         """Declare the queue, its dead-letter queue and its bindings (idempotent)."""
-        assert self._conn is not None, "bus not started"
+        assert self._conn is not None, "bus not connected"
         channel = await self._conn.channel()
         try:
-            await self._declare(channel, queue, routing_keys)
+            channel, _ = await declare_service_queue(self._conn, channel, self.exchange_name, queue, routing_keys)
         finally:
             await channel.close()
 
-    async def _declare(self, channel: Any, queue: str, routing_keys: Sequence[str]) -> Any:
-        dlx = await channel.declare_exchange(self.dlx_name, aio_pika.ExchangeType.DIRECT, durable=True)
-        dlq = await channel.declare_queue(f"{queue}.dlq", durable=True, arguments={"x-queue-type": "quorum"})
-        await dlq.bind(dlx, routing_key=queue)
-        exchange = await channel.declare_exchange(self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
-        q = await channel.declare_queue(queue, durable=True, arguments=self.queue_arguments(queue))
-        for key in routing_keys:
-            await q.bind(exchange, routing_key=key)
-        return q
-
     async def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None:
-        assert self._conn is not None, "bus not started"
+        """Consume ``queue`` now if connected, else as soon as the broker answers (and after every
+        reconnection, through the robust connection)."""
+        self._subscriptions.append((queue, list(routing_keys), handler))
+        if self._connected.is_set() and self._conn is not None:
+            await self._consume(queue, list(routing_keys), handler)
+
+    async def _consume(self, queue: str, routing_keys: list[str], handler: Handler) -> None:
+        assert self._conn is not None
         channel = await self._conn.channel()
+        channel, q = await declare_service_queue(self._conn, channel, self.exchange_name, queue, routing_keys)
         await channel.set_qos(prefetch_count=self.prefetch)
         self._consumer_channels.append(channel)
-        q = await self._declare(channel, queue, routing_keys)
 
         async def on_message(message: AbstractIncomingMessage) -> None:
-            try:
-                event = Envelope.model_validate_json(message.body)
-            except ValidationError:
-                # A malformed message can never succeed: straight to the dead-letter queue.
-                log.error("malformed_message_dead_lettered", queue=queue, message_id=message.message_id)
-                await message.reject(requeue=False)
+            event, reason = read_event(message.body)
+            if event is None:
+                # can never succeed: to the dead-letter queue at once, so the queue keeps flowing
+                await self._dead_letter_or_requeue(message, queue, reason or "malformed")
                 return
+            deliveries = _deliveries(message)
             try:
                 await handler(event)
             except asyncio.CancelledError:
                 await message.nack(requeue=True)
                 raise
-            except Exception:
-                deliveries = int((message.headers or {}).get("x-delivery-count", 0) or 0) + 1
+            except Exception as exc:
                 log.warning("handler_failed_nacked", queue=queue, event_id=event.id, event_type=event.type,
                             delivery=deliveries, delivery_limit=self.delivery_limit, exc_info=True)
+                if deliveries >= self.delivery_limit:
+                    await self._dead_letter_or_requeue(
+                        message, queue, f"handler failed {deliveries} times: {type(exc).__name__}")
+                    return
                 # A short, growing pause before the requeue so a failing dependency gets time to recover.
                 await asyncio.sleep(min(2.0, 0.05 * deliveries))
                 await message.nack(requeue=True)
@@ -175,3 +288,32 @@ class RabbitBus(EventBus):
             await message.ack()
 
         await q.consume(on_message)
+
+    async def _dead_letter_or_requeue(self, message: AbstractIncomingMessage, queue: str, reason: str) -> None:
+        try:
+            await self.dead_letter(message, queue, reason)
+        except PublishFailed as exc:
+            log.warning("dead_letter_failed_requeued", queue=queue, message_id=message.message_id, error=str(exc))
+            await asyncio.sleep(0.5)
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
+
+def _deliveries(message: AbstractIncomingMessage) -> int:
+    """This delivery's number (1 for the first): quorum queues count earlier ones in x-delivery-count."""
+    return int((message.headers or {}).get("x-delivery-count", 0) or 0) + 1
+
+
+async def declare_service_queue(connection: Any, channel: Any, exchange: str, queue: str,
+                                routing_keys: Sequence[str]) -> tuple[Any, Any]:
+    """The exchanges, ``queue`` (quorum), its dead-letter queue bound to the dead-letter exchange under
+    the queue's name, and its bindings. Idempotent. Returns the channel still open and the queue."""
+    await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    await channel.declare_exchange(dlx_name(exchange), aio_pika.ExchangeType.DIRECT, durable=True)
+    channel, dlq = await declare_queue_tolerant(connection, channel, f"{queue}.dlq", QUORUM)
+    await dlq.bind(dlx_name(exchange), routing_key=queue)
+    channel, q = await declare_queue_tolerant(connection, channel, queue, QUORUM)
+    for key in routing_keys:
+        await q.bind(exchange, routing_key=key)
+    return channel, q

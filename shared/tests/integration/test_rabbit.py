@@ -10,7 +10,7 @@ import aio_pika
 import pytest
 
 from clinishare_shared.bus import PublishFailed
-from clinishare_shared.bus.rabbit import RabbitBus
+from clinishare_shared.bus.rabbit import QUEUE_HEADER, REASON_HEADER, RabbitBus
 from clinishare_shared.consumer import IdempotentConsumer
 from clinishare_shared.events import Envelope, OfficeCreated, OfficeMember, make_event
 from clinishare_shared.outbox import OutboxRelay, push_events, with_events
@@ -151,8 +151,8 @@ async def test_failing_handler_dead_lettered_after_exactly_the_limit(buses, db, 
     msg = await wait_for(lambda: dlq.get(fail=False, no_ack=True), message="message in the DLQ")
     assert attempts == [ev.id] * LIMIT
     assert Envelope.model_validate_json(msg.body) == ev and msg.message_id == ev.id
-    death = msg.headers["x-death"][0]
-    assert death["reason"] == "delivery_limit" and death["queue"] == queue
+    assert msg.headers[REASON_HEADER] == f"handler failed {LIMIT} times: RuntimeError"
+    assert msg.headers[QUEUE_HEADER] == queue
     assert await db["processed_events"].count_documents({}) == 0
     assert await _message_count(amqp_admin, queue) == 0
 
@@ -226,20 +226,31 @@ async def test_closed_bus_fails_fast(buses) -> None:
     assert not await bus.ping()
 
 
-async def test_malformed_message_goes_straight_to_dlq(buses, db, unique, amqp_admin) -> None:
+async def test_malformed_message_goes_straight_to_dlq_with_its_reason(buses, db, unique, amqp_admin) -> None:
     bus = await buses()
     queue = _queue(unique, amqp_admin)
     rec = Recorder()
     await bus.subscribe(queue, ["identity.#"], rec)
     exchange = await amqp_admin["channel"].get_exchange(f"test.{unique}")
-    for body in (b"not json", json.dumps({"id": "x", "type": "identity.office.created"}).encode()):
+    good = json.loads(_office_event().model_dump_json())
+    bad = {
+        b"not json": "malformed: not JSON",
+        json.dumps({"id": "x", "type": "identity.office.created"}).encode(): "malformed envelope: source: missing",
+        json.dumps({**good, "type": "identity.office.renamed"}).encode(): "unknown type: identity.office.renamed",
+        json.dumps({**good, "data": {"office_id": "o"}}).encode(): "malformed data: owner_id: missing",
+    }
+    for body in bad:
         await exchange.publish(aio_pika.Message(body, message_id="bad"), routing_key="identity.office.created")
     dlq = await amqp_admin["channel"].declare_queue(f"{queue}.dlq", passive=True)
-    first = await wait_for(lambda: dlq.get(fail=False, no_ack=True), message="first in DLQ")
-    second = await wait_for(lambda: dlq.get(fail=False, no_ack=True), message="second in DLQ")
-    assert {first.body, second.body} == {b"not json", b'{"id": "x", "type": "identity.office.created"}'}
-    assert first.headers["x-death"][0]["reason"] == "rejected"
-    assert not first.headers.get("x-delivery-count")  # delivered once: rejected, not retried
+    got = {}
+    for _ in bad:
+        msg = await wait_for(lambda: dlq.get(fail=False, no_ack=True), message="dead letter")
+        got[msg.body] = msg
+    assert set(got) == set(bad)
+    for body, reason in bad.items():
+        assert got[body].headers[REASON_HEADER].startswith(reason), got[body].headers[REASON_HEADER]
+        assert got[body].headers["x-clinishare-deliveries"] == 1  # at once: never retried
+        assert got[body].message_id == "bad"
     assert rec.events == []
     # the consumer is still alive afterwards
     ev = _office_event()
@@ -247,23 +258,58 @@ async def test_malformed_message_goes_straight_to_dlq(buses, db, unique, amqp_ad
     await wait_for(lambda: rec.events, message="good message after bad ones")
 
 
-async def test_queue_is_quorum_with_delivery_limit_and_dlx(buses, unique, amqp_admin) -> None:
+async def test_unknown_fields_in_envelope_and_data_are_ignored(buses, unique, amqp_admin) -> None:
+    bus = await buses()
+    queue = _queue(unique, amqp_admin)
+    rec = Recorder()
+    await bus.subscribe(queue, ["identity.#"], rec)
+    ev = _office_event(5)
+    newer = json.loads(ev.model_dump_json())
+    newer["trace_state"] = "rolled out later"
+    newer["data"]["region"] = "north"
+    exchange = await amqp_admin["channel"].get_exchange(f"test.{unique}")
+    await exchange.publish(aio_pika.Message(json.dumps(newer).encode(), message_id=ev.id),
+                           routing_key=ev.type)
+    await wait_for(lambda: rec.events, message="the newer event is processed")
+    assert rec.events[0].id == ev.id and rec.events[0].payload() == ev.payload()
+    dlq = await amqp_admin["channel"].declare_queue(f"{queue}.dlq", passive=True)
+    assert await dlq.get(fail=False) is None
+
+
+async def test_queue_is_quorum_and_older_arguments_do_not_stop_a_start(buses, unique, amqp_admin) -> None:
     bus = await buses(delivery_limit=3)
     queue = _queue(unique, amqp_admin)
     await bus.declare_queue(queue, ["identity.#"])
     await bus.declare_queue(queue, ["identity.#"])  # idempotent
-    args = bus.queue_arguments(queue)
-    assert args == {"x-queue-type": "quorum", "x-delivery-limit": 2, "x-dead-letter-exchange": f"test.{unique}.dlx",
-                    "x-dead-letter-routing-key": queue}
     ch = await amqp_admin["conn"].channel()
-    # a redeclare with the same arguments succeeds ...
-    await ch.declare_queue(queue, durable=True, arguments=args)
-    # ... while a classic queue, or another limit, is refused: so the declared queue IS quorum with that limit
-    for other in ({**args, "x-queue-type": "classic"}, {**args, "x-delivery-limit": 7}):
-        with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
-            await ch.declare_queue(queue, durable=True, arguments=other)
-        ch = await amqp_admin["conn"].channel()
-    dlq_ch = await amqp_admin["conn"].channel()
-    await dlq_ch.declare_queue(f"{queue}.dlq", durable=True, arguments={"x-queue-type": "quorum"})
+    with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):  # so it IS a quorum queue
+        await ch.declare_queue(queue, durable=True, arguments={"x-queue-type": "classic"})
+    # a queue declared by older code with arguments (limit, dead-lettering) is used as it is
+    old = _queue(unique, amqp_admin, "old")
+    ch = await amqp_admin["conn"].channel()
+    await ch.declare_queue(old, durable=True, arguments={"x-queue-type": "quorum", "x-delivery-limit": 7,
+                                                         "x-dead-letter-exchange": "elsewhere"})
+    rec = Recorder()
+    await bus.subscribe(old, ["identity.#"], rec)
+    ev = _office_event(8)
+    await bus.publish(ev)
+    await wait_for(lambda: rec.events, message="consumed from the queue declared by older code")
     with pytest.raises(ValueError):
         RabbitBus("amqp://x", delivery_limit=0)
+
+
+async def test_start_while_the_broker_is_down_then_serve_when_it_returns(buses, db, unique, amqp_admin, broker_proxy,
+                                                                      proxied_url) -> None:
+    await broker_proxy.cut()
+    bus = await buses(proxied_url, connect_timeout=0.5, max_retry_seconds=0.5)  # returns: no exception
+    assert not await bus.ping()
+    queue = _queue(unique, amqp_admin)
+    rec = Recorder()
+    await bus.subscribe(queue, ["identity.#"], rec)  # remembered until the broker answers
+    with pytest.raises(PublishFailed):
+        await bus.publish(_office_event())
+    await broker_proxy.restore()
+    await wait_for(bus.ping, timeout=15, message="connected once the broker is back")
+    ev = _office_event(9)
+    await bus.publish(ev)
+    await wait_for(lambda: rec.events, message="the deferred subscription consumes")

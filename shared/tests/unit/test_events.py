@@ -108,11 +108,12 @@ def test_models_ignore_unknown_fields_and_never_carry_them(event_type: str) -> N
     assert "additionalProperties" not in EVENT_TYPES[event_type].model_json_schema()
 
 
-def test_envelope_forbids_extra_and_needs_fields() -> None:
+def test_envelope_ignores_unknown_fields_and_needs_its_own() -> None:
     env = make_event(EVENT_TYPES["charts.note.added"].model_validate(SAMPLES["charts.note.added"]),
                      source="charts", subject="ch1")
-    with pytest.raises(ValidationError):
-        Envelope.model_validate({**env.model_dump(), "body": "text"})
+    # a newer publisher's envelope field is ignored (forward compatible), never carried on
+    newer = Envelope.model_validate({**env.model_dump(), "trace_state": "x"})
+    assert newer == env and "trace_state" not in newer.model_dump()
     with pytest.raises(ValidationError):
         Envelope.model_validate({k: v for k, v in env.model_dump().items() if k != "type"})
 
