@@ -25,13 +25,16 @@ ACCOUNTS, OFFICES, CONNECTIONS, PATIENTS = "idp_accounts", "idp_offices", "idp_c
 
 async def _versioned_upsert(coll: Any, _id: str, version: int, fields: dict[str, Any]) -> None:
     """Write ``fields`` unless the stored version is the same or newer."""
-    res = await coll.update_one({"_id": _id, "version": {"$lt": version}}, {"$set": {**fields, "version": version}})
-    if res.matched_count:
+    older = {"_id": _id, "version": {"$lt": version}}
+    update = {"$set": {**fields, "version": version}}
+    if (await coll.update_one(older, update)).matched_count:
         return
     try:
         await coll.insert_one({"_id": _id, **fields, "version": version})
     except DuplicateKeyError:
-        pass  # already there with this version or a newer one
+        # another version was inserted between our update and our insert, and it may be the older one:
+        # the version-checked update again (the document exists now, so this settles it either way)
+        await coll.update_one(older, update)
 
 
 class IdentityProjection:

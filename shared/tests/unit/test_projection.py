@@ -1,3 +1,4 @@
+import asyncio
 from typing import Any
 
 from clinishare_shared.events import (
@@ -103,3 +104,54 @@ async def test_accounts(db: Any) -> None:
     assert await proj.account("p1") == {"_id": "p1", "kind": "practitioner", "name": "Dr A", "email": "a@x"}
     assert await proj.account("nope") is None
     assert await db[OFFICES].count_documents({}) == 0
+
+
+class _Gated:
+    """The offices collection with the interleaving that lost an update: version 3's update finds
+    nothing, version 2's update finds nothing and inserts, then version 3's insert collides."""
+
+    def __init__(self, coll: Any) -> None:
+        self._c = coll
+        self.v3_updated = asyncio.Event()
+        self.v2_inserted = asyncio.Event()
+
+    async def update_one(self, query: dict[str, Any], update: dict[str, Any], **kw: Any) -> Any:
+        version = update["$set"].get("version")
+        if version == 2 and not self.v2_inserted.is_set():
+            await self.v3_updated.wait()
+        res = await self._c.update_one(query, update, **kw)
+        if version == 3:
+            self.v3_updated.set()
+        return res
+
+    async def insert_one(self, doc: dict[str, Any]) -> Any:
+        if doc.get("version") == 3:
+            await self.v2_inserted.wait()
+        try:
+            return await self._c.insert_one(doc)
+        finally:
+            if doc.get("version") == 2:
+                self.v2_inserted.set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._c, name)
+
+
+class _Db:
+    def __init__(self, db: Any, offices: _Gated) -> None:
+        self._db, self._offices = db, offices
+
+    def __getitem__(self, name: str) -> Any:
+        return self._offices if name == OFFICES else self._db[name]
+
+
+async def test_racing_versions_of_a_new_office_keep_the_newest(db: Any, member_added) -> None:
+    gated = _Gated(db[OFFICES])
+    proj = IdentityProjection(_Db(db, gated))
+    v2 = member_added("o1", "p2", 2, {"p1": "practitioner", "p2": "practitioner"})
+    v3 = member_added("o1", "p3", 3, {"p1": "practitioner", "p2": "practitioner", "p3": "staff"})
+    await asyncio.wait_for(asyncio.gather(proj.handlers[v3.type](v3), proj.handlers[v2.type](v2)), timeout=5)
+    assert gated.v2_inserted.is_set() and gated.v3_updated.is_set()  # the interleaving really happened
+    office = await db[OFFICES].find_one({"_id": "o1"})
+    assert office["version"] == 3
+    assert sorted(office["member_ids"]) == ["p1", "p2", "p3"]
