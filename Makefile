@@ -22,6 +22,7 @@ install-test: $(VENV)/.test
 
 ## Serve the whole system in one process (in-memory bus and in-process MongoDB unless AMQP_URL / MONGODB_URL).
 run: install
+	if [ -n "$$AMQP_URL" ]; then $(BIN)/python -m clinishare_shared.topology; fi
 	$(BIN)/python -m clinishare_allinone
 
 ## Every test: unit, integration (real RabbitMQ), e2e (services as separate processes).
