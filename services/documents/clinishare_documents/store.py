@@ -9,6 +9,7 @@ Every change that shares or unshares carries its events in the same single-docum
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from clinishare_shared.events import Envelope
@@ -21,6 +22,14 @@ from clinishare_documents.domain.rules import Change, ShareState, share_keys
 
 DOCUMENTS = "documents"
 NOT_DELETED = {"deleted_at": None}
+# A multi-document label call reserves all its documents before it changes any (see ``claim``). Every
+# write to a document is conditional on there being no live reservation of another call.
+LOCK = "label_lock"
+LOCK_TTL = timedelta(seconds=30)  # a reservation left by a crashed call stops counting after this
+
+
+def _unlocked(now: datetime) -> dict[str, Any]:
+    return {"$or": [{LOCK: None}, {f"{LOCK}.until": {"$lt": now}}]}
 _HIDE = NO_OUTBOX
 
 
@@ -112,22 +121,43 @@ class DocumentStore:
             query["patient_id"] = patient_id
         return await self._page(query, page)
 
-    async def apply(self, doc: dict[str, Any], change: Change, events: list[Envelope]) -> dict[str, Any] | None:
-        """Write ``change`` and its events if the document is still at the version it was read at;
-        None if it changed meanwhile (the caller reads it again and recomputes)."""
+    async def claim(self, docs: Iterable[dict[str, Any]], call_id: str) -> bool:
+        """Reserve every document for ``call_id`` at the version it was read at, or none of them: False
+        (nothing reserved) if any changed, went or is reserved by another call since it was read."""
+        now, claimed = now_ms(), []
+        for doc in docs:
+            res = await self.documents.update_one(
+                {"_id": doc["_id"], "version": doc["version"], **NOT_DELETED, **_unlocked(now)},
+                {"$set": {LOCK: {"call": call_id, "until": now + LOCK_TTL}}, "$inc": {"version": 1}})
+            if not res.matched_count:
+                await self.release(claimed, call_id)
+                return False
+            claimed.append(doc["_id"])
+        return True
+
+    async def release(self, ids: Iterable[str], call_id: str) -> None:
+        for doc_id in ids:
+            await self.documents.update_one({"_id": doc_id, f"{LOCK}.call": call_id},
+                                            {"$unset": {LOCK: ""}, "$inc": {"version": 1}})
+
+    async def apply(self, doc_id: str, change: Change, events: list[Envelope], *, call_id: str) -> dict[str, Any]:
+        """Write ``change`` and its events to a document reserved for ``call_id``, ending the reservation."""
         update: dict[str, Any] = {
             "$set": {"labels": list(change.labels), "shares": shares_doc(change.shares),
                      "share_keys": share_keys(change.shares), "updated_at": now_ms()},
+            "$unset": {LOCK: ""},
             "$inc": {"version": 1},
         }
         if events:
             update = push_events(update, *events)
-        res = await self.documents.update_one({"_id": doc["_id"], "version": doc["version"], **NOT_DELETED}, update)
-        if not res.matched_count:
-            return None
+        res = await self.documents.update_one({"_id": doc_id, f"{LOCK}.call": call_id, **NOT_DELETED}, update)
+        if not res.matched_count:  # only when the reservation outlived LOCK_TTL and was taken over
+            raise RuntimeError(f"label reservation of document {doc_id} was lost")
         if events:
             self._kick()
-        return await self.get(doc["_id"])
+        doc = await self.get(doc_id)
+        assert doc is not None
+        return doc
 
     async def soft_delete(self, doc: dict[str, Any], events: list[Envelope]) -> bool:
         """Mark deleted, drop its recipients and name, and announce the unshare, in one write."""
@@ -139,7 +169,8 @@ class DocumentStore:
         }
         if events:
             update = push_events(update, *events)
-        res = await self.documents.update_one({"_id": doc["_id"], "version": doc["version"], **NOT_DELETED}, update)
+        res = await self.documents.update_one(
+            {"_id": doc["_id"], "version": doc["version"], **NOT_DELETED, **_unlocked(now_ms())}, update)
         if res.matched_count and events:
             self._kick()
         return bool(res.matched_count)

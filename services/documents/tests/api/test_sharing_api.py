@@ -188,3 +188,62 @@ async def test_identity_breaks_ties_when_the_projection_lags(start_documents: An
     refused = await api.label(ME, [doc["id"]], add={"practitioner_ids": [STRANGER]})
     assert refused.status_code == 422 and refused.json()["invalid_ids"] == [STRANGER]
     assert (await api.upload(ME, b"x", patient_id="unknown-patient")).status_code == 422
+
+
+class _LastDocumentKeepsChanging:
+    """The documents collection with someone else changing ``doc_id`` just before every attempt of a
+    label call to write it with a version check (``times`` attempts, then it stops)."""
+
+    def __init__(self, coll: Any, doc_id: str, times: int) -> None:
+        self._c, self.doc_id, self.times = coll, doc_id, times
+
+    async def update_one(self, query: dict[str, Any], update: dict[str, Any], **kw: Any) -> Any:
+        if query.get("_id") == self.doc_id and "version" in query and self.times:
+            self.times -= 1
+            await self._c.update_one({"_id": self.doc_id}, {"$inc": {"version": 1}})
+        return await self._c.update_one(query, update, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._c, name)
+
+
+async def test_a_call_whose_last_document_conflicts_changes_nothing(api: Any) -> None:
+    await api.connect(ME, "practitioner", COLLEAGUE)
+    docs = [await api.upload_ok(ME, bytes([i])) for i in range(3)]
+    store = api.app.state.store
+    store.documents = _LastDocumentKeepsChanging(store.documents, docs[-1]["id"], times=100)
+    resp = await api.label(ME, [d["id"] for d in docs], add={"labels": ["x"], "practitioner_ids": [COLLEAGUE]})
+    assert resp.status_code == 409, resp.text
+    for d in docs:
+        stored = await api.db["documents"].find_one({"_id": d["id"]})
+        assert stored["labels"] == [] and stored["share_keys"] == [] and stored.get("label_lock") is None
+    assert await api.shared_ids(COLLEAGUE) == []
+    assert await api.flush() == []
+
+
+async def test_a_call_whose_last_document_conflicts_once_is_applied_whole(api: Any) -> None:
+    await api.connect(ME, "practitioner", COLLEAGUE)
+    docs = [await api.upload_ok(ME, bytes([i])) for i in range(3)]
+    store = api.app.state.store
+    store.documents = _LastDocumentKeepsChanging(store.documents, docs[-1]["id"], times=1)
+    resp = await api.label(ME, [d["id"] for d in docs], add={"practitioner_ids": [COLLEAGUE]})
+    assert resp.status_code == 200, resp.text
+    assert sorted(await api.shared_ids(COLLEAGUE)) == sorted(d["id"] for d in docs)
+    assert sorted(e.data["document_id"] for e in await api.flush()) == sorted(d["id"] for d in docs)
+
+
+async def test_a_document_deleted_during_a_call_refuses_the_call(api: Any) -> None:
+    docs = [await api.upload_ok(ME, bytes([i])) for i in range(2)]
+    store = api.app.state.store
+
+    class _DeletedMeanwhile(_LastDocumentKeepsChanging):
+        async def update_one(self, query: dict[str, Any], update: dict[str, Any], **kw: Any) -> Any:
+            if query.get("_id") == self.doc_id and "version" in query:
+                await self._c.update_one({"_id": self.doc_id}, {"$set": {"deleted_at": "now"}})
+            return await self._c.update_one(query, update, **kw)
+
+    store.documents = _DeletedMeanwhile(store.documents, docs[-1]["id"], times=1)
+    resp = await api.label(ME, [d["id"] for d in docs], add={"labels": ["x"]})
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["invalid_ids"] == [docs[-1]["id"]]
+    assert (await api.db["documents"].find_one({"_id": docs[0]["id"]}))["labels"] == []
