@@ -338,6 +338,7 @@ class FormUpdated(EventData):
     form_id: str
     author_id: str
     version: int = Field(description="the form's version after the change")
+    changed_fields: list[str] = Field(default=[], description="names of the fields that changed, not values")
 
 
 class SubmissionAccessed(_Accessed):

@@ -1,7 +1,8 @@
 """What charts publishes (ids only, never titles, bodies, notes or names) and what it consumes.
 
-Published: ``charts.share.granted``, ``charts.share.revoked``, ``charts.note.added``; they ride in the
-outbox of the grant or note they announce. Consumed: ``identity.*``, into the local identity projection
+Published: ``charts.share.granted``, ``charts.share.revoked``, ``charts.note.added``, and for analytics
+``charts.chart.created`` / ``charts.chart.updated`` (ids and the names of the changed fields, never their
+values); they ride in the outbox of the chart, grant or note they announce. Consumed: ``identity.*``, into the local identity projection
 (office membership now, connections, care teams), which is what access and the sharing list are checked
 against.
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from clinishare_shared.bus.base import Handler
-from clinishare_shared.events import ChartNoteAdded, ChartShareGranted, ChartShareRevoked, Envelope, make_event
+from clinishare_shared.events import (
+    ChartCreated, ChartNoteAdded, ChartShareGranted, ChartShareRevoked, ChartUpdated, Envelope, make_event,
+)
 from clinishare_shared.projection import IdentityProjection
 
 SOURCE = "charts"
@@ -21,6 +24,17 @@ def _grant_fields(grant: dict[str, Any]) -> dict[str, Any]:
     return {"grant_id": grant["_id"], "owner_id": grant["owner_id"], "rule": grant["rule"],
             "chart_id": grant.get("chart_id"), "patient_id": grant.get("patient_id"),
             "practitioner_ids": list(grant["practitioner_ids"]), "office_ids": list(grant["office_ids"])}
+
+
+def chart_created(chart: dict[str, Any]) -> Envelope:
+    return make_event(ChartCreated(chart_id=chart["_id"], author_id=chart["author_id"],
+                                   patient_id=chart["patient_id"]), source=SOURCE, subject=chart["_id"])
+
+
+def chart_updated(chart: dict[str, Any], changes: dict[str, Any]) -> Envelope:
+    return make_event(ChartUpdated(chart_id=chart["_id"], author_id=chart["author_id"],
+                                   patient_id=chart["patient_id"], changed_fields=sorted(changes)),
+                      source=SOURCE, subject=chart["_id"])
 
 
 def share_granted(grant: dict[str, Any]) -> Envelope:

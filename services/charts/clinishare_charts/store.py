@@ -1,6 +1,6 @@
 """The only module that talks to MongoDB: charts, notes and chart grants.
 
-Grants and notes carry their events in an ``_outbox`` written in the same single-document write as the
+Charts, grants and notes carry their events in an ``_outbox`` written in the same single-document write as the
 change itself. Grants are never deleted: revoking sets ``revoked_at`` and pushes the event in one update.
 """
 
@@ -77,7 +77,7 @@ class ChartStore:
         self.grants = db[GRANTS]
         self.on_write = on_write  # wakes the outbox relay after a write that staged events
 
-    outbox_collections = (GRANTS, NOTES)
+    outbox_collections = (CHARTS, GRANTS, NOTES)
 
     async def ensure_indexes(self) -> None:
         await self.charts.create_index([("author_id", ASCENDING), ("_id", DESCENDING)], name="author_newest")
@@ -101,16 +101,21 @@ class ChartStore:
         now = _now()
         doc = {"_id": new_id(), "author_id": author_id, "patient_id": patient_id, "patient_name": patient_name,
                "title": title, "body": body, "created_at": now, "updated_at": now}
-        await self.charts.insert_one(doc)
+        await self.charts.insert_one(with_events(doc, events.chart_created(doc)))
+        self._wrote()
         return doc
 
     async def chart(self, chart_id: str) -> dict[str, Any] | None:
         return await self.charts.find_one({"_id": chart_id}, NO_OUTBOX)
 
-    async def update_chart(self, chart_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
-        return await self.charts.find_one_and_update(
-            {"_id": chart_id}, {"$set": {**changes, "updated_at": _now()}}, projection=NO_OUTBOX,
-            return_document=ReturnDocument.AFTER)
+    async def update_chart(self, chart: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any] | None:
+        updated = await self.charts.find_one_and_update(
+            {"_id": chart["_id"]},
+            push_events({"$set": {**changes, "updated_at": _now()}}, events.chart_updated(chart, changes)),
+            projection=NO_OUTBOX, return_document=ReturnDocument.AFTER)
+        if updated is not None:
+            self._wrote()
+        return updated
 
     async def has_charts_for(self, author_id: str, patient_id: str) -> bool:
         return await self.charts.find_one({"author_id": author_id, "patient_id": patient_id}, {"_id": 1}) is not None

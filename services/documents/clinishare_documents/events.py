@@ -3,6 +3,8 @@
 Published (through the outbox, in the same write as the change): ``documents.shared`` with the recipients
 a change ADDED and ``documents.unshared`` with those it REMOVED, at most one of each per document per
 change. Ids only: never a filename, a label or content (principle 5). Ordinary labels announce nothing.
+For analytics (SPEC 10.5): ``documents.document.uploaded`` rides in the inserted document,
+``documents.document.deleted`` in the soft delete (after the ``documents.unshared`` it implies).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from clinishare_shared.bus.base import Handler
-from clinishare_shared.events import DocumentShared, DocumentUnshared, Envelope, OfficeRecipient, make_event
+from clinishare_shared.events import (
+    DocumentDeleted, DocumentShared, DocumentUnshared, DocumentUploaded, Envelope, OfficeRecipient, make_event,
+)
 from clinishare_shared.projection import IdentityProjection
 
 from clinishare_documents.domain.rules import ShareState
@@ -36,6 +40,18 @@ def share_events(*, document_id: str, owner_id: str, workspace_patient_id: str |
         out.append(make_event(DocumentUnshared(**common, **_recipients(removed)), source=SOURCE,
                               subject=document_id))
     return out
+
+
+def uploaded(doc: dict[str, Any]) -> Envelope:
+    return make_event(DocumentUploaded(document_id=doc["_id"], owner_id=doc["owner_id"],
+                                       workspace_patient_id=doc.get("patient_id"), size=doc.get("size")),
+                      source=SOURCE, subject=doc["_id"])
+
+
+def deleted(doc: dict[str, Any], *, deleted_by: str) -> Envelope:
+    return make_event(DocumentDeleted(document_id=doc["_id"], owner_id=doc["owner_id"],
+                                      workspace_patient_id=doc.get("patient_id"), deleted_by=deleted_by),
+                      source=SOURCE, subject=doc["_id"])
 
 
 def consumed(projection: IdentityProjection) -> dict[str, Handler]:

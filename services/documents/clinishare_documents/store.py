@@ -15,9 +15,10 @@ from typing import Any
 from clinishare_shared.events import Envelope
 from clinishare_shared.gridfs import FileInfo, GridStore
 from clinishare_shared.mongo import new_id, now_ms
-from clinishare_shared.outbox import NO_OUTBOX, push_events
+from clinishare_shared.outbox import NO_OUTBOX, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 
+from clinishare_documents import events as document_events
 from clinishare_documents.domain.rules import Change, ShareState, share_keys
 
 DOCUMENTS = "documents"
@@ -89,7 +90,8 @@ class DocumentStore:
             "labels": [], "shares": shares_doc(ShareState()), "share_keys": [], "version": 1,
             "created_at": now, "updated_at": now, "deleted_at": None,
         }
-        await self.documents.insert_one(doc)
+        await self.documents.insert_one(with_events(doc, document_events.uploaded(doc)))
+        self._kick()
         return doc
 
     async def get(self, document_id: str) -> dict[str, Any] | None:

@@ -28,6 +28,8 @@ from clinishare_documents.app import create_app
 from clinishare_documents.settings import DocumentsSettings
 
 
+SHARING = ("documents.shared", "documents.unshared")
+
 class Harness:
     """One running documents service, a client, and helpers that speak for identity."""
 
@@ -41,15 +43,17 @@ class Harness:
     async def record(self, event: Envelope) -> None:
         self.events[event.id] = event
 
-    def documents_events(self) -> list[Envelope]:
-        return [e for e in self.events.values() if e.type.startswith("documents.")]
+    def documents_events(self, types: tuple[str, ...] | None = None) -> list[Envelope]:
+        return [e for e in self.events.values() if e.type.startswith("documents.")
+                and (types is None or e.type in types)]
 
-    async def flush(self) -> list[Envelope]:
-        """Publish whatever is in the outbox now and wait until the observer got it."""
+    async def flush(self, types: tuple[str, ...] | None = SHARING) -> list[Envelope]:
+        """Publish whatever is in the outbox now and wait until the observer got it; the sharing events
+        unless ``types`` says otherwise (``None``: every documents event, lifecycle ones included)."""
         await self.app.state.infra.relay.run_once()
         if isinstance(self.bus, InMemoryBus):
             await self.bus.drain()
-        return self.documents_events()
+        return self.documents_events(types)
 
     def auth(self, account_id: str, kind: str = "practitioner") -> dict[str, str]:
         return bearer(self.signer, account_id, kind)

@@ -6,10 +6,25 @@ from __future__ import annotations
 from typing import Any
 
 from clinishare_shared.bus.base import Handler
-from clinishare_shared.events import Envelope, FormAssigned, FormShared, FormSubmitted, make_event
+from clinishare_shared.events import (
+    Envelope, FormAssigned, FormCreated, FormShared, FormSubmitted, FormUpdated, make_event,
+)
 from clinishare_shared.projection import IdentityProjection
 
 SOURCE = "forms"
+
+
+def form_created(form: dict[str, Any]) -> Envelope:
+    return make_event(FormCreated(form_id=form["_id"], author_id=form["author_id"], version=form["version"]),
+                      source=SOURCE, subject=form["_id"])
+
+
+def form_updated(form: dict[str, Any], changes: dict[str, Any]) -> Envelope:
+    """``changes``: the stored fields that changed (their names travel, never their values)."""
+    return make_event(FormUpdated(form_id=form["_id"], author_id=form["author_id"],
+                                  version=changes.get("version", form["version"]),
+                                  changed_fields=sorted(set(changes) - {"updated_at", "version"})),
+                      source=SOURCE, subject=form["_id"])
 
 
 def form_shared(form: dict[str, Any], *, added_practitioner_ids: list[str], added_office_ids: list[str]) -> Envelope:

@@ -4,11 +4,11 @@ it announces. Identity consumes nothing, so there is no handler table here."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from clinishare_shared.events import (
     AccountRegistered, ConnectionCreated, ConnectionDeleted, Envelope, OfficeCreated, OfficeMember,
-    OfficeMemberAdded, OfficeMemberRemoved, PatientCareTeamChanged, PatientRegistered, make_event,
+    OfficeMemberAdded, OfficeMemberRemoved, PatientCareTeamChanged, PatientRegistered, SharePinRotated, make_event,
 )
 
 SOURCE = "identity"
@@ -72,3 +72,9 @@ def patient_care_team_changed(patient_id: str, changed_by: str, version: int, ca
     data = PatientCareTeamChanged(patient_id=patient_id, changed_by=changed_by, version=version,
                                   care_team=care_team, added=list(added), removed=list(removed))
     return make_event(data, source=SOURCE, subject=patient_id)
+
+
+def share_pin_rotated(owner_kind: Literal["practitioner", "office"], owner_id: str, *, rotated_by: str) -> Envelope:
+    """Who and whose, never the PIN."""
+    return make_event(SharePinRotated(owner_kind=owner_kind, owner_id=owner_id, rotated_by=rotated_by),
+                      source=SOURCE, subject=owner_id)

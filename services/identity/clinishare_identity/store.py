@@ -74,7 +74,13 @@ class IdentityStore:
         return {d["_id"]: d for d in docs}
 
     async def set_account_pin(self, account_id: str, pin: str) -> bool:
-        res = await self.accounts.update_one({"_id": account_id, "kind": "practitioner"}, {"$set": {"share_pin": pin}})
+        """Rotate a practitioner's PIN, announcing it (never the PIN) in the same write."""
+        res = await self.accounts.update_one(
+            {"_id": account_id, "kind": "practitioner"},
+            push_events({"$set": {"share_pin": pin}}, events.share_pin_rotated("practitioner", account_id,
+                                                                              rotated_by=account_id)))
+        if res.matched_count:
+            self.kick()
         return res.matched_count == 1
 
     # ---- PINs -------------------------------------------------------------------------------------
@@ -128,8 +134,14 @@ class IdentityStore:
         self.kick()
         return {**office, "members": members, "version": version}
 
-    async def set_office_pin(self, office_id: str, pin: str) -> None:
-        await self.offices.update_one({"_id": office_id}, {"$set": {"share_pin": pin}})
+    async def set_office_pin(self, office_id: str, pin: str, *, rotated_by: str) -> None:
+        """Rotate an office's PIN, announcing it (never the PIN) in the same write."""
+        res = await self.offices.update_one(
+            {"_id": office_id},
+            push_events({"$set": {"share_pin": pin}}, events.share_pin_rotated("office", office_id,
+                                                                              rotated_by=rotated_by)))
+        if res.matched_count:
+            self.kick()
 
     # ---- connections ------------------------------------------------------------------------------
 

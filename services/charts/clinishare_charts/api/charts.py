@@ -73,7 +73,7 @@ async def update_chart(body: ChartUpdate, chart: ReadableChart, me: CurrentPrinc
     changes = body.model_dump(exclude_none=True)
     if not changes:
         return chart_read(chart)
-    updated = await store.update_chart(chart["_id"], changes)
+    updated = await store.update_chart(chart, changes)
     if updated is None:
         raise Problem(404, "chart not found")
     return chart_read(updated)

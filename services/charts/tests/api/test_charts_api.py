@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from clinishare_shared.testing import wait_for
+
 ENDPOINTS = [
     ("POST", "/v1/charts", {"patient_id": "p", "title": "t", "body": ""}),
     ("GET", "/v1/charts", None),
@@ -92,6 +94,34 @@ async def test_edit_my_chart(charts: Any) -> None:
     assert r.status_code == 200 and r.json()["title"] == "New" and r.json()["body"] == "old body"
     r = await charts.http.patch(f"/v1/charts/{chart['id']}", json={"author_id": "x"}, headers=charts.auth("dr-a"))
     assert r.status_code == 422
+
+
+async def test_creating_and_editing_a_chart_are_announced_with_ids_and_field_names_only(charts: Any) -> None:
+    pid = await charts.identity.patient("Ada", "dr-a")
+    refused = await charts.http.post("/v1/charts", json={"patient_id": "not-mine", "title": "t", "body": ""},
+                                     headers=charts.auth("dr-a"))
+    assert refused.status_code == 422
+    chart = await charts.chart("dr-a", pid, title="Cardiology", body="murmur")
+    await charts.identity.connect("dr-a", "dr-b")
+    await charts.share("dr-a", "chart", chart_id=chart["id"], practitioner_ids=["dr-b"])
+    path = f"/v1/charts/{chart['id']}"
+    assert (await charts.http.patch(path, json={}, headers=charts.auth("dr-a"))).status_code == 200  # no change
+    assert (await charts.http.patch(path, json={"title": "x"}, headers=charts.auth("dr-b"))).status_code == 403
+    r = await charts.http.patch(path, json={"title": "Cardio", "body": "no murmur"}, headers=charts.auth("dr-a"))
+    assert r.status_code == 200
+
+    def lifecycle() -> list[Any]:
+        return [e for e in charts.published if e.type in ("charts.chart.created", "charts.chart.updated")]
+
+    await wait_for(lambda: len(lifecycle()) >= 2, message="created and updated")
+    created, updated = lifecycle()
+    assert created.type == "charts.chart.created" and updated.type == "charts.chart.updated"
+    assert created.data == {"chart_id": chart["id"], "author_id": "dr-a", "patient_id": pid}
+    assert updated.data == {"chart_id": chart["id"], "author_id": "dr-a", "patient_id": pid,
+                            "changed_fields": ["body", "title"]}
+    assert len(lifecycle()) == 2  # the refused create, the empty and the forbidden edit announced nothing
+    for e in lifecycle():
+        assert not {"cardio", "murmur", "ada"} & set(e.model_dump_json().lower().replace('"', " ").split())
 
 
 async def test_a_reader_may_not_edit_and_a_stranger_may_not_see(charts: Any) -> None:

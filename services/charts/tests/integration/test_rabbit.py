@@ -120,10 +120,17 @@ async def test_charts_events_reach_a_bound_queue_with_ids_only(on_rabbit: Rabbit
                              headers=c.auth("dr-b"))
     assert note.status_code == 201
     assert (await c.http.delete(f"/v1/chart-shares/{grant['id']}", headers=c.auth("dr-a"))).status_code == 204
+    edited = await c.http.patch(f"/v1/charts/{chart['id']}", json={"body": "markers normal"}, headers=c.auth("dr-a"))
+    assert edited.status_code == 200
 
-    await wait_for(lambda: len(c.received) >= 3, message="three charts events")
+    await wait_for(lambda: len(c.received) >= 5, message="five charts events")
     by_type = {e.type: e for e, _ in c.received}
-    assert set(by_type) == {"charts.share.granted", "charts.note.added", "charts.share.revoked"}
+    assert set(by_type) == {"charts.chart.created", "charts.share.granted", "charts.note.added",
+                            "charts.share.revoked", "charts.chart.updated"}
+    assert by_type["charts.chart.created"].data == {"chart_id": chart["id"], "author_id": "dr-a", "patient_id": pid}
+    assert by_type["charts.chart.updated"].data == {"chart_id": chart["id"], "author_id": "dr-a", "patient_id": pid,
+                                                    "changed_fields": ["body"]}
+    assert by_type["charts.chart.created"].subject == by_type["charts.chart.updated"].subject == chart["id"]
     assert by_type["charts.share.granted"].data == {
         "grant_id": grant["id"], "owner_id": "dr-a", "rule": "chart", "chart_id": chart["id"], "patient_id": None,
         "practitioner_ids": ["dr-b"], "office_ids": []}
@@ -133,5 +140,5 @@ async def test_charts_events_reach_a_bound_queue_with_ids_only(on_rabbit: Rabbit
     for event, raw in c.received:
         assert event.source == "charts"
         text = json.dumps(json.loads(raw)).lower()
-        for phi in ("oncology", "tumour", "ada", "lovelace", "second opinion"):
+        for phi in ("oncology", "tumour", "ada", "lovelace", "second opinion", "markers normal"):
             assert phi not in text

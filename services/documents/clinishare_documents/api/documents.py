@@ -22,6 +22,7 @@ from clinishare_documents.api.multipart import (
 )
 from clinishare_documents.domain.rules import ShareState, delete_decision, reader_keys
 from clinishare_documents.domain.schemas import DocumentPage, DocumentRead
+from clinishare_documents import events as document_events
 from clinishare_documents.events import share_events
 from clinishare_documents.store import shares_state
 
@@ -149,7 +150,7 @@ async def delete_document(document_id: str, principal: CurrentPrincipal, store: 
             raise Problem(403, "only the document's owner can delete it")
         events = share_events(document_id=doc["_id"], owner_id=doc["owner_id"],
                               workspace_patient_id=doc.get("patient_id"), added=ShareState(),
-                              removed=shares_state(doc))
+                              removed=shares_state(doc)) + [document_events.deleted(doc, deleted_by=principal.id)]
         if await store.soft_delete(doc, events):
             # The metadata and the unshare are committed; only then does the content go.
             await store.delete_content(doc["file_id"])

@@ -26,7 +26,13 @@ async def test_upload_to_all_documents(api: Any, sha256: Any) -> None:
     assert got.status_code == 200 and got.json() == doc
     mine = await api.client.get("/v1/documents", headers=api.auth(ME))
     assert [d["id"] for d in mine.json()["items"]] == [doc["id"]]
-    assert await api.flush() == []  # an upload shares nothing, so announces nothing
+    assert await api.flush() == []  # an upload shares nothing
+    # ... but analytics hear of it (SPEC 10.5): ids and size, never the file's name or type
+    uploaded = await api.flush(types=None)
+    assert [e.type for e in uploaded] == ["documents.document.uploaded"]
+    assert uploaded[0].data == {"document_id": doc["id"], "owner_id": ME, "workspace_patient_id": None,
+                                "size": len(content)}
+    assert "scan.pdf" not in uploaded[0].model_dump_json() and "pdf" not in uploaded[0].model_dump_json()
 
 
 async def test_upload_to_a_workspace(api: Any) -> None:
@@ -129,6 +135,11 @@ async def test_delete_owner_only_then_gone_for_everyone(api: Any) -> None:
     assert counts["fs.files"] == 0 and counts["fs.chunks"] == 0
     unshared = [e for e in await api.flush() if e.type == "documents.unshared"]
     assert len(unshared) == 1 and unshared[0].data["practitioner_ids"] == [COLLEAGUE]
+    lifecycle = await api.flush(types=("documents.document.uploaded", "documents.document.deleted"))
+    assert [e.type for e in lifecycle] == ["documents.document.uploaded", "documents.document.deleted"]
+    assert lifecycle[1].data == {"document_id": doc["id"], "owner_id": ME, "workspace_patient_id": None,
+                                 "deleted_by": ME}
+    assert lifecycle[1].subject == doc["id"]
     tombstone = await api.db["documents"].find_one({"_id": doc["id"]})
     assert tombstone["deleted_at"] is not None and "filename" not in tombstone
 

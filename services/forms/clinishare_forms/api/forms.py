@@ -12,7 +12,7 @@ from clinishare_forms.api.deps import (
 from clinishare_forms.domain.access import SharingRule, added_recipients
 from clinishare_forms.domain.schemas import FormCreate, FormId, FormRead, FormUpdate, SharingOptions
 from clinishare_shared.mongo import now_ms as now
-from clinishare_forms.events import form_shared
+from clinishare_forms.events import form_created, form_shared, form_updated
 from clinishare_shared.directory import Directory, refused_recipients
 from clinishare_shared.mongo import new_id
 from clinishare_shared.pagination import Page, PageParams
@@ -52,7 +52,9 @@ async def create_form(body: FormCreate, caller: CurrentCaller, store: StoreDep, 
         "created_at": at, "updated_at": at,
     }
     added_p, added_o = added_recipients(None, SharingRule.of(form["sharing"]))
-    events = [form_shared(form, added_practitioner_ids=added_p, added_office_ids=added_o)] if added_p or added_o else []
+    events = [form_created(form)]
+    if added_p or added_o:
+        events.append(form_shared(form, added_practitioner_ids=added_p, added_office_ids=added_o))
     await store.insert_form(form, *events)
     return form_read(form, caller.id)
 
@@ -99,6 +101,7 @@ async def update_form(form_id: FormId, body: FormUpdate, caller: CurrentCaller, 
                                   added_office_ids=added_o))
     if not changes:
         return form_read(form, caller.id)
+    events.insert(0, form_updated(form, changes))
     changes["updated_at"] = at
     updated = await store.update_form(form_id, revision=form.get("revision", 0), changes=changes,
                                       new_version=new_version, events=events)

@@ -91,9 +91,16 @@ async def test_forms_events_reach_a_bound_queue_with_ids_only(forms, broker, sig
                                  json={"answers": {"symptoms": SECRET_ANSWER}}, headers=bearer(signer, "pat-b", "patient"))
     assert submitted.status_code == 201
 
-    await wait_for(lambda: len(broker["received"]) >= 3, message="three forms events")
+    edited = await forms.patch(f"/v1/forms/{form['id']}", json={"title": "Study 2"}, headers=bearer(signer, A))
+    assert edited.status_code == 200
+
+    await wait_for(lambda: len(broker["received"]) >= 5, message="five forms events")
     by_type = {e.type: e for e in broker["received"]}
-    assert set(by_type) == {"forms.shared", "forms.assigned", "forms.submitted"}
+    assert set(by_type) == {"forms.form.created", "forms.shared", "forms.assigned", "forms.submitted",
+                            "forms.form.updated"}
+    assert by_type["forms.form.created"].data == {"form_id": form["id"], "author_id": A, "version": 1}
+    assert by_type["forms.form.updated"].data == {"form_id": form["id"], "author_id": A, "version": 2,
+                                                  "changed_fields": ["fields", "title"]}
     assert by_type["forms.shared"].data["added_practitioner_ids"] == [B]
     assert by_type["forms.assigned"].data["patient_id"] == "pat-b"
     sub = by_type["forms.submitted"].data

@@ -87,7 +87,7 @@ async def rotate_office_pin(office: OwnedOffice, principal: CurrentPrincipal, st
     for _ in range(3):
         pin = await fresh_pin(store)
         try:
-            await store.set_office_pin(office["_id"], pin)
+            await store.set_office_pin(office["_id"], pin, rotated_by=principal.id)
         except DuplicateKeyError:
             continue
         log.info("share_pin_rotated", holder_kind="office", holder_id=office["_id"], by=principal.id)

@@ -86,7 +86,7 @@ async def test_bad_account_input_is_422_and_creates_nothing(api, assert_problem,
                    401)
 
 
-async def test_practitioner_pin_is_shown_grouped_and_rotation_replaces_it(api):
+async def test_practitioner_pin_is_shown_grouped_and_rotation_replaces_it(api, observed):
     doc = await api.register()
     pin = await api.pin(doc)
     assert len(pin) == 12 and pin[4] == pin[9] == "-"
@@ -95,12 +95,18 @@ async def test_practitioner_pin_is_shown_grouped_and_rotation_replaces_it(api):
     assert r.status_code == 200
     new = r.json()["pin"]
     assert new != pin and await api.pin(doc) == new
+    [rotated] = await observed.wait("identity.share_pin.rotated")  # for analytics; never the PIN
+    assert rotated.data == {"owner_kind": "practitioner", "owner_id": doc.id, "rotated_by": doc.id}
+    raw = rotated.model_dump_json()
+    for p in (pin, new):
+        assert p.replace("-", "") not in raw and p not in raw
 
 
-async def test_staff_and_patients_have_no_practitioner_pin(api, assert_problem):
+async def test_staff_and_patients_have_no_practitioner_pin(api, assert_problem, observed):
     staff = await api.register("staff")
     assert_problem(await api.client.get("/v1/me/share-pin", headers=staff.auth), 403)
     assert_problem(await api.client.post("/v1/me/share-pin/rotate", headers=staff.auth), 403)
+    assert observed.of("identity.share_pin.rotated") == []  # a refused rotation announces nothing
     doc = await api.register()
     patient = await api.patient(doc)
     token = (await api.client.post(f"/v1/patients/{patient['id']}/portal-invite", headers=doc.auth)).json()["invite_token"]

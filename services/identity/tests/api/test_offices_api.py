@@ -78,7 +78,7 @@ async def test_removing_members(api, assert_problem):
     assert_problem(await api.client.delete(f"{url}/{colleague.id}", headers=owner.auth), 404)
 
 
-async def test_office_pin_rotation(api, assert_problem):
+async def test_office_pin_rotation(api, assert_problem, observed):
     owner, colleague, stranger, visitor = [await api.register() for _ in range(4)]
     office = await api.office(owner, (colleague, "practitioner"))
     url = f"/v1/offices/{office['id']}/share-pin/rotate"
@@ -88,6 +88,9 @@ async def test_office_pin_rotation(api, assert_problem):
     assert r.status_code == 200
     new_pin = r.json()["pin"]
     assert new_pin != office["share_pin"]
+    [rotated] = await observed.wait("identity.share_pin.rotated")  # only the owner's rotation, once
+    assert rotated.data == {"owner_kind": "office", "owner_id": office["id"], "rotated_by": owner.id}
+    assert new_pin.replace("-", "") not in rotated.model_dump_json()
     assert (await api.client.get(f"/v1/offices/{office['id']}", headers=colleague.auth)).json()["share_pin"] == new_pin
     assert_problem(await api.client.post("/v1/connections", json={"pin": office["share_pin"]}, headers=visitor.auth),
                    404)
