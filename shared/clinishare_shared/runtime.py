@@ -77,9 +77,13 @@ class Infra:
             self.relay.kick()
 
     async def start_relay(self, collections: Sequence[str]) -> OutboxRelay:
-        self.relay = OutboxRelay(self.db, collections, self.bus, poll_interval=self.settings.outbox_poll_interval)
+        self.relay = OutboxRelay(self.db, collections, self.bus, poll_interval=self.settings.outbox_poll_interval,
+                                 lease_seconds=self.settings.outbox_lease_seconds)
         await self.relay.ensure_indexes()
-        self.relay.start()
+        if self.settings.outbox_hold:
+            log.warning("outbox_relay_held", service=self.settings.service_name)
+        else:
+            self.relay.start()
         return self.relay
 
     async def start_consumer(self, handlers: Mapping[str, Handler]) -> IdempotentConsumer:

@@ -34,6 +34,9 @@ class ServiceSettings(BaseSettings):
     delivery_limit: int = Field(default=5, ge=1, le=100)
     publish_timeout: float = 5.0
     outbox_poll_interval: float = 0.25
+    outbox_lease_seconds: float = Field(default=30.0, gt=0, description="how long a relay holds the documents it "
+                                        "claimed; a dead relay's claims are taken over after it")
+    outbox_hold: bool = Field(default=False, description="tests only: stage events but publish nothing")
     jwt_issuer: str = "clinishare-identity"
     jwt_audience: str = "clinishare"
     jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"

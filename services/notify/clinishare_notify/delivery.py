@@ -1,10 +1,11 @@
 """The e-mail worker: claims due e-mails one at a time (atomically, so several replicas never send the same
 one), sends them, and records the outcome on the notification. A failed send is retried with exponential
-back-off and, after ``email_max_attempts``, marked failed for good. It is woken after each insert and
+back-off for ``email_retry_seconds`` (24 h) from the notification's creation, then marked failed for good. It is woken after each insert and
 polls besides, so e-mails whose back-off ran out, or whose worker died mid-send, are picked up too.
 
 Delivery is at least once: a worker that dies after the server accepted a message but before recording
-it re-sends after the lease. The inbox entry never depends on any of this.
+it re-sends after the lease, and a timeout after DATA (the server may have taken it) is retried. Every
+attempt carries the notification's one Message-ID, so a receiver drops the second copy. The inbox entry never depends on any of this.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from clinishare_notify.domain import delivery
 from clinishare_notify.domain.messages import email
 from clinishare_notify.mailer import Mailer, SendFailed
 from clinishare_notify.settings import NotifySettings
-from clinishare_notify.store import NotifyStore, now
+from clinishare_notify.store import NotifyStore, _aware, now
 
 log = structlog.get_logger("clinishare.notify.delivery")
 
@@ -94,9 +95,11 @@ class EmailWorker:
             return 0
         message = email(doc["title"], doc["item"], doc["link"], base_url=self.settings.public_base_url)
         try:
-            await self.mailer.send(account["email"], message)
+            await self.mailer.send(account["email"], message, message_id=delivery.message_id(nid))
         except SendFailed as exc:
-            if delivery.after_failure(attempts, max_attempts=self.settings.email_max_attempts) == "failed":
+            age = (now() - _aware(doc["created_at"])).total_seconds()
+            if delivery.after_failure(attempts, max_attempts=self.settings.email_max_attempts, age_seconds=age,
+                                      retry_seconds=self.settings.email_retry_seconds) == "failed":
                 await self.store.email_failed(nid, error=exc.reason, retry_at=None)
                 log.error("email_failed_giving_up", error=exc.reason, **ctx)
             else:

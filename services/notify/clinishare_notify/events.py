@@ -5,10 +5,20 @@ the identity projection now, at processing time), writes one notification per re
 deterministic id (a redelivery, even a concurrent one, inserts nothing new), and wakes the e-mail worker.
 
 Bound but not notifying:
-- ``charts.share.revoked``: the grant's notices are withdrawn (unread ones marked read, pending e-mails
-  cancelled), so nobody is e-mailed about a share that no longer exists.
-- ``documents.unshared``: a no-op. A recipient may keep access through another share label, which notify
-  cannot know, so their notices stay as they are.
+- ``charts.share.revoked`` / ``charts.share.expired``: the grant's notices are withdrawn (unread ones
+  marked read, pending e-mails cancelled), so nobody is e-mailed about a share that no longer exists.
+- ``documents.unshared`` / ``documents.share.expired``: existing notices stay as they are (a recipient
+  may keep access through an office the document is still shared with, which notify cannot know), but a
+  tombstone is left, as below.
+
+Order-safe: every withdrawal also leaves a tombstone (what was withdrawn, and the withdrawing event's
+time). A grant or share that arrives AFTER its own revoke or unshare (redelivery, another replica, a
+consumer that was down) finds the tombstone and notifies nobody it names; a share made after the
+withdrawal (a later event time) is not affected. The tombstone is checked again after the insert, so a
+revoke processed concurrently by another replica cannot slip between the check and the insert.
+
+An e-mail skipped because the recipient's address was not known yet (the identity event had not reached
+this service) is re-evaluated when the address arrives (``identity.account.registered``).
 """
 
 from __future__ import annotations
@@ -21,8 +31,9 @@ import structlog
 
 from clinishare_shared.bus.base import Handler
 from clinishare_shared.events import (
-    ChartNoteAdded, ChartShareGranted, ChartShareRevoked, ConnectionCreated, DocumentShared, DocumentUnshared,
-    Envelope, EventData, FormAssigned, FormShared, FormSubmitted,
+    AccountRegistered, ChartNoteAdded, ChartShareExpired, ChartShareGranted, ChartShareRevoked, ConnectionCreated,
+    DocumentShared, DocumentShareExpired, DocumentUnshared, Envelope, EventData, FormAssigned, FormShared,
+    FormSubmitted,
 )
 from clinishare_shared.projection import IdentityProjection
 
@@ -73,7 +84,10 @@ class NotifyHandlers:
     def handlers(self) -> dict[str, Handler]:
         own: dict[str, Handler] = {m.event_type: self._notify for m in NOTIFYING}
         own[ChartShareRevoked.event_type] = self._on_grant_revoked
-        own[DocumentUnshared.event_type] = self._ignore
+        own[ChartShareExpired.event_type] = self._on_grant_revoked
+        own[DocumentUnshared.event_type] = self._on_document_unshared
+        own[DocumentShareExpired.event_type] = self._on_document_unshared
+        own[AccountRegistered.event_type] = self._on_account
         return own
 
     async def _offices(self, office_ids: list[str]) -> dict[str, Office]:
@@ -85,8 +99,27 @@ class NotifyHandlers:
                                         owner_id=doc.get("owner_id"))
         return out
 
+    async def _withdrawn(self, event: Envelope, data: EventData) -> EventData | None:
+        """``data`` without what a later withdrawal took back (None: nothing is left to tell)."""
+        if isinstance(data, ChartShareGranted):
+            return None if await self.store.withdrawn_since([f"grant:{data.grant_id}"], event.time) else data
+        if isinstance(data, DocumentShared):
+            keys = {_doc_key(data.document_id, i): i for i in
+                    [*data.practitioner_ids, *data.patient_ids, *(o.office_id for o in data.offices)]}
+            gone = {keys[k] for k in await self.store.withdrawn_since(list(keys), event.time)}
+            if not gone:
+                return data
+            return data.model_copy(update={
+                "practitioner_ids": [i for i in data.practitioner_ids if i not in gone],
+                "patient_ids": [i for i in data.patient_ids if i not in gone],
+                "offices": [o for o in data.offices if o.office_id not in gone]})
+        return data
+
     async def _notify(self, event: Envelope) -> None:
-        data = event.payload()
+        data = await self._withdrawn(event, event.payload())
+        if data is None:
+            log.info("notifications_already_withdrawn")
+            return
         targets = recipients(data, await self._offices(offices_needed(data)))
         actor_id = messages.actor_of(data)
         actor = await self.projection.account(actor_id) if actor_id else None
@@ -104,14 +137,47 @@ class NotifyHandlers:
                 if skip:  # with SMTP off this log line is the whole "e-mail" (ids only, never an address)
                     log.info("email_skipped", notification_id=f"{event.id}:{r.account_id}", reason=skip)
         log.info("notifications_created", recipients=len(targets), created=created)
+        if created and (again := await self._withdrawn(event, data)) != data:
+            # a withdrawal processed meanwhile (another replica) left its tombstone after our check
+            if isinstance(data, ChartShareGranted):
+                await self.store.withdraw_grant(data.grant_id)
+            elif isinstance(data, DocumentShared) and isinstance(again, DocumentShared):
+                # the unshare overtook nothing here: it ran between our check and our insert, so the
+                # notices it would have prevented are taken back
+                removed = data.model_copy(update={
+                    "practitioner_ids": [i for i in data.practitioner_ids if i not in again.practitioner_ids],
+                    "patient_ids": [i for i in data.patient_ids if i not in again.patient_ids],
+                    "offices": [o for o in data.offices if o not in again.offices]})
+                targets = recipients(removed, await self._offices(offices_needed(removed)))
+                await self.store.withdraw_document(data.document_id, [r.account_id for r in targets],
+                                                   event_id=event.id)
         if created:
             self.on_created()
 
     async def _on_grant_revoked(self, event: Envelope) -> None:
         data = event.payload()
-        assert isinstance(data, ChartShareRevoked)
+        assert isinstance(data, ChartShareRevoked | ChartShareExpired)
+        await self.store.tombstone([f"grant:{data.grant_id}"], event.time)
         withdrawn = await self.store.withdraw_grant(data.grant_id)
         log.info("notifications_withdrawn", count=withdrawn)
 
-    async def _ignore(self, event: Envelope) -> None:
-        return None
+    async def _on_document_unshared(self, event: Envelope) -> None:
+        data = event.payload()
+        assert isinstance(data, DocumentUnshared | DocumentShareExpired)
+        ids = [*data.practitioner_ids, *data.patient_ids, *(o.office_id for o in data.offices)]
+        await self.store.tombstone([_doc_key(data.document_id, i) for i in ids], event.time)
+        log.info("document_share_withdrawal_recorded", recipients=len(ids))
+
+    async def _on_account(self, event: Envelope) -> None:
+        """The address may have arrived after notices were decided without it: decide again."""
+        data = event.payload()
+        assert isinstance(data, AccountRegistered)
+        if data.email and data.kind != "patient":
+            reopened = await self.store.reopen_no_address(data.account_id)
+            if reopened:
+                log.info("emails_reopened_address_known", count=reopened)
+                self.on_created()
+
+
+def _doc_key(document_id: str, recipient_or_office_id: str) -> str:
+    return f"document:{document_id}:{recipient_or_office_id}"

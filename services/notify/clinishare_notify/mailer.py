@@ -23,7 +23,7 @@ class SendFailed(Exception):
 
 
 class Mailer(Protocol):
-    async def send(self, to: str, message: Email) -> None: ...
+    async def send(self, to: str, message: Email, *, message_id: str | None = None) -> None: ...
 
 
 def _reason(exc: Exception) -> str:
@@ -45,25 +45,27 @@ class SmtpMailer:
         self.password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         self.timeout = settings.smtp_timeout_seconds
 
-    def _build(self, to: str, message: Email) -> EmailMessage:
+    def _build(self, to: str, message: Email, message_id: str | None = None) -> EmailMessage:
         msg = EmailMessage()
         msg["From"] = self.sender
         msg["To"] = to
         msg["Subject"] = message.subject
-        msg["Message-ID"] = make_msgid(domain="clinishare")
+        msg["Message-ID"] = message_id or make_msgid(domain="clinishare")
         msg.set_content(message.body)
         return msg
 
-    def _send_sync(self, to: str, message: Email) -> None:
+    def _send_sync(self, to: str, message: Email, message_id: str | None) -> None:
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
             if self.starttls:
                 smtp.starttls(context=ssl.create_default_context())
             if self.username and self.password:
                 smtp.login(self.username, self.password)
-            smtp.send_message(self._build(to, message))
+            smtp.send_message(self._build(to, message, message_id))
 
-    async def send(self, to: str, message: Email) -> None:
+    async def send(self, to: str, message: Email, *, message_id: str | None = None) -> None:
+        """Raises SendFailed when the server did not accept it. A timeout after DATA raises too, although
+        the server may have taken the message: the caller retries with the same ``message_id``."""
         try:
-            await asyncio.to_thread(self._send_sync, to, message)
+            await asyncio.to_thread(self._send_sync, to, message, message_id)
         except (smtplib.SMTPException, OSError) as exc:
             raise SendFailed(_reason(exc)) from None

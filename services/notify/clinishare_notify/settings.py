@@ -24,7 +24,10 @@ class NotifySettings(ServiceSettings):
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
 
     public_base_url: str = "http://127.0.0.1:8000"
-    email_max_attempts: int = Field(default=5, ge=1, le=50)
+    email_retry_seconds: float = Field(default=86400.0, gt=0, description="a failing e-mail is retried with "
+                                       "back-off for this long after its notification was created (24 h)")
+    email_max_attempts: int | None = Field(default=None, ge=1, le=1000,
+                                           description="optional cap on sends; unset: only the retry window")
     email_backoff_base_seconds: float = Field(default=30.0, gt=0)
     email_backoff_max_seconds: float = Field(default=3600.0, gt=0)
     email_poll_seconds: float = Field(default=5.0, gt=0, description="worker poll, besides being woken")

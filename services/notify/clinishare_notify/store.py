@@ -16,11 +16,15 @@ from pymongo.errors import DuplicateKeyError
 
 from clinishare_shared.mongo import new_id
 
-NOTIFICATIONS, PREFERENCES = "notifications", "notification_preferences"
+NOTIFICATIONS, PREFERENCES, WITHDRAWN = "notifications", "notification_preferences", "withdrawn"
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def notification_id(event_id: str, recipient_id: str) -> str:
@@ -32,12 +36,14 @@ class NotifyStore:
         self.db = db
         self.notifications = db[NOTIFICATIONS]
         self.preferences = db[PREFERENCES]
+        self.withdrawn = db[WITHDRAWN]
 
     async def ensure_indexes(self) -> None:
         await self.notifications.create_index([("recipient_id", 1), ("seq", -1)], name="inbox")
         await self.notifications.create_index([("recipient_id", 1), ("read", 1), ("seq", -1)], name="inbox_unread")
         await self.notifications.create_index([("email.status", 1), ("email.next_attempt_at", 1)], name="email_due")
         await self.notifications.create_index("ref.grant_id", name="by_grant", sparse=True)
+        await self.notifications.create_index([("recipient_id", 1), ("email.status", 1)], name="by_recipient_email")
 
     # ---- notifications -------------------------------------------------------------------------------
 
@@ -82,6 +88,23 @@ class NotifyStore:
                                             {"$set": {"read": True, "read_at": now()}})
         return await self.get(notification_id, recipient_id)
 
+    # ---- withdrawals (tombstones): a revoke or unshare that overtakes its grant still wins ----------
+
+    async def tombstone(self, keys: list[str], at: datetime) -> None:
+        """Remember that what ``keys`` name was withdrawn at ``at`` (the withdrawing event's time). A
+        notifying event about the same thing that is older, and arrives later, is then dropped."""
+        for key in keys:
+            await self.withdrawn.update_one({"_id": key}, {"$max": {"at": at}}, upsert=True)
+
+    async def withdrawn_since(self, keys: list[str], at: datetime) -> set[str]:
+        """Which of ``keys`` were withdrawn at or after ``at``."""
+        if not keys:
+            return set()
+        docs = await self.withdrawn.find({"_id": {"$in": keys}}).to_list()
+        # stored times have millisecond precision: compare at that precision (a tie counts as withdrawn)
+        at = at.replace(microsecond=at.microsecond // 1000 * 1000)
+        return {d["_id"] for d in docs if _aware(d["at"]) >= at}
+
     async def withdraw_grant(self, grant_id: str) -> int:
         """A revoked chart grant: its unread notices are marked read (the link no longer opens anything)
         and e-mails not yet sent are cancelled."""
@@ -92,6 +115,27 @@ class NotifyStore:
         )
         res = await self.notifications.update_many({"ref.grant_id": grant_id, "read": False},
                                                    {"$set": {"read": True, "read_at": at, "withdrawn": True}})
+        return res.modified_count
+
+    async def withdraw_document(self, document_id: str, recipient_ids: list[str], *, event_id: str) -> int:
+        """The notices one share event of ``document_id`` gave these recipients: unread ones marked read,
+        pending e-mails cancelled."""
+        query = {"event_id": event_id, "ref.document_id": document_id, "recipient_id": {"$in": recipient_ids}}
+        await self.notifications.update_many(
+            {**query, "email.status": "pending"},
+            {"$set": {"email.status": "skipped", "email.reason": "withdrawn"}, "$unset": {"email.next_attempt_at": ""}},
+        )
+        res = await self.notifications.update_many({**query, "read": False},
+                                                   {"$set": {"read": True, "read_at": now(), "withdrawn": True}})
+        return res.modified_count
+
+    async def reopen_no_address(self, recipient_id: str) -> int:
+        """E-mails skipped for want of an address become due once the address is known."""
+        res = await self.notifications.update_many(
+            {"recipient_id": recipient_id, "email.status": "skipped", "email.reason": "no_address",
+             "withdrawn": {"$ne": True}},
+            {"$set": {"email.status": "pending", "email.next_attempt_at": now()}, "$unset": {"email.reason": ""}},
+        )
         return res.modified_count
 
     # ---- e-mail delivery -----------------------------------------------------------------------------

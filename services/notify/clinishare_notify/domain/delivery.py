@@ -27,6 +27,18 @@ def backoff_seconds(attempts: int, *, base: float, cap: float) -> float:
     return float(min(cap, base * (2 ** max(0, attempts - 1))))
 
 
-def after_failure(attempts: int, *, max_attempts: int) -> Literal["pending", "failed"]:
-    """Retry until ``max_attempts`` sends have failed, then give up (recorded, never retried again)."""
-    return "failed" if attempts >= max_attempts else "pending"
+def after_failure(attempts: int, *, max_attempts: int | None = None, age_seconds: float = 0.0,
+                  retry_seconds: float | None = None) -> Literal["pending", "failed"]:
+    """Retry until the retry window (from the notification's creation) has passed, or ``max_attempts``
+    sends have failed when a cap is set; then give up (recorded, never retried again)."""
+    if max_attempts is not None and attempts >= max_attempts:
+        return "failed"
+    if retry_seconds is not None and age_seconds >= retry_seconds:
+        return "failed"
+    return "pending"
+
+
+def message_id(notification_id: str) -> str:
+    """One Message-ID per notification, the same on every attempt: a send that timed out after DATA may
+    have been delivered, and the retry carries the same id, so the receiver can drop the second copy."""
+    return f"<{notification_id.replace(':', '.')}@notify.clinishare>"
