@@ -211,8 +211,19 @@ class IdentityStore:
     async def add_to_care_team(self, patient: dict[str, Any], practitioner_id: str,
                                changed_by: str) -> dict[str, Any] | None:
         """Version-checked like office membership; None on a concurrent change."""
-        version, team = patient["version"] + 1, [*patient["care_team"], practitioner_id]
-        event = events.patient_care_team_changed(patient["_id"], changed_by, version, team, added=[practitioner_id])
+        return await self._set_care_team(patient, [*patient["care_team"], practitioner_id], changed_by,
+                                         added=[practitioner_id])
+
+    async def remove_from_care_team(self, patient: dict[str, Any], practitioner_id: str,
+                                    changed_by: str) -> dict[str, Any] | None:
+        team = [p for p in patient["care_team"] if p != practitioner_id]
+        return await self._set_care_team(patient, team, changed_by, removed=[practitioner_id])
+
+    async def _set_care_team(self, patient: dict[str, Any], team: list[str], changed_by: str, *,
+                             added: Iterable[str] = (), removed: Iterable[str] = ()) -> dict[str, Any] | None:
+        version = patient["version"] + 1
+        event = events.patient_care_team_changed(patient["_id"], changed_by, version, team, added=added,
+                                                 removed=removed)
         res = await self.patients.update_one({"_id": patient["_id"], "version": patient["version"]},
                                              push_events({"$set": {"care_team": team, "version": version}}, event))
         if res.matched_count != 1:

@@ -67,8 +67,12 @@ async def add_member(office_id: str, body: MemberAdd, office: OwnedOffice, store
     raise Problem(409, "the office changed at the same time; try again")
 
 
-@router.delete("/{office_id}/members/{account_id}", status_code=204, summary="Remove a member (owner)")
-async def remove_member(office_id: str, account_id: str, office: OwnedOffice, store: StoreDep) -> Response:
+@router.delete("/{office_id}/members/{account_id}", status_code=204,
+               summary="Remove a member (owner), or leave the office (any member but the owner)")
+async def remove_member(office_id: str, account_id: str, office: MemberOffice, principal: CurrentPrincipal,
+                        store: StoreDep) -> Response:
+    if account_id != principal.id and office["owner_id"] != principal.id:
+        raise Problem(403, "only the office owner may remove other members")
     if account_id == office["owner_id"]:
         raise Problem(409, "the owner cannot leave their own office")
     for _ in range(RETRIES):
@@ -76,7 +80,7 @@ async def remove_member(office_id: str, account_id: str, office: OwnedOffice, st
             raise Problem(404, "not a member of this office")
         members = [m for m in office["members"] if m["account_id"] != account_id]
         if await store.change_members(office, members, removed=account_id) is not None:
-            log.info("office_member_removed", office_id=office_id, account_id=account_id)
+            log.info("office_member_removed", office_id=office_id, account_id=account_id, by=principal.id)
             return Response(status_code=204)
         office = await store.office(office_id) or office
     raise Problem(409, "the office changed at the same time; try again")

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from clinishare_shared.auth import CurrentPractitioner, CurrentPrincipal
 from clinishare_shared.mongo import new_id
@@ -100,6 +100,24 @@ async def add_to_care_team(patient_id: str, body: CareTeamAdd, patient: PatientI
         patient = await store.patient(patient_id) or patient
         if body.practitioner_id in patient["care_team"]:
             raise Problem(409, "already in the care team")
+    raise Problem(409, "the care team changed at the same time; try again")
+
+
+@router.delete("/v1/patients/{patient_id}/care-team/{practitioner_id}", status_code=204,
+               summary="Remove a practitioner (or myself) from the care team; the last member stays (409)")
+async def remove_from_care_team(patient_id: str, practitioner_id: str, patient: PatientInMyCare,
+                                principal: CurrentPractitioner, store: StoreDep) -> Response:
+    for _ in range(RETRIES):
+        if practitioner_id not in patient["care_team"]:
+            raise not_found("care-team member")
+        if patient["care_team"] == [practitioner_id]:
+            raise Problem(409, "the last member of a care team cannot leave it")
+        if await store.remove_from_care_team(patient, practitioner_id, principal.id) is not None:
+            log.info("care_team_changed", patient_id=patient_id, removed=practitioner_id, by=principal.id)
+            return Response(status_code=204)
+        patient = await store.patient(patient_id) or patient
+        if principal.id not in patient["care_team"]:
+            raise not_found("patient")
     raise Problem(409, "the care team changed at the same time; try again")
 
 

@@ -96,3 +96,22 @@ async def test_office_pin_rotation(api, assert_problem, observed):
                    404)
     conn = await api.connect(visitor, new_pin)
     assert conn["target_kind"] == "office" and conn["target_id"] == office["id"]
+
+
+async def test_a_member_leaves_an_office_but_the_owner_cannot(api, assert_problem, observed):
+    owner, colleague, other = await api.register(), await api.register(), await api.register()
+    office = await api.office(owner, (colleague, "practitioner"), (other, "practitioner"))
+    url = f"/v1/offices/{office['id']}/members"
+    # a member may remove only themselves
+    assert_problem(await api.client.delete(f"{url}/{other.id}", headers=colleague.auth), 403)
+    r = await api.client.delete(f"{url}/{colleague.id}", headers=colleague.auth)
+    assert r.status_code == 204
+    assert_problem(await api.client.get(f"/v1/offices/{office['id']}", headers=colleague.auth), 404)
+    members = (await api.client.get(f"/v1/offices/{office['id']}", headers=owner.auth)).json()["members"]
+    assert {m["account_id"] for m in members} == {owner.id, other.id}
+    removed = await observed.wait("identity.office.member_removed")
+    assert removed[-1].data["account_id"] == colleague.id
+    # a former member is a stranger: 404, not 403
+    assert_problem(await api.client.delete(f"{url}/{colleague.id}", headers=colleague.auth), 404)
+    # the owner cannot leave, not even by removing themselves
+    assert_problem(await api.client.delete(f"{url}/{owner.id}", headers=owner.auth), 409)

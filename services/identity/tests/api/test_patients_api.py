@@ -133,3 +133,25 @@ async def test_bad_patient_input_is_422_and_changes_nothing(api, assert_problem)
                  {"name": "A", "email": "a@mail.example.org", "date_of_birth": "2999-01-01"}, {"name": "A"}):
         assert_problem(await api.client.post("/v1/patients", json=body, headers=doc.auth), 422)
     assert (await api.client.get("/v1/patients", headers=doc.auth)).json()["items"] == []
+
+
+async def test_care_team_removal_and_the_last_member(api, assert_problem, observed):
+    doc, partner, stranger = await api.register(), await api.register(), await api.register()
+    await api.office(doc, (partner, "practitioner"))
+    patient = await api.patient(doc)
+    team_url = f"/v1/patients/{patient['id']}/care-team"
+    assert (await api.client.post(team_url, json={"practitioner_id": partner.id}, headers=doc.auth)).status_code == 200
+    # not in the care team: the patient does not exist for them
+    assert_problem(await api.client.delete(f"{team_url}/{partner.id}", headers=stranger.auth), 404)
+    assert_problem(await api.client.delete(f"{team_url}/{stranger.id}", headers=doc.auth), 404)
+    # a member removes another member
+    assert (await api.client.delete(f"{team_url}/{partner.id}", headers=doc.auth)).status_code == 204
+    assert_problem(await api.client.get(f"/v1/patients/{patient['id']}", headers=partner.auth), 404)
+    changed = await observed.wait("identity.patient.care_team_changed", 2)
+    assert changed[-1].data["removed"] == [partner.id] and changed[-1].data["care_team"] == [doc.id]
+    # the last member cannot leave
+    assert_problem(await api.client.delete(f"{team_url}/{doc.id}", headers=doc.auth), 409)
+    # a member removes themselves
+    assert (await api.client.post(team_url, json={"practitioner_id": partner.id}, headers=doc.auth)).status_code == 200
+    assert (await api.client.delete(f"{team_url}/{partner.id}", headers=partner.auth)).status_code == 204
+    assert (await api.client.get(f"/v1/patients/{patient['id']}", headers=doc.auth)).json()["care_team"] == [doc.id]
