@@ -9,6 +9,7 @@ so the projection is right whatever order events arrive in and however often.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -116,6 +117,29 @@ class IdentityProjection:
 
     async def account(self, account_id: str) -> dict[str, Any] | None:
         return await self.db[ACCOUNTS].find_one({"_id": account_id})
+
+    async def names(self, account_ids: Iterable[str]) -> dict[str, str]:
+        """Account id -> name now, for the accounts the projection knows (patients have no name here)."""
+        ids = list(dict.fromkeys(account_ids))
+        if not ids:
+            return {}
+        docs = await self.db[ACCOUNTS].find({"_id": {"$in": ids}}, {"name": 1}).to_list()
+        return {d["_id"]: d["name"] for d in docs if d.get("name")}
+
+    async def office_names(self, office_ids: Iterable[str]) -> dict[str, str]:
+        ids = list(dict.fromkeys(office_ids))
+        if not ids:
+            return {}
+        docs = await self.db[OFFICES].find({"_id": {"$in": ids}}, {"name": 1}).to_list()
+        return {d["_id"]: d["name"] for d in docs if d.get("name")}
+
+    async def office_rosters(self, office_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """Office id -> {member account id: role} now."""
+        ids = list(dict.fromkeys(office_ids))
+        if not ids:
+            return {}
+        docs = await self.db[OFFICES].find({"_id": {"$in": ids}}, {"members": 1}).to_list()
+        return {d["_id"]: {m["account_id"]: m["role"] for m in d.get("members", [])} for d in docs}
 
     async def offices_of(self, account_id: str) -> list[dict[str, Any]]:
         return await self.db[OFFICES].find({"member_ids": account_id}).to_list()

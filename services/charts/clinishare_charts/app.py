@@ -16,7 +16,9 @@ from clinishare_shared.app import service_app
 from clinishare_shared.auth import KeyProvider
 from clinishare_shared.bus.base import EventBus
 from clinishare_shared.directory import Directory, IdentityDirectory
+from clinishare_shared.mongo import now_ms
 from clinishare_shared.runtime import Infra
+from clinishare_shared.sweeper import Sweeper
 
 
 def create_app(settings: ChartsSettings | None = None, *, bus: EventBus | None = None, mongo_client: Any = None,
@@ -32,9 +34,14 @@ def create_app(settings: ChartsSettings | None = None, *, bus: EventBus | None =
             await store.ensure_indexes()
             await infra.start_relay(ChartStore.outbox_collections)
             await infra.start_consumer(events.handlers(projection))
+            sweeper = Sweeper("chart-grants", lambda: store.expire_due(now_ms()), interval=conf.expiry_sweep_seconds)
+            sweeper.start()
             infra.expose(app, store=store, projection=projection,
-                         directory=directory or IdentityDirectory(conf.identity_url))
-            yield
+                         directory=directory or IdentityDirectory(conf.identity_url), sweeper=sweeper)
+            try:
+                yield
+            finally:
+                await sweeper.stop()
         finally:
             await infra.close()
 

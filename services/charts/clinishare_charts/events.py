@@ -1,8 +1,10 @@
 """What charts publishes (ids only, never titles, bodies, notes or names) and what it consumes.
 
-Published: ``charts.share.granted``, ``charts.share.revoked``, ``charts.note.added``, and for analytics
-``charts.chart.created`` / ``charts.chart.updated`` (ids and the names of the changed fields, never their
-values); they ride in the outbox of the chart, grant or note they announce. Consumed: ``identity.*``, into the local identity projection
+Published: ``charts.share.granted``, ``charts.share.revoked``, ``charts.share.expired`` (by the sweeper),
+``charts.note.added``, and for analytics ``charts.chart.created`` / ``charts.chart.updated`` (ids and the
+names of the changed fields, never their values); they ride in the outbox of the chart, grant or note they
+announce. ``charts.chart.accessed`` rides in the access-log entry that records a read by someone other than
+the author. Consumed: ``identity.*``, into the local identity projection
 (office membership now, connections, care teams), which is what access and the sharing list are checked
 against.
 """
@@ -13,7 +15,8 @@ from typing import Any
 
 from clinishare_shared.bus.base import Handler
 from clinishare_shared.events import (
-    ChartCreated, ChartNoteAdded, ChartShareGranted, ChartShareRevoked, ChartUpdated, Envelope, make_event,
+    ChartAccessed, ChartCreated, ChartNoteAdded, ChartShareExpired, ChartShareGranted, ChartShareRevoked, ChartUpdated,
+    Envelope, make_event,
 )
 from clinishare_shared.projection import IdentityProjection
 
@@ -43,6 +46,18 @@ def share_granted(grant: dict[str, Any]) -> Envelope:
 
 def share_revoked(grant: dict[str, Any]) -> Envelope:
     return make_event(ChartShareRevoked(**_grant_fields(grant)), source=SOURCE, subject=grant["_id"])
+
+
+def share_expired(grant: dict[str, Any]) -> Envelope:
+    return make_event(ChartShareExpired(**_grant_fields(grant), expires_at=grant.get("expires_at")), source=SOURCE,
+                      subject=grant["_id"])
+
+
+def chart_accessed(access: dict[str, Any]) -> Envelope:
+    data = ChartAccessed(chart_id=access["chart_id"], patient_id=access["patient_id"], owner_id=access["author_id"],
+                         accessor_id=access["accessor_id"], accessor_kind=access["accessor_kind"],
+                         grant_ids=access["grant_ids"])
+    return make_event(data, source=SOURCE, subject=access["chart_id"])
 
 
 def note_added(note: dict[str, Any], *, chart_author_id: str) -> Envelope:

@@ -15,3 +15,4 @@ class ChartsSettings(ServiceSettings):
     identity_url: str = Field(default="http://127.0.0.1:8001",
                               description="identity's base URL, asked for a patient's name when a chart is written")
     port: int = 8002
+    expiry_sweep_seconds: float = Field(default=5.0, gt=0, description="how often expired grants are announced")

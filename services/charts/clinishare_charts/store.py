@@ -1,7 +1,9 @@
 """The only module that talks to MongoDB: charts, notes and chart grants.
 
-Charts, grants and notes carry their events in an ``_outbox`` written in the same single-document write as the
-change itself. Grants are never deleted: revoking sets ``revoked_at`` and pushes the event in one update.
+Charts, grants, notes and access-log entries carry their events in an ``_outbox`` written in the same
+single-document write as the change itself. Grants are never deleted: revoking sets ``revoked_at`` and
+expiring sets ``expired_at``, each pushing its event in that one conditional update (so of several
+replicas sweeping at once exactly one claims a grant, and its event is staged once).
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
 from clinishare_charts import events
 from clinishare_charts.domain.access import GrantRef
-from clinishare_shared.mongo import new_id
+from clinishare_shared.mongo import new_id, now_ms
 from clinishare_shared.outbox import NO_OUTBOX, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 
-CHARTS, NOTES, GRANTS = "charts", "chart_notes", "chart_grants"
+CHARTS, NOTES, GRANTS, ACCESSES = "charts", "chart_notes", "chart_grants", "chart_accesses"
 
 
 def _now() -> datetime:
@@ -75,9 +77,10 @@ class ChartStore:
         self.charts = db[CHARTS]
         self.notes = db[NOTES]
         self.grants = db[GRANTS]
+        self.accesses = db[ACCESSES]
         self.on_write = on_write  # wakes the outbox relay after a write that staged events
 
-    outbox_collections = (CHARTS, GRANTS, NOTES)
+    outbox_collections = (CHARTS, GRANTS, NOTES, ACCESSES)
 
     async def ensure_indexes(self) -> None:
         await self.charts.create_index([("author_id", ASCENDING), ("_id", DESCENDING)], name="author_newest")
@@ -89,6 +92,8 @@ class ChartStore:
         await self.grants.create_index([("office_ids", ASCENDING), ("revoked_at", ASCENDING)], name="to_office")
         await self.grants.create_index([("owner_id", ASCENDING), ("revoked_at", ASCENDING), ("_id", DESCENDING)],
                                        name="owner_newest")
+        await self.grants.create_index([("expires_at", ASCENDING)], name="expiry")
+        await self.accesses.create_index([("chart_id", ASCENDING), ("_id", DESCENDING)], name="chart_newest")
 
     def _wrote(self) -> None:
         if self.on_write is not None:
@@ -124,11 +129,10 @@ class ChartStore:
         query = _and({"author_id": author_id}, search_filter(q), page.id_filter())
         return await self.charts.find(query, NO_OUTBOX).sort("_id", DESCENDING).limit(page.limit + 1).to_list()
 
-    async def shared_charts(self, viewer_id: str, office_ids: list[str], *, q: str | None,
+    async def shared_charts(self, viewer_id: str, grants: list[GrantRef], *, q: str | None,
                             page: PageQuery) -> list[dict[str, Any]]:
-        """Charts readable through any active grant: two queries whatever the number of charts or grants
-        (the viewer's grants, then one $or over charts). A chart covered twice is still one document."""
-        grants = [GrantRef.from_doc(g) for g in await self.grants_reaching(viewer_id, office_ids)]
+        """Charts covered by ``grants`` (active grants that reach the viewer, checked by the caller): one $or
+        over charts whatever the number of charts or grants. A chart covered twice is still one document."""
         # the viewer's own charts are "Your Charts", even when a grant of theirs reaches them via an office
         covered = grants_filter(g for g in grants if g.owner_id != viewer_id)
         if covered is None:
@@ -157,18 +161,28 @@ class ChartStore:
         reach: list[dict[str, Any]] = [{"practitioner_ids": viewer_id}]
         if office_ids:
             reach.append({"office_ids": {"$in": office_ids}})
-        query: dict[str, Any] = {"$or": reach, "revoked_at": None}
+        query: dict[str, Any] = {"$or": reach, "revoked_at": None, "expired_at": None}
         if owner_id is not None:
             query["owner_id"] = owner_id
         return await self.grants.find(query, NO_OUTBOX).to_list()
 
+    async def grants_covering(self, chart: dict[str, Any]) -> list[dict[str, Any]]:
+        """The author's unrevoked, unexpired-by-sweep grants that may cover this chart (``covers`` decides)."""
+        about = [{"rule": "all"}, {"rule": "patient", "patient_id": chart["patient_id"]},
+                 {"rule": "chart", "chart_id": chart["_id"]}]
+        query = {"owner_id": chart["author_id"], "revoked_at": None, "expired_at": None, "$or": about}
+        return await self.grants.find(query, NO_OUTBOX).sort("_id", ASCENDING).to_list()
+
     async def create_grant(self, *, owner_id: str, rule: str, chart_id: str | None, patient_id: str | None,
-                           practitioner_ids: list[str], office_ids: list[str]) -> dict[str, Any]:
-        now = _now()
+                           practitioner_ids: list[str], office_ids: list[str],
+                           expires_at: datetime | None = None) -> dict[str, Any]:
+        """``patient_id`` of a ``chart`` grant is the chart's patient (kept for the accounting of
+        disclosures; ``covers`` looks only at ``chart_id`` for that rule)."""
+        now = now_ms()
         grant = {"_id": new_id(), "owner_id": owner_id, "rule": rule, "chart_id": chart_id,
                  "patient_id": patient_id, "practitioner_ids": practitioner_ids, "office_ids": office_ids,
                  "patient_consent": True, "consent_attested_by": owner_id, "consent_attested_at": now,
-                 "created_at": now, "revoked_at": None}
+                 "created_at": now, "revoked_at": None, "expires_at": expires_at, "expired_at": None}
         await self.grants.insert_one(with_events(grant, events.share_granted(grant)))
         self._wrote()
         return grant
@@ -180,14 +194,47 @@ class ChartStore:
         query: dict[str, Any] = {"owner_id": owner_id, **page.id_filter()}
         if not include_revoked:
             query["revoked_at"] = None
+            query["expired_at"] = None
         return await self.grants.find(query, NO_OUTBOX).sort("_id", DESCENDING).limit(page.limit + 1).to_list()
 
     async def revoke_grant(self, grant: dict[str, Any]) -> bool:
         """Revoke an active grant, announcing it in the same write. False if it was already revoked."""
         res = await self.grants.update_one(
-            {"_id": grant["_id"], "owner_id": grant["owner_id"], "revoked_at": None},
+            {"_id": grant["_id"], "owner_id": grant["owner_id"], "revoked_at": None, "expired_at": None},
             push_events({"$set": {"revoked_at": _now()}}, events.share_revoked(grant)),
         )
         if res.modified_count:
             self._wrote()
         return bool(res.modified_count)
+
+    async def expire_due(self, now: datetime, *, batch: int = 100) -> int:
+        """Mark grants past their ``expires_at`` expired, each with its ``charts.share.expired`` event in the
+        same conditional update: a grant another replica (or a revoke) claimed first is skipped."""
+        due = await self.grants.find({"revoked_at": None, "expired_at": None, "expires_at": {"$lte": now}},
+                                     NO_OUTBOX).limit(batch).to_list()
+        claimed = 0
+        for grant in due:
+            res = await self.grants.update_one(
+                {"_id": grant["_id"], "revoked_at": None, "expired_at": None},
+                push_events({"$set": {"expired_at": now}}, events.share_expired(grant)))
+            claimed += res.modified_count
+        if claimed:
+            self._wrote()
+        return claimed
+
+    # ---- the access log ----------------------------------------------------------------------------
+
+    async def record_access(self, *, chart: dict[str, Any], accessor_id: str, accessor_kind: str,
+                            grant_ids: list[str]) -> dict[str, Any]:
+        """One read by someone other than the author: the log entry and its ``charts.chart.accessed`` event
+        in one insert, so the read is accounted for even while the broker is down."""
+        entry = {"_id": new_id(), "chart_id": chart["_id"], "author_id": chart["author_id"],
+                 "patient_id": chart["patient_id"], "accessor_id": accessor_id, "accessor_kind": accessor_kind,
+                 "grant_ids": grant_ids, "at": now_ms()}
+        await self.accesses.insert_one(with_events(entry, events.chart_accessed(entry)))
+        self._wrote()
+        return entry
+
+    async def accesses_of(self, chart_id: str, page: PageQuery) -> list[dict[str, Any]]:
+        query = {"chart_id": chart_id, **page.id_filter()}
+        return await self.accesses.find(query, NO_OUTBOX).sort("_id", DESCENDING).limit(page.limit + 1).to_list()

@@ -18,7 +18,7 @@ from clinishare_shared.bus.base import EventBus
 from clinishare_shared.bus.memory import InMemoryBus
 from clinishare_shared.directory import StaticDirectory
 from clinishare_shared.events import (
-    ConnectionCreated, ConnectionDeleted, Envelope, EventData, OfficeCreated, OfficeMember, OfficeMemberAdded,
+    AccountRegistered, ConnectionCreated, ConnectionDeleted, Envelope, EventData, OfficeCreated, OfficeMember, OfficeMemberAdded,
     OfficeMemberRemoved, PatientRegistered, make_event,
 )
 from clinishare_shared.mongo import new_id
@@ -92,6 +92,11 @@ class Identity:
         await self.emit(ConnectionDeleted(connection_id=cid, owner_id=owner, target_kind=kind,  # type: ignore[arg-type]
                                           target_id=target_id, deleted_by=owner), cid)
 
+    async def account(self, account_id: str, name: str, kind: str = "practitioner") -> None:
+        """Registers the account (again, with a new name, stands for a rename: the projection keeps the
+        latest name)."""
+        await self.emit(AccountRegistered(account_id=account_id, kind=kind, name=name), account_id)  # type: ignore[arg-type]
+
     async def patient(self, name: str, *care_team: str) -> str:
         pid = new_id()
         self.directory.patients[pid] = {"id": pid, "name": name}
@@ -150,7 +155,8 @@ async def charts(mongo_client: Any, db_name: str, unique: str, signer: TokenSign
         published.append(event)
 
     await bus.subscribe(f"collector.{unique}", ["charts.#"], collect)
-    settings = ChartsSettings(mongodb_database=db_name, queue_name=f"charts.{unique}", outbox_poll_interval=0.05)
+    settings = ChartsSettings(mongodb_database=db_name, queue_name=f"charts.{unique}", outbox_poll_interval=0.05,
+                              expiry_sweep_seconds=0.1)
     app = create_app(settings, bus=bus, mongo_client=mongo_client, keys=key_provider, directory=directory)
     async with LiveServer(app) as server, httpx.AsyncClient(base_url=server.url, timeout=10) as http:
         yield Charts(http=http, signer=signer, identity=Identity(bus, directory), published=published)

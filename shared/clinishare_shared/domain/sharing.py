@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Literal
 
 Via = Literal["office", "pin", "member"]
@@ -59,3 +60,32 @@ def sharing_list(me: str, *, my_offices: Iterable[OfficeView], connections: Iter
         elif c.target_id != me and (known is None or c.target_id in known):
             people.setdefault(c.target_id, "pin")
     return SharingList(practitioners=people, offices=offices)
+
+
+def through_of(sharer: SharingList, practitioner_id: str) -> Literal["practitioner", "pin"]:
+    """How a practitioner named in a grant is on the sharer's list: by PIN, or as an office colleague."""
+    return "pin" if sharer.practitioners.get(practitioner_id) == "pin" else "practitioner"
+
+
+# ---- expiring shares (SPEC 10.1) ------------------------------------------------------------------
+
+MAX_EXPIRY = timedelta(days=5 * 365 + 1)  # five years ahead, leap days included
+
+
+def expiry_problem(expires_at: datetime | None, now: datetime) -> str | None:
+    """Why ``expires_at`` may not be used for a new share (None: it may). It must carry a time zone,
+    lie in the future, and at most five years ahead."""
+    if expires_at is None:
+        return None
+    if expires_at.tzinfo is None:
+        return "expires_at must carry a time zone (RFC 3339)"
+    if expires_at <= now:
+        return "expires_at must be in the future"
+    if expires_at > now + MAX_EXPIRY:
+        return "expires_at must be at most 5 years ahead"
+    return None
+
+
+def in_force(expires_at: datetime | None, now: datetime) -> bool:
+    """A share with no expiry is in force; one with an expiry only before it."""
+    return expires_at is None or now < expires_at

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from clinishare_charts.api.deps import Authorization, DirectoryDep, ProjectionDep, StoreDep
 from clinishare_charts.domain.schemas import GrantCreate, GrantPage, GrantRead
 from clinishare_charts.store import ChartStore
+from clinishare_shared.access import named_recipients
 from clinishare_shared.auth import CurrentPractitioner, CurrentPrincipal, Principal
 from clinishare_shared.directory import Directory, refused_recipients
 from clinishare_shared.pagination import PageParams
@@ -18,22 +19,29 @@ from clinishare_shared.projection import IdentityProjection
 router = APIRouter(prefix="/v1/chart-shares", tags=["chart shares"])
 
 
-def grant_read(doc: dict[str, Any]) -> GrantRead:
-    return GrantRead(id=doc["_id"], **{k: doc.get(k) for k in GrantRead.model_fields if k != "id"})
+async def grant_read(doc: dict[str, Any], projection: IdentityProjection) -> GrantRead:
+    fields = {k: doc.get(k) for k in GrantRead.model_fields if k not in ("id", "recipients")}
+    recipients = await named_recipients(projection, practitioner_ids=doc["practitioner_ids"],
+                                        office_ids=doc["office_ids"])
+    return GrantRead(id=doc["_id"], **fields, recipients=recipients)
 
 
 async def _check_subject(body: GrantCreate, me: Principal, store: ChartStore, projection: IdentityProjection,
-                         directory: Directory, authorization: str) -> None:
-    """The grant must be about the caller's own charts: their chart, or a patient they write for."""
+                         directory: Directory, authorization: str) -> str | None:
+    """The grant must be about the caller's own charts: their chart, or a patient they write for.
+    Returns the patient the grant is about (for ``chart``, the chart's patient; None for ``all``)."""
     if body.rule == "chart":
         chart = await store.chart(body.chart_id or "")
         if chart is None or chart["author_id"] != me.id:
             raise Problem(422, "chart_id is not one of your charts", invalid_ids=[body.chart_id])
+        return str(chart["patient_id"])
     elif body.rule == "patient":
         pid = body.patient_id or ""
         if not (await store.has_charts_for(me.id, pid) or await projection.in_care(pid, me.id)
                 or await directory.patient(pid, authorization=authorization) is not None):
             raise Problem(422, "patient_id is not a patient of yours", invalid_ids=[pid])
+        return pid
+    return None
 
 
 @router.post("", status_code=201, response_model=GrantRead, summary="Share charts (Chart Sharing Options)")
@@ -42,22 +50,22 @@ async def create_grant(body: GrantCreate, me: CurrentPractitioner, store: StoreD
     # the whole request is validated before anything is written
     if me.id in body.practitioner_ids:
         raise Problem(422, "you cannot share with yourself", invalid_ids=[me.id])
-    await _check_subject(body, me, store, projection, directory, authorization)
+    patient_id = await _check_subject(body, me, store, projection, directory, authorization)
     refused = await refused_recipients(projection, directory, account_id=me.id, authorization=authorization,
                                        practitioner_ids=body.practitioner_ids, office_ids=body.office_ids)
     if refused:
         raise Problem(422, "some recipients are not on your sharing list", invalid_ids=refused)
     grant = await store.create_grant(owner_id=me.id, rule=body.rule, chart_id=body.chart_id,
-                                     patient_id=body.patient_id, practitioner_ids=body.practitioner_ids,
-                                     office_ids=body.office_ids)
-    return grant_read(grant)
+                                     patient_id=patient_id, practitioner_ids=body.practitioner_ids,
+                                     office_ids=body.office_ids, expires_at=body.expires_at)
+    return await grant_read(grant, projection)
 
 
 @router.get("", response_model=GrantPage, summary="Your chart grants, newest first")
-async def list_grants(me: CurrentPrincipal, store: StoreDep, page: PageParams,
+async def list_grants(me: CurrentPrincipal, store: StoreDep, projection: ProjectionDep, page: PageParams,
                       include_revoked: Annotated[bool, Query()] = False) -> GrantPage:
     items, cursor = page.page(await store.own_grants(me.id, include_revoked=include_revoked, page=page))
-    return GrantPage(items=[grant_read(g) for g in items], next_cursor=cursor)
+    return GrantPage(items=[await grant_read(g, projection) for g in items], next_cursor=cursor)
 
 
 @router.delete("/{grant_id}", status_code=204, summary="Revoke a grant; access ends at once")

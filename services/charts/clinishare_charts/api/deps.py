@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Path
 
-from clinishare_charts.domain.access import ChartRef, GrantRef, can_read, practitioner_offices
+from clinishare_charts.service import read_grounds
 from clinishare_charts.store import ChartStore
 from clinishare_shared.auth import CurrentPrincipal
 from clinishare_shared.deps import AuthorizationHeader, DirectoryDep, ProjectionDep, from_state
+from clinishare_shared.domain.access import Ground
+from clinishare_shared.mongo import now_ms
 from clinishare_shared.problems import Problem
 
 
@@ -25,16 +28,41 @@ async def _viewer_offices(principal: CurrentPrincipal, projection: ProjectionDep
 ViewerOffices = Annotated[dict[str, str], Depends(_viewer_offices)]
 
 
+@dataclass(frozen=True)
+class ChartAccess:
+    """A chart the caller may read, and every ground they read it through (empty for its author)."""
+
+    chart: dict[str, Any]
+    grounds: list[Ground]
+
+    @property
+    def is_author(self) -> bool:
+        return not self.grounds
+
+
 async def _readable_chart(chart_id: Annotated[str, Path(max_length=64)], principal: CurrentPrincipal,
-                          store: StoreDep, offices: ViewerOffices) -> dict[str, Any]:
+                          store: StoreDep, projection: ProjectionDep) -> ChartAccess:
     chart = await store.chart(chart_id)
     if chart is None:
         raise Problem(404, "chart not found")
-    if chart["author_id"] != principal.id:
-        grants = await store.grants_reaching(principal.id, practitioner_offices(offices), owner_id=chart["author_id"])
-        if not can_read(principal.id, ChartRef.from_doc(chart), [GrantRef.from_doc(g) for g in grants], offices):
-            raise Problem(404, "chart not found")
+    if chart["author_id"] == principal.id:
+        return ChartAccess(chart, [])
+    found = await read_grounds(store=store, projection=projection, chart=chart, viewer_id=principal.id, now=now_ms())
+    if not found:
+        raise Problem(404, "chart not found")
+    return ChartAccess(chart, found)
+
+
+ReadableChart = Annotated[ChartAccess, Depends(_readable_chart)]
+
+
+async def _own_chart(chart_id: Annotated[str, Path(max_length=64)], principal: CurrentPrincipal,
+                     store: StoreDep) -> dict[str, Any]:
+    """A chart the caller wrote; for anyone else (readers included) it does not exist here."""
+    chart = await store.chart(chart_id)
+    if chart is None or chart["author_id"] != principal.id:
+        raise Problem(404, "chart not found")
     return chart
 
 
-ReadableChart = Annotated[dict[str, Any], Depends(_readable_chart)]
+OwnChart = Annotated[dict[str, Any], Depends(_own_chart)]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from clinishare_charts.domain.access import Rule
+from clinishare_shared.access import NamedRecipient
+from clinishare_shared.domain.sharing import expiry_problem
 from clinishare_shared.pagination import Page
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -39,6 +41,8 @@ class ChartUpdate(_In):
 class ChartRead(BaseModel):
     id: ChartId
     author_id: AccountId
+    author_name: str | None = Field(default=None, description="the author's name now")
+    sharer_name: str | None = Field(default=None, description="on charts shared with you: who shared it")
     patient_id: PatientId
     patient_name: str | None = None
     title: str
@@ -58,6 +62,7 @@ class NoteRead(BaseModel):
     id: Id
     chart_id: ChartId
     author_id: AccountId = Field(description="who wrote the note")
+    author_name: str | None = Field(default=None, description="the writer's name now")
     text: str
     created_at: datetime
 
@@ -79,6 +84,8 @@ class GrantCreate(_In):
     practitioner_ids: Annotated[list[AccountId], Field(max_length=200)] = []
     office_ids: Annotated[list[OfficeId], Field(max_length=200)] = []
     patient_consent: bool
+    expires_at: datetime | None = Field(default=None, description="RFC 3339; in the future, at most 5 years "
+                                                                 "ahead; past it the grant gives nothing")
 
     _dedupe = field_validator("practitioner_ids", "office_ids")(_unique)
 
@@ -93,6 +100,8 @@ class GrantCreate(_In):
                 raise ValueError(f"rule {self.rule!r} needs {name}")
             if name not in needs and given:
                 raise ValueError(f"rule {self.rule!r} takes no {name}")
+        if (problem := expiry_problem(self.expires_at, datetime.now(UTC))) is not None:
+            raise ValueError(problem)
         if not self.practitioner_ids and not self.office_ids:
             raise ValueError("name at least one recipient (practitioner_ids or office_ids)")
         return self
@@ -111,6 +120,23 @@ class GrantRead(BaseModel):
     consent_attested_at: datetime
     created_at: datetime
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None
+    expired_at: datetime | None = None
+    recipients: list[NamedRecipient] = Field(default=[], description="every recipient, named")
 
 
 GrantPage = Page[GrantRead]
+
+
+class AccessRead(BaseModel):
+    """One read of the chart by someone other than its author."""
+
+    id: Id
+    accessor_id: AccountId
+    accessor_kind: str
+    accessor_name: str | None = None
+    grant_ids: list[GrantId]
+    at: datetime
+
+
+AccessLogPage = Page[AccessRead]

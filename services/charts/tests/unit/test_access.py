@@ -8,10 +8,23 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clinishare_charts.domain.access import RULES, ChartRef, GrantRef, can_read, practitioner_offices
+from datetime import UTC, datetime, timedelta
+
+from clinishare_charts.domain import access
+from clinishare_charts.domain.access import RULES, ChartRef, GrantRef, practitioner_offices, who_can_read
+from clinishare_shared.domain.sharing import SharingList
 
 AUTHOR, OTHER_AUTHOR, VIEWER, OFFICE = "author", "someone-else", "viewer", "office-o"
 CHART = ChartRef(id="chart-1", author_id=AUTHOR, patient_id="patient-1")
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+# the author's sharing list: the viewer (by PIN) and the office are on it
+ON_LIST = SharingList(practitioners={VIEWER: "pin", "another-practitioner": "office"},
+                      offices={OFFICE: "member", "office-x": "pin"})
+
+
+def can_read(viewer: str, chart: ChartRef, grants: list[GrantRef], offices: dict[str, str],
+             sharer: SharingList = ON_LIST, now: datetime = NOW) -> bool:
+    return access.can_read(viewer, chart, grants, offices, sharer, now)
 
 # how the grant names (or fails to name) the viewer, and the viewer's office memberships now
 RECIPIENTS = {
@@ -85,6 +98,41 @@ def test_a_grant_never_covers_another_authors_chart() -> None:
         assert not can_read(VIEWER, foreign, [_grant(rule, "direct", "active")], {})
 
 
+@pytest.mark.parametrize("recipient", ["direct", "office_member"])
+def test_a_recipient_off_the_sharers_list_reads_nothing(recipient: str) -> None:
+    """A deleted connection, or the sharer leaving the office, ends access at once (SPEC 10.1)."""
+    grant = _grant("all", recipient, "active")
+    offices = RECIPIENTS[recipient][2]
+    assert can_read(VIEWER, CHART, [grant], offices)
+    assert not can_read(VIEWER, CHART, [grant], offices, sharer=SharingList())
+    # the other way of being reached still counts when only one is gone
+    both = GrantRef(owner_id=AUTHOR, rule="all", practitioner_ids=frozenset({VIEWER}),
+                    office_ids=frozenset({OFFICE}))
+    only_office = SharingList(offices={OFFICE: "member"})
+    assert can_read(VIEWER, CHART, [both], {OFFICE: "practitioner"}, sharer=only_office)
+    assert [g.through for g in access.grounds(VIEWER, CHART, [both], {OFFICE: "practitioner"}, ON_LIST, NOW)] == [
+        "pin", "office_membership"]
+
+
+def test_an_expired_grant_gives_nothing() -> None:
+    soon = GrantRef(owner_id=AUTHOR, rule="chart", chart_id=CHART.id, practitioner_ids=frozenset({VIEWER}),
+                    expires_at=NOW + timedelta(seconds=1))
+    assert can_read(VIEWER, CHART, [soon], {})
+    assert not can_read(VIEWER, CHART, [soon], {}, now=NOW + timedelta(seconds=1))
+    assert not can_read(VIEWER, CHART, [soon], {}, now=NOW + timedelta(days=1))
+
+
+def test_who_can_read_expands_offices_and_drops_staff_and_former_members() -> None:
+    grant = GrantRef(owner_id=AUTHOR, rule="patient", patient_id=CHART.patient_id, id="g1",
+                     practitioner_ids=frozenset({VIEWER}), office_ids=frozenset({OFFICE}))
+    rosters = {OFFICE: {"p1": "practitioner", "s1": "staff", AUTHOR: "practitioner"}}
+    readers = who_can_read(CHART, [grant], rosters, ON_LIST, NOW)
+    assert {r.id: [(g.through, g.office_id) for g in gs] for r, gs in readers.items()} == {
+        VIEWER: [("pin", None)], "p1": [("office_membership", OFFICE)]}
+    rosters = {OFFICE: {"s1": "staff"}}  # p1 left the office
+    assert {r.id for r in who_can_read(CHART, [grant], rosters, ON_LIST, NOW)} == {VIEWER}
+
+
 def test_practitioner_offices_leaves_out_staff_roles() -> None:
     assert practitioner_offices({"a": "practitioner", "b": "staff", "c": "practitioner"}) == ["a", "c"]
 
@@ -102,7 +150,9 @@ def test_staff_membership_never_grants_what_practitioner_membership_would_not(
     grant = GrantRef(owner_id=AUTHOR, rule=rule, chart_id=CHART.id, patient_id=CHART.patient_id,  # type: ignore[arg-type]
                      practitioner_ids=people, office_ids=offices, revoked=revoked)
     as_staff = {o: "staff" for o in roles}
-    result = can_read(VIEWER, CHART, [grant], roles)
+    everyone = SharingList(practitioners={i: "office" for i in ["p1", "p2", "viewer", "author"]},
+                           offices={"o1": "member", "o2": "pin"})
+    result = can_read(VIEWER, CHART, [grant], roles, sharer=everyone)
     assert result == (not revoked and (VIEWER in people or any(roles.get(o) == "practitioner" for o in offices)))
     # demoting the viewer to staff everywhere leaves only direct grants
-    assert can_read(VIEWER, CHART, [grant], as_staff) == (not revoked and VIEWER in people)
+    assert can_read(VIEWER, CHART, [grant], as_staff, sharer=everyone) == (not revoked and VIEWER in people)

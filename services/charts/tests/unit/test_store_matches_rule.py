@@ -9,7 +9,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clinishare_charts.domain.access import RULES, ChartRef, GrantRef, can_read, practitioner_offices
+from datetime import UTC, datetime
+
+from clinishare_charts.domain.access import RULES, ChartRef, GrantRef, can_read, practitioner_offices, reaches
+from clinishare_shared.domain.sharing import SharingList
 from clinishare_charts.store import ChartStore
 from clinishare_shared.mongo import InProcessMongoClient, new_id
 from clinishare_shared.pagination import PageQuery
@@ -43,10 +46,15 @@ async def _check(charts: list[tuple[str, str]], grants: list[dict[str, Any]], ro
         if g["revoked"]:
             await store.revoke_grant(doc)
         refs.append(GrantRef.from_doc({**doc, "revoked_at": "now" if g["revoked"] else None}))
-    found = await store.shared_charts(VIEWER, practitioner_offices(roles), q=None, page=PageQuery(limit=100, cursor=None))
+    now = datetime.now(UTC)
+    listed = SharingList(practitioners={VIEWER: "pin", "a1": "office", "a2": "office"},
+                         offices={"o1": "member", "o2": "pin"})  # o3 is on nobody's list
+    reaching = [GrantRef.from_doc(g) for g in await store.grants_reaching(VIEWER, practitioner_offices(roles))]
+    reaching = [g for g in reaching if g.active(now) and reaches(g, VIEWER, roles, listed)]
+    found = await store.shared_charts(VIEWER, reaching, q=None, page=PageQuery(limit=100, cursor=None))
     ids = [d["_id"] for d in found]
     expected = [d["_id"] for d in reversed(chart_docs)
-                if d["author_id"] != VIEWER and can_read(VIEWER, ChartRef.from_doc(d), refs, roles)]
+                if d["author_id"] != VIEWER and can_read(VIEWER, ChartRef.from_doc(d), refs, roles, listed, now)]
     assert ids == expected
 
 
