@@ -185,8 +185,35 @@ def _refs(node: Any) -> list[str]:
 def test_asyncapi_document() -> None:
     doc = json.loads(json.dumps(asyncapi_document()))  # valid JSON all the way down
     assert doc["asyncapi"].startswith("3.")
+    stream = doc["channels"].pop("events_stream")
     assert {c["address"] for c in doc["channels"].values()} == set(EVENT_TYPES)
-    assert len(doc["channels"]) == len(EVENT_TYPES) == len(doc["operations"])
+    doc["channels"]["events_stream"] = stream
+    assert stream["address"] == "clinishare.events.stream"
+    assert stream["bindings"]["amqp"]["is"] == "queue"
+    assert len(stream["messages"]) == len(EVENT_TYPES)
+    sends = {k: op for k, op in doc["operations"].items() if op["action"] == "send"}
+    receives = {k: op for k, op in doc["operations"].items() if op["action"] == "receive"}
+    assert len(sends) == len(EVENT_TYPES) and list(receives) == ["consume_events_stream"]
+    assert len(receives["consume_events_stream"]["messages"]) == len(EVENT_TYPES)
+    assert "x-stream-offset" in receives["consume_events_stream"]["description"]
+    for key, channel in doc["channels"].items():
+        if key != "events_stream":
+            amqp = channel["bindings"]["amqp"]
+            assert amqp["is"] == "routingKey" and amqp["exchange"]["name"] == "clinishare.events"
+            assert amqp["exchange"]["type"] == "topic"
+    server = doc["servers"]["broker"]
+    assert server["protocol"] == "amqp" and server["security"]
+    assert doc["components"]["securitySchemes"]["broker_user"]["type"] == "userPassword"
+    delivery = doc["info"]["x-delivery"]
+    assert delivery["guarantee"] == "at-least-once" and delivery["deduplicate_by"] == "id"
+    assert "per subject" in delivery["ordering"]
+    # one example per message, a valid envelope whose data validates against its model
+    for message in doc["components"]["messages"].values():
+        [example] = message["examples"]
+        env = Envelope.model_validate(example["payload"])
+        assert env.type == message["name"] and message["bindings"]["amqp"]["messageType"] == env.type
+        assert type(env.payload()) is EVENT_TYPES[env.type]
+        assert set(env.data) == set(EVENT_TYPES[env.type].model_fields)  # every field shown
     comps = doc["components"]
     assert set(comps) >= {"messages", "schemas"}
     assert "Envelope" in comps["schemas"]
@@ -199,8 +226,6 @@ def test_asyncapi_document() -> None:
         for part in ref[2:].split("/"):
             assert part in node, f"dangling $ref {ref}"
             node = node[part]
-    for op in doc["operations"].values():
-        assert op["action"] == "send"
     # the catalogue document is printable as a module
     import subprocess
     import sys
