@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clinishare_shared.mongo import new_id, now_ms
+from clinishare_shared.problems import Problem
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class Throttled(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"throttled for {retry_after} s")
         self.retry_after = retry_after
+
+    def problem(self, detail: str) -> Problem:
+        """The 429 answer, with ``Retry-After`` in the header and in the body."""
+        return Problem(429, detail, headers={"Retry-After": str(self.retry_after)}, retry_after=self.retry_after)
 
 
 class Attempt:

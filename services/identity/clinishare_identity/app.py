@@ -55,7 +55,9 @@ def create_app(settings: IdentitySettings | None = None, *, bus: EventBus | None
         try:
             signer_box["signer"] = await load_signer(infra.db, settings)
             store = IdentityStore(infra.db, kick=infra.kick, pin_fail_limit=settings.pin_fail_limit,
-                                  pin_window=timedelta(seconds=settings.pin_window_seconds))
+                                  pin_window=timedelta(seconds=settings.pin_window_seconds),
+                                  login_fail_limit=settings.login_fail_limit,
+                                  login_window=timedelta(seconds=settings.login_window_seconds))
             await store.ensure_indexes()
             await infra.start_relay(EVENT_COLLECTIONS)
             app.state.infra = infra

@@ -16,6 +16,8 @@ class IdentitySettings(ServiceSettings):
     invite_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     pin_fail_limit: int = Field(default=10, ge=1)
     pin_window_seconds: int = Field(default=15 * 60, ge=1)
+    login_fail_limit: int = Field(default=5, ge=1)
+    login_window_seconds: int = Field(default=15 * 60, ge=1)
     # argon2-cffi's defaults (RFC 9106 low-memory profile); tests lower them to stay fast.
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_cost: int = Field(default=65536, ge=8)

@@ -22,7 +22,8 @@ from clinishare_shared.pagination import PageQuery
 from clinishare_shared.throttle import AttemptThrottle
 from clinishare_identity import events
 
-ACCOUNTS, OFFICES, CONNECTIONS, PATIENTS, PIN_LOOKUPS = "accounts", "offices", "connections", "patients", "pin_lookups"
+ACCOUNTS, OFFICES, CONNECTIONS, PATIENTS = "accounts", "offices", "connections", "patients"
+PIN_LOOKUPS, LOGIN_ATTEMPTS = "pin_lookups", "login_attempts"
 EVENT_COLLECTIONS = [ACCOUNTS, OFFICES, CONNECTIONS, PATIENTS]
 
 __all__ = ["DuplicateKeyError", "IdentityStore", "EVENT_COLLECTIONS"]
@@ -31,7 +32,8 @@ __all__ = ["DuplicateKeyError", "IdentityStore", "EVENT_COLLECTIONS"]
 class IdentityStore:
     def __init__(self, db: Any, *, kick: Callable[[], None] = lambda: None,
                  clock: Callable[[], datetime] = now_ms, pin_fail_limit: int = 10,
-                 pin_window: timedelta = timedelta(minutes=15)) -> None:
+                 pin_window: timedelta = timedelta(minutes=15), login_fail_limit: int = 5,
+                 login_window: timedelta = timedelta(minutes=15)) -> None:
         self.db = db
         self.kick = kick  # wakes the outbox relay after a write that carries events
         self.now = clock
@@ -41,6 +43,9 @@ class IdentityStore:
         self.patients = db[PATIENTS]
         # Share PIN look-ups per account, counted before the PIN is checked
         self.pin_throttle = AttemptThrottle(db[PIN_LOOKUPS], limit=pin_fail_limit, window=pin_window, clock=clock)
+        # log-ins per e-mail (as typed, normalised: unknown addresses are counted the same way)
+        self.login_throttle = AttemptThrottle(db[LOGIN_ATTEMPTS], limit=login_fail_limit, window=login_window,
+                                              clock=clock)
 
     async def ensure_indexes(self) -> None:
         await self.accounts.create_index("email_norm", unique=True, name="email_unique")
@@ -55,6 +60,7 @@ class IdentityStore:
         await self.patients.create_index([("care_team", 1), ("_id", -1)])
         await self.patients.create_index("invite.token_hash", sparse=True)
         await self.pin_throttle.ensure_indexes()
+        await self.login_throttle.ensure_indexes()
 
     # ---- accounts ---------------------------------------------------------------------------------
 

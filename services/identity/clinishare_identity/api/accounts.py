@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from clinishare_shared.auth import CurrentPractitioner
 from clinishare_shared.mongo import new_id
 from clinishare_shared.problems import Problem
+from clinishare_shared.throttle import Throttled
 from clinishare_identity.api.deps import CurrentAccount, PasswordsDep, SignerDep, StoreDep
 from clinishare_identity.domain.models import (
     AccountCreate, AccountPublic, Me, MyOffice, PinPublic, TokenRequest, TokenResponse, normalise_email,
@@ -48,13 +49,20 @@ async def create_account(body: AccountCreate, store: StoreDep, passwords: Passwo
 
 
 @router.post("/v1/auth/token", response_model=TokenResponse, tags=["auth"], summary="Log in")
-async def issue_token(body: TokenRequest, store: StoreDep, passwords: PasswordsDep,
-                      signer: SignerDep) -> TokenResponse:
-    account = await store.account_by_email(normalise_email(body.email))
+async def issue_token(body: TokenRequest, store: StoreDep, passwords: PasswordsDep, signer: SignerDep) -> TokenResponse:
+    email_norm = normalise_email(body.email)
+    try:
+        # keyed by the e-mail as typed, before looking it up: an unknown address is throttled the same way
+        attempt = await store.login_throttle.begin(email_norm)
+    except Throttled as exc:
+        log.warning("login_throttled")
+        raise exc.problem("too many failed log-ins for this e-mail; try again later") from None
+    account = await store.account_by_email(email_norm)
     if not await passwords.verify(account["password_hash"] if account else None, body.password):
         log.info("login_failed", account_id=account["_id"] if account else None)
         raise Problem(401, "wrong e-mail or password", headers={"WWW-Authenticate": "Bearer"})
     assert account is not None
+    await attempt.succeeded()
     return TokenResponse(access_token=signer.issue(account["_id"], account["kind"]), expires_in=signer.ttl_seconds)
 
 

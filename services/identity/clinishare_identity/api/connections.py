@@ -45,8 +45,7 @@ async def create_connection(body: ConnectionCreate, principal: CurrentPractition
         attempt = await store.pin_throttle.begin(me)  # counted before the PIN is checked
     except Throttled as exc:
         log.warning("pin_lookup", account_id=me, outcome="throttled")
-        raise Problem(429, "too many failed PIN look-ups; try again later",
-                      headers={"Retry-After": str(exc.retry_after)}, retry_after=exc.retry_after) from None
+        raise exc.problem("too many failed PIN look-ups; try again later") from None
     pin = normalise_pin(body.pin)
     if pin is None:
         # cannot match any PIN, so it is not a guess worth counting: just bad input

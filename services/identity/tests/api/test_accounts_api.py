@@ -1,7 +1,11 @@
+import asyncio
+from typing import Any
+
 import jwt
 import pytest
 
 from clinishare_shared.auth import TokenSigner
+
 
 AUTHENTICATED = [
     ("GET", "/v1/me"), ("GET", "/v1/me/share-pin"), ("POST", "/v1/me/share-pin/rotate"),
@@ -121,3 +125,45 @@ async def test_health_and_readiness(api):
     assert (await api.client.get("/healthz")).json() == {"status": "ok"}
     r = await api.client.get("/readyz")
     assert r.status_code == 200 and r.json()["checks"] == {"database": True, "broker": True}
+
+
+async def _guess(api, email: str, password: str = "wrong password 1") -> Any:
+    return await api.client.post("/v1/auth/token", json={"email": email, "password": password})
+
+
+async def test_thirty_parallel_wrong_log_ins_let_at_most_five_through_then_even_the_right_password_is_429(
+        api, assert_problem):
+    user = await api.register()
+    answers = await asyncio.gather(*[_guess(api, user.email) for _ in range(30)])
+    statuses = sorted(r.status_code for r in answers)
+    assert 1 <= statuses.count(401) <= 5 and statuses.count(401) + statuses.count(429) == 30, statuses
+    throttled = next(r for r in answers if r.status_code == 429)
+    assert 1 <= int(throttled.headers["retry-after"]) <= 900
+    body = assert_problem(await _guess(api, user.email.upper(), "correct horse battery"), 429)
+    assert body["detail"] == "too many failed log-ins for this e-mail; try again later"
+    # other e-mails are not affected
+    other = await api.register()
+    await api.login(other.email)
+
+
+async def test_an_unknown_e_mail_is_throttled_with_the_same_answer(api, assert_problem):
+    user = await api.register()
+    answers = {}
+    for email in (user.email, "nobody-here@clinic.example.org"):
+        for _ in range(5):
+            assert_problem(await _guess(api, email), 401)
+        r = await _guess(api, email)
+        answers[email] = (assert_problem(r, 429), r.headers["retry-after"])
+    known, unknown = answers.values()
+    assert {k: v for k, v in known[0].items() if k != "retry_after"} == \
+        {k: v for k, v in unknown[0].items() if k != "retry_after"}
+
+
+async def test_successful_log_ins_do_not_count(api):
+    user = await api.register()
+    for _ in range(4):
+        assert (await _guess(api, user.email)).status_code == 401
+    for _ in range(5):
+        await api.login(user.email)
+    assert (await _guess(api, user.email)).status_code == 401  # the fifth failure is still answered
+    assert (await _guess(api, user.email)).status_code == 429
