@@ -37,7 +37,9 @@ def throttle_decision(failures: Iterable[datetime], *, now: datetime, limit: int
     if len(recent) < limit:
         return ThrottleDecision(allowed=True)
     frees_at = recent[len(recent) - limit] + window
-    return ThrottleDecision(allowed=False, retry_after=max(1, math.ceil((frees_at - now).total_seconds())))
+    wait = math.ceil((frees_at - now).total_seconds())
+    # never more than one window: an attempt stamped a millisecond ahead must not ask for 901 s of 900
+    return ThrottleDecision(allowed=False, retry_after=min(max(1, wait), math.ceil(window.total_seconds())))
 
 
 class Throttled(Exception):

@@ -43,6 +43,10 @@ def test_a_parallel_attempt_stamped_a_little_later_still_counts():
     assert not decide(fails(*range(9)) + [NOW + timedelta(milliseconds=3)]).allowed
 
 
+def test_retry_after_never_exceeds_the_window_even_for_attempts_stamped_a_little_later():
+    assert decide([NOW + timedelta(milliseconds=3)] * 10).retry_after == 900
+
+
 def test_retry_after_is_when_enough_failures_age_out_not_just_the_oldest():
     twelve = fails(*[850, 840, 830] + [100] * 9)  # 12 in the window: 3 must age out
     assert decide(twelve).retry_after == 900 - 830
