@@ -43,6 +43,7 @@ asyncapi: install
 
 lock:
 	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 requirements/service.in -o requirements/service.lock
 	$(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 requirements/base.in -o requirements/base.lock
 	$(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 requirements/test.in -o requirements/test.lock
 

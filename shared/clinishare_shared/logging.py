@@ -1,4 +1,9 @@
-"""structlog, JSON to stdout, with the request id and correlation id bound from contextvars."""
+"""structlog, JSON to stdout, with the request id and correlation id bound from contextvars.
+
+Our own loggers write through structlog directly. Every standard-library logger (uvicorn's, httpx's,
+aio-pika's, ...) goes through the same processors by a ``ProcessorFormatter`` on the root handler, so
+there are no plain-text lines: one JSON object per line, whoever logged it.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +12,43 @@ import sys
 
 import structlog
 
+_HANDLER_NAME = "clinishare-json"
+
 
 def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -> None:
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info,
     ]
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
-        processors=[*shared, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.bind_contextvars(service=service)
-    logging.basicConfig(level=level.upper(), stream=sys.stdout, format="%(message)s")
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder()],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer],
+    ))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        # uvicorn configures its own handlers only when given a log_config; make sure they reach the root
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
     # the access log would print query strings, and a search query can be a patient's name (PHI);
-    # our own middleware logs method, path and status instead.
+    # our own middleware logs method, path and status instead. httpx logs every request URL at INFO
+    # (query strings again): only its warnings.
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("httpcore").setLevel(max(logging.WARNING, root.level))

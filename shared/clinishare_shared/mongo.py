@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import mongomock
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 
@@ -76,7 +75,7 @@ _ASYNC_PASSTHROUGH = (
 
 
 class InProcessCollection:
-    def __init__(self, collection: mongomock.Collection) -> None:
+    def __init__(self, collection: Any) -> None:
         self._c = collection
         self.name = collection.name
 
@@ -99,7 +98,7 @@ class InProcessCollection:
 
 
 class InProcessDatabase:
-    def __init__(self, db: mongomock.Database) -> None:
+    def __init__(self, db: Any) -> None:
         self._db = db
         self.name = db.name
         self._collections: dict[str, InProcessCollection] = {}
@@ -132,6 +131,9 @@ class InProcessMongoClient:
     engine = "in-process (mongomock)"
 
     def __init__(self) -> None:
+        # the embedded engine is an optional extra (clinishare-shared[embedded]): production images lack it
+        import mongomock
+
         self._client = mongomock.MongoClient(tz_aware=True)
         self._dbs: dict[str, InProcessDatabase] = {}
         self.admin = self.get_database("admin")

@@ -1,18 +1,57 @@
-"""Run one service as its own process (``python -m clinishare_<service>``)."""
+"""Run one service as its own process (``python -m clinishare_<service>``).
+
+Everything comes from the service's settings class: where it listens (``<PREFIX>HOST``/``<PREFIX>PORT``),
+its database and broker. A standalone service refuses to start without ``MONGODB_URL`` and ``AMQP_URL``
+(it would otherwise run on the in-process engine and lose its data at exit); only tests and the all-in-one
+process use the embedded engines, with ``EMBEDDED_ENGINES=true``, and that is logged.
+"""
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import structlog
 import uvicorn
+from pydantic import ValidationError
 
 from clinishare_shared.logging import configure_logging
-from clinishare_shared.settings import ServiceSettings
+from clinishare_shared.settings import ProcessSettings, ServiceSettings
+
+S = TypeVar("S", bound=ProcessSettings)
+log = structlog.get_logger("clinishare.serve")
 
 
-def serve(app: Any, settings: ServiceSettings, *, default_port: int) -> None:
+def load_settings(settings_cls: type[S], *, service: str) -> S:
+    """The settings from the environment, or exit 2 with one JSON log line naming what is wrong."""
+    try:
+        return settings_cls()
+    except ValidationError as exc:
+        configure_logging(service=service)
+        errors = [{"setting": ".".join(str(p) for p in e["loc"]) or "environment", "error": e["msg"]}
+                  for e in exc.errors(include_input=False, include_url=False)]
+        log.error("settings_invalid", errors=errors)
+        raise SystemExit(2) from None
+
+
+def refuse_embedded(settings: ServiceSettings) -> None:
+    """Exit 2 when MONGODB_URL or AMQP_URL is missing, unless embedded engines were asked for."""
+    missing = settings.missing_servers()
+    if missing and not settings.embedded_engines:
+        log.error("refusing_to_start", missing=missing,
+                  detail="a standalone service needs a real MongoDB and RabbitMQ; set "
+                  + " and ".join(missing) + " (EMBEDDED_ENGINES=true allows in-process engines, for tests)")
+        raise SystemExit(2)
+    if missing:
+        log.warning("embedded_engines_in_use", missing=missing, detail="data lives only as long as this process")
+
+
+def run(app: Any, settings: ProcessSettings) -> None:
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on")
+
+
+def run_service(settings_cls: type[ServiceSettings], create_app: Callable[[Any], Any]) -> None:
+    settings = load_settings(settings_cls, service=settings_cls.model_fields["service_name"].default)
     configure_logging(service=settings.service_name, level=settings.log_level, json=settings.log_json)
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = int(os.environ.get(f"{settings.service_name.upper()}_PORT", os.environ.get("PORT", default_port)))
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    refuse_embedded(settings)
+    run(create_app(settings), settings)

@@ -2,6 +2,10 @@
 
 ``MONGODB_URL`` and ``AMQP_URL`` are read unprefixed as the system-wide default, so one variable points
 every service of the all-in-one process at a real server; a prefixed one overrides it per service.
+
+Settings own everything a process needs, its address included (``<PREFIX>HOST``, ``<PREFIX>PORT``). A
+variable that carries a service's prefix but names no setting is an error at start-up (a typo such as
+``CHARTS_PROT`` would otherwise be ignored silently).
 """
 
 from __future__ import annotations
@@ -18,7 +22,42 @@ from clinishare_shared.bus.stream import StreamSpec, stream_name
 PLACEHOLDER_SECRETS = {"changeme", "changethis", "secret", "password"}
 
 
-class ServiceSettings(BaseSettings):
+class UnknownSettings(ValueError):
+    """Environment variables with a settings class's prefix that name none of its fields."""
+
+
+def unknown_prefixed(prefix: str, fields: Any, environ: Any = None) -> list[str]:
+    """The variables in ``environ`` (default: the process environment) that start with ``prefix`` but
+    name none of ``fields`` (matching is case-insensitive, as pydantic-settings reads them)."""
+    environ = os.environ if environ is None else environ
+    if not prefix:
+        return []
+    known = {name.lower() for name in fields}
+    return sorted(k for k in environ if k.upper().startswith(prefix.upper())
+                  and k[len(prefix):].lower() not in known)
+
+
+class ProcessSettings(BaseSettings):
+    """What every process of ours has: where it listens and how it logs; refuses unknown prefixed variables."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="address to listen on (containers: 0.0.0.0)")
+    port: int = Field(default=8000, ge=1, le=65535, description="port to listen on")
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_json: bool = Field(default=True, description="JSON log lines (false: console, for a terminal)")
+
+    @model_validator(mode="after")
+    def _no_unknown_variables(self) -> Any:
+        prefix = str(self.model_config.get("env_prefix") or "")
+        unknown = unknown_prefixed(prefix, type(self).model_fields)
+        if unknown:
+            raise UnknownSettings(f"unknown setting(s) in the environment: {', '.join(unknown)} "
+                                  f"(no such {prefix}* setting; see the settings table in README.md)")
+        return self
+
+
+class ServiceSettings(ProcessSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     service_name: str = "service"
@@ -41,8 +80,9 @@ class ServiceSettings(BaseSettings):
     jwt_audience: str = "clinishare"
     jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
     jwks_cache_seconds: int = 300
-    log_level: str = "INFO"
-    log_json: bool = True
+    embedded_engines: bool = Field(
+        default=False, description="allow the in-process MongoDB engine and the in-memory bus when MONGODB_URL / "
+        "AMQP_URL are unset (tests, the all-in-one process); a standalone service refuses to start otherwise")
     page_limit_max: int = 100
 
     @model_validator(mode="before")
@@ -53,7 +93,8 @@ class ServiceSettings(BaseSettings):
                                ("jwks_url", "JWKS_URL"), ("event_exchange", "EVENT_EXCHANGE"),
                                ("events_stream", "EVENTS_STREAM"),
                                ("events_stream_max_age_days", "EVENTS_STREAM_MAX_AGE_DAYS"),
-                               ("events_stream_max_bytes", "EVENTS_STREAM_MAX_BYTES")):
+                               ("events_stream_max_bytes", "EVENTS_STREAM_MAX_BYTES"),
+                               ("embedded_engines", "EMBEDDED_ENGINES")):
                 if values.get(field) in (None, "") and os.environ.get(env):
                     values[field] = os.environ[env]
         return values
@@ -66,6 +107,10 @@ class ServiceSettings(BaseSettings):
         if password is not None and unquote(password).lower() in PLACEHOLDER_SECRETS:
             raise ValueError("the URL carries a placeholder password; set a real secret")
         return v
+
+    def missing_servers(self) -> list[str]:
+        """The system-wide variables a standalone process needs and does not have."""
+        return [env for env, value in (("MONGODB_URL", self.mongodb_url), ("AMQP_URL", self.amqp_url)) if not value]
 
     @property
     def database(self) -> str:

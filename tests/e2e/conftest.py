@@ -66,8 +66,9 @@ async def _processes(tmp_path: Path, amqp_url: str, unique: str, mailbox: Mailbo
     exchange = f"e2e.{unique}"
     base_env = {
         **os.environ,
-        "HOST": "127.0.0.1",
         "AMQP_URL": amqp_url,
+        # each process on its own in-process engine unless MONGODB_URL is set: allowed for tests only
+        "EMBEDDED_ENGINES": "true",
         "EVENT_EXCHANGE": exchange,
         "JWKS_URL": f"http://127.0.0.1:{ports['identity']}/.well-known/jwks.json",
         "LOG_JSON": "true",
@@ -78,7 +79,8 @@ async def _processes(tmp_path: Path, amqp_url: str, unique: str, mailbox: Mailbo
     for name in SERVICES:
         base_env[f"{name.upper()}_PORT"] = str(ports[name])
         base_env[f"{name.upper()}_QUEUE_NAME"] = f"{name}.{exchange}"
-        base_env[f"{name.upper()}_IDENTITY_URL"] = f"http://127.0.0.1:{ports['identity']}"
+        if name in ("charts", "documents", "forms"):  # the services that ask identity directly
+            base_env[f"{name.upper()}_IDENTITY_URL"] = f"http://127.0.0.1:{ports['identity']}"
         base_env[f"GATEWAY_{name.upper()}_URL"] = f"http://127.0.0.1:{ports[name]}"
         if os.environ.get("MONGODB_URL"):
             base_env[f"{name.upper()}_MONGODB_DATABASE"] = f"e2e_{unique}_{name}"

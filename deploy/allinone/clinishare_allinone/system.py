@@ -15,7 +15,8 @@ from typing import Any, AsyncIterator
 import httpx
 import structlog
 from fastapi import FastAPI, Request
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 from starlette.types import Receive, Scope, Send
 
 from clinishare_charts.app import create_app as create_charts
@@ -37,19 +38,19 @@ from clinishare_shared.mongo import engine_name, open_client
 from clinishare_shared.problems import install_problem_handlers, problem_response
 from clinishare_shared.routes import SERVICES, owner_of
 from clinishare_shared.runtime import make_bus
+from clinishare_shared.settings import ProcessSettings
 
 log = structlog.get_logger("clinishare.allinone")
 
 
-class SystemSettings(BaseSettings):
+class SystemSettings(ProcessSettings):
+    """The all-in-one process: unprefixed ``HOST``, ``PORT``, ``LOG_LEVEL``, ``LOG_JSON``; each service inside
+    it still reads its own prefixed settings."""
+
     model_config = SettingsConfigDict(extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    mongodb_url: str | None = None
-    amqp_url: str | None = None
-    log_level: str = "INFO"
-    log_json: bool = True
+    mongodb_url: str | None = Field(default=None, description="unset: the in-process engine (logged)")
+    amqp_url: str | None = Field(default=None, description="unset: the in-memory bus (logged)")
 
 
 @dataclass
@@ -119,6 +120,10 @@ def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | 
             for name in ["notify", "charts", "documents", "forms", "identity"]:
                 await stack.enter_async_context(services[name].router.lifespan_context(services[name]))
             log.info("system_started", services=SERVICES, mongo=engine_name(client), bus=type(bus).__name__)
+            embedded = identity_settings.missing_servers()
+            if embedded:
+                log.warning("embedded_engines_in_use", missing=embedded,
+                            detail="the all-in-one process runs on embedded engines: data lives as long as the process")
             app.state.bus = bus
             yield
         await client.close()

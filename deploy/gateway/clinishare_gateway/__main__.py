@@ -1,3 +1,6 @@
+"""``python -m clinishare_gateway``: the API gateway (settings from ``GATEWAY_*``)."""
+
 from clinishare_gateway.app import run
 
-run()
+if __name__ == "__main__":
+    run()

@@ -14,32 +14,17 @@ import httpx
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.background import BackgroundTask
 
 from clinishare_shared.middleware import RequestContextMiddleware
 from clinishare_shared.problems import install_problem_handlers, problem_response
-from clinishare_shared.routes import DEFAULT_PORTS, SERVICES, owner_of
+from clinishare_shared.routes import SERVICES, owner_of
+
+from clinishare_gateway.settings import GatewaySettings
 
 log = structlog.get_logger("clinishare.gateway")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "host", "content-length"}
-
-
-class GatewaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
-
-    identity_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['identity']}"
-    charts_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['charts']}"
-    documents_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['documents']}"
-    forms_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['forms']}"
-    notify_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['notify']}"
-    timeout_seconds: float = 30.0
-    log_level: str = "INFO"
-    log_json: bool = True
-
-    def upstream(self, service: str) -> str:
-        return str(getattr(self, f"{service}_url")).rstrip("/")
 
 
 def create_app(settings: GatewaySettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
@@ -110,14 +95,9 @@ async def _forward(request: Request, upstream: str, path: str) -> Any:
 
 
 def run() -> None:
-    import os
-
-    import uvicorn
-
     from clinishare_shared.logging import configure_logging
+    from clinishare_shared.serve import load_settings, run as serve
 
-    settings = GatewaySettings()
+    settings = load_settings(GatewaySettings, service="gateway")
     configure_logging(service="gateway", level=settings.log_level, json=settings.log_json)
-    uvicorn.run(create_app(settings), host=os.environ.get("HOST", "127.0.0.1"),
-                port=int(os.environ.get("GATEWAY_PORT", os.environ.get("PORT", DEFAULT_PORTS["gateway"]))),
-                log_config=None, access_log=False)
+    serve(create_app(settings), settings)

@@ -1,13 +1,13 @@
-"""``python -m clinishare_charts``: the charts service as its own process."""
+"""``python -m clinishare_charts``: the charts service as its own process (settings from the environment)."""
+
+from clinishare_shared.serve import run_service
 
 from clinishare_charts.app import create_app
 from clinishare_charts.settings import ChartsSettings
-from clinishare_shared.serve import serve
 
 
 def main() -> None:
-    settings = ChartsSettings()
-    serve(create_app(settings), settings, default_port=settings.port)
+    run_service(ChartsSettings, create_app)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,13 @@
-"""``python -m clinishare_documents``: the documents service as its own process."""
+"""``python -m clinishare_documents``: the documents service as its own process (settings from the environment)."""
 
-from __future__ import annotations
-
-from clinishare_shared.serve import serve
+from clinishare_shared.serve import run_service
 
 from clinishare_documents.app import create_app
 from clinishare_documents.settings import DocumentsSettings
 
 
 def main() -> None:
-    settings = DocumentsSettings()
-    serve(create_app(settings), settings, default_port=settings.port)
+    run_service(DocumentsSettings, create_app)
 
 
 if __name__ == "__main__":

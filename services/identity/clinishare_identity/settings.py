@@ -3,6 +3,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from clinishare_shared.routes import DEFAULT_PORTS
 from clinishare_shared.settings import ServiceSettings
 
 
@@ -10,6 +11,7 @@ class IdentitySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="IDENTITY_", extra="ignore")
 
     service_name: str = "identity"
+    port: int = DEFAULT_PORTS["identity"]
     signing_key_pem: str | None = Field(
         default=None, description="Ed25519 private key (PKCS#8 PEM); unset: generated once and kept in MongoDB")
     token_ttl_seconds: int = Field(default=900, ge=30, le=86400)

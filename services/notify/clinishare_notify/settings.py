@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from clinishare_shared.routes import DEFAULT_PORTS
 from clinishare_shared.settings import PLACEHOLDER_SECRETS, ServiceSettings
 
 
@@ -13,7 +14,7 @@ class NotifySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFY_", extra="ignore")
 
     service_name: str = "notify"
-    port: int = 8005
+    port: int = DEFAULT_PORTS["notify"]
 
     smtp_host: str | None = Field(default=None, description="unset: e-mail disabled (inbox only, logged)")
     smtp_port: int | None = Field(default=None, ge=1, le=65535, description="unset: 587 with STARTTLS, else 25")

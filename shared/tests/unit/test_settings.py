@@ -72,3 +72,34 @@ def test_real_passwords_accepted() -> None:
 def test_delivery_limit_bounds() -> None:
     with pytest.raises(ValidationError):
         ChartsSettings(delivery_limit=0)
+
+
+def test_unknown_prefixed_variable_is_an_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHARTS_PROT", "8002")  # a typo of CHARTS_PORT
+    monkeypatch.setenv("CHARTS_DELIVERY_LIMIT", "3")  # known: fine
+    monkeypatch.setenv("OTHER_PROT", "1")  # someone else's prefix: not ours to judge
+    with pytest.raises(ValidationError, match="CHARTS_PROT") as info:
+        ChartsSettings()
+    assert "CHARTS_DELIVERY_LIMIT" not in str(info.value) and "OTHER_PROT" not in str(info.value)
+    monkeypatch.delenv("CHARTS_PROT")
+    assert ChartsSettings().delivery_limit == 3
+
+
+def test_host_and_port_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHARTS_HOST", "0.0.0.0")
+    monkeypatch.setenv("CHARTS_PORT", "9123")
+    monkeypatch.setenv("PORT", "1")  # unprefixed PORT is not a service's setting (it was, and it lost)
+    s = ChartsSettings()
+    assert (s.host, s.port) == ("0.0.0.0", 9123)
+    with pytest.raises(ValidationError):
+        ChartsSettings(port=0)
+
+
+def test_missing_servers_and_the_embedded_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EMBEDDED_ENGINES", raising=False)
+    assert ChartsSettings().missing_servers() == ["MONGODB_URL", "AMQP_URL"]
+    assert ChartsSettings().embedded_engines is False
+    monkeypatch.setenv("EMBEDDED_ENGINES", "true")
+    assert ChartsSettings().embedded_engines is True
+    s = ChartsSettings(mongodb_url="mongodb://db:27017", amqp_url="amqp://u:realpw@mq/")
+    assert s.missing_servers() == []

@@ -1,0 +1,24 @@
+"""The gateway's settings (env prefix ``GATEWAY_``): where it listens and where each service is."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from clinishare_shared.routes import DEFAULT_PORTS
+from clinishare_shared.settings import ProcessSettings
+
+
+class GatewaySettings(ProcessSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    port: int = DEFAULT_PORTS["gateway"]
+    identity_url: str = Field(default=f"http://127.0.0.1:{DEFAULT_PORTS['identity']}", description="the identity service's base URL")
+    charts_url: str = Field(default=f"http://127.0.0.1:{DEFAULT_PORTS['charts']}", description="the charts service's base URL")
+    documents_url: str = Field(default=f"http://127.0.0.1:{DEFAULT_PORTS['documents']}", description="the documents service's base URL")
+    forms_url: str = Field(default=f"http://127.0.0.1:{DEFAULT_PORTS['forms']}", description="the forms service's base URL")
+    notify_url: str = Field(default=f"http://127.0.0.1:{DEFAULT_PORTS['notify']}", description="the notify service's base URL")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="upstream timeout")
+
+    def upstream(self, service: str) -> str:
+        return str(getattr(self, f"{service}_url")).rstrip("/")

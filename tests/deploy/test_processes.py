@@ -1,0 +1,80 @@
+"""Each process as operations start it (``python -m ...``): it refuses to run on embedded engines unless
+asked, names unknown settings, and logs nothing but JSON lines (uvicorn's own lines included)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+ENV_KEEP = ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if k in ENV_KEEP}, **extra}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def json_lines(output: str) -> list[dict]:
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    parsed = []
+    for line in lines:
+        try:
+            parsed.append(json.loads(line))
+        except json.JSONDecodeError:
+            pytest.fail(f"a log line is not JSON: {line!r}")
+    return parsed
+
+
+@pytest.mark.parametrize("service", ["identity", "charts", "documents", "forms", "notify"])
+def test_a_standalone_service_refuses_to_start_without_its_servers(service: str) -> None:
+    result = subprocess.run([sys.executable, "-m", f"clinishare_{service}"], env=clean_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    [line] = [r for r in json_lines(result.stdout) if r["event"] == "refusing_to_start"]
+    assert line["missing"] == ["MONGODB_URL", "AMQP_URL"] and line["level"] == "error"
+
+
+def test_an_unknown_prefixed_variable_stops_the_start_and_is_named() -> None:
+    env = clean_env(MONGODB_URL="mongodb://127.0.0.1:1", AMQP_URL="amqp://u:realpw@127.0.0.1:1/",
+                    CHARTS_IDENTITY_ULR="http://identity:8001")
+    result = subprocess.run([sys.executable, "-m", "clinishare_charts"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    [line] = [r for r in json_lines(result.stdout) if r["event"] == "settings_invalid"]
+    assert "CHARTS_IDENTITY_ULR" in json.dumps(line["errors"])
+
+
+def test_the_gateway_listens_on_its_settings_and_logs_only_json() -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "clinishare_gateway"],
+                            env=clean_env(GATEWAY_PORT=str(port), PORT="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/healthz", headers={"x-request-id": "ops-check-1"}, timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, "the gateway did not come up"
+                time.sleep(0.1)
+        assert r.status_code == 200 and r.headers.get_list("x-request-id") == ["ops-check-1"]
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    records = json_lines(out)
+    loggers = {r.get("logger") for r in records}
+    assert "uvicorn.error" in loggers, "uvicorn's own lines are there, as JSON"
+    assert any(r["event"] == "request" and r.get("request_id") == "ops-check-1" for r in records)
