@@ -15,6 +15,7 @@ import httpx
 import structlog
 
 from clinishare_shared.domain.sharing import SharingList
+from clinishare_shared.ids import is_id
 from clinishare_shared.problems import Problem
 
 log = structlog.get_logger("clinishare.directory")
@@ -45,6 +46,8 @@ class IdentityDirectory:
     async def patient(self, patient_id: str, *, authorization: str) -> dict[str, Any] | None:
         """The patient as identity shows it to the caller (so only if in the caller's care), else None.
         Raises 503 when identity cannot answer."""
+        if not is_id(patient_id):  # never let a value change the path it is put into
+            return None
         resp = await self._get(f"/v1/patients/{patient_id}", authorization)
         if resp is None or resp.status_code >= 500:
             raise Problem(503, "the identity service is not reachable; try again")

@@ -61,6 +61,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if errors and all(tuple(e.get("loc", ()))[:1] == ("path",) for e in errors):
+            # a path that names no valid id names nothing there is: not found (SPEC 10.3)
+            return problem_response(404, detail="not found", instance=request.url.path)
         return problem_response(422, detail="the request is invalid", instance=request.url.path,
                                 errors=_clean_errors(exc.errors()))
 

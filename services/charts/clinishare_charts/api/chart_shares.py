@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from clinishare_charts.api.deps import Authorization, DirectoryDep, ProjectionDep, StoreDep
 from clinishare_charts.domain.schemas import GrantCreate, GrantPage, GrantRead
@@ -15,6 +15,7 @@ from clinishare_shared.directory import Directory, refused_recipients
 from clinishare_shared.pagination import PageParams
 from clinishare_shared.problems import Problem
 from clinishare_shared.projection import IdentityProjection
+from clinishare_shared.ids import PathId
 
 router = APIRouter(prefix="/v1/chart-shares", tags=["chart shares"])
 
@@ -69,7 +70,7 @@ async def list_grants(me: CurrentPrincipal, store: StoreDep, projection: Project
 
 
 @router.delete("/{grant_id}", status_code=204, summary="Revoke a grant; access ends at once")
-async def revoke_grant(grant_id: Annotated[str, Path(max_length=64)], me: CurrentPrincipal,
+async def revoke_grant(grant_id: PathId, me: CurrentPrincipal,
                        store: StoreDep) -> Response:
     grant = await store.grant(grant_id, owner_id=me.id)
     if grant is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Path
+from fastapi import Depends
 
 from clinishare_charts.service import read_grounds
 from clinishare_charts.store import ChartStore
@@ -15,6 +15,7 @@ from clinishare_shared.deps import AuthorizationHeader, DirectoryDep, Projection
 from clinishare_shared.domain.access import Ground
 from clinishare_shared.mongo import now_ms
 from clinishare_shared.problems import Problem
+from clinishare_shared.ids import PathId
 
 
 StoreDep = Annotated[ChartStore, from_state("store")]
@@ -40,7 +41,7 @@ class ChartAccess:
         return not self.grounds
 
 
-async def _readable_chart(chart_id: Annotated[str, Path(max_length=64)], principal: CurrentPrincipal,
+async def _readable_chart(chart_id: PathId, principal: CurrentPrincipal,
                           store: StoreDep, projection: ProjectionDep) -> ChartAccess:
     chart = await store.chart(chart_id)
     if chart is None:
@@ -56,7 +57,7 @@ async def _readable_chart(chart_id: Annotated[str, Path(max_length=64)], princip
 ReadableChart = Annotated[ChartAccess, Depends(_readable_chart)]
 
 
-async def _own_chart(chart_id: Annotated[str, Path(max_length=64)], principal: CurrentPrincipal,
+async def _own_chart(chart_id: PathId, principal: CurrentPrincipal,
                      store: StoreDep) -> dict[str, Any]:
     """A chart the caller wrote; for anyone else (readers included) it does not exist here."""
     chart = await store.chart(chart_id)

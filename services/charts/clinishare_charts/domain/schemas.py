@@ -11,8 +11,8 @@ from clinishare_charts.domain.access import Rule
 from clinishare_shared.access import NamedRecipient
 from clinishare_shared.domain.sharing import expiry_problem
 from clinishare_shared.pagination import Page
+from clinishare_shared.ids import Id
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 ChartId = Id
 PatientId = Id
 AccountId = Id

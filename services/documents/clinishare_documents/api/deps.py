@@ -12,6 +12,7 @@ from clinishare_shared.auth import CurrentPrincipal, Principal, require_kind
 from clinishare_shared.directory import Directory, refused_recipients
 from clinishare_shared.problems import Problem, not_found
 from clinishare_shared.projection import IdentityProjection
+from clinishare_shared.ids import PathId
 
 from clinishare_documents.domain.rules import SharerFacts, Targets, can_read
 from clinishare_documents.domain.schemas import DocumentRead, Shares
@@ -24,7 +25,7 @@ SettingsDep = Annotated[DocumentsSettings, from_state("settings")]
 CurrentReader = Annotated[Principal, require_kind("practitioner", "staff")]
 
 
-async def _readable(document_id: str, principal: CurrentPrincipal, store: StoreDep,
+async def _readable(document_id: PathId, principal: CurrentPrincipal, store: StoreDep,
                     projection: ProjectionDep) -> dict[str, Any]:
     doc = await store.get(document_id)
     if doc is None:

@@ -12,6 +12,7 @@ from clinishare_shared.auth import CurrentPractitioner, CurrentPrincipal
 from clinishare_shared.gridfs import FileInfo, TooLarge
 from clinishare_shared.pagination import PageParams
 from clinishare_shared.problems import Problem, not_found
+from clinishare_shared.ids import Id, PathId, is_id
 
 from clinishare_documents.api.deps import (
     CurrentReader, DirectoryDep, ProjectionDep, ReadableDocument, SettingsDep, StoreDep,
@@ -61,7 +62,9 @@ async def upload_document(request: Request, principal: CurrentPractitioner, stor
         filename = content_type = ""
         while (part := await form.next_part()) is not None:
             if part.name == "patient_id":
-                patient_id = (await form.read_field(limit=128)).strip() or None
+                patient_id = (await form.read_field(limit=256)).strip() or None
+                if patient_id is not None and not is_id(patient_id):
+                    raise Problem(422, "patient_id is not a valid id")
                 checked = False
             elif part.name == "file":
                 if info is not None:
@@ -96,7 +99,7 @@ async def upload_document(request: Request, principal: CurrentPractitioner, stor
 @router.get("", response_model=DocumentPage, summary="My documents, or documents shared with me")
 async def list_documents(principal: CurrentReader, store: StoreDep, projection: ProjectionDep, page: PageParams,
                          scope: Literal["mine", "shared"] = "mine",
-                         patient_id: Annotated[str | None, Query(max_length=64)] = None,
+                         patient_id: Annotated[Id | None, Query()] = None,
                          label: Annotated[str | None, Query(max_length=100)] = None) -> DocumentPage:
     if scope == "mine":
         docs = await store.list_mine(principal.id, patient_id=patient_id, label=label, page=page)
@@ -134,7 +137,7 @@ async def document_content(doc: ReadableDocument, store: StoreDep) -> StreamingR
 
 
 @router.delete("/{document_id}", status_code=204, summary="Delete my document (its content and its shares)")
-async def delete_document(document_id: str, principal: CurrentPrincipal, store: StoreDep,
+async def delete_document(document_id: PathId, principal: CurrentPrincipal, store: StoreDep,
                           projection: ProjectionDep) -> Response:
     for _ in range(5):
         doc: dict[str, Any] | None = await store.get(document_id)

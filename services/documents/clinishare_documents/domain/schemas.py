@@ -7,10 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from clinishare_shared.ids import Id
+
 from clinishare_documents.domain.rules import AUDIENCES, ShareState, Targets
 
-DocumentId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-AccountId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+DocumentId = AccountId = Id
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Audience = Literal["practitioners", "staff"]
 MAX_DOCUMENTS_PER_CALL = 100

@@ -7,6 +7,7 @@ import tracemalloc
 from collections.abc import AsyncIterator
 from typing import Any
 
+from clinishare_shared.directory import StaticDirectory
 from clinishare_shared.gridfs import CHUNK_SIZE
 
 ME, COLLEAGUE, OUTSIDER = "dr-me", "dr-colleague", "dr-outsider"
@@ -188,3 +189,22 @@ async def test_several_mib_are_streamed_in_and_out(api: Any) -> None:
             got.update(part)
             received += len(part)
     assert received == size and got.hexdigest() == expected.hexdigest()
+
+
+async def test_a_workspace_patient_id_is_validated_as_an_id(start_documents: Any) -> None:
+    # a directory that would find anything: only the id check stands between "../me" and the workspace
+    api = await start_documents(directory=StaticDirectory(patients={"../me": {"id": "../me", "name": "x"}}))
+    for bad in ("../me", "a/b", "x" * 129):
+        resp = await api.upload(ME, b"data", patient_id=bad)
+        assert resp.status_code == 422, bad
+        assert resp.headers["content-type"] == "application/problem+json"
+    assert await api.stored_counts() == {"documents": 0, "fs.files": 0, "fs.chunks": 0}
+    listed = await api.client.get("/v1/documents", params={"patient_id": "../me"}, headers=api.auth(ME))
+    assert listed.status_code == 422
+
+
+async def test_a_bad_document_id_in_a_path_is_404(api: Any) -> None:
+    for path in ("/v1/documents/a.b", "/v1/documents/a.b/content", "/v1/documents/" + "x" * 129):
+        resp = await api.client.get(path, headers=api.auth(ME))
+        assert resp.status_code == 404 and resp.headers["content-type"] == "application/problem+json", path
+    assert (await api.client.delete("/v1/documents/a.b", headers=api.auth(ME))).status_code == 404

@@ -11,13 +11,14 @@ from clinishare_forms.api.deps import AdministeredForm, CurrentCaller, Directory
 from clinishare_forms.domain.access import SharingRule, may_see_submission
 from clinishare_forms.domain.fields import FormField, validate_answers
 from clinishare_forms.domain.schemas import (
-    AssignmentCreate, AssignmentId, AssignmentRead, SubmissionCreate, SubmissionRead,
+    AssignmentCreate, AssignmentRead, SubmissionCreate, SubmissionRead,
 )
 from clinishare_shared.mongo import now_ms as now
 from clinishare_forms.events import form_assigned, form_submitted
 from clinishare_shared.auth import CurrentPatient
 from clinishare_shared.mongo import new_id
 from clinishare_shared.problems import Problem, not_found
+from clinishare_shared.ids import PathId
 
 router = APIRouter(tags=["assignments"])
 FIELDS = TypeAdapter(list[FormField])
@@ -55,7 +56,7 @@ async def assign(form: AdministeredForm, body: AssignmentCreate, caller: Current
 
 @router.post("/v1/assignments/{assignment_id}/submission", status_code=201, response_model=SubmissionRead,
              summary="Submit my answers (patient)")
-async def submit(assignment_id: AssignmentId, body: SubmissionCreate, patient: CurrentPatient, store: StoreDep,
+async def submit(assignment_id: PathId, body: SubmissionCreate, patient: CurrentPatient, store: StoreDep,
                  projection: ProjectionDep) -> SubmissionRead:
     assignment = await store.assignment(assignment_id)
     if assignment is None or assignment["patient_id"] != patient.id:

@@ -12,6 +12,7 @@ from clinishare_forms.store import FormStore
 from clinishare_shared.deps import DirectoryDep, ProjectionDep, from_state
 from clinishare_shared.auth import CurrentPractitioner
 from clinishare_shared.problems import not_found
+from clinishare_shared.ids import PathId
 
 
 StoreDep = Annotated[FormStore, from_state("store")]
@@ -38,7 +39,7 @@ def may_administer(form: dict[str, Any], caller: Caller) -> bool:
     return can_administer(SharingRule.of(form["sharing"]), form["author_id"], caller.id, caller.offices)
 
 
-async def _administered_form(form_id: str, caller: CurrentCaller, store: StoreDep) -> dict[str, Any]:
+async def _administered_form(form_id: PathId, caller: CurrentCaller, store: StoreDep) -> dict[str, Any]:
     form = await store.form(form_id)
     if form is None or not may_administer(form, caller):
         raise not_found("form")

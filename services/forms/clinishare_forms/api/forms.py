@@ -10,7 +10,7 @@ from clinishare_forms.api.deps import (
     AdministeredForm, CurrentCaller, DirectoryDep, ProjectionDep, StoreDep, Caller, may_administer,
 )
 from clinishare_forms.domain.access import SharingRule, added_recipients
-from clinishare_forms.domain.schemas import FormCreate, FormId, FormRead, FormUpdate, SharingOptions
+from clinishare_forms.domain.schemas import FormCreate, FormRead, FormUpdate, SharingOptions
 from clinishare_shared.mongo import now_ms as now
 from clinishare_forms.events import form_created, form_shared, form_updated
 from clinishare_shared.directory import Directory, refused_recipients
@@ -18,6 +18,7 @@ from clinishare_shared.mongo import new_id
 from clinishare_shared.pagination import Page, PageParams
 from clinishare_shared.problems import Problem, not_found
 from clinishare_shared.projection import IdentityProjection
+from clinishare_shared.ids import PathId
 
 router = APIRouter(prefix="/v1/forms", tags=["forms"])
 
@@ -71,7 +72,7 @@ async def get_form(form: AdministeredForm, caller: CurrentCaller) -> FormRead:
 
 
 @router.patch("/{form_id}", response_model=FormRead, summary="Edit a form (its author only)")
-async def update_form(form_id: FormId, body: FormUpdate, caller: CurrentCaller, store: StoreDep,
+async def update_form(form_id: PathId, body: FormUpdate, caller: CurrentCaller, store: StoreDep,
                       projection: ProjectionDep, directory: DirectoryDep) -> FormRead:
     form = await store.form(form_id)
     if form is None:

@@ -12,10 +12,11 @@ from clinishare_forms.api.assignments import submission_read
 from clinishare_forms.api.deps import Caller, CurrentCaller, StoreDep, may_administer
 from clinishare_forms.domain.access import SharingRule, may_see_submission
 from clinishare_forms.domain.export import columns, csv_line, record
-from clinishare_forms.domain.schemas import FormId, SubmissionRead
+from clinishare_forms.domain.schemas import SubmissionRead
 from clinishare_forms.store import FormStore
 from clinishare_shared.pagination import Page, PageParams
 from clinishare_shared.problems import not_found
+from clinishare_shared.ids import PathId
 
 router = APIRouter(prefix="/v1/forms", tags=["submissions"])
 
@@ -46,7 +47,7 @@ async def _scope(form_id: str, caller: Caller, store: FormStore) -> Scope:
 
 
 @router.get("/{form_id}/submissions", response_model=Page[SubmissionRead], summary="Submissions I may see")
-async def list_submissions(form_id: FormId, caller: CurrentCaller, store: StoreDep,
+async def list_submissions(form_id: PathId, caller: CurrentCaller, store: StoreDep,
                            params: PageParams) -> Page[SubmissionRead]:
     scope = await _scope(form_id, caller, store)
     docs, cursor = params.page(await store.submissions(form_id, only_assigned_by=scope.only_assigned_by,
@@ -56,7 +57,7 @@ async def list_submissions(form_id: FormId, caller: CurrentCaller, store: StoreD
 
 @router.get("/{form_id}/submissions.csv", response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}}}}, summary="Submissions I may see, as CSV")
-async def export_submissions(form_id: FormId, caller: CurrentCaller, store: StoreDep) -> StreamingResponse:
+async def export_submissions(form_id: PathId, caller: CurrentCaller, store: StoreDep) -> StreamingResponse:
     scope = await _scope(form_id, caller, store)
     header = columns(await store.form_versions(form_id))
 

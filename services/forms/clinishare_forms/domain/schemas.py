@@ -7,9 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from clinishare_shared.ids import Id
+
 from clinishare_forms.domain.fields import FormField, check_field_list
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 FormId = Id
 AssignmentId = Id
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

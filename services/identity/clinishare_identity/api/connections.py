@@ -13,6 +13,7 @@ from clinishare_shared.mongo import new_id
 from clinishare_shared.pagination import Page, PageParams
 from clinishare_shared.problems import Problem, not_found
 from clinishare_shared.throttle import Throttled
+from clinishare_shared.ids import PathId
 from clinishare_identity.api.deps import StoreDep
 from clinishare_identity.domain.models import ConnectionCreate, ConnectionPublic, SharingEntry, SharingListPublic
 from clinishare_identity.domain.pins import normalise_pin
@@ -81,7 +82,7 @@ async def list_connections(principal: CurrentPrincipal, store: StoreDep, page: P
 
 
 @router.delete("/v1/connections/{connection_id}", status_code=204, summary="Delete a connection (either side)")
-async def delete_connection(connection_id: str, principal: CurrentPrincipal, store: StoreDep) -> Response:
+async def delete_connection(connection_id: PathId, principal: CurrentPrincipal, store: StoreDep) -> Response:
     conn = await store.connection(connection_id)
     if conn is None or not await _is_party(store, principal.id, conn):
         raise not_found("connection")

@@ -9,6 +9,7 @@ from fastapi import Depends
 from clinishare_shared.deps import from_state
 from clinishare_shared.auth import CurrentPrincipal, TokenSigner
 from clinishare_shared.problems import Problem, not_found
+from clinishare_shared.ids import PathId
 from clinishare_identity.passwords import Passwords
 from clinishare_identity.settings import IdentitySettings
 from clinishare_identity.store import IdentityStore
@@ -31,7 +32,7 @@ async def _current_account(principal: CurrentPrincipal, store: StoreDep) -> dict
 CurrentAccount = Annotated[dict[str, Any], Depends(_current_account)]
 
 
-async def _member_office(office_id: str, principal: CurrentPrincipal, store: StoreDep) -> dict[str, Any]:
+async def _member_office(office_id: PathId, principal: CurrentPrincipal, store: StoreDep) -> dict[str, Any]:
     office = await store.office(office_id)
     if office is None or principal.id not in {m["account_id"] for m in office["members"]}:
         raise not_found("office")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Response
 from clinishare_shared.auth import CurrentPractitioner, CurrentPrincipal
 from clinishare_shared.mongo import new_id
 from clinishare_shared.problems import Problem
+from clinishare_shared.ids import PathId
 from clinishare_identity.api.deps import MemberOffice, OwnedOffice, StoreDep
 from clinishare_identity.domain.models import (
     MemberAdd, MemberPublic, OfficeCreate, OfficePublic, PinPublic, normalise_email, role_fits,
@@ -49,7 +50,7 @@ async def get_office(office: MemberOffice, store: StoreDep) -> OfficePublic:
 
 
 @router.post("/{office_id}/members", status_code=201, response_model=OfficePublic, summary="Add a member (owner)")
-async def add_member(office_id: str, body: MemberAdd, office: OwnedOffice, store: StoreDep) -> OfficePublic:
+async def add_member(office_id: PathId, body: MemberAdd, office: OwnedOffice, store: StoreDep) -> OfficePublic:
     account = await store.account_by_email(normalise_email(body.email))
     if account is None:
         raise Problem(422, "no account has this e-mail address")
@@ -69,7 +70,7 @@ async def add_member(office_id: str, body: MemberAdd, office: OwnedOffice, store
 
 @router.delete("/{office_id}/members/{account_id}", status_code=204,
                summary="Remove a member (owner), or leave the office (any member but the owner)")
-async def remove_member(office_id: str, account_id: str, office: MemberOffice, principal: CurrentPrincipal,
+async def remove_member(office_id: PathId, account_id: PathId, office: MemberOffice, principal: CurrentPrincipal,
                         store: StoreDep) -> Response:
     if account_id != principal.id and office["owner_id"] != principal.id:
         raise Problem(403, "only the office owner may remove other members")

@@ -19,6 +19,7 @@ from clinishare_shared.auth import CurrentPractitioner, CurrentPrincipal
 from clinishare_shared.mongo import new_id
 from clinishare_shared.pagination import Page, PageParams
 from clinishare_shared.problems import Problem, not_found
+from clinishare_shared.ids import PathId
 from clinishare_identity.api.accounts import account_public
 from clinishare_identity.api.deps import PasswordsDep, SettingsDep, StoreDep
 from clinishare_identity.domain.models import (
@@ -44,7 +45,7 @@ async def patients_public(store: IdentityStore, docs: list[dict[str, Any]]) -> l
                           created_at=d["created_at"]) for d in docs]
 
 
-async def _patient_in_my_care(patient_id: str, principal: CurrentPractitioner, store: StoreDep) -> dict[str, Any]:
+async def _patient_in_my_care(patient_id: PathId, principal: CurrentPractitioner, store: StoreDep) -> dict[str, Any]:
     patient = await store.patient(patient_id)
     if patient is None or principal.id not in patient["care_team"]:
         raise not_found("patient")
@@ -74,7 +75,7 @@ async def list_patients(principal: CurrentPractitioner, store: StoreDep, page: P
 
 
 @router.get("/v1/patients/{patient_id}", response_model=PatientPublic, summary="A patient in my care")
-async def get_patient(patient_id: str, principal: CurrentPrincipal, store: StoreDep) -> PatientPublic:
+async def get_patient(patient_id: PathId, principal: CurrentPrincipal, store: StoreDep) -> PatientPublic:
     patient = await store.patient(patient_id)
     visible = patient is not None and (
         principal.id in patient["care_team"] or (principal.kind == "patient" and principal.id == patient_id))
@@ -85,7 +86,7 @@ async def get_patient(patient_id: str, principal: CurrentPrincipal, store: Store
 
 @router.post("/v1/patients/{patient_id}/care-team", response_model=PatientPublic,
              summary="Add a practitioner from my sharing list to the care team")
-async def add_to_care_team(patient_id: str, body: CareTeamAdd, patient: PatientInMyCare,
+async def add_to_care_team(patient_id: PathId, body: CareTeamAdd, patient: PatientInMyCare,
                            principal: CurrentPractitioner, store: StoreDep) -> PatientPublic:
     if body.practitioner_id in patient["care_team"]:
         raise Problem(409, "already in the care team")
@@ -105,7 +106,7 @@ async def add_to_care_team(patient_id: str, body: CareTeamAdd, patient: PatientI
 
 @router.delete("/v1/patients/{patient_id}/care-team/{practitioner_id}", status_code=204,
                summary="Remove a practitioner (or myself) from the care team; the last member stays (409)")
-async def remove_from_care_team(patient_id: str, practitioner_id: str, patient: PatientInMyCare,
+async def remove_from_care_team(patient_id: PathId, practitioner_id: PathId, patient: PatientInMyCare,
                                 principal: CurrentPractitioner, store: StoreDep) -> Response:
     for _ in range(RETRIES):
         if practitioner_id not in patient["care_team"]:

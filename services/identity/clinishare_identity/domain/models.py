@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
-Id = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{24}$")]
+from clinishare_shared.ids import Id
+
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 # The upper bound keeps one request from buying unbounded hashing work.
 Password = Annotated[str, StringConstraints(min_length=8, max_length=1024)]

@@ -9,15 +9,13 @@ from fastapi import Depends, Path
 from clinishare_shared.deps import from_state
 from clinishare_shared.auth import CurrentPrincipal
 from clinishare_shared.problems import not_found
+from clinishare_shared.ids import PathId
 
 from clinishare_notify.store import NotifyStore
 
 
 StoreDep = Annotated[NotifyStore, from_state("store")]
-NotificationId = Annotated[str, Path(min_length=1, max_length=200, description="a notification id")]
-
-
-async def _current_notification(notification_id: NotificationId, principal: CurrentPrincipal,
+async def _current_notification(notification_id: PathId, principal: CurrentPrincipal,
                                 store: StoreDep) -> dict[str, Any]:
     # someone else's notification is exactly as missing as one that does not exist
     doc = await store.get(notification_id, principal.id)
