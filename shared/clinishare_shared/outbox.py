@@ -5,13 +5,16 @@ events ride in an ``_outbox`` array on the very document that changes (``insert_
 carries them, or an ``update_one`` whose ``$push`` adds them). MongoDB makes a single-document write
 atomic on every deployment, including a standalone server and the in-process engine.
 
-Relays claim their work, so any number of replicas can run over one database. A relay takes a page of
-documents with pending events by setting a lease on them (``_outbox_claim: {by, until}``) with one
-conditional update that matches only unclaimed documents or documents whose lease ran out: each document
-is claimed by one relay at a time, atomically. The claimer publishes the document's events in order with
-publisher confirms, then removes exactly those events (``$pullAll`` of the stored elements: equality,
-which every engine supports, FerretDB included) and drops its lease in the same single-document write.
-A relay that dies leaves its leases to expire and another replica takes the documents over.
+Relays claim their work, so any number of replicas can run over one database. A claim is a lease
+document in ``_outbox_claims`` whose ``_id`` names the claimed document (``charts/<id>``), created with
+an INSERT: the unique ``_id`` makes exactly one relay the holder, on every engine. (A conditional update
+is not enough: FerretDB 1.24 on SQLite evaluates an update's filter and writes the result without
+isolation, so several relays racing "set the claim where it is free" would all win.) The holder re-reads
+the document, publishes its events in order with publisher confirms, removes exactly those events
+(``$pullAll`` of the stored elements: equality, which FerretDB supports) and deletes its lease. A relay
+that dies leaves its lease to expire; then exactly one other relay takes it over (it must first insert a
+``takeover/<claim>/<lease token>`` marker, again unique) and claims the document anew. Relays never write a claim
+into the domain document, so they cannot overwrite a concurrent change to it.
 
 Delivery is at least once: a crash between the confirm and the removal re-publishes that event once the
 lease has expired, and a relay that stalled longer than its lease may meet a replica that took over.
@@ -31,14 +34,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from pymongo.errors import DuplicateKeyError
 
 from clinishare_shared.bus.base import EventBus, PublishFailed
 from clinishare_shared.events import Envelope
 
 OUTBOX = "_outbox"
-CLAIM = "_outbox_claim"
-# the projection every read of a document with an outbox uses: neither the events nor the relay's lease
-NO_OUTBOX = {OUTBOX: 0, CLAIM: 0}
+CLAIMS = "_outbox_claims"
+# the projection every read of a document with an outbox uses
+NO_OUTBOX = {OUTBOX: 0}
 log = structlog.get_logger("clinishare.outbox")
 
 
@@ -61,17 +65,14 @@ def push_events(update: dict[str, Any], *events: Envelope) -> dict[str, Any]:
 def strip_outbox(document: dict[str, Any] | None) -> dict[str, Any] | None:
     if document is not None:
         document.pop(OUTBOX, None)
-        document.pop(CLAIM, None)
     return document
 
 
 OUTBOX_INDEX = [(f"{OUTBOX}.id", 1)]
 
 
-def _claimable(now: datetime) -> dict[str, Any]:
-    """Documents with pending events that nobody holds: never claimed, released, or whose lease ran out."""
-    return {f"{OUTBOX}.id": {"$exists": True},
-            "$or": [{CLAIM: {"$exists": False}}, {CLAIM: None}, {f"{CLAIM}.until": {"$lte": now}}]}
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def relay_name() -> str:
@@ -95,10 +96,13 @@ class OutboxRelay:
         # missing consumer costs one log line per back-off period instead of one per pass
         self._parked: dict[str, tuple[float, float]] = {}
         self.max_park_seconds = 60.0
+        self._until = datetime.now(UTC)
+        self._swept_at = 0.0
 
     async def ensure_indexes(self) -> None:
         for name in self.collections:
             await self.db[name].create_index(OUTBOX_INDEX, sparse=True, name="outbox_pending")
+        await self.db[CLAIMS].create_index("at", name="takeover_age")
 
     def retry_parked(self) -> None:
         """Forget the back-off of unroutable events (say, once their consumer is deployed)."""
@@ -112,45 +116,60 @@ class OutboxRelay:
         events = doc.get(OUTBOX) or []
         return bool(events) and now < self._parked.get(events[0].get("id", ""), (0.0, 0.0))[0]
 
-    async def claim(self, coll: Any, after: Any = None) -> tuple[list[dict[str, Any]], Any, str | None]:
-        """Claim up to ``batch`` claimable documents of ``coll`` (``_id`` after ``after``), oldest first.
+    async def _take(self, key: str, token: str, now: datetime, current: dict[str, Any] | None) -> bool:
+        """Try to become the holder of ``key``: insert the lease, or, when the lease there has expired, take
+        it over (one relay only: the one whose ``takeover`` marker insert succeeds) and insert anew."""
+        claims = self.db[CLAIMS]
+        if current is not None:
+            if _aware(current["until"]) > now:
+                return False
+            try:
+                await claims.insert_one({"_id": f"takeover/{key}/{current['by']}", "at": now})
+            except DuplicateKeyError:
+                return False  # another relay is taking this one over
+            log.warning("outbox_lease_taken_over", claim=key, relay=self.name)
+            await claims.delete_one({"_id": key})
+        try:
+            await claims.insert_one({"_id": key, "by": token, "until": now + timedelta(seconds=self.lease_seconds)})
+        except DuplicateKeyError:
+            return False
+        return True
 
-        Returns the documents this relay now holds, the last ``_id`` looked at (for the next page, None
+    async def claim(self, coll: Any, after: Any = None) -> tuple[list[dict[str, Any]], Any, str | None]:
+        """Claim up to ``batch`` documents of ``coll`` with pending events (``_id`` after ``after``), oldest
+        first. Returns the documents this relay now holds, re-read after claiming (so an event another relay
+        published meanwhile is not published again), the last ``_id`` looked at (for the next page; None
         when there is none) and the lease token. Paging by ``_id`` means documents whose events stay
         pending (unroutable) never starve the ones behind them."""
         now = datetime.now(UTC)
-        query = _claimable(now)
+        query: dict[str, Any] = {f"{OUTBOX}.id": {"$exists": True}}
         if after is not None:
             query["_id"] = {"$gt": after}
-        candidates = await coll.find(query, {"_id": 1, OUTBOX: 1}) \
-            .sort("_id", 1).limit(self.batch).to_list()
+        candidates = await coll.find(query, {"_id": 1, OUTBOX: 1}).sort("_id", 1).limit(self.batch).to_list()
         last = candidates[-1]["_id"] if len(candidates) == self.batch else None
         loop_now = asyncio.get_running_loop().time()
-        ids = [d["_id"] for d in candidates if not self._is_parked(d, loop_now)]
-        if not ids:
+        keys = {f"{coll.name}/{d['_id']}": d["_id"] for d in candidates if not self._is_parked(d, loop_now)}
+        if not keys:
             return [], last, None
+        leases = {c["_id"]: c for c in await self.db[CLAIMS].find({"_id": {"$in": list(keys)}}).to_list()}
         token = f"{self.name}:{uuid.uuid4().hex[:8]}"
-        # the conditional update is the claim: a document another relay took since the find no longer
-        # matches _claimable, so it is not overwritten; each document is updated atomically on its own
-        await coll.update_many({**_claimable(now), "_id": {"$in": ids}},
-                               {"$set": {CLAIM: {"by": token, "until": now + timedelta(seconds=self.lease_seconds)}}})
-        held = await coll.find({"_id": {"$in": ids}, f"{CLAIM}.by": token}, {OUTBOX: 1}).sort("_id", 1).to_list()
+        held_ids = [doc_id for key, doc_id in keys.items() if await self._take(key, token, now, leases.get(key))]
+        if not held_ids:
+            return [], last, None
+        held = await coll.find({"_id": {"$in": held_ids}}, {OUTBOX: 1}).sort("_id", 1).to_list()
+        self._until = now + timedelta(seconds=self.lease_seconds)
         return held, last, token
 
-    async def _finish(self, coll: Any, doc_id: Any, token: str, published: list[dict[str, Any]]) -> None:
-        """Remove the published events (the exact stored elements) and give the lease back, in one write."""
-        update: dict[str, Any] = {"$unset": {CLAIM: ""}}
-        if published:
-            update["$pullAll"] = {OUTBOX: published}
-        res = await coll.update_one({"_id": doc_id, f"{CLAIM}.by": token}, update)
-        if res.matched_count == 0 and published:
-            # our lease ran out and another relay took the document over: still remove what we sent
-            log.warning("outbox_lease_lost", collection=coll.name, relay=self.name)
-            await coll.update_one({"_id": doc_id}, {"$pullAll": {OUTBOX: published}})
-
     async def _release(self, coll: Any, ids: list[Any], token: str) -> None:
-        if ids:
-            await coll.update_many({"_id": {"$in": ids}, f"{CLAIM}.by": token}, {"$unset": {CLAIM: ""}})
+        """Give leases back, unless they ran out (then another relay may hold them now: not ours to drop)."""
+        if ids and datetime.now(UTC) < self._until:
+            await self.db[CLAIMS].delete_many({"_id": {"$in": [f"{coll.name}/{i}" for i in ids]}, "by": token})
+
+    async def _finish(self, coll: Any, doc_id: Any, token: str, published: list[dict[str, Any]]) -> None:
+        """Remove the published events (the exact stored elements), then give the lease back."""
+        if published:
+            await coll.update_one({"_id": doc_id}, {"$pullAll": {OUTBOX: published}})
+        await self._release(coll, [doc_id], token)
 
     async def run_once(self) -> int:
         """One pass over every claimable document. Returns how many events were published."""
@@ -167,16 +186,25 @@ class OutboxRelay:
                         return sent
                 if after is None:
                     break
+        await self._forget_old_takeovers()
         return sent
+
+    async def _forget_old_takeovers(self) -> None:
+        """Takeover markers only need to outlive the leases they ended; drop those older than an hour."""
+        now = asyncio.get_running_loop().time()
+        if now - self._swept_at < 600:
+            return
+        self._swept_at = now
+        cutoff = datetime.now(UTC) - timedelta(hours=1)
+        await self.db[CLAIMS].delete_many({"_id": {"$regex": "^takeover/"}, "at": {"$lt": cutoff}})
 
     async def _publish_held(self, coll: Any, docs: list[dict[str, Any]], token: str) -> tuple[int, bool]:
         """Publish the events of the documents this relay holds, document by document, in order. Returns
         the number published and whether the broker was unavailable (the pass stops)."""
         loop = asyncio.get_running_loop()
-        started = loop.time()
         sent = 0
         for i, doc in enumerate(docs):
-            if loop.time() - started > self.lease_seconds / 2:
+            if (self._until - datetime.now(UTC)).total_seconds() < self.lease_seconds / 2:
                 # never publish on a lease that may run out under us: give the rest back
                 await self._release(coll, [d["_id"] for d in docs[i:]], token)
                 return sent, False

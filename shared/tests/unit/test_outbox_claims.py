@@ -8,7 +8,7 @@ from typing import Any
 
 from clinishare_shared.bus.base import EventBus, Handler
 from clinishare_shared.events import ChartNoteAdded, Envelope, make_event
-from clinishare_shared.outbox import CLAIM, OUTBOX, OutboxRelay, push_events, strip_outbox, with_events
+from clinishare_shared.outbox import CLAIMS, OUTBOX, OutboxRelay, push_events, strip_outbox, with_events
 
 
 def _note(i: int, chart: str) -> Envelope:
@@ -59,7 +59,7 @@ async def test_two_relays_over_one_database_publish_each_event_once_in_order(db:
     for chart, expected in staged.items():
         assert [e.id for e in bus.sent if e.subject == chart] == expected  # per-document order
     assert await one.pending() == 0
-    assert await db.charts.count_documents({CLAIM: {"$exists": True}}) == 0  # every lease given back
+    assert await db[CLAIMS].count_documents({}) == 0  # every lease given back
 
 
 async def test_a_held_claim_is_left_alone_until_it_expires_then_taken_over(db: Any) -> None:
@@ -71,8 +71,11 @@ async def test_a_held_claim_is_left_alone_until_it_expires_then_taken_over(db: A
     assert token is not None and len(held) == 4
     assert await other.run_once() == 0 and bus.sent == []
     # the lease runs out (moved into the past rather than waiting 30 s)
-    await db.charts.update_many({}, {"$set": {f"{CLAIM}.until": datetime.now(UTC) - timedelta(seconds=1)}})
-    assert await other.run_once() == 8
+    await db[CLAIMS].update_many({}, {"$set": {"until": datetime.now(UTC) - timedelta(seconds=1)}})
+    third = OutboxRelay(db, ["charts"], bus)
+    # two replicas find the expired leases at once: each document is taken over by one of them
+    counts = await asyncio.gather(other.run_once(), third.run_once())
+    assert sum(counts) == 8
     assert len({e.id for e in bus.sent}) == 8 and await other.pending() == 0
 
 
@@ -87,7 +90,8 @@ async def test_new_events_staged_while_claimed_go_out_next_pass(db: Any) -> None
     sent, _ = await relay._publish_held(db.charts, held, token)
     assert sent == 1
     doc = await db.charts.find_one({"_id": "ch0000"})
-    assert [e["id"] for e in doc[OUTBOX]] == [late.id] and CLAIM not in doc  # only what was sent is removed
+    assert [e["id"] for e in doc[OUTBOX]] == [late.id]  # only what was sent is removed
+    assert await db[CLAIMS].count_documents({}) == 0
     assert await relay.run_once() == 1 and bus.sent[-1].id == late.id
 
 
@@ -105,7 +109,7 @@ async def test_crash_after_confirm_before_removal_repeats_only_that_event(db: An
     except RuntimeError:
         pass
     assert len(bus.sent) == 1  # the first document's event was confirmed, then the relay died
-    await db.charts.update_many({}, {"$set": {f"{CLAIM}.until": datetime.now(UTC) - timedelta(seconds=1)}})
+    await db[CLAIMS].update_many({}, {"$set": {"until": datetime.now(UTC) - timedelta(seconds=1)}})
     survivor = OutboxRelay(db, ["charts"], bus)
     assert await survivor.run_once() == 3
     counts = Counter(e.id for e in bus.sent)
@@ -113,27 +117,34 @@ async def test_crash_after_confirm_before_removal_repeats_only_that_event(db: An
     assert await survivor.pending() == 0
 
 
-async def test_a_relay_whose_lease_ran_out_still_removes_what_it_sent(db: Any) -> None:
+async def test_a_relay_whose_lease_ran_out_leaves_the_new_holder_alone(db: Any) -> None:
     bus = RecordingBus()
-    slow = OutboxRelay(db, ["charts"], bus)
+    slow = OutboxRelay(db, ["charts"], bus, lease_seconds=30)
     await _stage(db, docs=1, per_doc=2)
     held, _, token = await slow.claim(db.charts)
     assert token is not None
-    # another relay took the document over after the lease expired
-    await db.charts.update_one({"_id": "ch0000"}, {"$set": {CLAIM: {"by": "someone-else", "until": datetime.now(UTC)}}})
-    await slow._publish_held(db.charts, held, token)
+    # its lease ran out and another relay took the document over
+    await db[CLAIMS].update_many({}, {"$set": {"until": datetime.now(UTC) - timedelta(seconds=1)}})
+    other = OutboxRelay(db, ["charts"], bus)
+    taken, _, other_token = await other.claim(db.charts)
+    assert other_token is not None and len(taken) == 1
+    slow._until = datetime.now(UTC) - timedelta(seconds=1)
+    await slow._publish_held(db.charts, held, token)  # stalled relay: publishes nothing on an expired lease
+    assert bus.sent == []
+    lease = await db[CLAIMS].find_one({"_id": "charts/ch0000"})
+    assert lease["by"] == other_token  # the new holder's lease is not dropped
+    await other._publish_held(db.charts, taken, other_token)
     doc = await db.charts.find_one({"_id": "ch0000"})
-    assert doc[OUTBOX] == [] and doc[CLAIM]["by"] == "someone-else"  # its lease is not ours to drop
-    assert strip_outbox(doc) == {"_id": "ch0000", "n": "n1"}
+    assert doc[OUTBOX] == [] and strip_outbox(doc) == {"_id": "ch0000", "n": "n1"} and len(bus.sent) == 2
 
 
 async def test_a_pass_gives_back_what_it_cannot_publish_within_half_its_lease(db: Any) -> None:
-    bus = RecordingBus(pause=0.05)
-    relay = OutboxRelay(db, ["charts"], bus, lease_seconds=0.2)
+    bus = RecordingBus(pause=0.25)
+    relay = OutboxRelay(db, ["charts"], bus, lease_seconds=2.0)
     await _stage(db, docs=10, per_doc=1)
     first = await relay.run_once()
     assert 0 < first < 10
-    assert await db.charts.count_documents({CLAIM: {"$exists": True}}) == 0
+    assert await db[CLAIMS].count_documents({}) == 0
     while await relay.pending():
         await relay.run_once()
     assert len({e.id for e in bus.sent}) == len(bus.sent) == 10
