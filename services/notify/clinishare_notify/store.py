@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from clinishare_shared.mongo import new_id
@@ -37,6 +36,7 @@ class NotifyStore:
         self.notifications = db[NOTIFICATIONS]
         self.preferences = db[PREFERENCES]
         self.withdrawn = db[WITHDRAWN]
+        self.email_claims = db["email_claims"]
 
     async def ensure_indexes(self) -> None:
         await self.notifications.create_index([("recipient_id", 1), ("seq", -1)], name="inbox")
@@ -141,16 +141,27 @@ class NotifyStore:
     # ---- e-mail delivery -----------------------------------------------------------------------------
 
     async def claim_email(self, *, lease_seconds: float) -> dict[str, Any] | None:
-        """Atomically take one due e-mail: pending and due, or claimed by a worker whose lease ran out."""
+        """Take one due e-mail: pending and due, or claimed by a worker whose lease ran out.
+
+        The claim is an INSERT of ``<notification id>#<attempt>`` into ``email_claims``: its unique ``_id``
+        lets exactly one worker own each attempt on every engine (FerretDB 1.24 does not isolate a
+        conditional update, so "set sending where pending" would let two replicas send the same e-mail)."""
         at = now()
-        return await self.notifications.find_one_and_update(
+        due = await self.notifications.find(
             {"$or": [{"email.status": "pending", "email.next_attempt_at": {"$lte": at}},
                      {"email.status": "sending", "email.lease_until": {"$lte": at}}]},
-            {"$set": {"email.status": "sending", "email.lease_until": at + timedelta(seconds=lease_seconds)},
-             "$inc": {"email.attempts": 1}},
-            sort=[("email.next_attempt_at", 1)],
-            return_document=ReturnDocument.AFTER,
-        )
+        ).sort("email.next_attempt_at", 1).limit(20).to_list()
+        for doc in due:
+            attempt = int(doc["email"].get("attempts", 0)) + 1
+            try:
+                await self.email_claims.insert_one({"_id": f"{doc['_id']}#{attempt}", "at": at})
+            except DuplicateKeyError:
+                continue  # another worker took this attempt
+            email = {**doc["email"], "status": "sending", "attempts": attempt,
+                     "lease_until": at + timedelta(seconds=lease_seconds)}
+            await self.notifications.update_one({"_id": doc["_id"]}, {"$set": {"email": email}})
+            return {**doc, "email": email}
+        return None
 
     async def next_email_due(self) -> datetime | None:
         docs = await self.notifications.find({"email.status": "pending"}, {"email.next_attempt_at": 1}) \
