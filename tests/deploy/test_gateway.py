@@ -53,3 +53,18 @@ async def test_routes_each_path_to_its_owner_and_streams_bodies() -> None:
             down = await client.get("/v1/documents")
             assert down.status_code == 502
             assert down.headers["content-type"] == "application/problem+json"
+
+
+async def test_replicas_take_turns_and_a_refusing_one_is_skipped() -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    async with LiveServer(upstream("charts-a")) as a, LiveServer(upstream("charts-b")) as b:
+        settings = GatewaySettings(charts_url=f"{a.url},{b.url}, {dead}")
+        async with LiveServer(create_app(settings)) as gw, httpx.AsyncClient(base_url=gw.url) as client:
+            served = [(await client.post("/v1/charts", content=b"{}")).json()["service"] for _ in range(6)]
+            # round-robin over a, b and the dead one, whose turn goes to the next replica: nothing fails
+            assert served.count("charts-a") >= 2 and served.count("charts-b") >= 2
+            assert set(served) == {"charts-a", "charts-b"}
+        only_dead = GatewaySettings(charts_url=f"{dead},{dead}")
+        async with LiveServer(create_app(only_dead)) as gw, httpx.AsyncClient(base_url=gw.url) as client:
+            r = await client.get("/v1/charts")
+            assert r.status_code == 502 and r.headers["content-type"] == "application/problem+json"

@@ -2,10 +2,16 @@
 
 Requests and responses are streamed through (documents can be large). The route table is the one the
 all-in-one process uses (clinishare_shared.routes), so both agree on who owns what.
+
+Replicas: a service's URL setting may list several base URLs (comma-separated); requests go to them in
+turn (round-robin), and a replica that refuses the connection (down, restarting) is skipped for the next
+one: a refused connection means the request was never sent, so trying another replica is safe even for
+a POST. Any other failure is answered 502, never retried (the request may have been processed).
 """
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
@@ -30,6 +36,14 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
 def create_app(settings: GatewaySettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
 
+    turns = {service: itertools.cycle(range(len(settings.upstreams(service)))) for service in SERVICES}
+
+    def replicas(service: str) -> list[str]:
+        """Every replica, starting with the one whose turn it is."""
+        urls = settings.upstreams(service)
+        first = next(turns[service])
+        return urls[first:] + urls[:first]
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.client = httpx.AsyncClient(timeout=settings.timeout_seconds, transport=transport)
@@ -48,11 +62,15 @@ def create_app(settings: GatewaySettings | None = None, *, transport: httpx.Asyn
     async def readyz(request: Request) -> Any:
         checks: dict[str, bool] = {}
         for service in SERVICES:
-            try:
-                resp = await request.app.state.client.get(f"{settings.upstream(service)}/readyz", timeout=3)
-                checks[service] = resp.status_code == 200
-            except httpx.HTTPError:
-                checks[service] = False
+            checks[service] = False
+            for upstream in settings.upstreams(service):  # ready when one replica is
+                try:
+                    resp = await request.app.state.client.get(f"{upstream}/readyz", timeout=3)
+                    if resp.status_code == 200:
+                        checks[service] = True
+                        break
+                except httpx.HTTPError:
+                    pass
         if all(checks.values()):
             return {"status": "ready", "checks": checks}
         return problem_response(503, detail="a service is not ready", checks=checks)
@@ -65,28 +83,36 @@ def create_app(settings: GatewaySettings | None = None, *, transport: httpx.Asyn
             # each service's own OpenAPI document and health: /_services/<name>/openapi.json
             _, _, name, *rest = request.url.path.split("/", 3)
             if name in SERVICES:
-                return await _forward(request, settings.upstream(name), "/" + (rest[0] if rest else ""))
+                return await _forward(request, replicas(name), "/" + (rest[0] if rest else ""))
         if service is None:
             return problem_response(404, detail="no such endpoint", instance=request.url.path)
-        return await _forward(request, settings.upstream(service), request.url.path)
+        return await _forward(request, replicas(service), request.url.path)
 
     return app
 
 
-async def _forward(request: Request, upstream: str, path: str) -> Any:
+async def _forward(request: Request, upstreams: list[str], path: str) -> Any:
     client: httpx.AsyncClient = request.app.state.client
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
     headers.append(("x-forwarded-for", request.client.host if request.client else ""))
     if "x-request-id" not in request.headers:
         headers.append(("x-request-id", uuid.uuid4().hex))
-    upstream_request = client.build_request(
-        request.method, upstream + path, params=request.query_params.multi_items(), headers=headers,
-        content=request.stream(),
-    )
-    try:
-        response = await client.send(upstream_request, stream=True)
-    except httpx.HTTPError as exc:
-        log.warning("upstream_unreachable", upstream=upstream, error=type(exc).__name__)
+    body = request.stream()
+    response = None
+    for upstream in upstreams:
+        upstream_request = client.build_request(
+            request.method, upstream + path, params=request.query_params.multi_items(), headers=headers,
+            content=body,
+        )
+        try:
+            response = await client.send(upstream_request, stream=True)
+            break
+        except httpx.ConnectError as exc:  # never reached it: the next replica may take it
+            log.warning("upstream_refused_trying_next", upstream=upstream, error=type(exc).__name__)
+        except httpx.HTTPError as exc:
+            log.warning("upstream_unreachable", upstream=upstream, error=type(exc).__name__)
+            break
+    if response is None:
         return problem_response(502, title="Bad gateway", detail="the service is not reachable",
                                 instance=request.url.path)
     out_headers = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}

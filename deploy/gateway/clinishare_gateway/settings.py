@@ -13,12 +13,16 @@ class GatewaySettings(ProcessSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
     port: int = DEFAULT_PORTS["gateway"]
-    identity_url: str = Field(default=f"http://127.0.0.1:{DEFAULT_PORTS['identity']}", description="the identity service's base URL")
+    identity_url: str = Field(default=f"http://127.0.0.1:{DEFAULT_PORTS['identity']}", description="the identity service's base URL (several, comma-separated: round-robin)")
     charts_url: str = Field(default=f"http://127.0.0.1:{DEFAULT_PORTS['charts']}", description="the charts service's base URL")
     documents_url: str = Field(default=f"http://127.0.0.1:{DEFAULT_PORTS['documents']}", description="the documents service's base URL")
     forms_url: str = Field(default=f"http://127.0.0.1:{DEFAULT_PORTS['forms']}", description="the forms service's base URL")
     notify_url: str = Field(default=f"http://127.0.0.1:{DEFAULT_PORTS['notify']}", description="the notify service's base URL")
     timeout_seconds: float = Field(default=30.0, gt=0, description="upstream timeout")
 
+    def upstreams(self, service: str) -> list[str]:
+        """The service's replicas: ``<SERVICE>_URL`` may list several base URLs, comma-separated."""
+        return [u.strip().rstrip("/") for u in str(getattr(self, f"{service}_url")).split(",") if u.strip()]
+
     def upstream(self, service: str) -> str:
-        return str(getattr(self, f"{service}_url")).rstrip("/")
+        return self.upstreams(service)[0]
