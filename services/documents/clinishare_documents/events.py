@@ -5,15 +5,19 @@ a change ADDED and ``documents.unshared`` with those it REMOVED, at most one of 
 change. Ids only: never a filename, a label or content (principle 5). Ordinary labels announce nothing.
 For analytics (SPEC 10.5): ``documents.document.uploaded`` rides in the inserted document,
 ``documents.document.deleted`` in the soft delete (after the ``documents.unshared`` it implies).
+``documents.share.expired`` rides in the sweeper's update that drops the expired recipients;
+``documents.document.accessed`` in the access-log entry of a download by someone other than the owner.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from clinishare_shared.bus.base import Handler
 from clinishare_shared.events import (
-    DocumentDeleted, DocumentShared, DocumentUnshared, DocumentUploaded, Envelope, OfficeRecipient, make_event,
+    DocumentAccessed, DocumentDeleted, DocumentShared, DocumentShareExpired, DocumentUnshared, DocumentUploaded,
+    Envelope, OfficeRecipient, make_event,
 )
 from clinishare_shared.projection import IdentityProjection
 
@@ -40,6 +44,19 @@ def share_events(*, document_id: str, owner_id: str, workspace_patient_id: str |
         out.append(make_event(DocumentUnshared(**common, **_recipients(removed)), source=SOURCE,
                               subject=document_id))
     return out
+
+
+def share_expired(doc: dict[str, Any], gone: ShareState, *, expires_at: datetime) -> Envelope:
+    data = DocumentShareExpired(document_id=doc["_id"], owner_id=doc["owner_id"],
+                                workspace_patient_id=doc.get("patient_id"), expires_at=expires_at, **_recipients(gone))
+    return make_event(data, source=SOURCE, subject=doc["_id"])
+
+
+def document_accessed(entry: dict[str, Any]) -> Envelope:
+    data = DocumentAccessed(document_id=entry["document_id"], patient_id=entry["patient_id"],
+                            owner_id=entry["owner_id"], accessor_id=entry["accessor_id"],
+                            accessor_kind=entry["accessor_kind"], grant_ids=entry["grant_ids"])
+    return make_event(data, source=SOURCE, subject=entry["document_id"])
 
 
 def uploaded(doc: dict[str, Any]) -> Envelope:

@@ -17,3 +17,4 @@ class DocumentsSettings(ServiceSettings):
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1, description="largest file accepted, in bytes")
     identity_url: str = "http://127.0.0.1:8001"
     gridfs_bucket: str = "fs"
+    expiry_sweep_seconds: float = Field(default=5.0, gt=0, description="how often expired shares are dropped")

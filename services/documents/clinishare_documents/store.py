@@ -9,6 +9,7 @@ Every change that shares or unshares carries its events in the same single-docum
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import datetime
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,9 +20,10 @@ from clinishare_shared.outbox import NO_OUTBOX, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 
 from clinishare_documents import events as document_events
-from clinishare_documents.domain.rules import Change, ShareState, share_keys
+from clinishare_documents import events as published
+from clinishare_documents.domain.rules import Change, ShareState, expired_shares, share_keys
 
-DOCUMENTS = "documents"
+DOCUMENTS, ACCESSES = "documents", "document_accesses"
 NOT_DELETED = {"deleted_at": None}
 # A multi-document label call reserves all its documents before it changes any (see ``claim``). Every
 # write to a document is conditional on there being no live reservation of another call.
@@ -42,6 +44,15 @@ def shares_doc(state: ShareState) -> dict[str, Any]:
     }
 
 
+def expiries_of(doc: dict[str, Any]) -> dict[str, datetime]:
+    """Recipient key -> when its share expires (recipients without an expiry are not listed)."""
+    return {e["key"]: e["expires_at"] for e in doc.get("expiries") or []}
+
+
+def expiries_doc(expiries: dict[str, datetime]) -> list[dict[str, Any]]:
+    return [{"key": k, "expires_at": v} for k, v in sorted(expiries.items())]
+
+
 def shares_state(doc: dict[str, Any]) -> ShareState:
     s = doc.get("shares") or {}
     return ShareState.of(s.get("patient_ids", ()), s.get("practitioner_ids", ()),
@@ -52,6 +63,7 @@ class DocumentStore:
     def __init__(self, db: Any, *, bucket: str = "fs", kick: Callable[[], None] | None = None) -> None:
         self.db = db
         self.documents = db[DOCUMENTS]
+        self.accesses = db[ACCESSES]
         self.grid = GridStore(db, bucket)
         self._kick = kick or (lambda: None)
 
@@ -65,6 +77,8 @@ class DocumentStore:
         await self.documents.create_index([("share_keys", 1), ("deleted_at", 1), ("_id", -1)], name="shared")
         await self.documents.create_index([("share_keys", 1), ("deleted_at", 1), ("patient_id", 1), ("_id", -1)],
                                           name="shared_by_patient")
+        await self.documents.create_index([("expiries.expires_at", 1)], name="expiry")
+        await self.accesses.create_index([("document_id", 1), ("_id", -1)], name="document_newest")
 
     # ---- content -----------------------------------------------------------------------------------
 
@@ -142,11 +156,14 @@ class DocumentStore:
             await self.documents.update_one({"_id": doc_id, f"{LOCK}.call": call_id},
                                             {"$unset": {LOCK: ""}, "$inc": {"version": 1}})
 
-    async def apply(self, doc_id: str, change: Change, events: list[Envelope], *, call_id: str) -> dict[str, Any]:
-        """Write ``change`` and its events to a document reserved for ``call_id``, ending the reservation."""
+    async def apply(self, doc_id: str, change: Change, events: list[Envelope], *, call_id: str,
+                    expiries: dict[str, datetime]) -> dict[str, Any]:
+        """Write ``change``, the recipients' expiries and the events to a document reserved for ``call_id``,
+        ending the reservation."""
         update: dict[str, Any] = {
             "$set": {"labels": list(change.labels), "shares": shares_doc(change.shares),
-                     "share_keys": share_keys(change.shares), "updated_at": now_ms()},
+                     "share_keys": share_keys(change.shares), "updated_at": now_ms(),
+                     "expiries": expiries_doc(expiries)},
             "$unset": {LOCK: ""},
             "$inc": {"version": 1},
         }
@@ -165,7 +182,7 @@ class DocumentStore:
         """Mark deleted, drop its recipients and name, and announce the unshare, in one write."""
         update: dict[str, Any] = {
             "$set": {"deleted_at": now_ms(), "shares": shares_doc(ShareState()), "share_keys": [],
-                     "labels": []},
+                     "labels": [], "expiries": []},
             "$unset": {"filename": ""},
             "$inc": {"version": 1},
         }
@@ -176,3 +193,39 @@ class DocumentStore:
         if res.matched_count and events:
             self._kick()
         return bool(res.matched_count)
+
+    async def expire_due(self, now: datetime, *, batch: int = 100) -> int:
+        """Drop the recipients whose share has expired, each document with its ``documents.share.expired``
+        event in one version-checked update: of several replicas sweeping at once, one wins per version and
+        the others find nothing left to expire. Returns how many documents changed."""
+        due = await self.documents.find({**NOT_DELETED, "expiries.expires_at": {"$lte": now}}, _HIDE) \
+            .limit(batch).to_list()
+        changed = 0
+        for doc in due:
+            expiries = expiries_of(doc)
+            gone = expired_shares(shares_state(doc), expiries, now)
+            remaining = shares_state(doc) - gone
+            keep = {k: v for k, v in expiries.items() if v > now}
+            update: dict[str, Any] = {"$set": {"shares": shares_doc(remaining), "share_keys": share_keys(remaining),
+                                               "expiries": expiries_doc(keep), "updated_at": now_ms()},
+                                      "$inc": {"version": 1}}
+            if gone:
+                update = push_events(update, published.share_expired(doc, gone, expires_at=min(
+                    v for v in expiries.values() if v <= now)))
+            res = await self.documents.update_one(
+                {"_id": doc["_id"], "version": doc["version"], **NOT_DELETED, **_unlocked(now_ms())}, update)
+            changed += res.modified_count
+        if changed:
+            self._kick()
+        return changed
+
+    # ---- the access log ----------------------------------------------------------------------------
+
+    async def record_access(self, *, doc: dict[str, Any], accessor_id: str, accessor_kind: str,
+                            grant_ids: list[str]) -> None:
+        """A download by someone other than the owner: the log entry and its event in one insert."""
+        entry = {"_id": new_id(), "document_id": doc["_id"], "owner_id": doc["owner_id"],
+                 "patient_id": doc.get("patient_id"), "accessor_id": accessor_id, "accessor_kind": accessor_kind,
+                 "grant_ids": grant_ids, "at": now_ms()}
+        await self.accesses.insert_one(with_events(entry, published.document_accessed(entry)))
+        self._kick()

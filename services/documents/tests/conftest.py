@@ -18,7 +18,7 @@ from clinishare_shared.bus.memory import InMemoryBus
 from clinishare_shared.bus.rabbit import RabbitBus
 from clinishare_shared.directory import StaticDirectory
 from clinishare_shared.events import (
-    ConnectionCreated, Envelope, EventData, OfficeCreated, OfficeMember, OfficeMemberAdded, OfficeMemberRemoved,
+    AccountRegistered, ConnectionCreated, ConnectionDeleted, Envelope, EventData, OfficeCreated, OfficeMember, OfficeMemberAdded, OfficeMemberRemoved,
     PatientRegistered, make_event,
 )
 from clinishare_shared.mongo import new_id
@@ -100,9 +100,18 @@ class Harness:
                                               care_team=list(care_team)), patient_id)
         return patient_id
 
-    async def connect(self, owner: str, target_kind: str, target_id: str) -> None:
-        await self.identity(ConnectionCreated(connection_id=new_id(), owner_id=owner, target_kind=target_kind,  # type: ignore[arg-type]
+    async def connect(self, owner: str, target_kind: str, target_id: str) -> str:
+        connection_id = new_id()
+        await self.identity(ConnectionCreated(connection_id=connection_id, owner_id=owner, target_kind=target_kind,  # type: ignore[arg-type]
                                               target_id=target_id), owner)
+        return connection_id
+
+    async def disconnect(self, connection_id: str, owner: str, target_kind: str, target_id: str) -> None:
+        await self.identity(ConnectionDeleted(connection_id=connection_id, owner_id=owner, target_kind=target_kind,  # type: ignore[arg-type]
+                                              target_id=target_id, deleted_by=target_id), owner)
+
+    async def account(self, account_id: str, name: str, kind: str = "practitioner") -> None:
+        await self.identity(AccountRegistered(account_id=account_id, kind=kind, name=name), account_id)  # type: ignore[arg-type]
 
     # ---- the documents API -----------------------------------------------------------------------
 

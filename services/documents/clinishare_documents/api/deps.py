@@ -3,21 +3,26 @@ turn identity facts (projection first, identity itself as tie-breaker) into the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends
 
+from clinishare_shared.access import NamedRecipient, named_recipients
 from clinishare_shared.deps import DirectoryDep, ProjectionDep, from_state
+from clinishare_shared.domain.access import Ground
+from clinishare_shared.mongo import now_ms
 from clinishare_shared.auth import CurrentPrincipal, Principal, require_kind
 from clinishare_shared.directory import Directory, refused_recipients
 from clinishare_shared.problems import Problem, not_found
 from clinishare_shared.projection import IdentityProjection
 from clinishare_shared.ids import PathId
 
-from clinishare_documents.domain.rules import SharerFacts, Targets, can_read
+from clinishare_documents.domain.rules import SharerFacts, Targets
 from clinishare_documents.domain.schemas import DocumentRead, Shares
 from clinishare_documents.settings import DocumentsSettings
-from clinishare_documents.store import DocumentStore, shares_state
+from clinishare_documents.service import read_grounds
+from clinishare_documents.store import DocumentStore, expiries_of, shares_state
 
 
 StoreDep = Annotated[DocumentStore, from_state("store")]
@@ -25,31 +30,69 @@ SettingsDep = Annotated[DocumentsSettings, from_state("settings")]
 CurrentReader = Annotated[Principal, require_kind("practitioner", "staff")]
 
 
+@dataclass(frozen=True)
+class DocumentAccess:
+    """A document the caller may read, and the shares they read it through (empty for its owner)."""
+
+    doc: dict[str, Any]
+    grounds: list[Ground]
+
+    @property
+    def is_owner(self) -> bool:
+        return not self.grounds
+
+
 async def _readable(document_id: PathId, principal: CurrentPrincipal, store: StoreDep,
-                    projection: ProjectionDep) -> dict[str, Any]:
+                    projection: ProjectionDep) -> DocumentAccess:
     doc = await store.get(document_id)
     if doc is None:
         raise not_found("document")
-    roles = {} if principal.kind == "patient" or doc["owner_id"] == principal.id \
-        else await projection.roles_of(principal.id)
-    if not can_read(owner_id=doc["owner_id"], keys=doc.get("share_keys", []), account_id=principal.id,
-                    kind=principal.kind, office_roles=roles):
+    if doc["owner_id"] == principal.id and principal.kind != "patient":
+        return DocumentAccess(doc, [])
+    found = await read_grounds(projection=projection, doc=doc, account_id=principal.id, kind=principal.kind,
+                               now=now_ms())
+    if not found:
+        raise not_found("document")
+    return DocumentAccess(doc, found)
+
+
+ReadableDocument = Annotated[DocumentAccess, Depends(_readable)]
+
+
+async def _own_document(document_id: PathId, principal: CurrentPrincipal, store: StoreDep) -> dict[str, Any]:
+    doc = await store.get(document_id)
+    if doc is None or doc["owner_id"] != principal.id or principal.kind == "patient":
         raise not_found("document")
     return doc
 
 
-ReadableDocument = Annotated[dict[str, Any], Depends(_readable)]
+OwnDocument = Annotated[dict[str, Any], Depends(_own_document)]
 
 
-def to_read(doc: dict[str, Any], viewer_id: str) -> DocumentRead:
-    """The owner sees labels and recipients; a recipient sees the document, not who else has it."""
+async def to_read(doc: dict[str, Any], viewer_id: str, projection: IdentityProjection) -> DocumentRead:
+    """The owner sees labels and recipients (named); a recipient sees the document and who shared it,
+    not who else has it. Names are read now, from the projection."""
     owner = doc["owner_id"] == viewer_id
+    owner_name = (await projection.names([doc["owner_id"]])).get(doc["owner_id"])
+    shares, recipients = Shares(), []
+    if owner:
+        state = shares_state(doc)
+        shares = Shares.from_state(state)
+        expiries = expiries_of(doc)
+        offices = await projection.office_names(o for o, _ in state.offices)
+        named = await named_recipients(projection, practitioner_ids=sorted(state.practitioner_ids))
+        recipients = (
+            [NamedRecipient(kind="patient", id=p, expires_at=expiries.get(f"patient:{p}"))
+             for p in sorted(state.patient_ids)]
+            + [r.model_copy(update={"expires_at": expiries.get(f"practitioner:{r.id}")}) for r in named]
+            + [NamedRecipient(kind="office", id=o, name=offices.get(o), audience=a,  # type: ignore[arg-type]
+                              expires_at=expiries.get(f"office:{o}:{a}")) for o, a in sorted(state.offices)])
     return DocumentRead(
         id=doc["_id"], owner_id=doc["owner_id"], filename=doc["filename"], content_type=doc["content_type"],
         size=doc["size"], sha256=doc["sha256"], patient_id=doc.get("patient_id"),
-        labels=list(doc.get("labels", [])) if owner else [],
-        shares=Shares.from_state(shares_state(doc)) if owner else Shares(),
-        created_at=doc["created_at"],
+        labels=list(doc.get("labels", [])) if owner else [], shares=shares, recipients=recipients,
+        owner_name=owner_name,
+        sharer_name=None if owner else owner_name, created_at=doc["created_at"],
     )
 
 

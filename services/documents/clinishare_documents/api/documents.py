@@ -8,6 +8,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from clinishare_shared.access import AccessList, access_list
+from clinishare_shared.mongo import now_ms
 from clinishare_shared.auth import CurrentPractitioner, CurrentPrincipal
 from clinishare_shared.gridfs import FileInfo, TooLarge
 from clinishare_shared.pagination import PageParams
@@ -15,13 +17,14 @@ from clinishare_shared.problems import Problem, not_found
 from clinishare_shared.ids import Id, PathId, is_id
 
 from clinishare_documents.api.deps import (
-    CurrentReader, DirectoryDep, ProjectionDep, ReadableDocument, SettingsDep, StoreDep,
+    CurrentReader, DirectoryDep, OwnDocument, ProjectionDep, ReadableDocument, SettingsDep, StoreDep,
     patients_refused, to_read,
 )
 from clinishare_documents.api.multipart import (
     MultipartError, StreamingForm, boundary_of, clean_content_type, clean_filename,
 )
-from clinishare_documents.domain.rules import ShareState, delete_decision, reader_keys
+from clinishare_documents.domain.rules import ShareState, reader_keys
+from clinishare_documents.service import read_grounds, readable, readers
 from clinishare_documents.domain.schemas import DocumentPage, DocumentRead
 from clinishare_documents import events as document_events
 from clinishare_documents.events import share_events
@@ -93,7 +96,7 @@ async def upload_document(request: Request, principal: CurrentPractitioner, stor
         if isinstance(exc, MultipartError):
             raise Problem(422, str(exc)) from None
         raise
-    return to_read(doc, principal.id)
+    return await to_read(doc, principal.id, projection)
 
 
 @router.get("", response_model=DocumentPage, summary="My documents, or documents shared with me")
@@ -110,12 +113,22 @@ async def list_documents(principal: CurrentReader, store: StoreDep, projection: 
         keys = reader_keys(principal.id, principal.kind, await projection.roles_of(principal.id))
         docs = await store.list_shared(keys, patient_id=patient_id, page=page)
     items, cursor = page.page(docs)
-    return DocumentPage(items=[to_read(d, principal.id) for d in items], next_cursor=cursor)
+    if scope == "shared":  # an expired share, or a recipient off the owner's sharing list, gives nothing
+        items = await readable(projection=projection, docs=items, account_id=principal.id, kind=principal.kind,
+                               now=now_ms())
+    return DocumentPage(items=[await to_read(d, principal.id, projection) for d in items], next_cursor=cursor)
 
 
 @router.get("/{document_id}", response_model=DocumentRead, summary="A document I own or that is shared with me")
-async def get_document(doc: ReadableDocument, principal: CurrentPrincipal) -> DocumentRead:
-    return to_read(doc, principal.id)
+async def get_document(access: ReadableDocument, principal: CurrentPrincipal,
+                       projection: ProjectionDep) -> DocumentRead:
+    return await to_read(access.doc, principal.id, projection)
+
+
+@router.get("/{document_id}/access", response_model=AccessList,
+            summary="Who can read this document now, and through which shares (its owner only)")
+async def document_access(doc: OwnDocument, projection: ProjectionDep) -> AccessList:
+    return await access_list(await readers(projection=projection, doc=doc, now=now_ms()), projection)
 
 
 def _attachment(filename: str) -> str:
@@ -125,7 +138,13 @@ def _attachment(filename: str) -> str:
 
 @router.get("/{document_id}/content", summary="The document's content, streamed",
             response_class=StreamingResponse, responses={200: {"content": {"application/octet-stream": {}}}})
-async def document_content(doc: ReadableDocument, store: StoreDep) -> StreamingResponse:
+async def document_content(access: ReadableDocument, principal: CurrentPrincipal,
+                           store: StoreDep) -> StreamingResponse:
+    doc = access.doc
+    if not access.is_owner:
+        # the download is accounted for (audit) in the same write as its access-log entry
+        await store.record_access(doc=doc, accessor_id=principal.id, accessor_kind=principal.kind,
+                                  grant_ids=[g.grant_id for g in access.grounds])
     headers = {
         "content-type": doc["content_type"],  # exactly as stored (no charset added)
         "content-length": str(doc["size"]),
@@ -143,10 +162,10 @@ async def delete_document(document_id: PathId, principal: CurrentPrincipal, stor
         doc: dict[str, Any] | None = await store.get(document_id)
         if doc is None:
             raise not_found("document")
-        roles = {} if doc["owner_id"] == principal.id or principal.kind == "patient" \
-            else await projection.roles_of(principal.id)
-        decision = delete_decision(owner_id=doc["owner_id"], keys=doc.get("share_keys", []),
-                                   account_id=principal.id, kind=principal.kind, office_roles=roles)
+        is_owner = doc["owner_id"] == principal.id and principal.kind != "patient"
+        reads = is_owner or bool(await read_grounds(projection=projection, doc=doc, account_id=principal.id,
+                                                    kind=principal.kind, now=now_ms()))
+        decision = "allowed" if is_owner else "forbidden" if reads else "not_found"
         if decision == "not_found":
             raise not_found("document")
         if decision == "forbidden":

@@ -18,10 +18,10 @@ from clinishare_shared.problems import Problem
 from clinishare_shared.retry import TryAgain, optimistic
 
 from clinishare_documents.api.deps import DirectoryDep, ProjectionDep, StoreDep, sharer_facts, to_read
-from clinishare_documents.domain.rules import DocFacts, apply_change, validate_label_call
+from clinishare_documents.domain.rules import DocFacts, apply_change, next_expiries, validate_label_call
 from clinishare_documents.domain.schemas import LabelRequest, LabelResult
 from clinishare_documents.events import share_events
-from clinishare_documents.store import shares_state
+from clinishare_documents.store import expiries_of, shares_state
 
 router = APIRouter(prefix="/v1/documents", tags=["labels"])
 
@@ -43,7 +43,9 @@ async def label_documents(body: LabelRequest, request: Request, principal: Curre
             invalid = list(dict.fromkeys(r.target.split(":", 1)[1] for r in refusals))
             raise Problem(422, "the call was refused; nothing was changed", errors=errors, invalid_ids=invalid)
         changes = {i: apply_change(owned[i]["labels"], shares_state(owned[i]), add=add, remove=remove) for i in ids}
-        changing = [owned[i] for i in ids if changes[i].changed(owned[i]["labels"])]
+        expiries = {i: next_expiries(expiries_of(owned[i]), changes[i].shares, add, body.add.expires_at) for i in ids}
+        changing = [owned[i] for i in ids
+                    if changes[i].changed(owned[i]["labels"]) or expiries[i] != expiries_of(owned[i])]
         # all or nothing (SPEC 5): every document to change is reserved at the version read, else none is
         call_id = new_id()
         if not await store.claim(changing, call_id):
@@ -54,8 +56,9 @@ async def label_documents(body: LabelRequest, request: Request, principal: Curre
             events = share_events(document_id=doc["_id"], owner_id=principal.id,
                                   workspace_patient_id=doc.get("patient_id"), added=change.added,
                                   removed=change.removed)
-            written[doc["_id"]] = await store.apply(doc["_id"], change, events, call_id=call_id)
-        return LabelResult(items=[to_read(written.get(i, owned[i]), principal.id) for i in ids])
+            written[doc["_id"]] = await store.apply(doc["_id"], change, events, call_id=call_id,
+                                                    expiries=expiries[doc["_id"]])
+        return LabelResult(items=[await to_read(written.get(i, owned[i]), principal.id, projection) for i in ids])
 
     return await optimistic(attempt, exhausted=Problem(
         409, "a document was being changed at the same time; nothing was changed, try again"))

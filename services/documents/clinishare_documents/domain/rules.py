@@ -6,16 +6,22 @@ Who may be a recipient (share labels), checked for the whole call before anythin
   - an office: must be on the sharing list, with audience ``practitioners`` or ``staff``.
 Removing a recipient is always allowed (you can always unshare), but the audience must still be known.
 
-Who may read: the owner, and whoever one of the document's recipient keys names, evaluated now:
+Who may read: the owner, and whoever one of the document's *live* recipient keys names, evaluated now:
 a patient by id, a practitioner by id, and the CURRENT members of a recipient office whose role in that
-office matches the audience (practitioners <-> role practitioner, staff <-> role staff).
+office matches the audience (practitioners <-> role practitioner, staff <-> role staff). A key is live
+while its share has not expired and its practitioner or office is still on the owner's sharing list
+(``live_keys``). ``grounds`` is the one rule behind both the read check and "who can see this".
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
+
+from clinishare_shared.domain.access import Ground, Reader
+from clinishare_shared.domain.sharing import SharingList, in_force, through_of
 
 AUDIENCES = ("practitioners", "staff")
 ROLE_AUDIENCE = {"practitioner": "practitioners", "staff": "staff"}
@@ -204,3 +210,91 @@ def delete_decision(*, owner_id: str, keys: Iterable[str], account_id: str, kind
     if can_read(owner_id=owner_id, keys=keys, account_id=account_id, kind=kind, office_roles=office_roles):
         return "forbidden"
     return "not_found"
+
+
+# ---- lifecycle and "who can see this" (SPEC 10.1, 10.2) ---------------------------------------------
+
+KEY_RULE = "share_label"
+
+
+def live_keys(keys: Iterable[str], expiries: Mapping[str, datetime], sharer: SharingList,
+              now: datetime) -> list[str]:
+    """The recipient keys that give access now: not expired, and (for practitioners and offices) still on
+    the owner's sharing list. A patient is not on a sharing list; their share only expires."""
+    out = []
+    for key in keys:
+        if not in_force(expiries.get(key), now):
+            continue
+        kind, _, rest = key.partition(":")
+        if kind == "practitioner" and rest not in sharer.practitioners:
+            continue
+        if kind == "office" and rest.partition(":")[0] not in sharer.offices:
+            continue
+        out.append(key)
+    return out
+
+
+def grounds(*, owner_id: str, keys: Iterable[str], expiries: Mapping[str, datetime], sharer: SharingList,
+            account_id: str, kind: str, office_roles: Mapping[str, str], now: datetime) -> list[Ground]:
+    """Every share through which a reader other than the owner reads the document now."""
+    if account_id == owner_id and kind != "patient":
+        return []
+    mine = set(reader_keys(account_id, kind, office_roles))
+    out = []
+    for key in live_keys(keys, expiries, sharer, now):
+        if key not in mine:
+            continue
+        what, _, rest = key.partition(":")
+        common = {"grant_id": key, "rule": KEY_RULE, "expires_at": expiries.get(key)}
+        if what == "patient":
+            out.append(Ground(through="patient", **common))
+        elif what == "practitioner":
+            out.append(Ground(through=through_of(sharer, rest), **common))
+        else:
+            out.append(Ground(through="office_membership", office_id=rest.partition(":")[0], **common))
+    return out
+
+
+def who_can_read(*, owner_id: str, keys: Iterable[str], expiries: Mapping[str, datetime], sharer: SharingList,
+                 rosters: Mapping[str, Mapping[str, str]], now: datetime) -> dict[Reader, list[Ground]]:
+    """Every reader but the owner, with their grounds: named patients and practitioners, and the current
+    members of recipient offices whose role matches the audience (``rosters``: office -> {account: role})."""
+    keys = list(keys)
+    candidates: set[Reader] = set()
+    for key in keys:
+        what, _, rest = key.partition(":")
+        if what == "patient":
+            candidates.add(Reader("patient", rest))
+        elif what == "practitioner":
+            candidates.add(Reader("practitioner", rest))
+        else:
+            for account_id, role in rosters.get(rest.partition(":")[0], {}).items():
+                candidates.add(Reader("staff" if role == "staff" else "practitioner", account_id))
+    out: dict[Reader, list[Ground]] = {}
+    for reader in sorted(candidates, key=lambda r: (r.kind, r.id)):
+        roles = {} if reader.kind == "patient" else {o: m[reader.id] for o, m in rosters.items() if reader.id in m}
+        found = grounds(owner_id=owner_id, keys=keys, expiries=expiries, sharer=sharer, account_id=reader.id,
+                        kind=reader.kind, office_roles=roles, now=now)
+        if found:
+            out[reader] = found
+    return out
+
+
+def next_expiries(old: Mapping[str, datetime], new_shares: ShareState, add: Targets,
+                  expires_at: datetime | None) -> dict[str, datetime]:
+    """Expiries after a label call: a recipient named in ``add`` takes the call's ``expires_at`` (none:
+    it no longer expires); the others keep theirs; a removed recipient's expiry goes with it."""
+    live = set(share_keys(new_shares))
+    named = set(share_keys(add.shares()))
+    out = {k: v for k, v in old.items() if k in live and k not in named}
+    if expires_at is not None:
+        out.update({k: expires_at for k in named})
+    return out
+
+
+def expired_shares(shares: ShareState, expiries: Mapping[str, datetime], now: datetime) -> ShareState:
+    """The recipients whose share has expired by ``now``."""
+    gone = {k for k, at in expiries.items() if not in_force(at, now)}
+    return ShareState.of((p for p in shares.patient_ids if f"patient:{p}" in gone),
+                         (p for p in shares.practitioner_ids if f"practitioner:{p}" in gone),
+                         (o for o in shares.offices if f"office:{o[0]}:{o[1]}" in gone))

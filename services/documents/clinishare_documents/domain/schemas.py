@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from clinishare_shared.access import NamedRecipient
+from clinishare_shared.domain.sharing import expiry_problem
 
 from clinishare_shared.ids import Id
 
@@ -48,6 +51,10 @@ class DocumentRead(BaseModel):
     patient_id: str | None = Field(description="the workspace patient; null for All Documents")
     labels: list[str] = Field(description="ordinary labels (shown to the owner only)")
     shares: Shares = Field(description="the recipients (shown to the owner only)")
+    recipients: list[NamedRecipient] = Field(default=[], description="the recipients named, each with its expiry "
+                                                                     "(shown to the owner only)")
+    owner_name: str | None = Field(default=None, description="the uploader's name now")
+    sharer_name: str | None = Field(default=None, description="on a document shared with you: who shared it")
     created_at: datetime
 
 
@@ -71,6 +78,8 @@ class LabelTargets(BaseModel):
     patient_ids: list[AccountId] = Field(default_factory=list, max_length=MAX_TARGETS)
     practitioner_ids: list[AccountId] = Field(default_factory=list, max_length=MAX_TARGETS)
     offices: list[OfficeTarget] = Field(default_factory=list, max_length=MAX_TARGETS)
+    expires_at: datetime | None = Field(default=None, description="add only: RFC 3339, in the future, at most 5 "
+                                        "years ahead; the shares named in add expire then")
 
     def targets(self) -> Targets:
         return Targets(labels=tuple(self.labels), patient_ids=tuple(self.patient_ids),
@@ -86,6 +95,14 @@ class LabelRequest(BaseModel):
     document_ids: list[DocumentId] = Field(min_length=1, max_length=MAX_DOCUMENTS_PER_CALL)
     add: LabelTargets = Field(default_factory=LabelTargets)
     remove: LabelTargets = Field(default_factory=LabelTargets)
+
+    @model_validator(mode="after")
+    def _expiry(self) -> "LabelRequest":
+        if self.remove.expires_at is not None:
+            raise ValueError("expires_at belongs to add, not remove")
+        if (problem := expiry_problem(self.add.expires_at, datetime.now(UTC))) is not None:
+            raise ValueError(problem)
+        return self
 
 
 class LabelResult(BaseModel):
