@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := shared $(wildcard services/*) $(wildcard deploy/allinone deploy/gateway)
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 
-.PHONY: run test install install-test unit integration e2e compose-config asyncapi lock clean
+.PHONY: run test install install-test unit integration e2e bench compose-config asyncapi lock clean
 
 $(VENV)/.base: requirements/base.lock $(PYPROJECTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ unit: install-test
 
 e2e: install-test
 	$(BIN)/python -m pytest tests/e2e
+
+## Performance targets, each as a ratio to a baseline measured in the same run (not part of `make test`).
+## The engine is MONGODB_URL's, else the in-process one; BENCH_ARGS="--quick" for a smoke run.
+bench: install-test
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 compose-config:
 	docker-compose -f docker-compose.yml config --quiet

@@ -49,6 +49,7 @@ class Stack:
     mailbox: Mailbox
     logs: dict[str, Path] = field(default_factory=dict)
     processes: dict[str, Any] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
 
 
 @pytest.fixture
@@ -108,7 +109,7 @@ async def _processes(tmp_path: Path, amqp_url: str, unique: str, mailbox: Mailbo
 
                 await wait_for(ready, timeout=60, interval=0.1, message=f"{name} ready")
         yield Stack(mode="processes", url=f"http://127.0.0.1:{ports['gateway']}", mailbox=mailbox, logs=logs,
-                    processes=procs)
+                    processes=procs, ports=ports)
     finally:
         for proc in procs.values():
             proc.terminate()

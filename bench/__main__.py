@@ -1,0 +1,582 @@
+"""``make bench``: the performance targets of the fast-paths work, each as a ratio to a baseline measured
+in the same run, on the engine this run uses (``MONGODB_URL``, else the in-process one).
+
+Every line names the engine, the figure, the baseline, the target and whether it was met. A missed
+target is re-run with pyinstrument on the process that missed it and the profile's path is printed.
+``--quick`` runs every scenario at tiny sizes (the smoke test uses it so the bench does not rot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.httpload import Connection, Result, load
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "var" / "bench"
+
+
+@dataclass
+class Sizes:
+    requests: int
+    bare_requests: int
+    base_charts: int
+    list_sizes: tuple[int, ...]
+    list_requests: int
+    relay_sizes: tuple[int, ...]
+    shares: int
+    throughput_shares: int
+    raw_messages: int
+
+
+FULL = Sizes(requests=400, bare_requests=2000, base_charts=1000, list_sizes=(1000, 10_000, 100_000),
+             list_requests=20, relay_sizes=(1000, 100_000), shares=200, throughput_shares=2000, raw_messages=2000)
+QUICK = Sizes(requests=20, bare_requests=40, base_charts=20, list_sizes=(10, 30), list_requests=3,
+              relay_sizes=(10, 100), shares=5, throughput_shares=10, raw_messages=20)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Report:
+    def __init__(self, engine: str) -> None:
+        self.engine = engine
+        self.lines: list[dict[str, Any]] = []
+
+    async def line(self, name: str, text: str, *, met: bool | None = None, target: str = "no target (reported)",
+                   profile: Callable[[], Awaitable[list[str]]] | None = None, **figures: Any) -> None:
+        verdict = "n/a" if met is None else ("met" if met else "MISSED")
+        row = {"engine": self.engine, "scenario": name, "figure": text, "target": target, "verdict": verdict,
+               **figures}
+        print(f"[{self.engine}] {name}: {text} | target {target} | {verdict}", flush=True)
+        if met is False and profile is not None:
+            try:
+                paths = await profile()
+            except Exception as exc:  # the profile is a diagnosis: its failure must not hide the figure
+                paths = [f"(profile failed: {exc!r})"]
+            row["profiles"] = paths
+            for path in paths:
+                print(f"    pyinstrument profile of the miss: {path}", flush=True)
+                _print_hot(path)
+        self.lines.append(row)
+
+
+def _print_hot(path: str, n: int = 12) -> None:
+    """The profile's heaviest lines under the request handling, so the reason shows in the bench output."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return
+    start = next((i + 1 for i, ln in enumerate(lines) if ln.startswith(("Profile at", "Program:"))), 0)
+    body = [ln for ln in lines[start:] if ln.strip()]
+    for ln in body[:n]:
+        print(f"      {ln[:150]}")
+
+
+def profile_env() -> None:
+    """Every process the bench starts from here on can be profiled on demand (see bench/profilehook)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    hook = str(Path(__file__).resolve().parent / "profilehook")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (hook, os.environ.get("PYTHONPATH")) if p)
+    os.environ["BENCH_PROFILE_DIR"] = str(OUT)
+
+
+async def profiled(procs: dict[str, Any], run: Callable[[], Awaitable[Any]]) -> list[str]:
+    """Run ``run`` with pyinstrument on in each of ``procs`` (name -> Popen); the profiles' paths."""
+    for proc in procs.values():
+        proc.send_signal(signal.SIGUSR1)
+    await asyncio.sleep(0.3)
+    await run()
+    written = {name: OUT / f"{proc.pid}.txt" for name, proc in procs.items()}
+    for name, proc in procs.items():
+        written[name].unlink(missing_ok=True)
+        proc.send_signal(signal.SIGUSR2)
+    deadline = time.monotonic() + 60
+    while not all(p.exists() for p in written.values()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    paths = []
+    for name, path in written.items():
+        if path.exists():
+            path.replace(OUT / f"profile-{name}.txt")
+            paths.append(str(OUT / f"profile-{name}.txt"))
+    return paths
+
+
+# ---- single-service scenarios ----------------------------------------------------------------------
+
+class Server:
+    """One bench server process (bench.servers), optionally under pyinstrument."""
+
+    def __init__(self, kind: str, *args: str) -> None:
+        self.kind, self.args = kind, args
+        self.port = free_port()
+        self.info_file = str(Path(tempfile.mkdtemp(prefix="bench-")) / "info.json")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = Path(self.info_file).with_name("server.log")
+
+    async def __aenter__(self) -> "Server":
+        args = [self.kind, str(self.port), *self.args]
+        if self.kind == "charts":
+            args.append(self.info_file)
+        cmd = [sys.executable, "-m", "bench.servers", *args]
+        env = dict(os.environ)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 600
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} server exited:\n{self.log.read_text()[-3000:]}")
+            ready = self.kind != "charts" or os.path.exists(self.info_file)
+            if ready:
+                try:
+                    conn = await Connection(self.url).open()
+                    await conn.close()
+                    break
+                except OSError:
+                    pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.kind} server did not start")
+            await asyncio.sleep(0.1)
+        self.info = json.loads(Path(self.info_file).read_text()) if self.kind == "charts" else {}
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aexit__(self, *exc: Any) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(Path(self.info_file).parent, ignore_errors=True)
+
+
+def _requests(info: dict[str, Any]) -> dict[str, Callable[[int], tuple[str, str, dict[str, str], Any]]]:
+    viewer = {"Authorization": f"Bearer {info['viewer_token']}"}
+    owner = {"Authorization": f"Bearer {info['owner_token']}"}
+    share = {"rule": "chart", "chart_id": info["owner_chart"], "practitioner_ids": [info["viewer"]],
+             "office_ids": [], "patient_consent": True}
+    return {
+        "list": lambda i: ("GET", "/v1/charts/shared-with-me", viewer, None),
+        "read": lambda i: ("GET", f"/v1/charts/{info['read_chart']}", viewer, None),
+        "create_share": lambda i: ("POST", "/v1/chart-shares", owner, share),
+    }
+
+
+BARE_GET = lambda i: ("GET", "/bare", {}, None)  # noqa: E731
+BARE_POST = lambda i: ("POST", "/bare", {}, {"rule": "chart", "practitioner_ids": ["x"]})  # noqa: E731
+
+
+async def single_service(report: Report, sizes: Sizes) -> None:
+    async with Server("bare") as bare:
+        bare_get = await load(bare.url, BARE_GET, requests=sizes.bare_requests)
+        bare_post = await load(bare.url, BARE_POST, requests=sizes.bare_requests, expect=201)
+    targets = {"list": ("Charts Shared With You", 0.35, bare_get), "read": ("reading a chart", 0.5, bare_get),
+               "create_share": ("creating chart shares", 0.2, bare_post)}
+    async with Server("charts", str(sizes.base_charts)) as charts:
+        reqs = _requests(charts.info)
+        results = {}
+        for key, make in reqs.items():
+            results[key] = await load(charts.url, make, requests=sizes.requests,
+                                      expect=201 if key == "create_share" else 200)
+        for key, (label, target, base) in targets.items():
+            r = results[key]
+            ratio = r.rate / base.rate
+
+            async def profile(key: str = key) -> list[str]:
+                return await profiled({f"charts-{key}": charts.proc}, lambda: load(
+                    charts.url, reqs[key], requests=sizes.requests, expect=201 if key == "create_share" else 200))
+
+            await report.line(label, f"{r.rate:.0f}/s vs bare FastAPI {base.rate:.0f}/s = {ratio:.3f}x "
+                              f"(p50 {r.p50:.1f} ms, {sizes.base_charts} charts)", met=ratio >= target,
+                              target=f">= {target}x", profile=profile, rate=r.rate, baseline_rate=base.rate,
+                              ratio=ratio)
+
+
+async def listing_sizes(report: Report, sizes: Sizes) -> None:
+    p50s: dict[int, float] = {}
+    for n in sizes.list_sizes:
+        async with Server("charts", str(n)) as charts:
+            r = await load(charts.url, _requests(charts.info)["list"], requests=sizes.list_requests, concurrency=1,
+                           warmup=2)
+        p50s[n] = r.p50
+        await report.line(f"listing latency, {n} charts in the database", f"p50 {r.p50:.1f} ms, p99 {r.pct(0.99):.1f} ms",
+                    p50_ms=r.p50, charts=n)
+    lo, hi = min(p50s), max(p50s)
+    await report.line(f"listing growth {lo}->{hi} charts", f"{p50s[hi] / p50s[lo]:.1f}x", growth=p50s[hi] / p50s[lo])
+
+
+# ---- the outbox relay ------------------------------------------------------------------------------
+
+async def relay_cost(report: Report, sizes: Sizes, mongodb_url: str | None) -> None:
+    from clinishare_charts.store import GRANTS, ChartStore
+    from clinishare_shared.bus.memory import InMemoryBus
+    from clinishare_shared.mongo import open_client
+    from clinishare_shared.outbox import OutboxRelay
+
+    costs: dict[int, float] = {}
+    cleanup: list[Callable[[], Awaitable[Any]]] = []
+    try:
+        for n in sizes.relay_sizes:
+            client = open_client(mongodb_url)
+            name = f"bench_relay_{uuid.uuid4().hex[:8]}"
+            db = client[name]
+            bus = InMemoryBus()
+            await bus.start()
+            await bus.subscribe("bench", ["charts.#"], _noop)
+
+            async def close(client: Any = client, bus: Any = bus, name: str = name) -> None:
+                await bus.close()
+                await client.drop_database(name)
+                await client.close()
+
+            cleanup.append(close)
+            relay = OutboxRelay(db, ChartStore.outbox_collections, bus)
+            await relay.ensure_indexes()
+            store = ChartStore(db, on_write=relay.kick)
+            now = time.time()
+            docs = [{"_id": f"{i:024x}", "owner_id": "o", "rule": "all", "practitioner_ids": ["v"], "office_ids": [],
+                     "revoked_at": None, "created_at": now} for i in range(n)]
+            for i in range(0, n, 5000):
+                await db[GRANTS].insert_many(docs[i:i + 5000])
+            await relay.run_once()  # the start-up sweep
+
+            async def passes(k: int, store: Any = store, relay: Any = relay) -> list[float]:
+                out = []
+                for _ in range(k):
+                    await store.create_grant(owner_id="o", rule="all", chart_id=None, patient_id=None,
+                                             practitioner_ids=["v"], office_ids=[])
+                    t0 = time.perf_counter()
+                    sent = await _relay_pass_after_write(relay)
+                    out.append((time.perf_counter() - t0) * 1000)
+                    assert sent == 1, sent
+                return out
+
+            took = await passes(5)
+            costs[n] = statistics.median(took)
+            await report.line(f"relay pass after one write, {n} documents", f"median {costs[n]:.2f} ms "
+                              f"(min {min(took):.2f}, max {max(took):.2f})", pass_ms=costs[n], documents=n)
+        lo, hi = min(costs), max(costs)
+        growth = costs[hi] / costs[lo]
+
+        async def profile() -> list[str]:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(interval=0.0005, async_mode="disabled")
+            profiler.start()
+            await passes(5)
+            profiler.stop()
+            path = OUT / "relay-pass.txt"
+            path.write_text(profiler.output_text(unicode=True, color=False))
+            return [str(path)]
+
+        await report.line(f"relay pass growth {lo}->{hi} documents", f"{growth:.1f}x", met=growth <= 2.0,
+                          target="<= 2x (a pass after a write does not scan the collection)", growth=growth,
+                          profile=profile)
+    finally:
+        for close in cleanup:
+            await close()
+
+
+async def _relay_pass_after_write(relay: Any) -> int:
+    """The pass a write's kick triggers. ``pass_after_write`` where the relay knows what was staged;
+    otherwise (before that existed) the only pass there was."""
+    fn = getattr(relay, "pass_after_write", None)
+    return await (fn() if fn is not None else relay.run_once())
+
+
+async def _noop(event: Any) -> None:
+    return None
+
+
+# ---- five processes on RabbitMQ ----------------------------------------------------------------------
+
+def _log_events(path: Path, prefix: str) -> dict[str, float]:
+    """correlation id -> time notify recorded the event as processed (epoch seconds)."""
+    from datetime import datetime
+
+    out: dict[str, float] = {}
+    with path.open("rb") as f:
+        for raw in f:
+            if b'"event_processed"' not in raw or prefix.encode() not in raw:
+                continue
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                continue
+            cid = rec.get("correlation_id") or ""
+            if rec.get("event") == "event_processed" and cid.startswith(prefix) \
+                    and rec.get("event_type") == "charts.share.granted":
+                out[cid] = datetime.fromisoformat(rec["timestamp"].replace("Z", "+00:00")).timestamp()
+    return out
+
+
+async def five_processes(report: Report, sizes: Sizes, amqp_url: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    from aiosmtpd.controller import Controller
+
+    from tests.e2e.conftest import Mailbox, _processes
+
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    box.port = controller.port  # type: ignore[attr-defined]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-stack-"))
+    unique = uuid.uuid4().hex[:10]
+    gen = _processes(tmp, amqp_url, unique, box)
+    stack = await gen.__anext__()
+    try:
+        await _stack_scenarios(report, sizes, stack, unique, amqp_url)
+    finally:
+        try:
+            await gen.__anext__()
+        except StopAsyncIteration:
+            pass
+        controller.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _stack_scenarios(report: Report, sizes: Sizes, stack: Any, unique: str, amqp_url: str) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as http:
+        async def signup(name: str) -> tuple[str, dict[str, str]]:
+            email = f"{name}.{unique}@bench.example.org"
+            r = await http.post("/v1/accounts", json={"email": email, "password": "correct horse 42",
+                                                       "name": name, "kind": "practitioner"})
+            assert r.status_code == 201, r.text
+            t = await http.post("/v1/auth/token", json={"email": email, "password": "correct horse 42"})
+            return r.json()["id"], {"Authorization": f"Bearer {t.json()['access_token']}"}
+
+        a_id, a = await signup("sharer")
+        b_id, b = await signup("recipient")
+        pin = (await http.get("/v1/me/share-pin", headers=b)).json()["pin"]
+        assert (await http.post("/v1/connections", json={"pin": pin}, headers=a)).status_code == 201
+        patient = await http.post("/v1/patients", json={"name": "Bench Patient", "email": f"p.{unique}@bench.example.org"},
+                                  headers=a)
+        assert patient.status_code == 201, patient.text
+        chart = await http.post("/v1/charts", json={"patient_id": patient.json()["id"], "title": "bench",
+                                                    "body": "bench"}, headers=a)
+        assert chart.status_code == 201, chart.text
+        chart_id = chart.json()["id"]
+    share = {"rule": "chart", "chart_id": chart_id, "practitioner_ids": [b_id], "office_ids": [],
+             "patient_consent": True}
+    notify_log = stack.logs["notify"]
+
+    # share -> notification processed, one share at a time
+    raw_lat = await raw_latency(amqp_url, sizes.raw_messages // 4 or 5)
+    committed = await _shares_paced(stack.url, a, share, f"lat-{unique}-", sizes.shares)
+    done = await _wait_processed(notify_log, f"lat-{unique}-", len(committed))
+    lat = sorted((done[c] - committed[c]) * 1000 for c in committed)
+    p50, p99 = statistics.median(lat), lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+    await report.line("share -> notification processed (five processes, RabbitMQ)",
+                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms vs raw aio-pika publish->consume p50 {raw_lat.p50:.2f} ms, "
+                f"p99 {raw_lat.pct(0.99):.2f} ms", met=p99 <= 10.0, target="p99 <= 10 ms",
+                      profile=lambda: profiled(_procs(stack, "charts", "notify"), lambda: _shares_paced(
+                          stack.url, a, share, f"plat-{unique}-", sizes.shares)),
+                p50_ms=p50, p99_ms=p99, raw_p50_ms=raw_lat.p50, raw_p99_ms=raw_lat.pct(0.99))
+
+    # end-to-end share throughput
+    raw_rate = await raw_throughput(amqp_url, sizes.raw_messages)
+    prefix = f"tput-{unique}-"
+    start = time.time()
+    await _burst(stack, a, share, prefix, sizes.throughput_shares)
+    done = await _wait_processed(notify_log, prefix, sizes.throughput_shares, timeout=600)
+    rate = sizes.throughput_shares / (max(done.values()) - start)
+    await report.line("end-to-end share throughput (five processes, RabbitMQ)",
+                f"{rate:.0f} shares/s vs raw aio-pika consume+ack {raw_rate:.0f}/s = {rate / raw_rate:.3f}x",
+                met=rate / raw_rate >= 0.10, target=">= 0.10x", rate=rate, raw_rate=raw_rate,
+                profile=lambda: profiled(_procs(stack, "gateway", "charts", "notify"), lambda: _burst(
+                    stack, a, share, f"ptput-{unique}-", max(10, sizes.throughput_shares // 4))))
+
+    # gateway overhead
+    gw, direct = [], []
+    read = lambda i: ("GET", f"/v1/charts/{chart_id}", a, None)  # noqa: E731
+    for _ in range(3):  # interleaved rounds, so drift in the machine's load hits both alike
+        direct.append(await load(f"http://127.0.0.1:{stack.ports['charts']}", read,
+                                 requests=max(10, sizes.requests // 2), concurrency=1, warmup=5))
+        gw.append(await load(stack.url, read, requests=max(10, sizes.requests // 2), concurrency=1, warmup=5))
+    d = statistics.median([x for r in direct for x in r.latencies_ms])
+    g = statistics.median([x for r in gw for x in r.latencies_ms])
+    await report.line("gateway overhead (reading a chart)", f"p50 {g:.2f} ms via gateway vs {d:.2f} ms direct = "
+                f"+{g - d:.2f} ms", met=g - d <= 1.0, target="<= 1 ms p50 added", overhead_ms=g - d,
+                profile=lambda: profiled(_procs(stack, "gateway"), lambda: load(
+                    stack.url, read, requests=max(10, sizes.requests), concurrency=1, warmup=0)))
+
+
+def _procs(stack: Any, *names: str) -> dict[str, Any]:
+    return {name: stack.processes[name] for name in names}
+
+
+async def _shares_paced(url: str, auth: dict[str, str], share: dict[str, Any], prefix: str,
+                        n: int) -> dict[str, float]:
+    """n shares one at a time, 20 ms apart; correlation id -> when charts committed it (epoch seconds)."""
+    from datetime import datetime
+
+    conn = await Connection(url).open()
+    committed: dict[str, float] = {}
+    try:
+        for i in range(n):
+            cid = f"{prefix}{i}"
+            status, _, body = await conn.request("POST", "/v1/chart-shares", headers={**auth, "x-request-id": cid},
+                                                 body=share)
+            assert status == 201, body
+            created = json.loads(body)["created_at"].replace("Z", "+00:00")
+            committed[cid] = datetime.fromisoformat(created).timestamp()
+            await asyncio.sleep(0.02)
+    finally:
+        await conn.close()
+    return committed
+
+
+async def _burst(stack: Any, auth: dict[str, str], share: dict[str, Any], prefix: str, n: int) -> None:
+    """n shares as fast as 16 connections through the gateway take them, then until notify processed all."""
+    await load(stack.url, lambda i: ("POST", "/v1/chart-shares", {**auth, "x-request-id": f"{prefix}{i}"}, share),
+               requests=n, concurrency=16, warmup=0, expect=201)
+    await _wait_processed(stack.logs["notify"], prefix, n, timeout=600)
+
+
+async def _wait_processed(log: Path, prefix: str, n: int, timeout: float = 120) -> dict[str, float]:
+    deadline = time.monotonic() + timeout
+    while True:
+        done = _log_events(log, prefix)
+        if len(done) >= n:
+            return done
+        if time.monotonic() > deadline:
+            raise AssertionError(f"only {len(done)} of {n} shares reached notify in {timeout}s")
+        await asyncio.sleep(0.2)
+
+
+async def _raw_queue(amqp_url: str) -> tuple[Any, Any, Any, Any]:
+    import aio_pika
+
+    connection = await aio_pika.connect(amqp_url)
+    pub = await connection.channel(publisher_confirms=True)
+    name = f"bench.raw.{uuid.uuid4().hex[:10]}"
+    exchange = await pub.declare_exchange(name, aio_pika.ExchangeType.TOPIC, auto_delete=True)
+    sub = await connection.channel()
+    await sub.set_qos(prefetch_count=16)
+    queue = await sub.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum", "x-expires": 60_000})
+    await queue.bind(name, routing_key="#")
+    return connection, exchange, queue, aio_pika
+
+
+async def raw_latency(amqp_url: str, n: int) -> Result:
+    """Raw aio-pika: publish one persistent message with confirms, time until the consumer has it."""
+    connection, exchange, queue, aio_pika = await _raw_queue(amqp_url)
+    got: asyncio.Queue[float] = asyncio.Queue()
+
+    async def on_message(message: Any) -> None:
+        got.put_nowait(time.perf_counter())
+        await message.ack()
+
+    await queue.consume(on_message)
+    lat: list[float] = []
+    for i in range(n + 5):
+        t0 = time.perf_counter()
+        await exchange.publish(aio_pika.Message(b'{"bench": true}', delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                               routing_key="bench")
+        t1 = await got.get()
+        if i >= 5:
+            lat.append((t1 - t0) * 1000)
+    await connection.close()  # the queue is exclusive to this connection: it goes with it
+    return Result(n, sum(lat) / 1000, lat)
+
+
+async def raw_throughput(amqp_url: str, n: int) -> float:
+    """Raw aio-pika: n persistent messages already queued, consumed and acked one by one (prefetch 16)."""
+    connection, exchange, queue, aio_pika = await _raw_queue(amqp_url)
+    for i in range(0, n, 100):
+        await asyncio.gather(*(exchange.publish(aio_pika.Message(b'{"bench": true}',
+                                                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                                                routing_key="bench") for _ in range(min(100, n - i))))
+    done = asyncio.get_running_loop().create_future()
+    count = 0
+
+    async def on_message(message: Any) -> None:
+        nonlocal count
+        await message.ack()
+        count += 1
+        if count == n and not done.done():
+            done.set_result(time.perf_counter())
+
+    start = time.perf_counter()
+    await queue.consume(on_message)
+    end = await done
+    await connection.close()  # the queue is exclusive to this connection: it goes with it
+    return n / (end - start)
+
+
+# ---- main ----------------------------------------------------------------------------------------------
+
+async def engine_label(mongodb_url: str | None) -> str:
+    from clinishare_shared.mongo import engine_name, open_client
+
+    client = open_client(mongodb_url)
+    try:
+        if not mongodb_url:
+            return engine_name(client)
+        info = await client.admin.command("buildInfo")
+        if "ferretdbVersion" in info or "ferretdb" in json.dumps(info, default=str).lower():
+            return f"FerretDB {info.get('ferretdbVersion', info.get('version'))}"
+        return f"MongoDB {info.get('version')}"
+    finally:
+        await client.close()
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not a measurement")
+    parser.add_argument("--only", action="append", default=[],
+                        choices=["single", "listing", "relay", "stack"], help="run only these scenarios")
+    parser.add_argument("--json", help="also write the lines as JSON here")
+    args = parser.parse_args(argv)
+    from clinishare_shared.logging import configure_logging
+
+    configure_logging(service="bench", level="WARNING", json=False)
+    profile_env()
+    sizes = QUICK if args.quick else FULL
+    mongodb_url = os.environ.get("MONGODB_URL") or None
+    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    report = Report(await engine_label(mongodb_url))
+    only = set(args.only) or {"single", "listing", "relay", "stack"}
+    print(f"bench: engine {report.engine}; sizes {'quick' if args.quick else 'full'}; "
+          f"{os.cpu_count()} cores, shared: only ratios within one run count", flush=True)
+    if "single" in only:
+        await single_service(report, sizes)
+    if "listing" in only:
+        await listing_sizes(report, sizes)
+    if "relay" in only:
+        await relay_cost(report, sizes, mongodb_url)
+    if "stack" in only:
+        await five_processes(report, sizes, amqp_url)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.lines, indent=1))
+    missed = [r["scenario"] for r in report.lines if r["verdict"] == "MISSED"]
+    print(f"bench: {len(report.lines)} lines, {len(missed)} targets missed" + (f": {', '.join(missed)}" if missed else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))

@@ -1,0 +1,136 @@
+"""Server processes for the single-service benchmarks, served exactly as a service is
+(``clinishare_shared.serve.serve``: same uvicorn, same loop and parser, same logging).
+
+``python -m bench.servers bare PORT``: a bare FastAPI endpoint, the baseline every ratio divides by.
+``python -m bench.servers charts PORT CHARTS INFO_FILE``: the charts service on the bench's engine
+(``MONGODB_URL``, else the in-process one), seeded with CHARTS charts before it accepts requests; the
+ids and tokens the client needs are written to INFO_FILE once it is ready.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI
+
+from clinishare_shared.mongo import new_id
+from clinishare_shared.settings import ServiceSettings
+
+AUTHORS = 100  # charts are spread over this many authors; the viewer holds "all" grants from ten of them
+SHARED_FROM = 10
+
+
+def bare_app() -> FastAPI:
+    app = FastAPI()
+    items = [{"id": new_id(), "title": f"item {i}", "created_at": datetime.now(UTC).isoformat()} for i in range(20)]
+
+    @app.get("/bare")
+    async def bare() -> dict[str, Any]:
+        return {"items": items, "next_cursor": None}
+
+    @app.post("/bare", status_code=201)
+    async def bare_post(body: dict[str, Any]) -> dict[str, Any]:
+        return {"id": new_id(), **body}
+
+    return app
+
+
+async def seed_charts(app: FastAPI, charts: int, signer: Any) -> dict[str, Any]:
+    """CHARTS charts over AUTHORS authors; the viewer V holds "all" grants from SHARED_FROM of them; the
+    first author O has V on their sharing list (a connection in the projection), so O can share with V."""
+    from clinishare_shared.events import ConnectionCreated, make_event
+    from clinishare_shared.outbox import OUTBOX
+
+    store = app.state.store
+    projection = app.state.projection
+    authors = [new_id() for _ in range(AUTHORS)]
+    viewer = new_id()
+    owner = authors[0]
+    now = datetime.now(UTC)
+    batch: list[dict[str, Any]] = []
+    first_chart: dict[str, str] = {}
+    for i in range(charts):
+        author = authors[i % AUTHORS]
+        doc = {"_id": new_id(), "author_id": author, "patient_id": f"p{i % 1000:04d}", "patient_name": None,
+               "title": f"chart {i}", "body": "seeded for the benchmark " * 8, "created_at": now, "updated_at": now}
+        first_chart.setdefault(author, doc["_id"])
+        batch.append(doc)
+        if len(batch) >= 5000:
+            await store.charts.insert_many(batch)
+            batch = []
+    if batch:
+        await store.charts.insert_many(batch)
+    grants = [{"_id": new_id(), "owner_id": a, "rule": "all", "chart_id": None, "patient_id": None,
+               "practitioner_ids": [viewer], "office_ids": [], "patient_consent": True, "consent_attested_by": a,
+               "consent_attested_at": now, "created_at": now, "revoked_at": None} for a in authors[1:SHARED_FROM + 1]]
+    await store.grants.insert_many(grants)
+    read_chart = first_chart[authors[1]]
+    for n in range(3):
+        await store.notes.insert_one({"_id": new_id(), "chart_id": read_chart, "author_id": viewer,
+                                      "text": f"note {n}", "created_at": now})
+    await projection.handlers[ConnectionCreated.event_type](make_event(
+        ConnectionCreated(connection_id=new_id(), owner_id=owner, target_kind="practitioner", target_id=viewer),
+        source="bench", subject=owner))
+    assert await store.grants.count_documents({f"{OUTBOX}.id": {"$exists": True}}) == 0
+    return {"viewer": viewer, "owner": owner, "read_chart": read_chart, "owner_chart": first_chart[owner],
+            "viewer_token": signer.issue(viewer, "practitioner", ttl_seconds=86400),
+            "owner_token": signer.issue(owner, "practitioner", ttl_seconds=86400)}
+
+
+def charts_app(charts: int, info_file: str) -> tuple[FastAPI, ServiceSettings]:
+    from clinishare_charts.app import create_app
+    from clinishare_charts.settings import ChartsSettings
+    from clinishare_shared.auth import StaticKeyProvider, TokenSigner
+    from clinishare_shared.bus.memory import InMemoryBus
+    from clinishare_shared.directory import StaticDirectory
+
+    signer = TokenSigner.generate()
+    settings = ChartsSettings()
+    bus = InMemoryBus()
+    app = create_app(settings, bus=bus, keys=StaticKeyProvider(signer.jwks()), directory=StaticDirectory())
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
+        await bus.start()
+        # the relay publishes chart shares: give them a consumer so they are routable
+        await bus.subscribe("bench", ["charts.#"], _discard)
+        async with inner(a) as state:
+            info = await seed_charts(a, charts, signer)
+            with open(info_file + ".tmp", "w") as f:
+                json.dump(info, f)
+            os.replace(info_file + ".tmp", info_file)
+            yield state
+        await bus.close()
+
+    app.router.lifespan_context = lifespan
+    return app, settings
+
+
+async def _discard(event: Any) -> None:
+    return None
+
+
+def main(argv: list[str]) -> None:
+    from clinishare_shared.serve import serve
+
+    kind, port = argv[0], int(argv[1])
+    os.environ["PORT"] = str(port)
+    if kind == "bare":
+        serve(bare_app(), ServiceSettings(service_name="bare", log_level="WARNING"), default_port=port)
+    elif kind == "charts":
+        app, settings = charts_app(int(argv[2]), argv[3])
+        os.environ["CHARTS_PORT"] = str(port)
+        serve(app, settings, default_port=port)
+    else:
+        raise SystemExit(f"unknown server {kind!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,43 @@
+"""`make bench` at tiny sizes, so the benchmark keeps running as the code changes. The figures of a quick
+run mean nothing; what is checked is that every scenario ran and printed its line with the engine, the
+target and a verdict."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGETS = ["Charts Shared With You", "reading a chart", "creating chart shares",
+           "share -> notification processed", "end-to-end share throughput", "gateway overhead",
+           "relay pass growth"]
+
+
+@pytest.mark.broker
+@pytest.mark.e2e
+def test_bench_quick_prints_every_target_line(tmp_path: Path, amqp_url: str, mongodb_url: str | None) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "AMQP_URL": amqp_url}
+    if mongodb_url:
+        env["MONGODB_URL"] = mongodb_url
+    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--json", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = json.loads(out.read_text())
+    engine = lines[0]["engine"]
+    assert engine and all(line["engine"] == engine for line in lines)
+    for target in TARGETS:
+        [line] = [r for r in lines if r["scenario"].startswith(target)]
+        assert line["verdict"] in ("met", "MISSED"), line
+        assert f"[{engine}] {line['scenario']}:" in proc.stdout
+        if line["verdict"] == "MISSED":
+            # a missed target comes with the profile that shows why
+            assert line["profiles"] and all(Path(p).exists() for p in line["profiles"]), line
+    sizes = [r["charts"] for r in lines if r["scenario"].startswith("listing latency")]
+    assert len(sizes) == 2
+    assert len([r for r in lines if r["scenario"].startswith("relay pass after one write")]) == 2
