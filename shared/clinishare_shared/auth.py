@@ -8,6 +8,8 @@ keys are handed over in-process instead.
 from __future__ import annotations
 
 import asyncio
+import binascii
+import json
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
@@ -16,6 +18,7 @@ import httpx
 import jwt
 from fastapi import Depends, Request
 from jwt import PyJWK
+from jwt.utils import base64url_decode
 
 from clinishare_shared.problems import Problem
 
@@ -33,36 +36,60 @@ class KeyProvider(Protocol):
     async def key(self, kid: str) -> Any: ...
 
 
-class StaticKeyProvider:
-    """Keys handed over in-process (the all-in-one process, tests). ``source`` returns a JWKS dict."""
+class _ParsedKeys:
+    """Keys parsed once (``PyJWK``) and kept by ``kid``. A refreshed JWKS re-parses only the keys whose
+    ``kid`` is new; ``generation`` moves whenever the key set changes (so tokens verified with a key that
+    is gone are verified again)."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, Any] = {}
+        self.generation = 0
+
+    def _replace(self, jwks: Any) -> None:
+        """Take a complete, valid key set (raises on a bad one, leaving the cache as it was)."""
+        keys = {}
+        for k in jwks.get("keys", []):
+            kid = k["kid"]
+            keys[kid] = self._keys[kid] if kid in self._keys else PyJWK(k).key
+        if keys.keys() != self._keys.keys():
+            self.generation += 1
+        self._keys = keys
+
+
+class StaticKeyProvider(_ParsedKeys):
+    """Keys handed over in-process (the all-in-one process, tests). ``source`` is a JWKS dict or a callable
+    returning one; it is read again only when a token names a ``kid`` not seen yet (key rotation)."""
 
     def __init__(self, source: Any) -> None:
+        super().__init__()
         self._source = source
 
     async def key(self, kid: str) -> Any:
-        jwks = self._source() if callable(self._source) else self._source
-        for k in jwks.get("keys", []):
-            if k.get("kid") == kid:
-                return PyJWK(k).key
-        return None
+        if kid not in self._keys:
+            self._replace(self._source() if callable(self._source) else self._source)
+        return self._keys.get(kid)
 
 
-class JwksKeyProvider:
-    def __init__(self, url: str, *, cache_seconds: int = 300, min_refetch_seconds: float = 10.0) -> None:
+class JwksKeyProvider(_ParsedKeys):
+    """Identity's JWKS over HTTP, cached for ``cache_seconds``; a token naming an unknown ``kid`` (key
+    rotation) triggers a refetch, at most one per ``min_refetch_seconds``."""
+
+    def __init__(self, url: str, *, cache_seconds: int = 300, min_refetch_seconds: float = 10.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__()
         self.url = url
         self.cache_seconds = cache_seconds
         self.min_refetch_seconds = min_refetch_seconds
-        self._keys: dict[str, Any] = {}
+        self.transport = transport
         self._fetched_at = 0.0
         self._failed_at = float("-inf")
         self._lock = asyncio.Lock()
 
     async def _fetch(self) -> None:
-        async with httpx.AsyncClient(timeout=5) as client:
+        async with httpx.AsyncClient(timeout=5, transport=self.transport) as client:
             resp = await client.get(self.url)
             resp.raise_for_status()
-            keys = {k["kid"]: PyJWK(k).key for k in resp.json().get("keys", [])}
-        self._keys = keys  # only a complete, valid key set replaces the cache
+            self._replace(resp.json())  # only a complete, valid key set replaces the cache
         self._fetched_at = time.monotonic()
 
     async def key(self, kid: str) -> Any:
@@ -87,17 +114,44 @@ class JwksKeyProvider:
         return self._keys.get(kid)
 
 
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header alone (a few dozen bytes), without decoding the payload and signature as well:
+    the key it names is looked up first, then the token is verified (and parsed) once."""
+    segment = token.split(".", 1)[0]
+    header = json.loads(base64url_decode(segment))
+    if not isinstance(header, dict):
+        raise ValueError("header is not an object")
+    return header
+
+
 class TokenVerifier:
-    def __init__(self, keys: KeyProvider, *, issuer: str, audience: str) -> None:
+    """Verifies access tokens. A verified token is remembered (bounded, until its expiry, at most
+    ``cache_seconds``) so a client sending the same token on every request pays for the signature check
+    once; the memory is dropped whenever the key set changes."""
+
+    def __init__(self, keys: KeyProvider, *, issuer: str, audience: str, cache_size: int = 4096,
+                 cache_seconds: float = 60.0) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
+        self.cache_size = cache_size
+        self.cache_seconds = cache_seconds
+        self._verified: dict[str, tuple[Principal, float]] = {}
+        self._generation: Any = None
 
     async def verify(self, token: str) -> Principal:
+        now = time.time()
+        generation = getattr(self.keys, "generation", None)
+        if generation != self._generation:
+            self._verified.clear()
+            self._generation = generation
+        hit = self._verified.get(token)
+        if hit is not None and hit[1] > now:
+            return hit[0]
         unauthorized = Problem(401, "invalid or expired token", headers={"WWW-Authenticate": "Bearer"})
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+            header = _unverified_header(token)
+        except (ValueError, TypeError, binascii.Error):
             raise unauthorized from None
         kid = header.get("kid")
         if header.get("alg") not in ALGORITHMS or not isinstance(kid, str) or not kid:
@@ -113,7 +167,15 @@ class TokenVerifier:
         if claims["kind"] not in ("practitioner", "staff", "patient") or not isinstance(claims["sub"], str) \
                 or not claims["sub"]:
             raise unauthorized
-        return Principal(id=str(claims["sub"]), kind=claims["kind"])
+        principal = Principal(id=str(claims["sub"]), kind=claims["kind"])
+        generation = getattr(self.keys, "generation", None)
+        if generation != self._generation:  # the key set changed while we verified: forget the rest
+            self._verified.clear()
+            self._generation = generation
+        if len(self._verified) >= self.cache_size:
+            self._verified.pop(next(iter(self._verified)))  # the oldest
+        self._verified[token] = (principal, min(float(claims["exp"]), now + self.cache_seconds))
+        return principal
 
 
 async def get_principal(request: Request) -> Principal:

@@ -12,16 +12,17 @@ from clinishare_shared.projection import IdentityProjection
 
 
 def from_state(name: str) -> Any:
-    """``Depends`` on ``request.app.state.<name>``."""
+    """``Depends`` on ``request.app.state.<name>``. Async, as every dependency on the request path: FastAPI
+    runs a plain ``def`` dependency in a worker thread, a thread hop per request for an attribute read."""
 
-    def dependency(request: Request) -> Any:
+    async def dependency(request: Request) -> Any:
         return getattr(request.app.state, name)
 
     dependency.__name__ = f"state_{name}"
     return Depends(dependency)
 
 
-def _authorization(request: Request) -> str:
+async def _authorization(request: Request) -> str:
     # verified by the principal dependency; forwarded as is when identity is asked on the caller's behalf
     return request.headers.get("authorization", "")
 

@@ -26,7 +26,8 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
-        cache_logger_on_first_use=False,
+        # each logger resolves its processor chain once, not on every line (one log line per request)
+        cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
 

@@ -38,7 +38,7 @@ class PageQuery(BaseModel):
         return docs, None
 
 
-def _page_query(
+async def _page_query(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query()] = None,
 ) -> PageQuery:
