@@ -1,5 +1,5 @@
 """Server processes for the single-service benchmarks, served exactly as a service is
-(``clinishare_shared.serve.serve``: same uvicorn, same loop and parser, same logging).
+(``clinishare_shared.serve.run``: same uvicorn, same loop and parser, same logging).
 
 ``python -m bench.servers bare PORT``: a bare FastAPI endpoint, the baseline every ratio divides by.
 ``python -m bench.servers charts PORT CHARTS INFO_FILE``: the charts service on the bench's engine
@@ -42,8 +42,8 @@ def bare_app() -> FastAPI:
 
 
 async def seed_charts(app: FastAPI, charts: int, signer: Any) -> dict[str, Any]:
-    """CHARTS charts over AUTHORS authors; the viewer V holds "all" grants from SHARED_FROM of them; the
-    first author O has V on their sharing list (a connection in the projection), so O can share with V."""
+    """CHARTS charts over AUTHORS authors; the viewer V holds "all" grants from SHARED_FROM of them and is
+    on their sharing lists (connections in the projection), as on the first author O's, who shares with V."""
     from clinishare_shared.events import ConnectionCreated, make_event
     from clinishare_shared.outbox import OUTBOX
 
@@ -74,16 +74,17 @@ async def seed_charts(app: FastAPI, charts: int, signer: Any) -> dict[str, Any]:
     for n in range(3):
         await store.notes.insert_one({"_id": new_id(), "chart_id": read_chart, "author_id": viewer,
                                       "text": f"note {n}", "created_at": now})
-    await projection.handlers[ConnectionCreated.event_type](make_event(
-        ConnectionCreated(connection_id=new_id(), owner_id=owner, target_kind="practitioner", target_id=viewer),
-        source="bench", subject=owner))
+    for author in authors[:SHARED_FROM + 1]:  # grants reach only recipients on the sharer's sharing list
+        await projection.handlers[ConnectionCreated.event_type](make_event(
+            ConnectionCreated(connection_id=new_id(), owner_id=author, target_kind="practitioner", target_id=viewer),
+            source="bench", subject=author))
     assert await store.grants.count_documents({f"{OUTBOX}.id": {"$exists": True}}) == 0
     return {"viewer": viewer, "owner": owner, "read_chart": read_chart, "owner_chart": first_chart[owner],
             "viewer_token": signer.issue(viewer, "practitioner", ttl_seconds=86400),
             "owner_token": signer.issue(owner, "practitioner", ttl_seconds=86400)}
 
 
-def charts_app(charts: int, info_file: str) -> tuple[FastAPI, ServiceSettings]:
+def charts_app(charts: int, info_file: str, port: int) -> tuple[FastAPI, ServiceSettings]:
     from clinishare_charts.app import create_app
     from clinishare_charts.settings import ChartsSettings
     from clinishare_shared.auth import StaticKeyProvider, TokenSigner
@@ -91,7 +92,7 @@ def charts_app(charts: int, info_file: str) -> tuple[FastAPI, ServiceSettings]:
     from clinishare_shared.directory import StaticDirectory
 
     signer = TokenSigner.generate()
-    settings = ChartsSettings()
+    settings = ChartsSettings(port=port)
     bus = InMemoryBus()
     app = create_app(settings, bus=bus, keys=StaticKeyProvider(signer.jwks()), directory=StaticDirectory())
     inner = app.router.lifespan_context
@@ -118,16 +119,18 @@ async def _discard(event: Any) -> None:
 
 
 def main(argv: list[str]) -> None:
-    from clinishare_shared.serve import serve
+    from clinishare_shared.logging import configure_logging
+    from clinishare_shared.serve import run
 
     kind, port = argv[0], int(argv[1])
-    os.environ["PORT"] = str(port)
     if kind == "bare":
-        serve(bare_app(), ServiceSettings(service_name="bare", log_level="WARNING"), default_port=port)
+        settings = ServiceSettings(service_name="bare", port=port, log_level="WARNING")
+        configure_logging(service="bare", level=settings.log_level, json=True)
+        run(bare_app(), settings)
     elif kind == "charts":
-        app, settings = charts_app(int(argv[2]), argv[3])
-        os.environ["CHARTS_PORT"] = str(port)
-        serve(app, settings, default_port=port)
+        app, settings = charts_app(int(argv[2]), argv[3], port)
+        configure_logging(service="charts", level=settings.log_level, json=settings.log_json)
+        run(app, settings)
     else:
         raise SystemExit(f"unknown server {kind!r}")
 

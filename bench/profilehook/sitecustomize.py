@@ -12,7 +12,7 @@ if _dir:
     def _start(signum, frame):  # noqa: ANN001
         from pyinstrument import Profiler
 
-        _state["p"] = Profiler(interval=0.0005, async_mode="disabled")
+        _state["p"] = Profiler(interval=0.001, async_mode="disabled")
         _state["p"].start()
 
     def _stop(signum, frame):  # noqa: ANN001
