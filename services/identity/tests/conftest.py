@@ -121,7 +121,7 @@ class Api:
         assert r.status_code == 201, r.text
         return r.json()
 
-    async def activate(self, practitioner: User, patient: dict[str, Any], password: str = "patient-pass") -> User:
+    async def activate(self, practitioner: User, patient: dict[str, Any], password: str = "patient pass 42") -> User:
         """Invite the patient and redeem the invite: the patient's portal account, logged in."""
         r = await self.client.post(f"/v1/patients/{patient['id']}/portal-invite", headers=practitioner.auth)
         assert r.status_code == 201, r.text

@@ -15,6 +15,7 @@ from clinishare_identity.api.deps import CurrentAccount, PasswordsDep, SignerDep
 from clinishare_identity.domain.models import (
     AccountCreate, AccountPublic, Me, MyOffice, PinPublic, TokenRequest, TokenResponse, normalise_email,
 )
+from clinishare_identity.domain.password_rules import password_refusal
 from clinishare_identity.domain.pins import format_pin
 from clinishare_identity.store import DuplicateKeyError
 from clinishare_identity.usecases import fresh_pin
@@ -28,9 +29,16 @@ def account_public(doc: dict[str, Any]) -> AccountPublic:
                          created_at=doc["created_at"])
 
 
+def check_password(password: str, email: str) -> None:
+    refused = password_refusal(password, email)
+    if refused is not None:
+        raise Problem(422, refused.detail, rule=refused.rule)
+
+
 @router.post("/v1/accounts", status_code=201, response_model=AccountPublic,
              summary="Register a practitioner or staff account")
 async def create_account(body: AccountCreate, store: StoreDep, passwords: PasswordsDep) -> AccountPublic:
+    check_password(body.password, body.email)
     email_norm = normalise_email(body.email)
     if await store.account_by_email(email_norm) is not None:
         raise Problem(409, "an account with this e-mail already exists")

@@ -20,7 +20,7 @@ from clinishare_shared.mongo import new_id
 from clinishare_shared.pagination import Page, PageParams
 from clinishare_shared.problems import Problem, not_found
 from clinishare_shared.ids import PathId
-from clinishare_identity.api.accounts import account_public
+from clinishare_identity.api.accounts import account_public, check_password
 from clinishare_identity.api.deps import PasswordsDep, SettingsDep, StoreDep
 from clinishare_identity.domain.models import (
     AccountPublic, CareTeamAdd, InvitePublic, PatientCreate, PatientPublic, PortalActivate, normalise_email,
@@ -147,6 +147,7 @@ async def activate(body: PortalActivate, store: StoreDep, passwords: PasswordsDe
         expires_at = expires_at.replace(tzinfo=store.now().tzinfo)
     if expires_at <= store.now():
         raise invalid
+    check_password(body.password, patient["email"])
     if await store.account(patient["_id"]) is not None:
         raise Problem(409, "this patient already has a portal account")
     if await store.account_by_email(patient["email_norm"]) is not None:

@@ -31,14 +31,14 @@ async def test_every_authenticated_endpoint_answers_401_without_or_with_a_bad_to
 
 
 async def test_register_login_and_me(api):
-    r = await api.client.post("/v1/accounts", json={"email": "Grace@Clinic.example.org", "password": "s3cret-pass",
+    r = await api.client.post("/v1/accounts", json={"email": "Grace@Clinic.example.org", "password": "s3cret-pass-99",
                                                     "name": "Dr Grace", "kind": "practitioner"})
     assert r.status_code == 201
     account = r.json()
     assert set(account) == {"id", "email", "name", "kind", "created_at"}
     assert account["kind"] == "practitioner" and account["name"] == "Dr Grace"
 
-    r = await api.client.post("/v1/auth/token", json={"email": "grace@clinic.EXAMPLE.org", "password": "s3cret-pass"})
+    r = await api.client.post("/v1/auth/token", json={"email": "grace@clinic.EXAMPLE.org", "password": "s3cret-pass-99"})
     assert r.status_code == 200
     body = r.json()
     assert body["token_type"] == "bearer" and body["expires_in"] == 900
@@ -70,7 +70,7 @@ async def test_wrong_password_or_unknown_email_is_401(api, assert_problem):
 
 async def test_duplicate_email_is_409_case_insensitively(api, assert_problem):
     user = await api.register()
-    r = await api.client.post("/v1/accounts", json={"email": user.email.upper(), "password": "another-pass",
+    r = await api.client.post("/v1/accounts", json={"email": user.email.upper(), "password": "another pass 42",
                                                     "name": "Copy", "kind": "staff"})
     assert_problem(r, 409)
     # the original account still logs in with its own password
@@ -88,6 +88,22 @@ async def test_bad_account_input_is_422_and_creates_nothing(api, assert_problem,
     assert "long enough" not in str(problem)  # the input is not echoed back
     assert_problem(await api.client.post("/v1/auth/token", json={"email": body["email"], "password": body["password"]}),
                    401)
+
+
+@pytest.mark.parametrize(("password", "rule"), [
+    ("password", "min_length"), ("nine char", "min_length"), ("qwertyuiop", "common"), ("1q2w3e4r5t", "common"),
+    ("dr.grace.h is me", "contains_email"), ("DR.GRACE.H-2025!", "contains_email"),
+])
+async def test_a_password_breaking_a_rule_is_422_naming_the_rule_and_creates_nothing(api, assert_problem, password,
+                                                                                     rule):
+    email = "dr.grace.h@clinic.example.org"
+    problem = assert_problem(await api.client.post("/v1/accounts", json={
+        "email": email, "password": password, "name": "Grace", "kind": "practitioner"}), 422)
+    assert problem["rule"] == rule and problem["detail"]
+    assert password not in problem.values()  # not echoed back
+    r = await api.client.post("/v1/accounts", json={"email": email, "password": "a fine long one", "name": "Grace",
+                                                    "kind": "practitioner"})
+    assert r.status_code == 201  # the refused attempt left nothing behind
 
 
 async def test_practitioner_pin_is_shown_grouped_and_rotation_replaces_it(api, observed):
@@ -114,9 +130,9 @@ async def test_staff_and_patients_have_no_practitioner_pin(api, assert_problem, 
     doc = await api.register()
     patient = await api.patient(doc)
     token = (await api.client.post(f"/v1/patients/{patient['id']}/portal-invite", headers=doc.auth)).json()["invite_token"]
-    r = await api.client.post("/v1/portal/activate", json={"invite_token": token, "password": "patient-pass"})
+    r = await api.client.post("/v1/portal/activate", json={"invite_token": token, "password": "patient pass 42"})
     assert r.status_code == 201
-    patient_token = await api.login(patient["email"], "patient-pass")
+    patient_token = await api.login(patient["email"], "patient pass 42")
     r = await api.client.get("/v1/me/share-pin", headers={"Authorization": f"Bearer {patient_token}"})
     assert_problem(r, 403)
 

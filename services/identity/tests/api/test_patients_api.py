@@ -76,13 +76,17 @@ async def test_portal_invite_activation_and_patient_login(api, assert_problem):
     assert len(token) >= 22  # at least 128 bits, URL-safe base64
 
     assert_problem(await api.client.post("/v1/portal/activate", json={"invite_token": token, "password": "short"}), 422)
-    r = await api.client.post("/v1/portal/activate", json={"invite_token": token, "password": "patient-pass"})
+    local = patient["email"].split("@")[0]
+    for password, rule in (("1234567890", "common"), (f"I am {local}!", "contains_email")):
+        r = await api.client.post("/v1/portal/activate", json={"invite_token": token, "password": password})
+        assert assert_problem(r, 422)["rule"] == rule
+    r = await api.client.post("/v1/portal/activate", json={"invite_token": token, "password": "patient pass 42"})
     assert r.status_code == 201
     account = r.json()
     assert account["id"] == patient["id"] and account["kind"] == "patient"
     assert account["email"] == patient["email"] and account["name"] == "Ada Lovelace"
 
-    access = await api.login(patient["email"], "patient-pass")
+    access = await api.login(patient["email"], "patient pass 42")
     claims = jwt.decode(access, options={"verify_signature": False})
     assert claims["sub"] == patient["id"] and claims["kind"] == "patient"
     headers = {"Authorization": f"Bearer {access}"}
@@ -91,12 +95,12 @@ async def test_portal_invite_activation_and_patient_login(api, assert_problem):
     assert (await api.client.get(f"/v1/patients/{patient['id']}", headers=headers)).json()["has_portal_account"]
 
     # single use; and a fresh invite for an activated patient is refused at redemption
-    assert_problem(await api.client.post("/v1/portal/activate", json={"invite_token": token, "password": "other-pass"}),
+    assert_problem(await api.client.post("/v1/portal/activate", json={"invite_token": token, "password": "another patient pass"}),
                    422)
     again = (await api.client.post(f"/v1/patients/{patient['id']}/portal-invite", headers=doc.auth)).json()
     assert_problem(await api.client.post("/v1/portal/activate", json={"invite_token": again["invite_token"],
-                                                                      "password": "other-pass"}), 409)
-    await api.login(patient["email"], "patient-pass")  # unchanged
+                                                                      "password": "another patient pass"}), 409)
+    await api.login(patient["email"], "patient pass 42")  # unchanged
 
 
 async def test_a_new_invite_replaces_the_old_one(api, assert_problem):
@@ -105,9 +109,9 @@ async def test_a_new_invite_replaces_the_old_one(api, assert_problem):
     first = (await api.client.post(f"/v1/patients/{patient['id']}/portal-invite", headers=doc.auth)).json()
     second = (await api.client.post(f"/v1/patients/{patient['id']}/portal-invite", headers=doc.auth)).json()
     assert_problem(await api.client.post("/v1/portal/activate", json={"invite_token": first["invite_token"],
-                                                                      "password": "patient-pass"}), 422)
+                                                                      "password": "patient pass 42"}), 422)
     r = await api.client.post("/v1/portal/activate", json={"invite_token": second["invite_token"],
-                                                           "password": "patient-pass"})
+                                                           "password": "patient pass 42"})
     assert r.status_code == 201
 
 

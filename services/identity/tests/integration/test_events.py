@@ -81,7 +81,7 @@ async def test_refused_requests_publish_nothing(api, observed, bus, assert_probl
     assert_problem(await api.client.post(f"/v1/offices/{office['id']}/members",
                                          json={"email": stranger.email, "role": "staff"}, headers=owner.auth), 422)
     assert_problem(await api.client.post("/v1/connections", json={"pin": "0000-0000-00"}, headers=owner.auth), 404)
-    assert_problem(await api.client.post("/v1/accounts", json={"email": owner.email, "password": "12345678",
+    assert_problem(await api.client.post("/v1/accounts", json={"email": owner.email, "password": "rabbit hole 42",
                                                                "name": "x", "kind": "staff"}), 409)
     await api.app.state.infra.relay.run_once()
     await bus.drain()

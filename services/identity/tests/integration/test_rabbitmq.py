@@ -38,7 +38,7 @@ async def test_account_registered_reaches_a_bound_queue(settings, mongo_client, 
         await observer.subscribe(queue, ["identity.#"], handle)
         async with LiveServer(create_app(settings, mongo_client=mongo_client)) as server, \
                 httpx.AsyncClient(base_url=server.url) as client:
-            r = await client.post("/v1/accounts", json={"email": "rabbit@clinic.example.org", "password": "12345678",
+            r = await client.post("/v1/accounts", json={"email": "rabbit@clinic.example.org", "password": "warren deep 42",
                                                         "name": "Dr Rabbit", "kind": "practitioner"})
             assert r.status_code == 201
             assert (await client.get("/readyz")).json()["checks"] == {"database": True, "broker": True}
