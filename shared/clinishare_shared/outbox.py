@@ -62,6 +62,17 @@ def push_events(update: dict[str, Any], *events: Envelope) -> dict[str, Any]:
     return out
 
 
+async def insert_once(coll: Any, document: dict[str, Any], *events: Envelope) -> bool:
+    """Insert ``document`` (whose ``_id`` names a fact, e.g. "grant G expired") with its events, unless a
+    document with that ``_id`` exists: exactly one of any number of racing writers wins, on every engine
+    (a unique insert, not a conditional update: see above), and only the winner's events are staged."""
+    try:
+        await coll.insert_one(with_events(document, *events))
+    except DuplicateKeyError:
+        return False
+    return True
+
+
 def strip_outbox(document: dict[str, Any] | None) -> dict[str, Any] | None:
     if document is not None:
         document.pop(OUTBOX, None)

@@ -1,9 +1,10 @@
 """The only module that talks to MongoDB: charts, notes and chart grants.
 
 Charts, grants, notes and access-log entries carry their events in an ``_outbox`` written in the same
-single-document write as the change itself. Grants are never deleted: revoking sets ``revoked_at`` and
-expiring sets ``expired_at``, each pushing its event in that one conditional update (so of several
-replicas sweeping at once exactly one claims a grant, and its event is staged once).
+single-document write as the change itself. Grants are never deleted: revoking sets ``revoked_at`` (pushing its
+event in that update); an expiry is claimed by a unique insert into ``chart_expiries`` that carries the
+event (so of several replicas sweeping at once exactly one claims a grant, on every engine), and the grant
+then gets ``expired_at``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from clinishare_charts import events
 from clinishare_charts.domain.access import GrantRef
 from clinishare_shared.mongo import new_id, now_ms
-from clinishare_shared.outbox import NO_OUTBOX, push_events, with_events
+from clinishare_shared.outbox import NO_OUTBOX, insert_once, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 
-CHARTS, NOTES, GRANTS, ACCESSES = "charts", "chart_notes", "chart_grants", "chart_accesses"
+CHARTS, NOTES, GRANTS, ACCESSES, EXPIRIES = "charts", "chart_notes", "chart_grants", "chart_accesses", "chart_expiries"
 
 
 def _now() -> datetime:
@@ -78,9 +79,10 @@ class ChartStore:
         self.notes = db[NOTES]
         self.grants = db[GRANTS]
         self.accesses = db[ACCESSES]
+        self.expiries = db[EXPIRIES]
         self.on_write = on_write  # wakes the outbox relay after a write that staged events
 
-    outbox_collections = (CHARTS, GRANTS, NOTES, ACCESSES)
+    outbox_collections = (CHARTS, GRANTS, NOTES, ACCESSES, EXPIRIES)
 
     async def ensure_indexes(self) -> None:
         await self.charts.create_index([("author_id", ASCENDING), ("_id", DESCENDING)], name="author_newest")
@@ -208,16 +210,18 @@ class ChartStore:
         return bool(res.modified_count)
 
     async def expire_due(self, now: datetime, *, batch: int = 100) -> int:
-        """Mark grants past their ``expires_at`` expired, each with its ``charts.share.expired`` event in the
-        same conditional update: a grant another replica (or a revoke) claimed first is skipped."""
+        """Announce grants past their ``expires_at``, each exactly once however many replicas sweep: the
+        claim is an insert into ``chart_expiries`` whose ``_id`` is the grant id and which carries the
+        ``charts.share.expired`` event (only the winner's insert succeeds); the grant is then marked
+        ``expired_at`` so it is no longer due. Returns how many grants this call claimed."""
         due = await self.grants.find({"revoked_at": None, "expired_at": None, "expires_at": {"$lte": now}},
                                      NO_OUTBOX).limit(batch).to_list()
         claimed = 0
         for grant in due:
-            res = await self.grants.update_one(
-                {"_id": grant["_id"], "revoked_at": None, "expired_at": None},
-                push_events({"$set": {"expired_at": now}}, events.share_expired(grant)))
-            claimed += res.modified_count
+            if await insert_once(self.expiries, {"_id": grant["_id"], "owner_id": grant["owner_id"], "at": now},
+                                 events.share_expired(grant)):
+                claimed += 1
+            await self.grants.update_one({"_id": grant["_id"], "expired_at": None}, {"$set": {"expired_at": now}})
         if claimed:
             self._wrote()
         return claimed

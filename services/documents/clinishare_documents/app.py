@@ -17,7 +17,7 @@ from clinishare_shared.runtime import Infra
 from clinishare_documents.api import documents, labels, portal
 from clinishare_documents.events import consumed
 from clinishare_documents.settings import DocumentsSettings
-from clinishare_documents.store import ACCESSES, DOCUMENTS, DocumentStore
+from clinishare_documents.store import ACCESSES, DOCUMENTS, EXPIRIES, DocumentStore
 from clinishare_shared.mongo import now_ms
 from clinishare_shared.sweeper import Sweeper
 
@@ -36,7 +36,7 @@ def create_app(settings: DocumentsSettings | None = None, *, bus: EventBus | Non
             store = DocumentStore(infra.db, bucket=settings.gridfs_bucket,
                                   kick=infra.kick)
             await store.ensure_indexes()
-            await infra.start_relay([DOCUMENTS, ACCESSES])
+            await infra.start_relay([DOCUMENTS, ACCESSES, EXPIRIES])
             await infra.start_consumer(consumed(projection))
             sweeper = Sweeper("document-shares", lambda: store.expire_due(now_ms()),
                               interval=settings.expiry_sweep_seconds)

@@ -9,21 +9,19 @@ Every change that shares or unshares carries its events in the same single-docum
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import datetime
 from datetime import datetime, timedelta
 from typing import Any
 
 from clinishare_shared.events import Envelope
 from clinishare_shared.gridfs import FileInfo, GridStore
 from clinishare_shared.mongo import new_id, now_ms
-from clinishare_shared.outbox import NO_OUTBOX, push_events, with_events
+from clinishare_shared.outbox import NO_OUTBOX, insert_once, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 
 from clinishare_documents import events as document_events
-from clinishare_documents import events as published
 from clinishare_documents.domain.rules import Change, ShareState, expired_shares, share_keys
 
-DOCUMENTS, ACCESSES = "documents", "document_accesses"
+DOCUMENTS, ACCESSES, EXPIRIES = "documents", "document_accesses", "document_share_expiries"
 NOT_DELETED = {"deleted_at": None}
 # A multi-document label call reserves all its documents before it changes any (see ``claim``). Every
 # write to a document is conditional on there being no live reservation of another call.
@@ -64,6 +62,7 @@ class DocumentStore:
         self.db = db
         self.documents = db[DOCUMENTS]
         self.accesses = db[ACCESSES]
+        self.expiries = db[EXPIRIES]
         self.grid = GridStore(db, bucket)
         self._kick = kick or (lambda: None)
 
@@ -195,29 +194,34 @@ class DocumentStore:
         return bool(res.matched_count)
 
     async def expire_due(self, now: datetime, *, batch: int = 100) -> int:
-        """Drop the recipients whose share has expired, each document with its ``documents.share.expired``
-        event in one version-checked update: of several replicas sweeping at once, one wins per version and
-        the others find nothing left to expire. Returns how many documents changed."""
+        """Announce and drop the recipients whose share has expired. Each expiry (document, recipient, time)
+        is claimed by a unique insert into ``document_share_expiries`` carrying its
+        ``documents.share.expired`` event, so of several replicas sweeping at once exactly one announces it,
+        on every engine; then the recipients are dropped from the document (version-checked; a lost race
+        is retried by the next sweep, whose claims then find the expiry already announced).
+        Returns how many expiries this call claimed."""
         due = await self.documents.find({**NOT_DELETED, "expiries.expires_at": {"$lte": now}}, _HIDE) \
             .limit(batch).to_list()
-        changed = 0
+        claimed = 0
         for doc in due:
             expiries = expiries_of(doc)
-            gone = expired_shares(shares_state(doc), expiries, now)
-            remaining = shares_state(doc) - gone
+            shares = shares_state(doc)
+            for key, at in sorted(expiries.items()):
+                gone = expired_shares(shares, {key: at}, now)
+                if not gone:
+                    continue
+                fact = {"_id": f"{doc['_id']}|{key}|{at.isoformat()}", "document_id": doc["_id"], "at": now}
+                if await insert_once(self.expiries, fact, document_events.share_expired(doc, gone, expires_at=at)):
+                    claimed += 1
+            remaining = shares - expired_shares(shares, expiries, now)
             keep = {k: v for k, v in expiries.items() if v > now}
-            update: dict[str, Any] = {"$set": {"shares": shares_doc(remaining), "share_keys": share_keys(remaining),
-                                               "expiries": expiries_doc(keep), "updated_at": now_ms()},
-                                      "$inc": {"version": 1}}
-            if gone:
-                update = push_events(update, published.share_expired(doc, gone, expires_at=min(
-                    v for v in expiries.values() if v <= now)))
-            res = await self.documents.update_one(
-                {"_id": doc["_id"], "version": doc["version"], **NOT_DELETED, **_unlocked(now_ms())}, update)
-            changed += res.modified_count
-        if changed:
+            await self.documents.update_one(
+                {"_id": doc["_id"], "version": doc["version"], **NOT_DELETED, **_unlocked(now_ms())},
+                {"$set": {"shares": shares_doc(remaining), "share_keys": share_keys(remaining),
+                          "expiries": expiries_doc(keep), "updated_at": now_ms()}, "$inc": {"version": 1}})
+        if claimed:
             self._kick()
-        return changed
+        return claimed
 
     # ---- the access log ----------------------------------------------------------------------------
 
@@ -227,5 +231,5 @@ class DocumentStore:
         entry = {"_id": new_id(), "document_id": doc["_id"], "owner_id": doc["owner_id"],
                  "patient_id": doc.get("patient_id"), "accessor_id": accessor_id, "accessor_kind": accessor_kind,
                  "grant_ids": grant_ids, "at": now_ms()}
-        await self.accesses.insert_one(with_events(entry, published.document_accessed(entry)))
+        await self.accesses.insert_one(with_events(entry, document_events.document_accessed(entry)))
         self._kick()

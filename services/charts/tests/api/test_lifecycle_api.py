@@ -89,8 +89,8 @@ async def test_replicas_sweeping_at_once_claim_each_grant_once(mongo_client: Any
     now = datetime.now(UTC)
     claimed = await asyncio.gather(*(r.expire_due(now) for r in replicas for _ in range(2)))
     assert sum(claimed) == 4
-    staged = [e for g in await db["chart_grants"].find({}).to_list() for e in g.get("_outbox", [])
-              if e["type"] == "charts.share.expired"]
+    staged = [e for coll in ("chart_grants", "chart_expiries") for g in await db[coll].find({}).to_list()
+              for e in g.get("_outbox", []) if e["type"] == "charts.share.expired"]
     assert sorted(e["data"]["grant_id"] for e in staged) == sorted(g["_id"] for g in grants[1:])
 
 
