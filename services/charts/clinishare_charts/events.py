@@ -36,7 +36,8 @@ def chart_created(chart: dict[str, Any]) -> Envelope:
 
 def chart_updated(chart: dict[str, Any], changes: dict[str, Any]) -> Envelope:
     return make_event(ChartUpdated(chart_id=chart["_id"], author_id=chart["author_id"],
-                                   patient_id=chart["patient_id"], changed_fields=sorted(changes)),
+                                   patient_id=chart["patient_id"],
+                                   changed_fields=sorted(k for k, v in changes.items() if v != chart.get(k))),
                       source=SOURCE, subject=chart["_id"])
 
 

@@ -23,7 +23,8 @@ def form_updated(form: dict[str, Any], changes: dict[str, Any]) -> Envelope:
     """``changes``: the stored fields that changed (their names travel, never their values)."""
     return make_event(FormUpdated(form_id=form["_id"], author_id=form["author_id"],
                                   version=changes.get("version", form["version"]),
-                                  changed_fields=sorted(set(changes) - {"updated_at", "version"})),
+                                  changed_fields=sorted(k for k, v in changes.items()
+                                                        if k not in ("updated_at", "version") and v != form.get(k))),
                       source=SOURCE, subject=form["_id"])
 
 

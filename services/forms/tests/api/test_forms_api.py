@@ -127,6 +127,30 @@ async def test_editing_fields_makes_a_new_version_and_sharing_changes_are_announ
     assert (await clinic.http.get(f"/v1/forms/{form['id']}", headers=clinic.as_(B))).status_code == 200
 
 
+async def test_creating_and_editing_are_announced_for_analytics_with_ids_and_field_names(clinic):
+    refused = await clinic.http.post("/v1/forms", json={"title": "x", "fields": []}, headers=clinic.as_(A))
+    assert refused.status_code == 422
+    form = await clinic.create_form(practitioner_ids=(), office_ids=())
+    path = f"/v1/forms/{form['id']}"
+    assert (await clinic.http.patch(path, json={"title": "x"}, headers=clinic.as_(B))).status_code in (403, 404)
+    assert (await clinic.http.patch(path, json={"title": form["title"]}, headers=clinic.as_(A))).status_code == 200
+    assert (await clinic.http.patch(path, json={"sharing": {"allow_others": True, "practitioner_ids": [B, E]}},
+                                    headers=clinic.as_(A))).status_code == 422
+    resp = await clinic.http.patch(path, json={"fields": FIELDS}, headers=clinic.as_(A))
+    assert resp.status_code == 200
+
+    def lifecycle():
+        return [e for e in clinic.published if e.type in ("forms.form.created", "forms.form.updated")]
+
+    await wait_for(lambda: len(lifecycle()) >= 2, message="created and updated")
+    created, updated = lifecycle()
+    assert created.data == {"form_id": form["id"], "author_id": A, "version": 1}
+    assert updated.data == {"form_id": form["id"], "author_id": A, "version": 2, "changed_fields": ["fields"]}
+    # the refused create, the forbidden, the unchanged and the refused edit announced nothing
+    assert len(lifecycle()) == 2
+    assert "Question" not in updated.model_dump_json()
+
+
 async def test_turning_allow_others_off_stops_others_at_once(clinic):
     form = await clinic.create_form(others_all=True)
     await clinic.assign_and_submit(form["id"], B)

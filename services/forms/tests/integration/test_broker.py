@@ -100,7 +100,7 @@ async def test_forms_events_reach_a_bound_queue_with_ids_only(forms, broker, sig
                             "forms.form.updated"}
     assert by_type["forms.form.created"].data == {"form_id": form["id"], "author_id": A, "version": 1}
     assert by_type["forms.form.updated"].data == {"form_id": form["id"], "author_id": A, "version": 2,
-                                                  "changed_fields": ["fields", "title"]}
+                                                  "changed_fields": ["title"]}
     assert by_type["forms.shared"].data["added_practitioner_ids"] == [B]
     assert by_type["forms.assigned"].data["patient_id"] == "pat-b"
     sub = by_type["forms.submitted"].data
