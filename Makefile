@@ -5,7 +5,13 @@ BIN := $(VENV)/bin
 PACKAGES := shared $(wildcard services/*) $(wildcard deploy/allinone deploy/gateway deploy/analytics)
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 
-.PHONY: run test install install-test unit integration e2e bench compose-config asyncapi lock clean
+.PHONY: run test install install-test unit integration e2e bench compose-config asyncapi lock clean ferretdb database
+
+# FerretDB (MongoDB wire protocol on SQLite) is the local database engine: built once from its Go module
+# at the version pinned in tools/ferretdb/go.mod, into a git-ignored tool folder. `make ferretdb` fails
+# without Go; `database` (used by run and test) only warns, and run/test then say what they fall back to.
+FERRETDB := .tools/bin/ferretdb
+GO ?= go
 
 $(VENV)/.base: requirements/base.lock $(PYPROJECTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,24 +26,34 @@ $(VENV)/.test: $(VENV)/.base requirements/test.lock
 install: $(VENV)/.base
 install-test: $(VENV)/.test
 
-## Serve the whole system in one process (in-memory bus and in-process MongoDB unless AMQP_URL / MONGODB_URL).
-run: install
+$(FERRETDB): tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/main.go
+	cd tools/ferretdb && GOTOOLCHAIN=local GOFLAGS=-mod=readonly GOBIN=$(CURDIR)/.tools/bin $(GO) install .
+	@$@ --version
+
+ferretdb: $(FERRETDB)
+
+database:
+	@if command -v $(GO) >/dev/null 2>&1; then $(MAKE) --no-print-directory $(FERRETDB); \
+	else echo "make: Go is not installed, so FerretDB cannot be built: falling back to the in-process engine (data lost at exit; CI refuses this)" >&2; fi
+
+## Serve the whole system in one process: FerretDB on ./var (unless MONGODB_URL), in-memory bus (unless AMQP_URL).
+run: install database
 	if [ -n "$$AMQP_URL" ]; then $(BIN)/python -m clinishare_shared.topology; fi
 	$(BIN)/python -m clinishare_allinone
 
 ## Every test: unit, integration (real RabbitMQ), e2e (services as separate processes).
-test: install-test
+test: install-test database
 	$(BIN)/python -m pytest
 
-unit: install-test
+unit: install-test database
 	$(BIN)/python -m pytest -m "not broker and not e2e"
 
-e2e: install-test
+e2e: install-test database
 	$(BIN)/python -m pytest tests/e2e
 
 ## Performance targets, each as a ratio to a baseline measured in the same run (not part of `make test`).
 ## The engine is MONGODB_URL's, else the in-process one; BENCH_ARGS="--quick" for a smoke run.
-bench: install-test
+bench: install-test database
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 compose-config:
@@ -53,4 +69,4 @@ lock:
 	$(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 requirements/test.in -o requirements/test.lock
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) .tools

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+
+from clinishare_shared.mongo import ensure_ttl_index
 from pymongo.errors import DuplicateKeyError
 
 from clinishare_shared.bus.base import Handler
@@ -42,9 +44,8 @@ class IdempotentConsumer:
         return sorted(self.handlers)
 
     async def ensure_indexes(self) -> None:
-        await self.db[PROCESSED].create_index(
-            "processed_at", expireAfterSeconds=self.retention_days * 86400, name="processed_ttl"
-        )
+        await ensure_ttl_index(self.db[PROCESSED], "processed_at",
+                               expire_after_seconds=self.retention_days * 86400, name="processed_ttl")
 
     async def __call__(self, event: Envelope) -> None:
         lock, users = self._locks.get(event.id) or (asyncio.Lock(), 0)

@@ -1,18 +1,36 @@
-"""MongoDB access: PyMongo's AsyncMongoClient, or an in-process engine behind the same async interface.
+"""MongoDB access: PyMongo's AsyncMongoClient (MongoDB, or FerretDB locally), or an in-process fallback.
 
 Store code is written once against the PyMongo async API (``find`` returns a cursor, ``to_list``,
-``aggregate`` is awaited, ...). When no ``MONGODB_URL`` is given the same calls go to mongomock, an
-in-process engine, through the thin adapter below. Only the subset of the API that our stores use is
-adapted; anything else raises AttributeError rather than silently behaving differently.
+``aggregate`` is awaited, ...). The real engines are MongoDB and, where no MongoDB server exists (these
+machines, ``make run``, ``make test``), FerretDB on SQLite (``clinishare_shared.ferretdb``). Only when
+neither is available do the same calls go to mongomock through the thin adapter below; it yields to the
+event loop on every call and round-trips written documents through BSON with production's codec options,
+so that code run on it meets the interleavings and the value conversions a real server gives.
+
+FerretDB 1.24 lacks a few MongoDB features we would use; the shims here keep the MongoDB idiom where the
+server has it and fall back to the smallest equivalent where it does not (docs/ARCHITECTURE.md lists them):
+- TTL indexes: ``ensure_ttl_index`` asks the server for one; if refused, ``purge_expired`` (run by every
+  service's ``Infra`` on a timer, like MongoDB's TTL monitor) deletes what the index would have.
+- ``$pull`` with a condition removes nothing on FerretDB: ``pull_exact`` removes array elements by their
+  exact stored value, which both engines do the same way.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import bson
+import structlog
 from bson import ObjectId
+from bson.codec_options import CodecOptions
 from pymongo import AsyncMongoClient
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+log = structlog.get_logger("clinishare.mongo")
 
 IN_PROCESS = "inprocess"
 
@@ -27,6 +45,20 @@ def now_ms() -> datetime:
 def new_id() -> str:
     """A string id that sorts by creation time (an ObjectId's hex), so newest-first is an index order."""
     return str(ObjectId())
+
+
+# what production's clients decode with (open_client): aware datetimes, standard UUIDs
+CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, uuid_representation=4)
+
+
+def bson_roundtrip(value: Any) -> Any:
+    """``value`` as a server would store it: datetimes truncated to milliseconds, tuples as lists, and
+    anything BSON cannot encode refused here as it would be by a real server."""
+    if isinstance(value, dict):
+        return bson.decode(bson.encode(value, codec_options=CODEC_OPTIONS), codec_options=CODEC_OPTIONS)
+    if isinstance(value, list):
+        return [bson_roundtrip(v) for v in value]
+    return value
 
 
 class InProcessCursor:
@@ -46,6 +78,7 @@ class InProcessCursor:
         return self
 
     async def to_list(self, length: int | None = None) -> list[dict[str, Any]]:
+        await asyncio.sleep(0)
         out = []
         for doc in self._cursor:
             out.append(doc)
@@ -57,6 +90,7 @@ class InProcessCursor:
         return self
 
     async def __anext__(self) -> dict[str, Any]:
+        await asyncio.sleep(0)
         try:
             return next(self._cursor)
         except StopIteration:
@@ -66,11 +100,15 @@ class InProcessCursor:
         return None
 
 
+# the positional argument (after the filter, for updates) that a server would receive as BSON
+_WRITTEN_ARG = {"insert_one": 0, "insert_many": 0, "replace_one": 1, "update_one": 1, "update_many": 1,
+                "find_one_and_update": 1, "find_one_and_replace": 1}
+
 _ASYNC_PASSTHROUGH = (
     "insert_one", "insert_many", "find_one", "update_one", "update_many", "replace_one",
     "delete_one", "delete_many", "find_one_and_update", "find_one_and_delete",
-    "find_one_and_replace", "count_documents", "distinct", "create_index", "drop", "bulk_write",
-    "drop_index", "index_information",
+    "find_one_and_replace", "count_documents", "distinct", "drop", "bulk_write",
+    "drop_index", "index_information", "find_one_and_delete",
 )
 
 
@@ -78,21 +116,38 @@ class InProcessCollection:
     def __init__(self, collection: Any) -> None:
         self._c = collection
         self.name = collection.name
+        self.database = collection.database
+
+    async def create_index(self, keys: Any, **kwargs: Any) -> str:
+        await asyncio.sleep(0)
+        if "expireAfterSeconds" in kwargs:
+            # mongomock would accept it and never delete anything: refuse it as FerretDB does, so the
+            # purge that stands in for it runs here too
+            raise OperationFailure('Index option "expireAfterSeconds" is not implemented yet', code=_NOT_IMPLEMENTED)
+        return str(self._c.create_index(keys, **kwargs))
 
     def find(self, *args: Any, **kwargs: Any) -> InProcessCursor:
         return InProcessCursor(self._c.find(*args, **kwargs))
 
     async def aggregate(self, pipeline: list[dict[str, Any]], **kwargs: Any) -> InProcessCursor:
+        await asyncio.sleep(0)
         return InProcessCursor(iter(list(self._c.aggregate(pipeline, **kwargs))))
 
     def __getattr__(self, name: str) -> Any:
         if name not in _ASYNC_PASSTHROUGH:
             raise AttributeError(f"in-process engine does not adapt Collection.{name}")
         fn = getattr(self._c, name)
+        written = _WRITTEN_ARG.get(name)
 
         async def call(*args: Any, **kwargs: Any) -> Any:
-            # mongomock does not know partial indexes' options everywhere; it ignores what it cannot use.
-            return fn(*args, **kwargs)
+            # Yield as a network round trip would, so concurrent coroutines interleave here as they do
+            # against a server (a read-then-write race shows up instead of hiding).
+            await asyncio.sleep(0)
+            if written is not None and len(args) > written:
+                args = (*args[:written], bson_roundtrip(args[written]), *args[written + 1:])
+            result = fn(*args, **kwargs)
+            await asyncio.sleep(0)
+            return result
 
         return call
 
@@ -116,7 +171,13 @@ class InProcessDatabase:
             raise AttributeError(name)
         return self.get_collection(name)
 
+    async def drop_collection(self, name: str) -> None:
+        await asyncio.sleep(0)
+        self._db.drop_collection(name)
+        self._collections.pop(name, None)
+
     async def command(self, command: str | dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        await asyncio.sleep(0)
         if command in ("ping", {"ping": 1}):
             return {"ok": 1.0}
         raise NotImplementedError(f"in-process engine: command {command!r}")
@@ -128,7 +189,7 @@ class InProcessDatabase:
 class InProcessMongoClient:
     """mongomock behind the async interface of AsyncMongoClient (the subset our stores use)."""
 
-    engine = "in-process (mongomock)"
+    engine = "in-process fallback (mongomock; data lost at exit)"
 
     def __init__(self) -> None:
         # the embedded engine is an optional extra (clinishare-shared[embedded]): production images lack it
@@ -167,4 +228,74 @@ def open_client(url: str | None) -> Any:
 
 
 def engine_name(client: Any) -> str:
-    return getattr(client, "engine", "mongodb (AsyncMongoClient)")
+    return getattr(client, "engine", "MongoDB wire protocol (AsyncMongoClient)")
+
+
+async def server_engine(client: Any) -> str:
+    """What is behind ``client``: "FerretDB ...", "MongoDB x.y.z" or the in-process fallback."""
+    if isinstance(client, InProcessMongoClient):
+        return client.engine
+    info = await client.admin.command("buildInfo")
+    if "ferretdbVersion" in info:
+        from clinishare_shared.ferretdb import LABEL
+
+        return f"{LABEL}, reporting MongoDB {info.get('version')}"
+    return f"MongoDB {info.get('version')}"
+
+
+# ---- shims for what FerretDB 1.24 lacks -------------------------------------------------------------
+
+def pull_exact(field: str, *elements: Any) -> dict[str, Any]:
+    """An update removing ``elements`` from the array ``field`` by their exact stored value (as read from
+    the document). MongoDB's ``{"$pull": {field: {"id": x}}}`` matches elements by condition; FerretDB
+    1.24 removes only elements equal to the given value, so the condition form removes nothing there.
+    ``$pullAll`` with the stored values means the same on both."""
+    return {"$pullAll": {field: list(elements)}}
+
+
+@contextlib.contextmanager
+def duplicate_key_errors() -> Iterator[None]:
+    """Around an update that can break a unique index. MongoDB answers DuplicateKeyError (11000); FerretDB
+    1.24 does so for inserts and upserts, but for an update that changes an indexed field to a taken value
+    it answers InternalError "UNIQUE constraint failed" (SQLite's words): raise DuplicateKeyError for both."""
+    try:
+        yield
+    except DuplicateKeyError:
+        raise
+    except OperationFailure as exc:
+        if "UNIQUE constraint failed" not in str(exc):
+            raise
+        raise DuplicateKeyError(str(exc), 11000, exc.details) from exc
+
+
+# (database name, collection name) -> (date field, seconds): TTL indexes the server refused
+_purges: dict[tuple[str, str], tuple[str, int]] = {}
+
+_NOT_IMPLEMENTED = 238
+
+
+async def ensure_ttl_index(coll: Any, field: str, *, expire_after_seconds: int, name: str = "ttl") -> bool:
+    """A TTL index on ``field`` (a date): documents are deleted ``expire_after_seconds`` after it. Returns
+    True if the server keeps it (MongoDB); False if it refused the option (FerretDB 1.24), in which case
+    a plain index is made and ``purge_expired`` deletes with the same rule."""
+    try:
+        await coll.create_index(field, expireAfterSeconds=expire_after_seconds, name=name)
+        return True
+    except OperationFailure as exc:
+        if exc.code != _NOT_IMPLEMENTED and "expireAfterSeconds" not in str(exc):
+            raise
+    await coll.create_index(field, name=name)
+    _purges[(coll.database.name, coll.name)] = (field, expire_after_seconds)
+    log.info("ttl_index_emulated", collection=coll.name, field=field, seconds=expire_after_seconds)
+    return False
+
+
+async def purge_expired(db: Any, *, now: datetime | None = None) -> int:
+    """Delete what the refused TTL indexes of ``db`` would have deleted by ``now``; returns how many."""
+    now = now or datetime.now(UTC)
+    removed = 0
+    for (db_name, coll_name), (field, seconds) in list(_purges.items()):
+        if db_name == db.name:
+            result = await db[coll_name].delete_many({field: {"$lt": now - timedelta(seconds=seconds)}})
+            removed += result.deleted_count
+    return removed

@@ -11,7 +11,7 @@ an INSERT: the unique ``_id`` makes exactly one relay the holder, on every engin
 is not enough: FerretDB 1.24 on SQLite evaluates an update's filter and writes the result without
 isolation, so several relays racing "set the claim where it is free" would all win.) The holder re-reads
 the document, publishes its events in order with publisher confirms, removes exactly those events
-(``$pullAll`` of the stored elements: equality, which FerretDB supports) and deletes its lease. A relay
+(``mongo.pull_exact``: ``$pullAll`` of the stored elements, equality, which FerretDB supports) and deletes its lease. A relay
 that dies leaves its lease to expire; then exactly one other relay takes it over (it must first insert a
 ``takeover/<claim>/<lease token>`` marker, again unique) and claims the document anew. Relays never write a claim
 into the domain document, so they cannot overwrite a concurrent change to it.
@@ -38,6 +38,7 @@ from pymongo.errors import DuplicateKeyError
 
 from clinishare_shared.bus.base import EventBus, PublishFailed
 from clinishare_shared.events import Envelope
+from clinishare_shared.mongo import pull_exact
 
 OUTBOX = "_outbox"
 CLAIMS = "_outbox_claims"
@@ -179,7 +180,7 @@ class OutboxRelay:
     async def _finish(self, coll: Any, doc_id: Any, token: str, published: list[dict[str, Any]]) -> None:
         """Remove the published events (the exact stored elements), then give the lease back."""
         if published:
-            await coll.update_one({"_id": doc_id}, {"$pullAll": {OUTBOX: published}})
+            await coll.update_one({"_id": doc_id}, pull_exact(OUTBOX, *published))
         await self._release(coll, [doc_id], token)
 
     async def run_once(self) -> int:

@@ -14,7 +14,10 @@ from clinishare_shared.auth import JwksKeyProvider, KeyProvider, TokenVerifier
 from clinishare_shared.bus.base import EventBus, Handler
 from clinishare_shared.bus.memory import InMemoryBus
 from clinishare_shared.consumer import IdempotentConsumer
-from clinishare_shared.mongo import engine_name, open_client
+import asyncio
+import contextlib
+
+from clinishare_shared.mongo import open_client, purge_expired, server_engine
 from clinishare_shared.outbox import OutboxRelay
 from clinishare_shared.projection import IdentityProjection
 from clinishare_shared.settings import ServiceSettings
@@ -43,6 +46,8 @@ class Infra:
         self.db: Any = None
         self.relay: OutboxRelay | None = None
         self.consumer: IdempotentConsumer | None = None
+        self.engine = ""
+        self._purge_task: asyncio.Task[None] | None = None
         self.verifier = TokenVerifier(
             keys or JwksKeyProvider(settings.jwks_url, cache_seconds=settings.jwks_cache_seconds),
             issuer=settings.jwt_issuer, audience=settings.jwt_audience,
@@ -54,8 +59,20 @@ class Infra:
         self.db = self.client[self.settings.database]
         if self._own_bus:
             await self.bus.start()
-        log.info("service_opened", service=self.settings.service_name, mongo=engine_name(self.client),
+        self.engine = await server_engine(self.client)
+        self._purge_task = asyncio.get_running_loop().create_task(self._purge_loop(), name="ttl-purge")
+        log.info("service_opened", service=self.settings.service_name, mongo=self.engine,
                  database=self.settings.database, bus=type(self.bus).__name__)
+
+    async def _purge_loop(self) -> None:
+        """Stands in for MongoDB's TTL monitor where the server refused a TTL index (``mongo.ensure_ttl_index``);
+        a no-op on MongoDB."""
+        while True:
+            await asyncio.sleep(self.settings.ttl_purge_interval)
+            try:
+                await purge_expired(self.db)
+            except Exception:
+                log.exception("ttl_purge_failed")
 
     async def open_projection(self) -> IdentityProjection:
         """The identity projection in this service's database, indexed."""
@@ -101,6 +118,10 @@ class Infra:
         return {"database": db_ok, "broker": await self.bus.ping()}
 
     async def close(self) -> None:
+        if self._purge_task is not None:
+            self._purge_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purge_task
         if self.relay is not None:
             await self.relay.stop()
         if self._own_bus:

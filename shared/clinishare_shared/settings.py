@@ -76,6 +76,8 @@ class ServiceSettings(ProcessSettings):
     outbox_lease_seconds: float = Field(default=30.0, gt=0, description="how long a relay holds the documents it "
                                         "claimed; a dead relay's claims are taken over after it")
     outbox_hold: bool = Field(default=False, description="tests only: stage events but publish nothing")
+    ttl_purge_interval: float = Field(default=60.0, gt=0, description="how often expired documents are purged "
+                                      "where the server has no TTL indexes (FerretDB); MongoDB's own TTL monitor also runs every 60 s")
     jwt_issuer: str = "clinishare-identity"
     jwt_audience: str = "clinishare"
     jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"

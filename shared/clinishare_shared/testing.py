@@ -1,8 +1,10 @@
 """pytest plugin shared by every service's tests (loaded with ``-p clinishare_shared.testing``).
 
 MongoDB: a real server when ``MONGODB_URL`` is set, else a testcontainers MongoDB when a Docker engine
-answers, else the in-process engine; the session header says which one ran. RabbitMQ: ``AMQP_URL`` or
-the local broker; if it does not answer, broker tests FAIL (they are never skipped).
+answers, else one FerretDB (SQLite handler, a fresh data directory) started for the whole run, each test
+in its own database. Without FerretDB the run stops under CI (``CI=true``) and elsewhere falls back to
+the in-process engine with a warning; the session header and summary say which engine ran. RabbitMQ:
+``AMQP_URL`` or the local broker; if it does not answer, broker tests FAIL (they are never skipped).
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import shutil
 import socket
+import tempfile
 import uuid
+from pathlib import Path
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlparse
@@ -19,6 +24,7 @@ from urllib.parse import urlparse
 import pytest
 
 from clinishare_shared.auth import StaticKeyProvider, TokenSigner
+from clinishare_shared import ferretdb
 from clinishare_shared.mongo import open_client
 
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
@@ -48,10 +54,24 @@ def _resolve_mongo() -> tuple[str | None, str]:
         container.start()
         _engine["container"] = container
         url, label = container.get_connection_url(), "real MongoDB in a testcontainer"
+    elif (binary := ferretdb.find_binary()) is not None:
+        data = Path(tempfile.mkdtemp(prefix="clinishare-ferretdb-"))
+        server = ferretdb.FerretDB(data, binary=binary).start()
+        _engine["ferretdb"], _engine["ferretdb_data"] = server, data
+        url, label = server.url, f"{ferretdb.LABEL} at {server.url} (data in {data})"
+    elif _in_ci():
+        # CI must test on a real database engine; a silent fall back would hide everything issue 9 is for
+        raise pytest.UsageError("FerretDB is missing under CI: `make test` builds it with `make ferretdb` "
+                                "(needs Go), or set MONGODB_URL")
     else:
-        label = "in-process MongoDB engine (mongomock); set MONGODB_URL or run Docker for a real server"
+        label = ("in-process fallback engine (mongomock): no MONGODB_URL, Docker or FerretDB here; "
+                 "run `make ferretdb` (needs Go) to test on a real engine")
     _engine["url"], _engine["label"] = url, label
     return url, label
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -67,6 +87,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     container = _engine.pop("container", None)
     if container is not None:
         container.stop()
+    server = _engine.pop("ferretdb", None)
+    if server is not None:
+        server.stop()
+        shutil.rmtree(_engine.pop("ferretdb_data"), ignore_errors=True)
 
 
 def _redact(url: str) -> str:

@@ -6,10 +6,12 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from clinishare_allinone.system import create_system
+from clinishare_shared.routes import SERVICES
 from clinishare_shared.testing import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,10 +24,12 @@ def walkthrough() -> str:
 
 
 @pytest.mark.skipif(not (shutil.which("curl") and shutil.which("jq")), reason="the walk-through needs curl and jq")
-async def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
+async def test_readme_walkthrough_runs_as_written(tmp_path: Path, mongodb_url: str | None, mongo_client: Any,
+                                                  unique: str) -> None:
     script = tmp_path / "walkthrough.sh"
     script.write_text("set -euo pipefail\n" + walkthrough())
-    async with LiveServer(create_system()) as server:
+    mongo_client.test_databases.extend(f"readme_{unique}_{name}" for name in SERVICES)
+    async with LiveServer(create_system(mongodb_url=mongodb_url, database_prefix=f"readme_{unique}")) as server:
         proc = await asyncio.create_subprocess_exec(
             "bash", str(script), env={**os.environ, "BASE": server.url},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

@@ -62,7 +62,8 @@ def mailbox() -> Any:
     controller.stop()
 
 
-async def _processes(tmp_path: Path, amqp_url: str, unique: str, mailbox: Mailbox) -> AsyncIterator[Stack]:
+async def _processes(tmp_path: Path, amqp_url: str, unique: str, mailbox: Mailbox,
+                     mongodb_url: str | None) -> AsyncIterator[Stack]:
     ports = {name: free_port() for name in [*SERVICES, "gateway"]}
     exchange = f"e2e.{unique}"
     base_env = {
@@ -83,8 +84,10 @@ async def _processes(tmp_path: Path, amqp_url: str, unique: str, mailbox: Mailbo
         if name in ("charts", "documents", "forms"):  # the services that ask identity directly
             base_env[f"{name.upper()}_IDENTITY_URL"] = f"http://127.0.0.1:{ports['identity']}"
         base_env[f"GATEWAY_{name.upper()}_URL"] = f"http://127.0.0.1:{ports[name]}"
-        if os.environ.get("MONGODB_URL"):
+        if mongodb_url:
             base_env[f"{name.upper()}_MONGODB_DATABASE"] = f"e2e_{unique}_{name}"
+    if mongodb_url:
+        base_env["MONGODB_URL"] = mongodb_url
     base_env["GATEWAY_PORT"] = str(ports["gateway"])
 
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -138,22 +141,26 @@ async def _processes(tmp_path: Path, amqp_url: str, unique: str, mailbox: Mailbo
                     channel = await connection.channel()
 
 
-async def _allinone(mailbox: Mailbox) -> AsyncIterator[Stack]:
+async def _allinone(mailbox: Mailbox, mongodb_url: str | None, unique: str) -> AsyncIterator[Stack]:
     from clinishare_allinone.system import ServiceOverrides, create_system
     from clinishare_notify.settings import NotifySettings
 
     notify = NotifySettings(smtp_host="127.0.0.1", smtp_port=mailbox.port)  # type: ignore[attr-defined]
-    async with LiveServer(create_system(ServiceOverrides(notify=notify))) as server:
+    system = create_system(ServiceOverrides(notify=notify), mongodb_url=mongodb_url, database_prefix=f"e2e_{unique}")
+    async with LiveServer(system) as server:
         yield Stack(mode="allinone", url=server.url, mailbox=mailbox)
 
 
 @pytest.fixture(params=["allinone", "processes"])
-async def stack(request: pytest.FixtureRequest, tmp_path: Path, unique: str, mailbox: Mailbox) -> AsyncIterator[Stack]:
+async def stack(request: pytest.FixtureRequest, tmp_path: Path, unique: str, mailbox: Mailbox,
+                mongodb_url: str | None, mongo_client: Any) -> AsyncIterator[Stack]:
+    # every service's database on the session's engine, named for this test and dropped after it
+    mongo_client.test_databases.extend(f"e2e_{unique}_{name}" for name in SERVICES)
     if request.param == "processes":
         amqp_url = request.getfixturevalue("amqp_url")
-        gen = _processes(tmp_path, amqp_url, unique, mailbox)
+        gen = _processes(tmp_path, amqp_url, unique, mailbox, mongodb_url)
     else:
-        gen = _allinone(mailbox)
+        gen = _allinone(mailbox, mongodb_url, unique)
     stack = await gen.__anext__()
     try:
         yield stack

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 import httpx
@@ -32,9 +33,10 @@ from clinishare_notify.settings import NotifySettings
 from clinishare_shared.asyncapi import asyncapi_document
 from clinishare_shared.auth import StaticKeyProvider
 from clinishare_shared.bus.base import EventBus
+from clinishare_shared.bus.memory import InMemoryBus
 from clinishare_shared.directory import IdentityDirectory
 from clinishare_shared.middleware import RequestContextMiddleware
-from clinishare_shared.mongo import engine_name, open_client
+from clinishare_shared.mongo import InProcessMongoClient, open_client, server_engine
 from clinishare_shared.problems import install_problem_handlers, problem_response
 from clinishare_shared.routes import SERVICES, owner_of
 from clinishare_shared.runtime import make_bus
@@ -51,6 +53,8 @@ class SystemSettings(ProcessSettings):
 
     mongodb_url: str | None = Field(default=None, description="unset: the in-process engine (logged)")
     amqp_url: str | None = Field(default=None, description="unset: the in-memory bus (logged)")
+    data_dir: Path = Field(default=Path("var"), description="where `make run` keeps FerretDB's data")
+    ferretdb_port: int = Field(default=0, description="FerretDB's loopback port for `make run` (0: any free port)")
 
 
 @dataclass
@@ -88,12 +92,19 @@ class Dispatcher:
 
 
 def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | None = None,
-                  mongo_client: Any = None) -> Dispatcher:
+                  mongo_client: Any = None, mongodb_url: str | None = None,
+                  database_prefix: str | None = None) -> Dispatcher:
+    """``database_prefix``: each service's database is ``<prefix>_<service>`` (tests share one server)."""
     overrides = overrides or ServiceOverrides()
+    if database_prefix:
+        overrides = ServiceOverrides(**{
+            name: (getattr(overrides, name) or cls()).model_copy(update={"mongodb_database": f"{database_prefix}_{name}"})
+            for name, cls in (("identity", IdentitySettings), ("charts", ChartsSettings),
+                              ("documents", DocumentsSettings), ("forms", FormsSettings), ("notify", NotifySettings))})
     identity_settings = overrides.identity or IdentitySettings()
     own_bus = bus is None
     bus = bus or make_bus(identity_settings)
-    client = mongo_client or open_client(identity_settings.mongodb_url)
+    client = mongo_client or open_client(mongodb_url or identity_settings.mongodb_url)
 
     identity = create_identity(identity_settings, bus=bus, mongo_client=client)
     keys = StaticKeyProvider(lambda: identity.state.jwks())
@@ -119,8 +130,9 @@ def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | 
             # consumers first (so nothing published at start-up is unroutable), identity last
             for name in ["notify", "charts", "documents", "forms", "identity"]:
                 await stack.enter_async_context(services[name].router.lifespan_context(services[name]))
-            log.info("system_started", services=SERVICES, mongo=engine_name(client), bus=type(bus).__name__)
-            embedded = identity_settings.missing_servers()
+            log.info("system_started", services=SERVICES, mongo=await server_engine(client), bus=type(bus).__name__)
+            embedded = [name for name, on in (("MONGODB_URL", isinstance(client, InProcessMongoClient)),
+                                              ("AMQP_URL", isinstance(bus, InMemoryBus))) if on]
             if embedded:
                 log.warning("embedded_engines_in_use", missing=embedded,
                             detail="the all-in-one process runs on embedded engines: data lives as long as the process")

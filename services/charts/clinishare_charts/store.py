@@ -20,7 +20,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from clinishare_charts import events
 from clinishare_charts.domain.access import GrantRef
 from clinishare_shared.mongo import new_id, now_ms
-from clinishare_shared.outbox import NO_OUTBOX, insert_once, push_events, with_events
+from clinishare_shared.outbox import NO_OUTBOX, insert_once, push_events, strip_outbox, with_events
 from clinishare_shared.pagination import PageQuery
 
 CHARTS, NOTES, GRANTS, ACCESSES, EXPIRIES = "charts", "chart_notes", "chart_grants", "chart_accesses", "chart_expiries"
@@ -116,10 +116,11 @@ class ChartStore:
         return await self.charts.find_one({"_id": chart_id}, NO_OUTBOX)
 
     async def update_chart(self, chart: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any] | None:
-        updated = await self.charts.find_one_and_update(
+        # no projection: FerretDB 1.24 refuses findAndModify's "fields"; the outbox is stripped here instead
+        updated = strip_outbox(await self.charts.find_one_and_update(
             {"_id": chart["_id"]},
             push_events({"$set": {**changes, "updated_at": _now()}}, events.chart_updated(chart, changes)),
-            projection=NO_OUTBOX, return_document=ReturnDocument.AFTER)
+            return_document=ReturnDocument.AFTER))
         if updated is not None:
             self._wrote()
         return updated

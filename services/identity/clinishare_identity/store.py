@@ -16,7 +16,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from clinishare_shared.domain.sharing import ConnectionView, OfficeView
-from clinishare_shared.mongo import now_ms
+from clinishare_shared.mongo import duplicate_key_errors, now_ms
 from clinishare_shared.outbox import NO_OUTBOX, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 from clinishare_shared.throttle import AttemptThrottle
@@ -81,10 +81,11 @@ class IdentityStore:
 
     async def set_account_pin(self, account_id: str, pin: str) -> bool:
         """Rotate a practitioner's PIN, announcing it (never the PIN) in the same write."""
-        res = await self.accounts.update_one(
-            {"_id": account_id, "kind": "practitioner"},
-            push_events({"$set": {"share_pin": pin}}, events.share_pin_rotated("practitioner", account_id,
-                                                                              rotated_by=account_id)))
+        with duplicate_key_errors():  # FerretDB: a taken PIN is an InternalError otherwise
+            res = await self.accounts.update_one(
+                {"_id": account_id, "kind": "practitioner"},
+                push_events({"$set": {"share_pin": pin}}, events.share_pin_rotated("practitioner", account_id,
+                                                                                  rotated_by=account_id)))
         if res.matched_count:
             self.kick()
         return res.matched_count == 1
@@ -142,10 +143,11 @@ class IdentityStore:
 
     async def set_office_pin(self, office_id: str, pin: str, *, rotated_by: str) -> None:
         """Rotate an office's PIN, announcing it (never the PIN) in the same write."""
-        res = await self.offices.update_one(
-            {"_id": office_id},
-            push_events({"$set": {"share_pin": pin}}, events.share_pin_rotated("office", office_id,
-                                                                              rotated_by=rotated_by)))
+        with duplicate_key_errors():  # FerretDB: a taken PIN is an InternalError otherwise
+            res = await self.offices.update_one(
+                {"_id": office_id},
+                push_events({"$set": {"share_pin": pin}}, events.share_pin_rotated("office", office_id,
+                                                                                  rotated_by=rotated_by)))
         if res.matched_count:
             self.kick()
 

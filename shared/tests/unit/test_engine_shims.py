@@ -1,0 +1,108 @@
+"""The shims for what FerretDB 1.24 lacks, run on the session's engine (FerretDB under `make test`, MongoDB
+with MONGODB_URL) and, every time, on the in-process fallback too: each must mean the same on both."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo.errors import DuplicateKeyError
+
+from clinishare_shared.mongo import (
+    InProcessMongoClient, ensure_ttl_index, open_client, pull_exact, purge_expired,
+)
+
+
+@pytest.fixture(params=["session-engine", "in-process"])
+async def any_db(request: pytest.FixtureRequest, mongo_client: Any, db_name: str) -> AsyncIterator[Any]:
+    if request.param == "session-engine":
+        yield mongo_client[db_name]
+        return
+    client = open_client(None)
+    yield client[db_name]
+    await client.close()
+
+
+async def test_pull_exact_removes_the_stored_element_and_only_it(any_db: Any) -> None:
+    outbox = [{"id": "e1", "type": "t", "data": {"a": 1}}, {"id": "e2", "type": "t", "data": {"a": 2}}]
+    await any_db.docs.insert_one({"_id": "d", "_outbox": outbox})
+    stored = (await any_db.docs.find_one({"_id": "d"}))["_outbox"]
+    result = await any_db.docs.update_one({"_id": "d"}, pull_exact("_outbox", stored[0]))
+    assert result.modified_count == 1
+    assert (await any_db.docs.find_one({"_id": "d"}))["_outbox"] == [outbox[1]]
+    # an element that is not (or no longer) there: nothing changes
+    result = await any_db.docs.update_one({"_id": "d"}, pull_exact("_outbox", stored[0]))
+    assert result.modified_count == 0
+    assert (await any_db.docs.find_one({"_id": "d"}))["_outbox"] == [outbox[1]]
+
+
+async def test_ttl_index_deletes_expired_documents_on_every_engine(any_db: Any) -> None:
+    server_side = await ensure_ttl_index(any_db.seen, "at", expire_after_seconds=60, name="seen_ttl")
+    now = datetime.now(UTC)
+    await any_db.seen.insert_many([{"_id": "old", "at": now - timedelta(seconds=61)},
+                                   {"_id": "fresh", "at": now - timedelta(seconds=30)},
+                                   {"_id": "undated"}])
+    if server_side:
+        pytest.skip("the server keeps a real TTL index (MongoDB): its TTL monitor deletes, on its own schedule")
+    assert await purge_expired(any_db, now=now) == 1
+    assert sorted(d["_id"] for d in await any_db.seen.find().to_list()) == ["fresh", "undated"]
+    # the index that replaces the TTL one still exists, under the same name
+    assert "seen_ttl" in await any_db.seen.index_information()
+
+
+async def test_ttl_purge_touches_only_its_own_database(mongo_client: Any, unique: str) -> None:
+    first, second = mongo_client[f"test_{unique}_a"], mongo_client[f"test_{unique}_b"]
+    mongo_client.test_databases.extend([first.name, second.name])
+    old = datetime.now(UTC) - timedelta(days=2)
+    for db in (first, second):
+        if await ensure_ttl_index(db.seen, "at", expire_after_seconds=86400):
+            pytest.skip("real TTL index on this server")
+        await db.seen.insert_one({"_id": 1, "at": old})
+    await purge_expired(first)
+    assert await first.seen.count_documents({}) == 0
+    assert await second.seen.count_documents({}) == 1
+
+
+async def test_sparse_unique_index_allows_many_documents_without_the_field(any_db: Any) -> None:
+    # FerretDB ignores `sparse`, but its SQLite unique index treats missing values as distinct, which is
+    # what a sparse unique index means for documents without the field; a present value stays unique.
+    await any_db.pins.create_index("pin", unique=True, sparse=True, name="pin_unique")
+    await any_db.pins.insert_many([{"_id": 1}, {"_id": 2}, {"_id": 3, "pin": "A"}])
+    with pytest.raises(DuplicateKeyError):
+        await any_db.pins.insert_one({"_id": 4, "pin": "A"})
+    await any_db.pins.update_one({"_id": 3}, {"$unset": {"pin": ""}})
+    await any_db.pins.insert_one({"_id": 5, "pin": "A"})  # freed by removing the field
+
+
+async def test_in_process_fallback_round_trips_through_bson() -> None:
+    client = InProcessMongoClient()
+    db = client["t"]
+    at = datetime(2026, 1, 2, 3, 4, 5, 678_999, tzinfo=UTC)
+    await db.c.insert_one({"_id": 1, "at": at, "pair": (1, 2)})
+    doc = await db.c.find_one({"_id": 1})
+    assert doc["at"] == at.replace(microsecond=678_000)  # milliseconds, as a server stores them
+    assert doc["pair"] == [1, 2]
+    await db.c.update_one({"_id": 1}, {"$set": {"later": at}})
+    assert (await db.c.find_one({"_id": 1}))["later"].microsecond == 678_000
+    with pytest.raises(Exception):
+        await db.c.insert_one({"_id": 2, "bad": object()})  # a server could not store it either
+
+
+async def test_in_process_fallback_yields_to_the_event_loop() -> None:
+    """A read-then-write race must be able to interleave on the fallback as on a server."""
+    db = InProcessMongoClient()["t"]
+    await db.c.insert_one({"_id": 1, "n": 0})
+    order: list[str] = []
+
+    async def read_then_write(name: str) -> None:
+        doc = await db.c.find_one({"_id": 1})
+        order.append(f"{name} read")
+        await db.c.update_one({"_id": 1}, {"$set": {"n": doc["n"] + 1}})
+        order.append(f"{name} wrote")
+
+    await asyncio.gather(read_then_write("a"), read_then_write("b"))
+    assert order[:2] == ["a read", "b read"]  # both read before either wrote: the lost update shows
+    assert (await db.c.find_one({"_id": 1}))["n"] == 1
