@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from clinishare_shared.locks import KeyedLocks
 from clinishare_shared.mongo import ensure_ttl_index
 from pymongo.errors import DuplicateKeyError
 
@@ -37,7 +38,7 @@ class IdempotentConsumer:
         self.service = service
         self.handlers = dict(handlers)
         self.retention_days = retention_days
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._locks = KeyedLocks()
 
     @property
     def routing_keys(self) -> list[str]:
@@ -48,17 +49,8 @@ class IdempotentConsumer:
                                expire_after_seconds=self.retention_days * 86400, name="processed_ttl")
 
     async def __call__(self, event: Envelope) -> None:
-        lock, users = self._locks.get(event.id) or (asyncio.Lock(), 0)
-        self._locks[event.id] = (lock, users + 1)
-        try:
-            async with lock:
-                await self._process(event)
-        finally:
-            lock, users = self._locks[event.id]
-            if users <= 1:
-                del self._locks[event.id]
-            else:
-                self._locks[event.id] = (lock, users - 1)
+        async with self._locks.hold(event.id):
+            await self._process(event)
 
     async def _process(self, event: Envelope) -> None:
         with structlog.contextvars.bound_contextvars(

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from clinishare_shared.bus.base import EventBus, Handler, PublishFailed
 from clinishare_shared.bus.stream import StreamSpec, declare_stream
 from clinishare_shared.events import EVENT_TYPES, EXCHANGE, Envelope
+from clinishare_shared.locks import KeyedLocks
 
 log = structlog.get_logger("clinishare.bus.rabbit")
 
@@ -262,32 +263,40 @@ class RabbitBus(EventBus):
         await channel.set_qos(prefetch_count=self.prefetch)
         self._consumer_channels.append(channel)
 
+        in_order = KeyedLocks()
+
         async def on_message(message: AbstractIncomingMessage) -> None:
             event, reason = read_event(message.body)
             if event is None:
                 # can never succeed: to the dead-letter queue at once, so the queue keeps flowing
                 await self._dead_letter_or_requeue(message, queue, reason or "malformed")
                 return
-            deliveries = _deliveries(message)
-            try:
-                await handler(event)
-            except asyncio.CancelledError:
-                await message.nack(requeue=True)
-                raise
-            except Exception as exc:
-                log.warning("handler_failed_nacked", queue=queue, event_id=event.id, event_type=event.type,
-                            delivery=deliveries, delivery_limit=self.delivery_limit, exc_info=True)
-                if deliveries >= self.delivery_limit:
-                    await self._dead_letter_or_requeue(
-                        message, queue, f"handler failed {deliveries} times: {type(exc).__name__}")
-                    return
-                # A short, growing pause before the requeue so a failing dependency gets time to recover.
-                await asyncio.sleep(min(2.0, 0.05 * deliveries))
-                await message.nack(requeue=True)
-                return
-            await message.ack()
+            # Up to `prefetch` messages are handled at once, but one subject's events one at a time, in the
+            # order they arrived (the lock is taken before the first await): per-subject order holds.
+            async with in_order.hold(event.subject or event.id):
+                await self._handle(message, event, queue, handler)
 
         await q.consume(on_message)
+
+    async def _handle(self, message: AbstractIncomingMessage, event: Envelope, queue: str, handler: Handler) -> None:
+        deliveries = _deliveries(message)
+        try:
+            await handler(event)
+        except asyncio.CancelledError:
+            await message.nack(requeue=True)
+            raise
+        except Exception as exc:
+            log.warning("handler_failed_nacked", queue=queue, event_id=event.id, event_type=event.type,
+                        delivery=deliveries, delivery_limit=self.delivery_limit, exc_info=True)
+            if deliveries >= self.delivery_limit:
+                await self._dead_letter_or_requeue(
+                    message, queue, f"handler failed {deliveries} times: {type(exc).__name__}")
+                return
+            # A short, growing pause before the requeue so a failing dependency gets time to recover.
+            await asyncio.sleep(min(2.0, 0.05 * deliveries))
+            await message.nack(requeue=True)
+            return
+        await message.ack()
 
     async def _dead_letter_or_requeue(self, message: AbstractIncomingMessage, queue: str, reason: str) -> None:
         try:

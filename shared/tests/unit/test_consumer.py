@@ -42,11 +42,11 @@ async def test_concurrent_duplicates_processed_once(db: Any, make_envelope) -> N
     tasks = [asyncio.create_task(consumer(e)) for e in (ev, ev, ev, other)]
     await entered.wait()
     # all three deliveries of ev are in (one in the handler, two waiting)
-    await wait_for(lambda: ev.id in consumer._locks and consumer._locks[ev.id][1] == 3)
+    await wait_for(lambda: consumer._locks._locks.get(ev.id, (None, 0))[1] == 3)
     release.set()
     await asyncio.gather(*tasks)
     assert sorted(calls) == sorted([ev.id, other.id])
-    assert consumer._locks == {}  # no leak
+    assert len(consumer._locks) == 0  # no leak
 
 
 async def test_failure_not_recorded_and_redelivery_reprocesses(db: Any, make_envelope) -> None:
