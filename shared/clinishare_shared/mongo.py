@@ -19,6 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
+import re
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -220,11 +224,129 @@ class InProcessMongoClient:
 
 
 def open_client(url: str | None) -> Any:
-    """A client for ``url``; None or ``inprocess`` gives the in-process engine."""
+    """A client for ``url``; None or ``inprocess`` gives the in-process engine. Against FerretDB, conditional
+    writes are made atomic by ``AtomicWritesClient`` (see there)."""
     if not url or url == IN_PROCESS:
         return InProcessMongoClient()
     client: Any = AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5000, uuidRepresentation="standard")
-    return client
+    return AtomicWritesClient(client, url)
+
+
+# ---- FerretDB: single-document writes that are atomic ------------------------------------------------
+#
+# MongoDB applies a single-document update atomically: `update_one({"_id": x, "v": 1}, {"$set": {"v": 2}})`
+# is a compare-and-set, `$inc` never loses a count, and every optimistic-concurrency loop, claim and
+# throttle here relies on that. FerretDB 1.24 (internal/handler/msg_update.go) reads the matching documents
+# and then writes them back by `_id` in a separate SQLite transaction, so two concurrent conditional updates
+# can both match and both write (measured: 20 concurrent `$inc`s left 3 to 8; a compare-and-set had up to 19
+# winners). Inserts are atomic there (SQLite's primary key and unique indexes). So against FerretDB every
+# write that reads before it writes (updates, replaces, deletes, find-and-modify) holds a lock for its
+# collection: an asyncio lock within the process and an advisory file lock across the processes of this
+# machine (replicas, e2e processes), which is where FerretDB runs. Against MongoDB nothing is locked.
+
+_READ_MODIFY_WRITE = frozenset({
+    "update_one", "update_many", "replace_one", "delete_one", "delete_many", "find_one_and_update",
+    "find_one_and_replace", "find_one_and_delete", "bulk_write",
+})
+
+
+class _CollectionLock:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.local = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> Any:
+        async with self.local:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                delay = 0.0002
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        await asyncio.sleep(delay)  # another process holds it: never block the event loop
+                        delay = min(delay * 2, 0.01)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+
+
+class AtomicWritesClient:
+    """``AsyncMongoClient`` as it is, except that against FerretDB read-modify-write calls are serialized
+    per collection (above). Whether the server is FerretDB is asked once (``buildInfo``)."""
+
+    def __init__(self, client: Any, url: str) -> None:
+        self._client = client
+        self._lock_dir = os.path.join(tempfile.gettempdir(), "clinishare-ferretdb-locks",
+                                      re.sub(r"[^A-Za-z0-9_.-]", "_", url.split("@")[-1]))
+        self._is_ferretdb: bool | None = None
+        self._locks: dict[str, _CollectionLock] = {}
+
+    async def needs_locks(self) -> bool:
+        if self._is_ferretdb is None:
+            info = await self._client.admin.command("buildInfo")
+            self._is_ferretdb = "ferretdbVersion" in info
+            if self._is_ferretdb:
+                os.makedirs(self._lock_dir, exist_ok=True)
+        return self._is_ferretdb
+
+    def lock_for(self, db: str, coll: str) -> _CollectionLock:
+        key = f"{db}.{coll}"
+        if key not in self._locks:
+            self._locks[key] = _CollectionLock(os.path.join(self._lock_dir, f"{key}.lock"))
+        return self._locks[key]
+
+    def get_database(self, name: str, **kwargs: Any) -> "AtomicWritesDatabase":
+        return AtomicWritesDatabase(self, self._client.get_database(name, **kwargs))
+
+    __getitem__ = get_database
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)  # admin, close, drop_database, address, ...
+
+
+class AtomicWritesDatabase:
+    def __init__(self, owner: AtomicWritesClient, db: Any) -> None:
+        self._owner = owner
+        self._db = db
+        self.name = db.name
+
+    def get_collection(self, name: str, **kwargs: Any) -> "AtomicWritesCollection":
+        return AtomicWritesCollection(self._owner, self._db.get_collection(name, **kwargs))
+
+    __getitem__ = get_collection
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name in ("command", "list_collection_names", "drop_collection", "client",
+                                            "create_collection", "list_collections", "codec_options"):
+            return getattr(self._db, name)
+        return self.get_collection(name)  # db.charts, as PyMongo allows
+
+
+class AtomicWritesCollection:
+    def __init__(self, owner: AtomicWritesClient, coll: Any) -> None:
+        self._owner = owner
+        self._coll = coll
+        self.name = coll.name
+        self.database = coll.database
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._coll, name)
+        if name not in _READ_MODIFY_WRITE:
+            return attr
+
+        async def locked(*args: Any, **kwargs: Any) -> Any:
+            if not await self._owner.needs_locks():
+                return await attr(*args, **kwargs)
+            async with self._owner.lock_for(self._coll.database.name, self.name).hold():
+                return await attr(*args, **kwargs)
+
+        return locked
 
 
 def engine_name(client: Any) -> str:
@@ -235,6 +357,8 @@ async def server_engine(client: Any) -> str:
     """What is behind ``client``: "FerretDB ...", "MongoDB x.y.z" or the in-process fallback."""
     if isinstance(client, InProcessMongoClient):
         return client.engine
+    if isinstance(client, AtomicWritesClient):
+        client = client._client
     info = await client.admin.command("buildInfo")
     if "ferretdbVersion" in info:
         from clinishare_shared.ferretdb import LABEL

@@ -106,3 +106,40 @@ async def test_in_process_fallback_yields_to_the_event_loop() -> None:
     await asyncio.gather(read_then_write("a"), read_then_write("b"))
     assert order[:2] == ["a read", "b read"]  # both read before either wrote: the lost update shows
     assert (await db.c.find_one({"_id": 1}))["n"] == 1
+
+
+async def test_single_document_writes_are_atomic_under_concurrency(mongo_client: Any, db_name: str) -> None:
+    """MongoDB's guarantee that every compare-and-set, claim and counter here relies on. FerretDB 1.24 does
+    not give it by itself (it reads, then writes in another transaction); the client's locks make it hold."""
+    db = mongo_client[db_name]
+    await db.t.insert_one({"_id": "x", "n": 0})
+    cas = await asyncio.gather(*[db.t.update_one({"_id": "x", "owner": {"$exists": False}},
+                                                 {"$set": {"owner": i}}) for i in range(20)])
+    assert sum(r.modified_count for r in cas) == 1
+    await asyncio.gather(*[db.t.update_one({"_id": "x"}, {"$inc": {"n": 1}}) for _ in range(30)])
+    assert (await db.t.find_one({"_id": "x"}))["n"] == 30
+    taken = await asyncio.gather(*[db.t.find_one_and_update({"_id": "x", "n": 30}, {"$set": {"n": -1}})
+                                   for _ in range(10)])
+    assert sum(1 for r in taken if r is not None) == 1
+
+
+async def test_atomic_across_processes(mongodb_url: str | None, db_name: str, mongo_client: Any) -> None:
+    """Replicas are separate processes: the file lock makes two processes' counters add up too."""
+    if mongodb_url is None:
+        pytest.skip("the in-process fallback has no other processes")
+    import subprocess
+    import sys
+
+    await mongo_client[db_name].t.insert_one({"_id": "x", "n": 0})
+    script = (
+        "import asyncio, sys\n"
+        "from clinishare_shared.mongo import open_client\n"
+        "async def main():\n"
+        "    c = open_client(sys.argv[1])\n"
+        "    coll = c[sys.argv[2]].t\n"
+        "    await asyncio.gather(*[coll.update_one({'_id': 'x'}, {'$inc': {'n': 1}}) for _ in range(40)])\n"
+        "asyncio.run(main())\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, mongodb_url, db_name]) for _ in range(3)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+    assert (await mongo_client[db_name].t.find_one({"_id": "x"}))["n"] == 120
