@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator, model_validator,
+)
 
 from clinishare_charts.domain.access import Rule
 from clinishare_shared.access import NamedRecipient
@@ -75,6 +77,18 @@ def _unique(ids: list[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def _consent_given(value: bool) -> bool:
+    if value is not True:
+        raise ValueError("patient_consent must be true: the patient's consent is required to share charts")
+    return value
+
+
+# JSON true and nothing else: not "yes", not 1 (pydantic's lax bool would take both)
+ConsentGiven = Annotated[StrictBool, AfterValidator(_consent_given),
+                         Field(description="JSON true: the sharer attests the patient's consent",
+                               json_schema_extra={"const": True})]
+
+
 class GrantCreate(_In):
     """A chart grant. It exposes charts only (principle 1): there is no field for anything else."""
 
@@ -83,7 +97,7 @@ class GrantCreate(_In):
     patient_id: PatientId | None = None
     practitioner_ids: Annotated[list[AccountId], Field(max_length=200)] = []
     office_ids: Annotated[list[OfficeId], Field(max_length=200)] = []
-    patient_consent: bool
+    patient_consent: ConsentGiven
     expires_at: datetime | None = Field(default=None, description="RFC 3339; in the future, at most 5 years "
                                                                  "ahead; past it the grant gives nothing")
 
@@ -91,8 +105,6 @@ class GrantCreate(_In):
 
     @model_validator(mode="after")
     def _coherent(self) -> "GrantCreate":
-        if self.patient_consent is not True:
-            raise ValueError("patient_consent must be true: the patient's consent is required to share charts")
         needs = {"chart": ("chart_id",), "patient": ("patient_id",), "all": ()}[self.rule]
         for name in ("chart_id", "patient_id"):
             given = getattr(self, name) is not None

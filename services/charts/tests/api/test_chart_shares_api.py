@@ -29,9 +29,11 @@ async def test_a_grant_records_consent_and_is_announced_with_ids_only(charts: An
 
 async def test_no_consent_no_grant(charts: Any) -> None:
     await charts.identity.connect("dr-a", "dr-b")
-    r = await charts.http.post("/v1/chart-shares", headers=charts.auth("dr-a"), json={
-        "rule": "all", "practitioner_ids": ["dr-b"], "office_ids": [], "patient_consent": False})
-    assert r.status_code == 422 and "patient_consent" in r.text
+    # only JSON true is consent: not false, and not the truthy "yes" or 1 that a lax parser would take
+    for consent in (False, "yes", 1):
+        r = await charts.http.post("/v1/chart-shares", headers=charts.auth("dr-a"), json={
+            "rule": "all", "practitioner_ids": ["dr-b"], "office_ids": [], "patient_consent": consent})
+        assert r.status_code == 422 and "patient_consent" in r.text
     assert await _grants(charts, "dr-a", include_revoked=True) == []
     assert charts.published == []
 

@@ -39,6 +39,8 @@ def test_incoherent_grants_are_refused(body: dict[str, Any], reason: str) -> Non
     grant(practitioner_ids=["bad id with spaces"]),
     grant(document_ids=["d1"]),  # a chart grant is about charts only
     grant(patient_consent="maybe"),
+    grant(patient_consent="yes"), grant(patient_consent="true"), grant(patient_consent=1), grant(patient_consent=1.0),
+    grant(patient_consent=None), grant(patient_consent=[True]),
 ])
 def test_malformed_grants_are_refused(body: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):

@@ -208,3 +208,15 @@ async def test_a_bad_document_id_in_a_path_is_404(api: Any) -> None:
         resp = await api.client.get(path, headers=api.auth(ME))
         assert resp.status_code == 404 and resp.headers["content-type"] == "application/problem+json", path
     assert (await api.client.delete("/v1/documents/a.b", headers=api.auth(ME))).status_code == 404
+
+
+async def test_bidi_control_characters_are_removed_from_stored_file_names(api: Any) -> None:
+    # "invoice<RLO>gpj.exe" displays as "invoiceexe.jpg": the override must not be stored or served
+    doc = await api.upload_ok(ME, b"MZ", filename="invoice\u202egpj.exe", content_type="application/octet-stream")
+    assert doc["filename"] == "invoicegpj.exe"
+    for mark in ("\u200e", "\u200f", "\u061c", "\u202a", "\u202b", "\u202c", "\u202d", "\u2066", "\u2067",
+                 "\u2068", "\u2069"):
+        stored = await api.upload_ok(ME, b"x", filename=f"a{mark}b.txt", content_type="text/plain")
+        assert stored["filename"] == "ab.txt", repr(mark)
+    listed = (await api.client.get(f"/v1/documents/{doc['id']}", headers=api.auth(ME))).json()
+    assert listed["filename"] == "invoicegpj.exe"

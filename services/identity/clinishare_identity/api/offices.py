@@ -21,6 +21,7 @@ from clinishare_identity.usecases import fresh_pin
 
 router = APIRouter(prefix="/v1/offices", tags=["offices"])
 log = structlog.get_logger("clinishare.identity.offices")
+CANNOT_ADD = "no account with this e-mail address can be added in this role"
 RETRIES = 5  # version conflicts: re-read and decide again
 
 
@@ -52,10 +53,9 @@ async def get_office(office: MemberOffice, store: StoreDep) -> OfficePublic:
 @router.post("/{office_id}/members", status_code=201, response_model=OfficePublic, summary="Add a member (owner)")
 async def add_member(office_id: PathId, body: MemberAdd, office: OwnedOffice, store: StoreDep) -> OfficePublic:
     account = await store.account_by_email(normalise_email(body.email))
-    if account is None:
-        raise Problem(422, "no account has this e-mail address")
-    if not role_fits(account["kind"], body.role):
-        raise Problem(422, f"a {account['kind']} account cannot be a {body.role} member of an office")
+    if account is None or not role_fits(account["kind"], body.role):
+        # one answer for both: telling them apart would tell any practitioner which e-mails are patients'
+        raise Problem(422, CANNOT_ADD)
     for _ in range(RETRIES):
         if any(m["account_id"] == account["_id"] for m in office["members"]):
             raise Problem(409, "this account is already a member")

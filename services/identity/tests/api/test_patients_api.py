@@ -124,10 +124,16 @@ async def test_patient_accounts_cannot_join_offices(api, assert_problem):
     doc = await api.register()
     office = await api.office(doc)
     patient = await api.activate(doc, await api.patient(doc))
-    for role in ("staff", "practitioner"):
-        r = await api.client.post(f"/v1/offices/{office['id']}/members", json={"email": patient.email, "role": role},
+    staff = await api.register("staff")
+    answers = []
+    for email, role in ((patient.email, "staff"), (patient.email, "practitioner"), ("nobody@mail.example.org", "staff"),
+                        (staff.email, "practitioner")):
+        r = await api.client.post(f"/v1/offices/{office['id']}/members", json={"email": email, "role": role},
                                   headers=doc.auth)
-        assert_problem(r, 422)
+        body = assert_problem(r, 422)
+        answers.append((body["detail"], sorted(body)))
+    # a patient's e-mail, an unknown one and a wrong role get the very same answer: no account-kind oracle
+    assert len(set(map(str, answers))) == 1
     assert_problem(await api.client.post("/v1/offices", json={"name": "Mine"}, headers=patient.auth), 403)
 
 
