@@ -46,8 +46,12 @@ def refuse_embedded(settings: ServiceSettings) -> None:
         log.warning("embedded_engines_in_use", missing=missing, detail="data lives only as long as this process")
 
 
+# how every process of ours serves HTTP; server_header=False: uvicorn would name itself in every response
+UVICORN_OPTIONS: dict[str, Any] = {"log_config": None, "access_log": False, "lifespan": "on", "server_header": False}
+
+
 def run(app: Any, settings: ProcessSettings) -> None:
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on")
+    uvicorn.run(app, host=settings.host, port=settings.port, **UVICORN_OPTIONS)
 
 
 def run_service(settings_cls: type[ServiceSettings], create_app: Callable[[Any], Any]) -> None:

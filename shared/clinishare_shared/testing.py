@@ -185,7 +185,9 @@ class LiveServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="on")
+        from clinishare_shared.serve import UVICORN_OPTIONS
+
+        config = uvicorn.Config(self.app, **UVICORN_OPTIONS)
         self.server = uvicorn.Server(config)
         self.task = asyncio.get_running_loop().create_task(self.server.serve(sockets=[sock]))
         await wait_for(lambda: self.server.started or self.task.done(), timeout=20, message="server start")

@@ -49,6 +49,9 @@ async def test_routes_each_path_to_its_owner_and_streams_bodies() -> None:
             missing = await client.get("/v1/nothing-here")
             assert missing.status_code == 404
             assert missing.headers["content-type"] == "application/problem+json"
+            # the gateway's own answers carry the security headers too, and nobody names the server
+            assert missing.headers["cache-control"] == "no-store" and missing.headers["x-content-type-options"] == "nosniff"
+            assert "server" not in missing.headers
 
             down = await client.get("/v1/documents")
             assert down.status_code == 502

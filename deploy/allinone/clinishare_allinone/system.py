@@ -37,6 +37,7 @@ from clinishare_shared.bus.memory import InMemoryBus
 from clinishare_shared.directory import IdentityDirectory
 from clinishare_shared.middleware import RequestContextMiddleware
 from clinishare_shared.mongo import InProcessMongoClient, open_client, server_engine
+from clinishare_shared.protection import SecurityHeadersMiddleware
 from clinishare_shared.problems import install_problem_handlers, problem_response
 from clinishare_shared.routes import SERVICES, owner_of
 from clinishare_shared.runtime import make_bus
@@ -143,6 +144,7 @@ def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | 
     system = FastAPI(title="Clinishare (all-in-one)", lifespan=lifespan,
                      description="All five services in one process. Each service's own OpenAPI document is at "
                      "/_services/<name>/openapi.json; the event catalogue at /asyncapi.json.")
+    system.add_middleware(SecurityHeadersMiddleware)  # the services protect their own paths
     system.add_middleware(RequestContextMiddleware)
     install_problem_handlers(system)
 

@@ -23,6 +23,7 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from clinishare_shared.middleware import RequestContextMiddleware
+from clinishare_shared.protection import SecurityHeadersMiddleware
 from clinishare_shared.problems import install_problem_handlers, problem_response
 from clinishare_shared.routes import SERVICES, owner_of
 
@@ -51,6 +52,9 @@ def create_app(settings: GatewaySettings | None = None, *, transport: httpx.Asyn
         await app.state.client.aclose()
 
     app = FastAPI(title="Clinishare gateway", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    # the services limit bodies and answer CORS themselves (their headers are passed through); the gateway's
+    # own answers (404, 502) get the same security headers
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     install_problem_handlers(app)
 
