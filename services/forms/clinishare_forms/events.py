@@ -7,6 +7,7 @@ from typing import Any
 
 from clinishare_shared.bus.base import Handler
 from clinishare_shared.events import (
+    SubmissionAccessed,
     Envelope, FormAssigned, FormCreated, FormShared, FormSubmitted, FormUpdated, make_event,
 )
 from clinishare_shared.projection import IdentityProjection
@@ -52,6 +53,14 @@ def form_submitted(assignment: dict[str, Any], submission_id: str, *, author_may
         practitioner_id=assignment["practitioner_id"], patient_id=assignment["patient_id"],
         author_may_see=author_may_see,
     ), source=SOURCE, subject=assignment["_id"])
+
+
+def submission_accessed(entry: dict[str, Any]) -> Envelope:
+    data = SubmissionAccessed(submission_id=entry["submission_id"], form_id=entry["form_id"],
+                              patient_id=entry["patient_id"], owner_id=entry["owner_id"],
+                              accessor_id=entry["accessor_id"], accessor_kind="practitioner",
+                              grant_ids=entry["grant_ids"])
+    return make_event(data, source=SOURCE, subject=entry["submission_id"])
 
 
 def consumed(projection: IdentityProjection) -> dict[str, Handler]:

@@ -13,10 +13,13 @@ from typing import Any
 
 from clinishare_shared.events import Envelope
 from clinishare_shared.outbox import NO_OUTBOX, push_events, with_events
+from clinishare_shared.mongo import new_id, now_ms
 from clinishare_shared.pagination import PageQuery
 
-FORMS, ASSIGNMENTS = "forms", "assignments"
-OUTBOX_COLLECTIONS = [FORMS, ASSIGNMENTS]
+from clinishare_forms.events import submission_accessed
+
+FORMS, ASSIGNMENTS, ACCESSES = "forms", "assignments", "submission_accesses"
+OUTBOX_COLLECTIONS = [FORMS, ASSIGNMENTS, ACCESSES]
 _FORM_READ = {**NO_OUTBOX, "versions": 0}
 
 
@@ -110,3 +113,15 @@ class FormStore:
     async def iter_submissions(self, form_id: str, *, only_assigned_by: str | None) -> AsyncIterator[dict[str, Any]]:
         async for doc in self.assignments.find(self._submitted(form_id, only_assigned_by), NO_OUTBOX).sort("_id", 1):
             yield doc
+
+    # ---- the access log ----------------------------------------------------------------------------
+
+    async def record_access(self, *, assignment: dict[str, Any], accessor_id: str, grant_ids: list[str]) -> None:
+        """One read of a submission by someone other than the practitioner who assigned it: the log entry
+        and its ``forms.submission.accessed`` event in one insert (recorded even while the broker is down)."""
+        entry = {"_id": new_id(), "submission_id": assignment["submission"]["id"], "form_id": assignment["form_id"],
+                 "assignment_id": assignment["_id"], "patient_id": assignment["patient_id"],
+                 "owner_id": assignment["practitioner_id"], "accessor_id": accessor_id, "grant_ids": grant_ids,
+                 "at": now_ms()}
+        await self.db[ACCESSES].insert_one(with_events(entry, submission_accessed(entry)))
+        self._kick()

@@ -7,8 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import TypeAdapter
 
-from clinishare_forms.api.deps import AdministeredForm, CurrentCaller, DirectoryDep, ProjectionDep, StoreDep
-from clinishare_forms.domain.access import SharingRule, may_see_submission
+from clinishare_forms.api.deps import (
+    AdministeredForm, CurrentCaller, DirectoryDep, ProjectionDep, StoreDep, live_rule,
+)
+from clinishare_forms.domain.access import may_see_submission
 from clinishare_forms.domain.fields import FormField, validate_answers
 from clinishare_forms.domain.schemas import (
     AssignmentCreate, AssignmentRead, SubmissionCreate, SubmissionRead,
@@ -73,7 +75,7 @@ async def submit(assignment_id: PathId, body: SubmissionCreate, patient: Current
 
     author_id = form["author_id"]
     author_may_see = may_see_submission(
-        SharingRule.of(form["sharing"]), author_id=author_id, assigned_by=assignment["practitioner_id"],
+        await live_rule(form, projection), author_id=author_id, assigned_by=assignment["practitioner_id"],
         viewer_id=author_id, viewer_offices=await projection.office_ids_of(author_id, role="practitioner"),
     )
     submission = {"id": new_id(), "submitted_at": now(), "answers": answers}

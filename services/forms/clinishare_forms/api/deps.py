@@ -13,6 +13,7 @@ from clinishare_shared.deps import DirectoryDep, ProjectionDep, from_state
 from clinishare_shared.auth import CurrentPractitioner
 from clinishare_shared.problems import not_found
 from clinishare_shared.ids import PathId
+from clinishare_shared.projection import IdentityProjection
 
 
 StoreDep = Annotated[FormStore, from_state("store")]
@@ -35,15 +36,33 @@ async def _caller(principal: CurrentPractitioner, projection: ProjectionDep, req
 CurrentCaller = Annotated[Caller, Depends(_caller)]
 
 
-def may_administer(form: dict[str, Any], caller: Caller) -> bool:
-    return can_administer(SharingRule.of(form["sharing"]), form["author_id"], caller.id, caller.offices)
+async def live_rule(form: dict[str, Any], projection: IdentityProjection) -> SharingRule:
+    """The form's sharing as it stands now: only recipients still on the author's sharing list."""
+    return SharingRule.of(form["sharing"]).limited_to(await projection.sharing_list(form["author_id"]))
 
 
-async def _administered_form(form_id: PathId, caller: CurrentCaller, store: StoreDep) -> dict[str, Any]:
+async def may_administer(form: dict[str, Any], caller: Caller, projection: IdentityProjection) -> bool:
+    if form["author_id"] == caller.id:
+        return True
+    return can_administer(await live_rule(form, projection), form["author_id"], caller.id, caller.offices)
+
+
+async def _administered_form(form_id: PathId, caller: CurrentCaller, store: StoreDep,
+                             projection: ProjectionDep) -> dict[str, Any]:
     form = await store.form(form_id)
-    if form is None or not may_administer(form, caller):
+    if form is None or not await may_administer(form, caller, projection):
         raise not_found("form")
     return form
+
+
+async def _own_form(form_id: PathId, caller: CurrentCaller, store: StoreDep) -> dict[str, Any]:
+    form = await store.form(form_id)
+    if form is None or form["author_id"] != caller.id:
+        raise not_found("form")
+    return form
+
+
+OwnForm = Annotated[dict[str, Any], Depends(_own_form)]
 
 
 AdministeredForm = Annotated[dict[str, Any], Depends(_administered_form)]

@@ -7,12 +7,14 @@ from typing import Any
 from fastapi import APIRouter
 
 from clinishare_forms.api.deps import (
-    AdministeredForm, CurrentCaller, DirectoryDep, ProjectionDep, StoreDep, Caller, may_administer,
+    AdministeredForm, CurrentCaller, DirectoryDep, OwnForm, ProjectionDep, StoreDep, Caller, live_rule,
+    may_administer,
 )
-from clinishare_forms.domain.access import SharingRule, added_recipients
+from clinishare_forms.domain.access import SharingRule, added_recipients, who_can_administer
 from clinishare_forms.domain.schemas import FormCreate, FormRead, FormUpdate, SharingOptions
 from clinishare_shared.mongo import now_ms as now
 from clinishare_forms.events import form_created, form_shared, form_updated
+from clinishare_shared.access import AccessList, access_list, named_recipients
 from clinishare_shared.directory import Directory, refused_recipients
 from clinishare_shared.mongo import new_id
 from clinishare_shared.pagination import Page, PageParams
@@ -23,10 +25,16 @@ from clinishare_shared.ids import PathId
 router = APIRouter(prefix="/v1/forms", tags=["forms"])
 
 
-def form_read(form: dict[str, Any], viewer_id: str) -> FormRead:
+async def form_read(form: dict[str, Any], viewer_id: str, projection: IdentityProjection) -> FormRead:
+    """Names are read now, from the projection; only the author sees the recipients."""
+    mine = form["author_id"] == viewer_id
+    author_name = (await projection.names([form["author_id"]])).get(form["author_id"])
+    recipients = await named_recipients(projection, practitioner_ids=form["sharing"]["practitioner_ids"],
+                                        office_ids=form["sharing"]["office_ids"]) if mine else []
     return FormRead(
         id=form["_id"], title=form["title"], fields=form["fields"], sharing=form["sharing"],
-        version=form["version"], author_id=form["author_id"], can_edit=form["author_id"] == viewer_id,
+        version=form["version"], author_id=form["author_id"], author_name=author_name,
+        sharer_name=None if mine else author_name, recipients=recipients, can_edit=mine,
         created_at=form["created_at"], updated_at=form["updated_at"],
     )
 
@@ -57,18 +65,22 @@ async def create_form(body: FormCreate, caller: CurrentCaller, store: StoreDep, 
     if added_p or added_o:
         events.append(form_shared(form, added_practitioner_ids=added_p, added_office_ids=added_o))
     await store.insert_form(form, *events)
-    return form_read(form, caller.id)
+    return await form_read(form, caller.id, projection)
 
 
 @router.get("", response_model=Page[FormRead], summary="My forms and the forms shared with me")
-async def list_forms(caller: CurrentCaller, store: StoreDep, params: PageParams) -> Page[FormRead]:
+async def list_forms(caller: CurrentCaller, store: StoreDep, projection: ProjectionDep,
+                     params: PageParams) -> Page[FormRead]:
     docs, cursor = params.page(await store.visible_forms(caller.id, caller.offices, params))
-    return Page[FormRead](items=[form_read(d, caller.id) for d in docs], next_cursor=cursor)
+    # the query finds forms naming the caller; the live rule drops those whose author no longer has the
+    # caller (or the caller's office) on their sharing list
+    docs = [d for d in docs if await may_administer(d, caller, projection)]
+    return Page[FormRead](items=[await form_read(d, caller.id, projection) for d in docs], next_cursor=cursor)
 
 
 @router.get("/{form_id}", response_model=FormRead, summary="A form I authored or that is shared with me")
-async def get_form(form: AdministeredForm, caller: CurrentCaller) -> FormRead:
-    return form_read(form, caller.id)
+async def get_form(form: AdministeredForm, caller: CurrentCaller, projection: ProjectionDep) -> FormRead:
+    return await form_read(form, caller.id, projection)
 
 
 @router.patch("/{form_id}", response_model=FormRead, summary="Edit a form (its author only)")
@@ -78,7 +90,7 @@ async def update_form(form_id: PathId, body: FormUpdate, caller: CurrentCaller, 
     if form is None:
         raise not_found("form")
     if form["author_id"] != caller.id:
-        if may_administer(form, caller):
+        if await may_administer(form, caller, projection):
             raise Problem(403, "only the form's author can edit it")
         raise not_found("form")
 
@@ -101,11 +113,21 @@ async def update_form(form_id: PathId, body: FormUpdate, caller: CurrentCaller, 
         events.append(form_shared({**form, "sharing": sharing}, added_practitioner_ids=added_p,
                                   added_office_ids=added_o))
     if not changes:
-        return form_read(form, caller.id)
+        return await form_read(form, caller.id, projection)
     events.insert(0, form_updated(form, changes))
     changes["updated_at"] = at
     updated = await store.update_form(form_id, revision=form.get("revision", 0), changes=changes,
                                       new_version=new_version, events=events)
     if updated is None:
         raise Problem(409, "the form was changed meanwhile; reload it and try again")
-    return form_read(updated, caller.id)
+    return await form_read(updated, caller.id, projection)
+
+
+@router.get("/{form_id}/access", response_model=AccessList,
+            summary="Who can use this form now (practitioners it is shared with), and through what (author only)")
+async def form_access(form: OwnForm, projection: ProjectionDep) -> AccessList:
+    rule = await live_rule(form, projection)
+    readers = who_can_administer(rule, form_id=form["_id"], author_id=form["author_id"],
+                                 rosters=await projection.office_rosters(rule.office_ids),
+                                 via=await projection.sharing_list(form["author_id"]))
+    return await access_list(readers, projection)

@@ -2,12 +2,19 @@
 
 ``viewer_offices`` is always the set of offices the viewer is a *practitioner* member of now (from the
 identity projection, at read time): an office recipient means its current practitioners.
+
+A form's sharing reaches only recipients still on the author's sharing list (SPEC 10.1): every check is
+made on the *live* rule, ``SharingRule.of(...).limited_to(author's sharing list now)``. ``grounds`` is the
+one rule for "shared with": the read checks and "who can see this" both use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+
+from clinishare_shared.domain.access import Ground, Reader
+from clinishare_shared.domain.sharing import SharingList, through_of
 
 
 @dataclass(frozen=True)
@@ -29,12 +36,51 @@ class SharingRule:
         )
 
 
-def is_shared_with(rule: SharingRule, author_id: str, viewer_id: str, viewer_offices: Iterable[str]) -> bool:
-    """The form is currently shared with this (non-author) practitioner. Turning ``allow_others`` off
-    withdraws every share at once, whatever the lists still say."""
+    def limited_to(self, sharer: SharingList) -> "SharingRule":
+        """The rule as it stands now: recipients who left the author's sharing list (a deleted connection,
+        an office the author left) are dropped."""
+        return replace(self, practitioner_ids=frozenset(p for p in self.practitioner_ids if p in sharer.practitioners),
+                       office_ids=frozenset(o for o in self.office_ids if o in sharer.offices))
+
+
+RULE = "form"
+
+
+def grounds(rule: SharingRule, *, form_id: str, author_id: str, viewer_id: str, viewer_offices: Iterable[str],
+            via: SharingList | None = None) -> list[Ground]:
+    """How a (live) rule shares the form with this non-author practitioner now: named, or through each
+    office they are a practitioner member of. ``via`` (the author's sharing list) only names how a named
+    practitioner is on it. Turning ``allow_others`` off withdraws every share at once."""
     if viewer_id == author_id or not rule.allow_others:
-        return False
-    return viewer_id in rule.practitioner_ids or not rule.office_ids.isdisjoint(viewer_offices)
+        return []
+    out = []
+    if viewer_id in rule.practitioner_ids:
+        out.append(Ground(grant_id=form_id, rule=RULE,
+                          through=through_of(via, viewer_id) if via is not None else "practitioner"))
+    offices = set(viewer_offices)
+    out += [Ground(grant_id=form_id, rule=RULE, through="office_membership", office_id=o)
+            for o in sorted(rule.office_ids) if o in offices]
+    return out
+
+
+def is_shared_with(rule: SharingRule, author_id: str, viewer_id: str, viewer_offices: Iterable[str]) -> bool:
+    """The form is currently shared with this (non-author) practitioner (``rule`` is the live rule)."""
+    return bool(grounds(rule, form_id="", author_id=author_id, viewer_id=viewer_id, viewer_offices=viewer_offices))
+
+
+def who_can_administer(rule: SharingRule, *, form_id: str, author_id: str,
+                       rosters: Mapping[str, Mapping[str, str]], via: SharingList) -> dict[Reader, list[Ground]]:
+    """Everyone but the author the live rule shares the form with now, office memberships expanded
+    (``rosters``: office -> {account: role} now)."""
+    candidates = set(rule.practitioner_ids) | {a for o in rule.office_ids for a in rosters.get(o, {})}
+    out: dict[Reader, list[Ground]] = {}
+    for account_id in sorted(candidates - {author_id}):
+        offices = [o for o, m in rosters.items() if m.get(account_id) == "practitioner"]
+        found = grounds(rule, form_id=form_id, author_id=author_id, viewer_id=account_id, viewer_offices=offices,
+                        via=via)
+        if found:
+            out[Reader("practitioner", account_id)] = found
+    return out
 
 
 def can_administer(rule: SharingRule, author_id: str, viewer_id: str, viewer_offices: Iterable[str]) -> bool:

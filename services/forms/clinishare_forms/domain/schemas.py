@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from clinishare_shared.access import NamedRecipient
 
 from clinishare_shared.ids import Id
 
@@ -32,6 +34,12 @@ class SharingOptions(_In):
     @classmethod
     def _dedupe(cls, v: list[str]) -> list[str]:
         return list(dict.fromkeys(v))
+
+    @model_validator(mode="after")
+    def _somebody_selected(self) -> "SharingOptions":
+        if self.allow_others and not self.practitioner_ids and not self.office_ids:
+            raise ValueError("allow_others is on but nobody is selected: select practitioners or offices")
+        return self
 
 
 class FormCreate(_In):
@@ -66,6 +74,9 @@ class FormRead(BaseModel):
     sharing: SharingOptions
     version: int
     author_id: str
+    author_name: str | None = Field(default=None, description="the author's name now")
+    sharer_name: str | None = Field(default=None, description="on a form shared with you: who shared it")
+    recipients: list[NamedRecipient] = Field(default=[], description="the author's recipients, named (author only)")
     can_edit: bool
     created_at: datetime
     updated_at: datetime

@@ -34,8 +34,19 @@ async def test_create_returns_the_form_and_announces_the_share(clinic):
 
 async def test_a_private_form_announces_nothing(clinic):
     await clinic.create_form(allow_others=False)
-    await clinic.create_form(allow_others=True, practitioner_ids=(), office_ids=())
     assert not [e for e in clinic.published if e.type == "forms.shared"]
+
+
+async def test_allow_others_with_nobody_selected_is_refused(clinic):
+    """SPEC 10.1: "Allow Other Practitioners" with nobody selected is a mistake, refused by name."""
+    body = {"title": "t", "fields": FIELDS, "sharing": {"allow_others": True}}
+    r = await clinic.http.post("/v1/forms", json=body, headers=clinic.as_(A))
+    assert r.status_code == 422 and "nobody is selected" in r.text
+    assert (await clinic.http.get("/v1/forms", headers=clinic.as_(A))).json()["items"] == []
+    form = await clinic.create_form(allow_others=False)
+    r = await clinic.http.patch(f"/v1/forms/{form['id']}", json={"sharing": {"allow_others": True}},
+                                headers=clinic.as_(A))
+    assert r.status_code == 422 and "nobody is selected" in r.text
 
 
 @pytest.mark.parametrize("fields", [
@@ -112,7 +123,7 @@ async def test_only_the_author_edits(clinic):
 
 
 async def test_editing_fields_makes_a_new_version_and_sharing_changes_are_announced(clinic):
-    form = await clinic.create_form(practitioner_ids=(), office_ids=())
+    form = await clinic.create_form(allow_others=False, practitioner_ids=(), office_ids=())
     resp = await clinic.http.patch(f"/v1/forms/{form['id']}", json={"fields": FIELDS}, headers=clinic.as_(A))
     assert resp.json()["version"] == 2 and resp.json()["fields"][0]["key"] == "q1"
     new_sharing = {"allow_others": True, "practitioner_ids": [B], "office_ids": [OFFICE]}
