@@ -45,8 +45,13 @@ run: install database
 test: install-test database
 	$(BIN)/python -m pytest
 
+## Markers follow what a test uses (clinishare_shared.pytest_markers): unit (no I/O, enforced),
+## database (MongoDB), integration (the real RabbitMQ), system, e2e (tests/e2e).
 unit: install-test database
-	$(BIN)/python -m pytest -m "not broker and not e2e"
+	$(BIN)/python -m pytest -m unit
+
+integration: install-test database
+	$(BIN)/python -m pytest -m integration
 
 e2e: install-test database
 	$(BIN)/python -m pytest tests/e2e

@@ -16,7 +16,6 @@ from clinishare_shared.events import Envelope, OfficeCreated, OfficeMember, make
 from clinishare_shared.outbox import OutboxRelay, push_events, with_events
 from clinishare_shared.testing import wait_for
 
-pytestmark = pytest.mark.broker
 LIMIT = 2
 
 

@@ -13,7 +13,6 @@ from clinishare_shared.bus.stream import StreamSpec, declare_stream, stream_name
 from clinishare_shared.events import ChartCreated, Envelope, FormCreated, make_event
 from clinishare_shared.settings import ServiceSettings
 
-pytestmark = pytest.mark.broker
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from clinishare_shared.consumer import IdempotentConsumer
 from clinishare_shared.events import Envelope, OfficeCreated, OfficeMember, make_event
 from clinishare_shared.testing import wait_for
 
-pytestmark = pytest.mark.broker
 SERVICES = ["charts", "documents", "forms", "notify"]
 
 

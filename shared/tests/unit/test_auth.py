@@ -108,6 +108,7 @@ def _jwks_app(state: dict[str, Any]) -> FastAPI:
     return app
 
 
+@pytest.mark.system  # a real JWKS server on loopback
 async def test_jwks_fetch_cache_rotation_and_outage() -> None:
     old, new = TokenSigner.generate(), TokenSigner.generate()
     state: dict[str, Any] = {"hits": 0, "signers": [old]}
@@ -138,6 +139,7 @@ async def test_jwks_fetch_cache_rotation_and_outage() -> None:
     await _rejected(v, TokenSigner.generate().issue("c", "practitioner"))
 
 
+@pytest.mark.system  # a real JWKS server on loopback
 async def test_jwks_rate_limits_refetch_on_unknown_kid_and_backs_off() -> None:
     signer = TokenSigner.generate()
     state: dict[str, Any] = {"hits": 0, "signers": [signer]}
@@ -150,6 +152,7 @@ async def test_jwks_rate_limits_refetch_on_unknown_kid_and_backs_off() -> None:
         assert state["hits"] == 1
 
 
+@pytest.mark.system  # a real JWKS server on loopback
 async def test_jwks_unreachable_without_cache_is_503() -> None:
     from clinishare_shared.testing import LiveServer as _  # noqa: F401  (same module, just documenting)
     import socket
@@ -163,6 +166,7 @@ async def test_jwks_unreachable_without_cache_is_503() -> None:
     assert info.value.status == 503
 
 
+@pytest.mark.system  # a real JWKS server on loopback
 async def test_jwks_garbage_keeps_cached_keys() -> None:
     signer = TokenSigner.generate()
     state: dict[str, Any] = {"hits": 0, "signers": [signer]}

@@ -19,7 +19,6 @@ from clinishare_shared.bus.rabbit import RabbitBus
 from clinishare_shared.events import Envelope
 from clinishare_shared.testing import LiveServer, bearer, wait_for
 
-pytestmark = pytest.mark.broker
 
 
 @dataclass

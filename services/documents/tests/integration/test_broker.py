@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 
-pytestmark = pytest.mark.broker
 
 ME, COLLEAGUE, STAFF = "dr-me", "dr-colleague", "staff-1"
 

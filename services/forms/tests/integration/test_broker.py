@@ -20,7 +20,6 @@ from clinishare_shared.events import (
 )
 from clinishare_shared.testing import LiveServer, bearer, wait_for
 
-pytestmark = pytest.mark.broker
 
 A, B, D, OFFICE = "prac-a", "prac-b", "prac-d", "office-o"
 SECRET_ANSWER = "my private symptoms"

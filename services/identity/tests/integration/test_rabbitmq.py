@@ -8,7 +8,6 @@ from clinishare_shared.bus.rabbit import RabbitBus
 from clinishare_shared.testing import LiveServer, wait_for
 from clinishare_identity.app import create_app
 
-pytestmark = pytest.mark.broker
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from clinishare_notify.settings import NotifySettings
 from clinishare_shared.events import ChartShareGranted, DocumentShared, FormSubmitted, OfficeRecipient
 from clinishare_shared.testing import bearer, wait_for
 
-pytestmark = pytest.mark.broker
 
 
 def parse(envelope: Any) -> EmailMessage:
@@ -104,6 +103,7 @@ async def test_failed_send_waits_for_its_backoff(start_notify: Any, smtp: Any) -
     assert await svc.worker.run_once() == 0 and smtp.attempts == 1  # not due yet
 
 
+@pytest.mark.system  # a real connection attempt on loopback
 async def test_nothing_listening_is_a_send_failure() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

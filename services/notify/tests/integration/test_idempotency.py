@@ -12,7 +12,6 @@ from clinishare_shared.consumer import IdempotentConsumer
 from clinishare_shared.events import ChartShareGranted, DocumentShared, make_event
 from clinishare_shared.testing import wait_for
 
-pytestmark = pytest.mark.broker
 
 
 async def test_same_event_three_times_one_notification_one_email(
