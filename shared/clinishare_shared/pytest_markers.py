@@ -4,6 +4,9 @@
 - ``e2e``: everything under ``tests/e2e`` (services as processes, over HTTP and the broker);
 - ``system``: starts local servers or processes but uses neither MongoDB nor the broker: everything
   under ``tests/deploy``, and tests that declare it (``@pytest.mark.system``);
+
+A test may declare a heavier kind than its fixtures show (``@pytest.mark.e2e`` on a benchmark that runs
+the whole system), never a lighter one.
 - ``integration``: uses the real RabbitMQ (the ``amqp_url`` fixture);
 - ``database``: uses MongoDB (the ``mongo_client`` fixture) but not the broker;
 - ``unit``: none of these, and it is held to that: a unit test that opens a network connection or
@@ -25,6 +28,7 @@ MARKERS = {
     "e2e": "tests/e2e: the services as separate processes",
     "system": "local servers or processes, no MongoDB or broker (tests/deploy, or declared)",
 }
+WEIGHT = {"unit": 0, "system": 1, "database": 2, "integration": 3, "e2e": 4}
 BROKER_FIXTURES = frozenset({"amqp_url"})
 DATABASE_FIXTURES = frozenset({"mongo_client", "mongodb_url"})
 
@@ -51,15 +55,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         kind = kind_of(Path(str(item.path)), set(getattr(item, "fixturenames", ())))
-        declared = {m for m in MARKERS if item.get_closest_marker(m) is not None}
-        if kind == "unit" and declared:
-            # I/O its fixtures do not show (a local server, a subprocess): the test says what it is
-            if len(declared) > 1 or "unit" in declared:
-                raise pytest.UsageError(f"{item.nodeid}: declare one kind of I/O, not {sorted(declared)}")
-            continue
-        if declared - {kind}:
-            raise pytest.UsageError(f"{item.nodeid} is marked {sorted(declared)} but it is {kind!r}: "
-                                    "markers follow what a test uses (see clinishare_shared.pytest_markers)")
+        declared = [m for m in MARKERS if item.get_closest_marker(m) is not None]
+        if len(declared) > 1 or (declared and WEIGHT[declared[0]] < WEIGHT[kind]):
+            raise pytest.UsageError(f"{item.nodeid} is marked {declared} but it is {kind!r}: markers follow "
+                                    "what a test uses (see clinishare_shared.pytest_markers)")
+        if declared:
+            # more I/O than its fixtures show (a local server, the whole system as processes): it says so
+            kind = declared[0]
         item.add_marker(getattr(pytest.mark, kind))
 
 

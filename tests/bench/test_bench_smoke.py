@@ -18,7 +18,6 @@ TARGETS = ["Charts Shared With You", "reading a chart", "creating chart shares",
            "relay pass growth"]
 
 
-@pytest.mark.broker
 @pytest.mark.e2e
 def test_bench_quick_prints_every_target_line(tmp_path: Path, amqp_url: str, mongodb_url: str | None) -> None:
     out = tmp_path / "bench.json"

@@ -33,7 +33,6 @@ from clinishare_shared.bus.stream import StreamSpec, stream_name
 from clinishare_shared.routes import SERVICES
 from clinishare_shared.testing import LiveServer, wait_for
 
-pytestmark = pytest.mark.broker
 SHARE_TYPES = ("charts.share.granted", "documents.shared", "forms.shared")
 
 
