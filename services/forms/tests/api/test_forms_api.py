@@ -141,7 +141,7 @@ async def test_editing_fields_makes_a_new_version_and_sharing_changes_are_announ
 async def test_creating_and_editing_are_announced_for_analytics_with_ids_and_field_names(clinic):
     refused = await clinic.http.post("/v1/forms", json={"title": "x", "fields": []}, headers=clinic.as_(A))
     assert refused.status_code == 422
-    form = await clinic.create_form(practitioner_ids=(), office_ids=())
+    form = await clinic.create_form(allow_others=False, practitioner_ids=(), office_ids=())
     path = f"/v1/forms/{form['id']}"
     assert (await clinic.http.patch(path, json={"title": "x"}, headers=clinic.as_(B))).status_code in (403, 404)
     assert (await clinic.http.patch(path, json={"title": form["title"]}, headers=clinic.as_(A))).status_code == 200
