@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from clinishare_shared.middleware import RequestContextMiddleware
+from clinishare_shared.idempotency import IdempotencyMiddleware
 from clinishare_shared.protection import protect
 from clinishare_shared.problems import install_problem_handlers, problem_response
 
@@ -17,6 +18,7 @@ from clinishare_shared.problems import install_problem_handlers, problem_respons
 def service_app(*, title: str, description: str, lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
                 version: str = "0.1.0") -> FastAPI:
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.add_middleware(IdempotencyMiddleware)  # inside the body limit: it reads bodies that fit
     protect(app)  # inside the request context, so a 413 is logged with its request id
     app.add_middleware(RequestContextMiddleware)
     install_problem_handlers(app)

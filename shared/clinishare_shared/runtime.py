@@ -17,6 +17,7 @@ from clinishare_shared.consumer import IdempotentConsumer
 import asyncio
 import contextlib
 
+from clinishare_shared import idempotency
 from clinishare_shared.mongo import open_client, purge_expired, server_engine
 from clinishare_shared.outbox import OutboxRelay
 from clinishare_shared.projection import IdentityProjection
@@ -60,6 +61,7 @@ class Infra:
         if self._own_bus:
             await self.bus.start()
         self.engine = await server_engine(self.client)
+        await idempotency.ensure_indexes(self.db)
         self._purge_task = asyncio.get_running_loop().create_task(self._purge_loop(), name="ttl-purge")
         log.info("service_opened", service=self.settings.service_name, mongo=self.engine,
                  database=self.settings.database, bus=type(self.bus).__name__)

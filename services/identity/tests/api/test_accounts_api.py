@@ -186,3 +186,15 @@ async def test_successful_log_ins_do_not_count(api):
         await api.login(user.email)
     assert (await _guess(api, user.email)).status_code == 401  # the fifth failure is still answered
     assert (await _guess(api, user.email)).status_code == 429
+
+
+async def test_sign_up_with_an_idempotency_key_is_replayed_not_refused_as_a_duplicate(api):
+    body = {"email": "retry@clinic.example.org", "password": "a fine long one", "name": "Dr Retry",
+            "kind": "practitioner"}
+    first = await api.client.post("/v1/accounts", json=body, headers={"Idempotency-Key": "signup-1"})
+    again = await api.client.post("/v1/accounts", json=body, headers={"Idempotency-Key": "signup-1"})
+    assert first.status_code == again.status_code == 201 and again.json() == first.json()
+    other = await api.client.post("/v1/accounts", json={**body, "password": "another long one"},
+                                  headers={"Idempotency-Key": "signup-1"})
+    assert other.status_code == 422
+    assert (await api.client.post("/v1/accounts", json=body)).status_code == 409  # no key: a new request
