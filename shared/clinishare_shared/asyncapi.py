@@ -22,9 +22,12 @@ EXAMPLE_TIME = "2026-03-02T09:30:00Z"
 DELIVERY = {
     "guarantee": "at-least-once",
     "deduplicate_by": "id",
-    "ordering": "per subject: the events of one subject (the envelope's subject: a chart, grant, document, "
-                "form, office...) are published in the order they were written; there is no order across "
-                "subjects",
+    "ordering": "per subject: the events about one record (the envelope's subject: a chart, grant, document, "
+                "form, assignment, office, account, connection, patient) ride in that record's outbox and are "
+                "published in the order they were written. charts.note.added, *.accessed and *.share.expired "
+                "name the item as subject but are written in a record of their own (a note, an access, an "
+                "expiry), so they are not ordered against the item's other events. Nothing is ordered across "
+                "subjects: sort by time where it matters",
     "compatibility": "within a schema_version, fields are only ever added, and only as optional; readers "
                      "must ignore fields they do not know",
 }
