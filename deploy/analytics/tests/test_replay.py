@@ -30,6 +30,7 @@ from clinishare_identity.settings import IdentitySettings
 from clinishare_notify.settings import NotifySettings
 from clinishare_shared.bus.rabbit import RabbitBus
 from clinishare_shared.bus.stream import StreamSpec, stream_name
+from clinishare_shared.mongo import open_client
 from clinishare_shared.routes import SERVICES
 from clinishare_shared.testing import LiveServer, wait_for
 
@@ -48,8 +49,9 @@ class Person:
 
 
 @pytest.fixture
-async def system(amqp_url: str, unique: str, mongo_client: Any) -> AsyncIterator[dict[str, Any]]:
-    """The all-in-one system on the real broker, on this test's own exchange and stream."""
+async def system(amqp_url: str, unique: str, mongo_client: Any, mongodb_url: Any) -> AsyncIterator[dict[str, Any]]:
+    """The all-in-one system on the real broker, on this test's own exchange and stream. It gets a client of
+    its own (it closes it when it stops); the fixture's client drops the databases afterwards."""
     exchange = f"test.{unique}"
     common: dict[str, Any] = {"amqp_url": amqp_url, "event_exchange": exchange}
     settings: dict[str, Any] = {}
@@ -61,7 +63,7 @@ async def system(amqp_url: str, unique: str, mongo_client: Any) -> AsyncIterator
                              outbox_poll_interval=0.05)
     bus = RabbitBus(amqp_url, exchange=exchange, stream=StreamSpec(stream_name(exchange)))
     await bus.start()
-    app = create_system(ServiceOverrides(**settings), bus=bus, mongo_client=mongo_client)
+    app = create_system(ServiceOverrides(**settings), bus=bus, mongo_client=open_client(mongodb_url))
     try:
         async with LiveServer(app) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             yield {"http": http, "app": app, "bus": bus, "exchange": exchange, "stream": stream_name(exchange)}
