@@ -15,7 +15,7 @@ log = structlog.get_logger("clinishare.problems")
 
 TITLES = {
     400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-    409: "Conflict", 413: "Content too large", 415: "Unsupported media type", 422: "Unprocessable content",
+    409: "Conflict", 412: "Precondition failed", 413: "Content too large", 415: "Unsupported media type", 422: "Unprocessable content",
     429: "Too many requests", 500: "Internal server error", 503: "Service unavailable",
 }
 

@@ -115,10 +115,15 @@ class ChartStore:
     async def chart(self, chart_id: str) -> dict[str, Any] | None:
         return await self.charts.find_one({"_id": chart_id}, NO_OUTBOX)
 
-    async def update_chart(self, chart: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any] | None:
+    async def update_chart(self, chart: dict[str, Any], changes: dict[str, Any], *,
+                           unchanged_since: datetime | None = None) -> dict[str, Any] | None:
+        """None when the chart is gone, or (``unchanged_since``) was updated after that time."""
+        query: dict[str, Any] = {"_id": chart["_id"]}
+        if unchanged_since is not None:
+            query["updated_at"] = unchanged_since
         # no projection: FerretDB 1.24 refuses findAndModify's "fields"; the outbox is stripped here instead
         updated = strip_outbox(await self.charts.find_one_and_update(
-            {"_id": chart["_id"]},
+            query,
             push_events({"$set": {**changes, "updated_at": _now()}}, events.chart_updated(chart, changes)),
             return_document=ReturnDocument.AFTER))
         if updated is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from clinishare_charts.api.deps import (
     Authorization, DirectoryDep, OwnChart, ProjectionDep, ReadableChart, StoreDep,
@@ -15,6 +15,7 @@ from clinishare_charts.service import grants_reaching_now, readers
 from clinishare_charts.domain.schemas import (
     AccessLogPage, AccessRead, ChartCreate, ChartPage, ChartRead, ChartUpdate, ChartWithNotes, NoteCreate, NoteRead,
 )
+from clinishare_shared.etag import IfMatch, check_if_match, entity_tag, precondition_failed, tag
 from clinishare_shared.access import AccessList, access_list
 from clinishare_shared.auth import CurrentPractitioner, CurrentPrincipal
 from clinishare_shared.mongo import now_ms
@@ -72,9 +73,10 @@ async def list_shared_charts(me: CurrentPrincipal, store: StoreDep, projection: 
 
 
 @router.get("/{chart_id}", response_model=ChartWithNotes, summary="A chart you can read, with its notes")
-async def get_chart(access: ReadableChart, me: CurrentPrincipal, store: StoreDep,
-                    projection: ProjectionDep) -> ChartWithNotes:
+async def get_chart(access: ReadableChart, me: CurrentPrincipal, store: StoreDep, projection: ProjectionDep,
+                    response: Response) -> ChartWithNotes:
     chart = access.chart
+    tag(response, chart_etag(chart))
     if not access.is_author:
         # the read is accounted for (audit) in the same write as the access-log entry
         await store.record_access(chart=chart, accessor_id=me.id, accessor_kind=me.kind,
@@ -87,15 +89,24 @@ async def get_chart(access: ReadableChart, me: CurrentPrincipal, store: StoreDep
 
 @router.patch("/{chart_id}", response_model=ChartRead, summary="Edit your own chart")
 async def update_chart(body: ChartUpdate, access: ReadableChart, me: CurrentPrincipal, store: StoreDep,
-                       projection: ProjectionDep) -> ChartRead:
+                       projection: ProjectionDep, response: Response, if_match: IfMatch = None) -> ChartRead:
     chart = access.chart
     if chart["author_id"] != me.id:
         raise Problem(403, "only the chart's author edits it")
+    check_if_match(if_match, chart_etag(chart))
     changes = body.model_dump(exclude_none=True)
-    updated = await store.update_chart(chart, changes) if changes else chart
+    # with If-Match, only the version that was matched is changed (a write in between makes this 412)
+    updated = await store.update_chart(chart, changes, unchanged_since=chart["updated_at"] if if_match else None) \
+        if changes else chart
     if updated is None:
-        raise Problem(404, "chart not found")
+        raise precondition_failed() if if_match else Problem(404, "chart not found")
+    tag(response, chart_etag(updated))
     return chart_read(updated, await projection.names([me.id]))
+
+
+def chart_etag(chart: dict[str, Any]) -> str:
+    """Changes with every edit of the chart itself (title, body); notes do not change it."""
+    return entity_tag(chart["_id"], chart["updated_at"].isoformat())
 
 
 @router.post("/{chart_id}/notes", status_code=201, response_model=NoteRead, summary="Add a note to a chart you can read")

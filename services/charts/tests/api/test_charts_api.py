@@ -156,3 +156,34 @@ async def test_the_author_adds_notes_too_and_they_come_back_oldest_first(charts:
         assert r.status_code == 201 and r.json()["author_id"] == "dr-a"
     notes = (await charts.http.get(f"/v1/charts/{chart['id']}", headers=charts.auth("dr-a"))).json()["notes"]
     assert [n["text"] for n in notes] == ["first", "second"]
+
+
+async def test_reads_carry_an_etag_and_a_stale_if_match_is_412_changing_nothing(charts: Any) -> None:
+    pid = await charts.identity.patient("Ada", "dr-a")
+    chart = await charts.chart("dr-a", pid, title="First")
+    url = f"/v1/charts/{chart['id']}"
+    etag = (await charts.http.get(url, headers=charts.auth("dr-a"))).headers["etag"]
+    # a note does not change the chart's own version
+    await charts.http.post(f"{url}/notes", json={"text": "hi"}, headers=charts.auth("dr-a"))
+    assert (await charts.http.get(url, headers=charts.auth("dr-a"))).headers["etag"] == etag
+    ok = await charts.http.patch(url, json={"title": "Second"}, headers={**charts.auth("dr-a"), "If-Match": etag})
+    assert ok.status_code == 200 and ok.headers["etag"] != etag
+    stale = await charts.http.patch(url, json={"title": "Third"}, headers={**charts.auth("dr-a"), "If-Match": etag})
+    assert stale.status_code == 412 and stale.headers["content-type"] == "application/problem+json"
+    now = await charts.http.get(url, headers=charts.auth("dr-a"))
+    assert now.json()["title"] == "Second" and now.headers["etag"] == ok.headers["etag"]
+    # without If-Match the last writer wins, as before
+    assert (await charts.http.patch(url, json={"title": "Fourth"}, headers=charts.auth("dr-a"))).status_code == 200
+
+
+async def test_parallel_edits_based_on_one_etag_let_exactly_one_through(charts: Any) -> None:
+    import asyncio
+
+    pid = await charts.identity.patient("Ada", "dr-a")
+    chart = await charts.chart("dr-a", pid, title="First")
+    url = f"/v1/charts/{chart['id']}"
+    etag = (await charts.http.get(url, headers=charts.auth("dr-a"))).headers["etag"]
+    answers = await asyncio.gather(*[charts.http.patch(url, json={"title": f"T{i}"},
+                                                       headers={**charts.auth("dr-a"), "If-Match": etag})
+                                     for i in range(6)])
+    assert sorted(r.status_code for r in answers) == [200] + [412] * 5

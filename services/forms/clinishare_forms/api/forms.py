@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from clinishare_forms.api.deps import (
     AdministeredForm, CurrentCaller, DirectoryDep, OwnForm, ProjectionDep, StoreDep, Caller, live_rule,
@@ -15,6 +15,7 @@ from clinishare_forms.domain.schemas import FormCreate, FormRead, FormUpdate, Sh
 from clinishare_shared.mongo import now_ms as now
 from clinishare_forms.events import form_created, form_shared, form_updated
 from clinishare_shared.access import AccessList, access_list, named_recipients
+from clinishare_shared.etag import IfMatch, check_if_match, entity_tag, precondition_failed, tag
 from clinishare_shared.directory import Directory, refused_recipients
 from clinishare_shared.mongo import new_id
 from clinishare_shared.pagination import Page, PageParams
@@ -79,13 +80,21 @@ async def list_forms(caller: CurrentCaller, store: StoreDep, projection: Project
 
 
 @router.get("/{form_id}", response_model=FormRead, summary="A form I authored or that is shared with me")
-async def get_form(form: AdministeredForm, caller: CurrentCaller, projection: ProjectionDep) -> FormRead:
+async def get_form(form: AdministeredForm, caller: CurrentCaller, projection: ProjectionDep,
+                   response: Response) -> FormRead:
+    tag(response, form_etag(form))
     return await form_read(form, caller.id, projection)
+
+
+def form_etag(form: dict[str, Any]) -> str:
+    """Changes with every write of the form (its revision counts them)."""
+    return entity_tag(form["_id"], form.get("revision", 0))
 
 
 @router.patch("/{form_id}", response_model=FormRead, summary="Edit a form (its author only)")
 async def update_form(form_id: PathId, body: FormUpdate, caller: CurrentCaller, store: StoreDep,
-                      projection: ProjectionDep, directory: DirectoryDep) -> FormRead:
+                      projection: ProjectionDep, directory: DirectoryDep, response: Response,
+                      if_match: IfMatch = None) -> FormRead:
     form = await store.form(form_id)
     if form is None:
         raise not_found("form")
@@ -93,6 +102,7 @@ async def update_form(form_id: PathId, body: FormUpdate, caller: CurrentCaller, 
         if await may_administer(form, caller, projection):
             raise Problem(403, "only the form's author can edit it")
         raise not_found("form")
+    check_if_match(if_match, form_etag(form))
 
     at = now()
     changes: dict[str, Any] = {}
@@ -113,13 +123,17 @@ async def update_form(form_id: PathId, body: FormUpdate, caller: CurrentCaller, 
         events.append(form_shared({**form, "sharing": sharing}, added_practitioner_ids=added_p,
                                   added_office_ids=added_o))
     if not changes:
+        tag(response, form_etag(form))
         return await form_read(form, caller.id, projection)
     events.insert(0, form_updated(form, changes))
     changes["updated_at"] = at
     updated = await store.update_form(form_id, revision=form.get("revision", 0), changes=changes,
                                       new_version=new_version, events=events)
     if updated is None:
+        if if_match is not None:
+            raise precondition_failed()
         raise Problem(409, "the form was changed meanwhile; reload it and try again")
+    tag(response, form_etag(updated))
     return await form_read(updated, caller.id, projection)
 
 

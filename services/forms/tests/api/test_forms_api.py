@@ -178,3 +178,21 @@ async def test_turning_allow_others_off_stops_others_at_once(clinic):
     # the practitioner who assigned a submission always sees it; the others' no longer
     assert await clinic.visible_patients(form["id"], B) == {"pat-b"}
     assert await clinic.visible_patients(form["id"], D) == {"pat-d"}
+
+
+async def test_reads_carry_an_etag_and_a_stale_if_match_is_412_changing_nothing(clinic):
+    form = await clinic.create_form()
+    url = f"/v1/forms/{form['id']}"
+    read = await clinic.http.get(url, headers=clinic.as_(A))
+    etag = read.headers["etag"]
+    assert etag.startswith('"') and (await clinic.http.get(url, headers=clinic.as_(A))).headers["etag"] == etag
+    first = await clinic.http.patch(url, json={"title": "one"}, headers={**clinic.as_(A), "If-Match": etag})
+    assert first.status_code == 200 and first.headers["etag"] != etag
+    stale = await clinic.http.patch(url, json={"title": "two"}, headers={**clinic.as_(A), "If-Match": etag})
+    assert stale.status_code == 412 and stale.headers["content-type"] == "application/problem+json"
+    after = await clinic.http.get(url, headers=clinic.as_(A))
+    assert after.json()["title"] == "one" and after.headers["etag"] == first.headers["etag"]
+    # the current tag (or *) is accepted; a sharing-only change moves the tag too
+    r = await clinic.http.patch(url, json={"title": "three"}, headers={**clinic.as_(A), "If-Match": after.headers["etag"]})
+    assert r.status_code == 200
+    assert (await clinic.http.patch(url, json={"title": "four"}, headers={**clinic.as_(A), "If-Match": "*"})).status_code == 200
