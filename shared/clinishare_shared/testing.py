@@ -238,3 +238,23 @@ class _Yielding:
 def yielding(db_or_collection: Any) -> Any:
     """``db_or_collection`` with a yield to the event loop around every awaited call (see ``_Yielding``)."""
     return _Yielding(db_or_collection)
+
+
+async def outbox_emptied(relay: Any, *, timeout: float = 10.0) -> None:
+    """Wait until ``relay`` has nothing left to publish. A consumer can see an event before the relay has
+    removed it from its outbox (that happens after the broker's confirm), so asserting ``pending() == 0``
+    the moment a consumer got it races."""
+
+    async def empty() -> bool:
+        return await relay.pending() == 0
+
+    await wait_for(empty, timeout=timeout, message="the outbox to empty")
+
+
+async def flush_outbox(app: Any, bus: Any) -> None:
+    """Publish whatever ``app``'s outbox holds now and, on the in-memory bus, wait until every consumer
+    handled it: only after this does "nothing was published" mean something."""
+    await app.state.infra.relay.run_once()
+    drain = getattr(bus, "drain", None)
+    if drain is not None:
+        await drain()

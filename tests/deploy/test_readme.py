@@ -2,6 +2,7 @@
 README says works must work."""
 
 import asyncio
+import csv
 import os
 import re
 import shutil
@@ -40,7 +41,11 @@ async def test_readme_walkthrough_runs_as_written(tmp_path: Path, mongodb_url: s
     assert '"Rash follow-up"' in text                      # Bob found the shared chart
     assert '"labs.txt"' in text                            # Jane sees the document in the portal
     assert "CBC: within normal limits" in text             # ... and can read it
-    assert "quality" in text and "4" in text               # Alice reads the CSV of Jane's submission
+    # Alice reads the CSV of Jane's submission: a header naming the field, and Jane's answer under it (the
+    # JSON printed before it ends without a newline, so the CSV starts mid-line)
+    csv_text = text[text.rindex("quality,submitted_at,"):]
+    [row] = list(csv.DictReader(csv_text.splitlines()[:2]))
+    assert row["quality"] == "4"
     inboxes = [line for line in text.splitlines() if line.startswith("[")]
     bob, jane, alice = (set(re.findall(r'"([a-z_.]+)"', line)) for line in inboxes[-3:])
     assert {"identity.connection.created", "charts.share.granted", "documents.shared", "forms.shared"} <= bob

@@ -22,7 +22,7 @@ from clinishare_shared.events import (
     OfficeMemberRemoved, PatientRegistered, make_event,
 )
 from clinishare_shared.mongo import new_id
-from clinishare_shared.testing import LiveServer, bearer
+from clinishare_shared.testing import LiveServer, bearer, flush_outbox
 
 
 class CareDirectory(StaticDirectory):
@@ -114,9 +114,16 @@ class Charts:
     signer: TokenSigner
     identity: Identity
     published: list[Envelope]
+    app: Any = None
+    bus: Any = None
 
     def auth(self, who: str, kind: str = "practitioner") -> dict[str, str]:
         return bearer(self.signer, who, kind)
+
+    async def flush(self) -> list[Envelope]:
+        """Everything staged so far, published and handled: what ``published`` holds after this is all."""
+        await flush_outbox(self.app, self.bus)
+        return self.published
 
     async def chart(self, author: str, patient_id: str, title: str = "Visit", body: str = "notes") -> dict[str, Any]:
         r = await self.http.post("/v1/charts", json={"patient_id": patient_id, "title": title, "body": body},
@@ -159,7 +166,8 @@ async def charts(mongo_client: Any, db_name: str, unique: str, signer: TokenSign
                               expiry_sweep_seconds=0.1)
     app = create_app(settings, bus=bus, mongo_client=mongo_client, keys=key_provider, directory=directory)
     async with LiveServer(app) as server, httpx.AsyncClient(base_url=server.url, timeout=10) as http:
-        yield Charts(http=http, signer=signer, identity=Identity(bus, directory), published=published)
+        yield Charts(http=http, signer=signer, identity=Identity(bus, directory), published=published, app=app,
+                     bus=bus)
     await bus.close()
 
 

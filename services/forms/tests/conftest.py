@@ -19,7 +19,7 @@ from clinishare_shared.events import (
     ConnectionCreated, Envelope, EventData, OfficeCreated, OfficeMember, OfficeMemberRemoved, PatientRegistered,
     make_event,
 )
-from clinishare_shared.testing import LiveServer, bearer
+from clinishare_shared.testing import LiveServer, bearer, flush_outbox
 
 A, B, D, E = "prac-a", "prac-b", "prac-d", "prac-e"  # author, PIN-connected, office colleague, outsider
 OFFICE = "office-o"
@@ -63,12 +63,18 @@ class Clinic:
     """An HTTP client for the running forms service, speaking as any practitioner or patient."""
 
     def __init__(self, client: httpx.AsyncClient, signer: Any, bus: Any, published: list[Envelope],
-                 directory: StaticDirectory) -> None:
+                 directory: StaticDirectory, app: Any = None) -> None:
+        self.app = app
         self.http = client
         self.directory = directory  # identity's own answers, for when the projection lags
         self.signer = signer
         self.bus = bus
         self.published = published
+
+    async def flush(self) -> list[Envelope]:
+        """Everything staged so far, published and handled: what ``published`` holds after this is all."""
+        await flush_outbox(self.app, self.bus)
+        return self.published
 
     def as_(self, who: str, kind: str = "practitioner") -> dict[str, str]:
         return bearer(self.signer, who, kind)
@@ -133,7 +139,7 @@ async def clinic(forms_settings: FormsSettings, mongo_client: Any, key_provider:
     directory = StaticDirectory()
     app = create_app(forms_settings, bus=bus, mongo_client=mongo_client, keys=key_provider, directory=directory)
     async with LiveServer(app) as server, httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        world = Clinic(client, signer, bus, published, directory)
+        world = Clinic(client, signer, bus, published, directory, app)
         await world.publish(*study_world())
         yield world
     await bus.close()

@@ -14,7 +14,6 @@ from clinishare_shared.events import ChartCreated, Envelope, FormCreated, make_e
 from clinishare_shared.settings import ServiceSettings
 
 
-
 @pytest.fixture
 def names(unique: str, amqp_admin: dict[str, Any]) -> dict[str, str]:
     exchange = f"test.{unique}"
@@ -121,8 +120,6 @@ def test_settings_name_the_stream_and_its_retention(monkeypatch) -> None:
     monkeypatch.setenv("EVENTS_STREAM_MAX_AGE_DAYS", "0")
     with pytest.raises(ValueError):
         ServiceSettings()
-
-
 
 
 def test_services_get_the_stream_from_make_bus() -> None:

@@ -101,8 +101,9 @@ async def test_unroutable_document_keeps_its_events_and_does_not_block_others(db
     conn = make_event(ConnectionCreated(connection_id="c", owner_id="o", target_kind="office", target_id="t"),
                       source="identity", subject="c")
     # more stuck documents (oldest ids) than one batch, then routable ones behind them
-    for i in range(5):
-        await db.charts.insert_one(with_events({"_id": f"a{i}"}, conn.model_copy(update={"id": new_id()}), _note(i)))
+    stuck = [(conn.model_copy(update={"id": new_id()}), _note(i)) for i in range(5)]
+    for i, events in enumerate(stuck):
+        await db.charts.insert_one(with_events({"_id": f"a{i}"}, *events))
     routable = [_note(10 + i, f"b{i}") for i in range(3)]
     for i, ev in enumerate(routable):
         await db.charts.insert_one(with_events({"_id": f"b{i}"}, ev))
@@ -114,13 +115,16 @@ async def test_unroutable_document_keeps_its_events_and_does_not_block_others(db
     ids: list[str] = []
 
     async def h(ev: Envelope) -> None:
-        ids.append(ev.type)
+        ids.append(ev.id)
 
     await bus.subscribe("identity", ["identity.#"], h)
     # parked with back-off: the next pass does not hammer the broker (nor the log) with them again
     assert await relay.run_once() == 0
     relay.retry_parked()
     assert await relay.run_once() == 10
+    await bus.drain()
+    assert ids == [c.id for c, _ in stuck]  # in document order
+    assert [e.id for e in got][len(routable):] == [n.id for _, n in stuck]  # and their notes, in document order too
     assert await relay.pending() == 0
 
 

@@ -35,7 +35,7 @@ async def test_no_consent_no_grant(charts: Any) -> None:
             "rule": "all", "practitioner_ids": ["dr-b"], "office_ids": [], "patient_consent": consent})
         assert r.status_code == 422 and "patient_consent" in r.text
     assert await _grants(charts, "dr-a", include_revoked=True) == []
-    assert charts.published == []
+    assert await charts.flush() == []
 
 
 async def test_recipients_must_be_on_my_sharing_list(charts: Any) -> None:

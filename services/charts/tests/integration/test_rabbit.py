@@ -20,7 +20,6 @@ from clinishare_shared.events import Envelope
 from clinishare_shared.testing import LiveServer, bearer, wait_for
 
 
-
 @dataclass
 class RabbitCharts:
     http: httpx.AsyncClient

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
+from clinishare_shared.testing import outbox_emptied
 
 ME, COLLEAGUE, STAFF = "dr-me", "dr-colleague", "staff-1"
 
@@ -41,11 +41,7 @@ async def test_documents_events_reach_a_bound_queue(rabbit: Any, start_documents
     unshared = await eventually(lambda: [e for e in api.documents_events() if e.type == "documents.unshared"],
                                 message="documents.unshared on the observer queue")
     assert unshared[0].data["practitioner_ids"] == [COLLEAGUE] and unshared[0].data["patient_ids"] == []
-
-    async def outbox_empty() -> bool:  # the relay removes an event after the confirm: may trail the delivery
-        return await api.app.state.infra.relay.pending() == 0
-
-    await eventually(outbox_empty, message="outbox drained")
+    await outbox_emptied(api.app.state.infra.relay)
 
 
 async def test_projection_follows_office_membership(rabbit: Any, start_documents: Any, unique: str) -> None:

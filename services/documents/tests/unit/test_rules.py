@@ -114,14 +114,37 @@ ids = st.sets(st.sampled_from(["a", "b", "c", "d"]))
 offices = st.sets(st.tuples(st.sampled_from(["o1", "o2"]), st.sampled_from(["practitioners", "staff"])))
 
 
-@given(ids, ids, offices, ids, ids, offices)
-def test_apply_added_and_removed_are_the_difference(p0: set, d0: set, o0: set, pa: set, dr: set, oa: set) -> None:
-    before = ShareState.of(p0, d0, o0)
-    change = apply_change([], before, add=Targets(patient_ids=tuple(pa), offices=tuple(oa)),
-                          remove=Targets(practitioner_ids=tuple(dr)))
-    assert change.shares == (before - change.removed) | change.added
-    assert not (change.added.patient_ids & before.patient_ids)
-    assert change.removed.practitioner_ids == d0 & dr
+def _recipients(patients: set, practitioners: set, offices: set) -> set[tuple[str, ...]]:
+    """The oracle's plain view of recipients: one tuple per recipient, built without the code under test."""
+    return ({("patient", p) for p in patients} | {("practitioner", d) for d in practitioners}
+            | {("office", o, a) for o, a in offices})
+
+
+labels = st.sets(st.sampled_from(["x-ray", "labs", "cardio"]))
+
+
+@given(ids, ids, offices, ids, ids, offices, ids, ids, offices, labels, labels, labels)
+def test_apply_matches_a_model_of_the_call(p0: set, d0: set, o0: set, pa: set, da: set, oa: set, pr: set, dr: set,
+                                           orm: set, l0: set, la: set, lr: set) -> None:
+    """Against an independent model: removals first, then additions; "added" is only what the document did
+    not have, "removed" only what it had; labels keep their order and are not repeated."""
+    old_labels = sorted(l0)
+    change = apply_change(old_labels, ShareState.of(p0, d0, o0),
+                          add=Targets(labels=tuple(sorted(la)), patient_ids=tuple(pa), practitioner_ids=tuple(da),
+                                      offices=tuple(oa)),
+                          remove=Targets(labels=tuple(sorted(lr)), patient_ids=tuple(pr),
+                                         practitioner_ids=tuple(dr), offices=tuple(orm)))
+    before = _recipients(p0, d0, o0)
+    after = (before - _recipients(pr, dr, orm)) | _recipients(pa, da, oa)
+
+    def seen(state: ShareState) -> set[tuple[str, ...]]:
+        return _recipients(set(state.patient_ids), set(state.practitioner_ids), set(state.offices))
+
+    assert seen(change.shares) == after
+    assert seen(change.added) == after - before
+    assert seen(change.removed) == before - after
+    kept = [lbl for lbl in old_labels if lbl not in lr]
+    assert list(change.labels) == kept + [lbl for lbl in sorted(la) if lbl not in kept]
 
 
 # ---- reading ------------------------------------------------------------------------------------

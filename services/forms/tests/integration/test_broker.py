@@ -18,7 +18,7 @@ from clinishare_shared.directory import StaticDirectory
 from clinishare_shared.events import (
     ConnectionCreated, Envelope, OfficeCreated, OfficeMember, OfficeMemberRemoved, PatientRegistered, make_event,
 )
-from clinishare_shared.testing import LiveServer, bearer, wait_for
+from clinishare_shared.testing import LiveServer, bearer, outbox_emptied, wait_for
 
 
 A, B, D, OFFICE = "prac-a", "prac-b", "prac-d", "office-o"
@@ -108,11 +108,7 @@ async def test_forms_events_reach_a_bound_queue_with_ids_only(forms, broker, sig
         raw = json.dumps(event.model_dump(mode="json"))
         assert SECRET_ANSWER not in raw and "Study" not in raw and "Symptoms" not in raw
         assert event.source == "forms" and event.payload()  # a valid catalogue model
-
-    async def outbox_empty() -> bool:  # the relay removes an event after the confirm: may trail the delivery
-        return await forms.app.state.infra.relay.pending() == 0
-
-    await wait_for(outbox_empty, message="outbox drained")
+    await outbox_emptied(forms.app.state.infra.relay)
 
 
 async def test_the_projection_follows_identity_events(forms, broker, signer):

@@ -9,7 +9,6 @@ from clinishare_shared.testing import LiveServer, wait_for
 from clinishare_identity.app import create_app
 
 
-
 @pytest.fixture
 async def rabbit_names(amqp_url, unique):
     exchange, queue = f"test.{unique}", f"test.identity-observer.{unique}"

@@ -18,7 +18,6 @@ from clinishare_shared.events import ChartShareGranted, DocumentShared, FormSubm
 from clinishare_shared.testing import bearer, wait_for
 
 
-
 def parse(envelope: Any) -> EmailMessage:
     return message_from_bytes(envelope.original_content, policy=policy.default)  # type: ignore[return-value]
 

@@ -13,7 +13,6 @@ from clinishare_shared.events import ChartShareGranted, DocumentShared, make_eve
 from clinishare_shared.testing import wait_for
 
 
-
 async def test_same_event_three_times_one_notification_one_email(
         start_notify: Any, smtp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     deliveries: Counter[str] = Counter()
