@@ -5,6 +5,7 @@ made; a restart never counts twice; a duplicate delivery is counted once; a run 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import os
 import subprocess
@@ -71,13 +72,12 @@ async def system(amqp_url: str, unique: str, mongo_client: Any, mongodb_url: Any
         await bus.close()
         connection = await aio_pika.connect(amqp_url)
         async with connection:
-            channel = await connection.channel()
-            for name in SERVICES:
-                for queue in (f"{name}.{unique}", f"{name}.{unique}.dlq"):
-                    await channel.queue_delete(queue)
-            await channel.queue_delete(stream_name(exchange))
-            for ex in (exchange, f"{exchange}.dlx"):
-                await channel.exchange_delete(ex)
+            queues = [q for name in SERVICES for q in (f"{name}.{unique}", f"{name}.{unique}.dlq")]
+            for kind, name in [("queue", q) for q in [*queues, stream_name(exchange)]] + \
+                    [("exchange", x) for x in (exchange, f"{exchange}.dlx")]:
+                channel = await connection.channel()  # a failed delete closes its channel: one each
+                with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                    await (channel.queue_delete(name) if kind == "queue" else channel.exchange_delete(name))
 
 
 async def signup(http: httpx.AsyncClient, name: str, unique: str) -> Person:
