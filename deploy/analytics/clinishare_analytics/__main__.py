@@ -27,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in {"out_dir": args.out, "stream": args.stream}.items() if v is not None}
-    settings = AnalyticsSettings(**overrides)
+    try:
+        settings = AnalyticsSettings(**overrides)
+    except ValueError as exc:  # pydantic's ValidationError is one, and so is UnknownSettings
+        print(f"invalid settings: {exc}", file=sys.stderr)
+        return 2
     configure_logging(service="analytics", level=settings.log_level)
     try:
         start = parse_offset(args.start)

@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clinishare_shared.bus.stream import stream_name
 from clinishare_shared.events import EXCHANGE
+from clinishare_shared.settings import UnknownSettings, unknown_prefixed
 
 
 class AnalyticsSettings(BaseSettings):
@@ -25,6 +26,13 @@ class AnalyticsSettings(BaseSettings):
                                 "long without events; catch-up mode: give up waiting for the end after it")
     keep_ids_days: int = Field(default=35, ge=1, description="days of counted ids kept for deduplication")
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _no_unknown_variables(self) -> "AnalyticsSettings":
+        unknown = unknown_prefixed("ANALYTICS_", type(self).model_fields)
+        if unknown:
+            raise UnknownSettings(f"unknown setting(s) in the environment: {', '.join(unknown)}")
+        return self
 
     @model_validator(mode="before")
     @classmethod

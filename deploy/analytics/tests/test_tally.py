@@ -132,3 +132,19 @@ def test_parse_offset(text: str, expected: object) -> None:
 def test_parse_offset_refuses(text: str) -> None:
     with pytest.raises(ValueError):
         parse_offset(text)
+
+
+def test_settings_read_the_system_variables_and_refuse_unknown_ones(monkeypatch, tmp_path: Path) -> None:
+    from clinishare_analytics.__main__ import main
+    from clinishare_analytics.settings import AnalyticsSettings
+
+    monkeypatch.setenv("AMQP_URL", "amqp://u:p@broker:5672/")
+    monkeypatch.setenv("EVENTS_STREAM", "x.stream")
+    s = AnalyticsSettings()
+    assert s.amqp_url == "amqp://u:p@broker:5672/" and s.stream == "x.stream"
+    monkeypatch.setenv("ANALYTICS_STREAM", "y.stream")
+    assert AnalyticsSettings().stream == "y.stream"  # the prefixed one wins
+    monkeypatch.setenv("ANALYTICS_OUTDIR", str(tmp_path))  # a typo of ANALYTICS_OUT_DIR
+    with pytest.raises(ValueError, match="ANALYTICS_OUTDIR"):
+        AnalyticsSettings()
+    assert main(["--no-progress"]) == 2  # refused before connecting to anything
