@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := shared $(wildcard services/*) $(wildcard deploy/allinone deploy/gateway deploy/analytics)
+PACKAGES := shared $(wildcard services/*) web $(wildcard deploy/allinone deploy/gateway deploy/analytics)
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 
 .PHONY: run test install install-test unit integration e2e bench compose-config asyncapi lock clean ferretdb database

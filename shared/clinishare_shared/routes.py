@@ -35,3 +35,16 @@ def owner_of(path: str) -> str | None:
             if best is None or len(prefix) > best[0]:
                 best = (len(prefix), service)
     return best[1] if best else None
+
+
+def browser_redirect(method: str, path: str, headers: dict[str, str]) -> str | None:
+    """Where a browser that opened an API link (an e-mail's `/v1/charts/{id}`) is sent: the console page of
+    the same item, i.e. the path without `/v1`. Only a top-level navigation qualifies: a GET that asks for
+    HTML first and carries no bearer token; API clients never get a redirect."""
+    if method != "GET" or not path.startswith("/v1/") or "authorization" in headers:
+        return None
+    dest = headers.get("sec-fetch-dest")
+    accept = headers.get("accept", "")
+    if dest == "document" or (dest is None and accept.split(",")[0].strip().startswith("text/html")):
+        return path[3:]
+    return None

@@ -16,8 +16,10 @@ from typing import Any, AsyncIterator
 import httpx
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from clinishare_charts.app import create_app as create_charts
@@ -39,9 +41,11 @@ from clinishare_shared.middleware import RequestContextMiddleware
 from clinishare_shared.mongo import InProcessMongoClient, open_client, server_engine
 from clinishare_shared.protection import SecurityHeadersMiddleware
 from clinishare_shared.problems import install_problem_handlers, problem_response
-from clinishare_shared.routes import SERVICES, owner_of
+from clinishare_shared.routes import SERVICES, browser_redirect, owner_of
 from clinishare_shared.runtime import make_bus
 from clinishare_shared.settings import ProcessSettings
+from clinishare_web.app import create_app as create_web
+from clinishare_web.settings import WebSettings
 
 log = structlog.get_logger("clinishare.allinone")
 
@@ -67,18 +71,29 @@ class ServiceOverrides:
     documents: DocumentsSettings | None = None
     forms: FormsSettings | None = None
     notify: NotifySettings | None = None
+    web: WebSettings | None = None
 
 
 class Dispatcher:
-    """Routes each request to the service that owns its path; everything else to the system app."""
+    """Routes each request to the service that owns its path; the system app's own routes (health, AsyncAPI,
+    ...) and unknown `/v1/...` paths to the system app; everything else to the web console."""
 
-    def __init__(self, system: FastAPI, services: dict[str, FastAPI]) -> None:
+    def __init__(self, system: FastAPI, services: dict[str, FastAPI], web: FastAPI | None = None) -> None:
         self.system = system
         self.services = services
+        self.web = web
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            target = browser_redirect(scope["method"], path, headers)
+            if target is not None and self.web is not None:
+                # an e-mail link to an API path opened in a browser: the console page of the same item
+                query = scope.get("query_string", b"").decode("latin-1")
+                response = RedirectResponse(target + (f"?{query}" if query else ""), status_code=303)
+                await response(scope, receive, send)
+                return
             owner = owner_of(path)
             if owner is not None:
                 await self.services[owner](scope, receive, send)
@@ -89,7 +104,13 @@ class Dispatcher:
                     sub = "/" + (rest[0] if rest else "")
                     await self.services[name]({**scope, "path": sub, "raw_path": sub.encode()}, receive, send)
                     return
+            if self.web is not None and not path.startswith("/v1/") and not self._system_serves(scope):
+                await self.web(scope, receive, send)
+                return
         await self.system(scope, receive, send)
+
+    def _system_serves(self, scope: Scope) -> bool:
+        return any(route.matches(scope)[0] != Match.NONE for route in self.system.router.routes)
 
 
 def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | None = None,
@@ -131,6 +152,7 @@ def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | 
             # consumers first (so nothing published at start-up is unroutable), identity last
             for name in ["notify", "charts", "documents", "forms", "identity"]:
                 await stack.enter_async_context(services[name].router.lifespan_context(services[name]))
+            await stack.enter_async_context(dispatcher.web.router.lifespan_context(dispatcher.web))
             log.info("system_started", services=SERVICES, mongo=await server_engine(client), bus=type(bus).__name__)
             embedded = [name for name, on in (("MONGODB_URL", isinstance(client, InProcessMongoClient)),
                                               ("AMQP_URL", isinstance(bus, InMemoryBus))) if on]
@@ -163,9 +185,9 @@ def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | 
     async def asyncapi() -> dict[str, Any]:
         return asyncapi_document()
 
-    @system.get("/")
-    async def index() -> dict[str, Any]:
-        return {"name": "Clinishare", "services": {n: f"/_services/{n}/openapi.json" for n in SERVICES},
-                "events": "/asyncapi.json"}
-
-    return Dispatcher(system, services)
+    dispatcher = Dispatcher(system, services)
+    # The console calls the public API in-process, through this same dispatcher (httpx.ASGITransport):
+    # no loopback socket, no need to know the listening port, and exactly the routing a client gets.
+    web = create_web(overrides.web or WebSettings(), transport=httpx.ASGITransport(app=dispatcher))
+    dispatcher.web = web
+    return dispatcher
