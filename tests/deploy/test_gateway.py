@@ -18,7 +18,8 @@ def upstream(name: str) -> FastAPI:
         body = await request.body()
         return {"service": name, "path": "/" + path, "query": str(request.url.query),
                 "auth": request.headers.get("authorization"), "body_len": len(body),
-                "request_id": request.headers.get("x-request-id")}
+                "request_id": request.headers.get("x-request-id"),
+                "forwarded_host": request.headers.get("x-forwarded-host")}
 
     return app
 
@@ -71,3 +72,24 @@ async def test_replicas_take_turns_and_a_refusing_one_is_skipped() -> None:
         async with LiveServer(create_app(only_dead)) as gw, httpx.AsyncClient(base_url=gw.url) as client:
             r = await client.get("/v1/charts")
             assert r.status_code == 502 and r.headers["content-type"] == "application/problem+json"
+
+
+async def test_forwards_everything_outside_v1_to_the_console_and_sends_browsers_from_api_links_there() -> None:
+    async with LiveServer(upstream("web")) as web, LiveServer(upstream("charts")) as charts:
+        settings = GatewaySettings(charts_url=charts.url, web_url=web.url)
+        async with LiveServer(create_app(settings)) as gw, httpx.AsyncClient(base_url=gw.url) as client:
+            page = await client.get("/charts/abc?x=1")
+            assert page.json()["service"] == "web" and page.json()["path"] == "/charts/abc"
+            assert page.json()["forwarded_host"] == gw.url.removeprefix("http://")
+            assert (await client.post("/login", content=b"a=b")).json()["service"] == "web"
+            assert (await client.get("/v1/nothing-here")).status_code == 404  # the API's 404, not a page
+            # an e-mail link (an API path) opened in a browser: the console page of the same item
+            nav = await client.get("/v1/charts/abc?x=1", headers={"accept": "text/html,*/*"})
+            assert nav.status_code == 303 and nav.headers["location"] == "/charts/abc?x=1"
+            api = await client.get("/v1/charts/abc", headers={"accept": "text/html", "authorization": "Bearer t"})
+            assert api.json()["service"] == "charts"
+        # without a console configured, nothing changes for the API
+        async with LiveServer(create_app(GatewaySettings(charts_url=charts.url))) as gw, \
+                httpx.AsyncClient(base_url=gw.url) as client:
+            assert (await client.get("/charts/abc")).status_code == 404
+            assert (await client.get("/v1/charts/abc", headers={"accept": "text/html"})).json()["service"] == "charts"

@@ -28,6 +28,7 @@ from clinishare_web.settings import WebSettings
 
 log = structlog.get_logger("clinishare.web")
 STATIC = Path(__file__).parent / "static"
+PAGE_MODULES = (auth, identity, charts, documents, forms, notifications, portal, access)
 
 # No inline script or style anywhere: everything the pages need is in /static, so 'self' is enough.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
@@ -84,7 +85,7 @@ def create_app(settings: WebSettings | None = None, *, transport: httpx.AsyncBas
     app.state.settings = settings
     app.state.codec = codec
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (auth, identity, charts, documents, forms, notifications, portal, access):
+    for module in PAGE_MODULES:
         app.include_router(module.router)
 
     @app.middleware("http")
@@ -136,6 +137,7 @@ def create_app(settings: WebSettings | None = None, *, transport: httpx.AsyncBas
 def _error_page(request: Request, status: int, message: str) -> HTMLResponse:
     return templates.TemplateResponse(request, "error.html", {
         "session": request.state.session, "status": status, "message": message, "unread": None, "flash": [],
+        "path": request.url.path, "errors": {}, "values": {},
         "title": {403: "Not allowed", 404: "Not found"}.get(status, "Something went wrong"),
     }, status_code=status)
 

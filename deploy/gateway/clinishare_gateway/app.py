@@ -19,13 +19,13 @@ from typing import Any, AsyncIterator
 import httpx
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from clinishare_shared.middleware import RequestContextMiddleware
 from clinishare_shared.protection import SecurityHeadersMiddleware
 from clinishare_shared.problems import install_problem_handlers, problem_response
-from clinishare_shared.routes import SERVICES, owner_of
+from clinishare_shared.routes import SERVICES, browser_redirect, owner_of
 
 from clinishare_gateway.settings import GatewaySettings
 
@@ -82,12 +82,19 @@ def create_app(settings: GatewaySettings | None = None, *, transport: httpx.Asyn
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
                    include_in_schema=False)
     async def proxy(request: Request, path: str) -> Any:
+        if settings.web_url:
+            target = browser_redirect(request.method, request.url.path, dict(request.headers))
+            if target is not None:  # an e-mail's API link opened in a browser: the console page of the item
+                query = request.url.query
+                return RedirectResponse(target + (f"?{query}" if query else ""), status_code=303)
         service = owner_of(request.url.path)
         if service is None and request.url.path.startswith("/_services/"):
             # each service's own OpenAPI document and health: /_services/<name>/openapi.json
             _, _, name, *rest = request.url.path.split("/", 3)
             if name in SERVICES:
                 return await _forward(request, replicas(name), "/" + (rest[0] if rest else ""))
+        if service is None and settings.web_url and not request.url.path.startswith("/v1/"):
+            return await _forward(request, [settings.web_url.rstrip("/")], request.url.path)
         if service is None:
             return problem_response(404, detail="no such endpoint", instance=request.url.path)
         return await _forward(request, replicas(service), request.url.path)
@@ -99,6 +106,11 @@ async def _forward(request: Request, upstreams: list[str], path: str) -> Any:
     client: httpx.AsyncClient = request.app.state.client
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
     headers.append(("x-forwarded-for", request.client.host if request.client else ""))
+    if "x-forwarded-host" not in request.headers and "host" in request.headers:
+        # the console builds links (a portal invite) with the address the visitor used
+        headers.append(("x-forwarded-host", request.headers["host"]))
+    if "x-forwarded-proto" not in request.headers:
+        headers.append(("x-forwarded-proto", request.url.scheme))
     if "x-request-id" not in request.headers:
         headers.append(("x-request-id", uuid.uuid4().hex))
     body = request.stream()

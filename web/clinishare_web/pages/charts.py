@@ -21,7 +21,8 @@ async def _list(ctx: Practitioner, tab: str, status_code: int = 200, **extra: An
     path = "/v1/charts" if tab == "mine" else "/v1/charts/shared-with-me"
     page = await ctx.api.get(path, q=q, cursor=ctx.query.get("cursor"), limit=ctx.request.app.state.settings.page_size)
     patients = await patient_options(ctx) if tab == "mine" else []
-    return await ctx.render("charts.html", status_code=status_code,
+    known = await names(ctx.api) if tab == "shared" else {}
+    return await ctx.render("charts.html", status_code=status_code, names=known,
                             title="Your Charts" if tab == "mine" else "Charts Shared With You", tab=tab, q=q,
                             charts=page["items"], patients=patients,
                             next_page=page_link(ctx.request, page["next_cursor"]), **extra)

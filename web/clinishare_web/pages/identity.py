@@ -209,7 +209,7 @@ async def add_to_care_team(patient_id: str, ctx: Practitioner) -> Response:
 @router.post("/patients/{patient_id}/portal-invite")
 async def portal_invite(patient_id: str, ctx: Practitioner) -> Response:
     invite = await ctx.api.post(f"/v1/patients/{patient_id}/portal-invite")
-    base = str(ctx.request.base_url).rstrip("/")
+    base = public_base(ctx)
     return await _patient_page(ctx, patient_id, invite=invite,
                                invite_link=f"{base}/portal/activate?invite={invite['invite_token']}")
 
@@ -219,6 +219,16 @@ async def me(ctx: Clinician) -> Response:
     account = await ctx.api.get("/v1/me")
     prefs = await ctx.api.get("/v1/notification-preferences")
     return await ctx.render("me.html", title="Your account", account=account, prefs=prefs)
+
+
+def public_base(ctx: Practitioner) -> str:
+    """The address the visitor used (behind the gateway: its X-Forwarded-Host and -Proto)."""
+    headers = ctx.request.headers
+    host = headers.get("x-forwarded-host", "").split(",")[0].strip()
+    if host:
+        proto = headers.get("x-forwarded-proto", "http").split(",")[0].strip()
+        return f"{proto if proto in ('http', 'https') else 'http'}://{host}"
+    return str(ctx.request.base_url).rstrip("/")
 
 
 async def patient_options(ctx: Practitioner) -> list[dict[str, str]]:

@@ -11,6 +11,8 @@ import os
 import re
 import socket
 import uuid
+
+import httpx
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,10 @@ class Mailbox:
         self.messages: list[str] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope.content.decode("utf-8", "replace"))
+        import email
+
+        message = email.message_from_bytes(envelope.content)
+        self.messages.append(message.get_payload(decode=True).decode("utf-8", "replace"))
         return "250 OK"
 
 
@@ -104,3 +109,26 @@ def screenshot(page: Page, name: str) -> None:
         page.screenshot(path=str(ARTIFACTS / f"{slug}-{label}.png"), full_page=True)
     if size:
         page.set_viewport_size(size)
+
+
+class Seed:
+    """Data made through the public API (fast), so every page has something to show."""
+
+    def __init__(self, base: str) -> None:
+        self.http = httpx.Client(base_url=base, timeout=30)
+        self.tag = uuid.uuid4().hex[:8]
+
+    def call(self, method: str, path: str, token: str | None = None, **kw: Any) -> Any:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        r = self.http.request(method, path, headers=headers, **kw)
+        assert r.status_code < 400, (method, path, r.status_code, r.text)
+        return r.json() if r.content and r.headers.get("content-type", "").startswith("application/json") else None
+
+    def account(self, first: str, last: str, kind: str = "practitioner") -> dict[str, Any]:
+        email = f"{first.lower()}.{self.tag}@harbour-clinic.org"
+        acc = self.call("POST", "/v1/accounts", json={"email": email, "password": PASSWORD, "name": f"Dr {first} {last}"
+                                                       if kind == "practitioner" else f"{first} {last}", "kind": kind})
+        return {**acc, "token": self.login(email)}
+
+    def login(self, email: str) -> str:
+        return self.call("POST", "/v1/auth/token", json={"email": email, "password": PASSWORD})["access_token"]
