@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 PACKAGES := shared $(wildcard services/*) web $(wildcard deploy/allinone deploy/gateway deploy/analytics)
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 
-.PHONY: run test install install-test unit integration e2e bench compose-config asyncapi lock clean ferretdb database
+.PHONY: run test install install-test unit integration e2e bench compose-config asyncapi lock clean ferretdb database \
+	screenshots
 
 # FerretDB (MongoDB wire protocol on SQLite) is the local database engine: built once from its Go module
 # at the version pinned in tools/ferretdb/go.mod, into a git-ignored tool folder. `make ferretdb` fails
@@ -60,6 +61,13 @@ e2e: install-test database
 ## The engine is MONGODB_URL's, else the in-process one; BENCH_ARGS="--quick" for a smoke run.
 bench: install-test database
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## Regenerate the console screenshots the README embeds (Playwright on Debian's Chromium).
+screenshots: install-test database
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pytest web/tests/browser/test_pages.py -q -k "practitioner or patient"
+	mkdir -p docs/screenshots
+	cp artifacts/screenshots/chart-sharing-options-refused-desktop.png docs/screenshots/chart-sharing-options.png
+	cp artifacts/screenshots/portal-fill-a-form-phone.png docs/screenshots/portal-form-phone.png
 
 compose-config:
 	docker-compose -f docker-compose.yml config --quiet

@@ -20,8 +20,9 @@ from clinishare_shared.settings import ProcessSettings, ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {"RABBITMQ_PASSWORD": "ci-rabbit-x1", "MONGODB_PASSWORD": "ci-mongo-x2",
-           "MONGODB_ROOT_PASSWORD": "ci-root-x3", "MONGODB_REPLICA_KEY": "ci-key-x4"}
-APPS = {*SERVICES, "gateway"}
+           "MONGODB_ROOT_PASSWORD": "ci-root-x3", "MONGODB_REPLICA_KEY": "ci-key-x4",
+           "WEB_SESSION_KEY": "Y2ktd2ViLXNlc3Npb24ta2V5LTMyLWJ5dGVzLTEyMzQ="}
+APPS = {*SERVICES, "gateway", "web"}
 
 
 def interpolate(value: Any, env: dict[str, str]) -> Any:
@@ -95,6 +96,9 @@ def test_every_process_listens_where_the_gateway_and_its_health_check_look(
     gateway = app_settings(services["gateway"], monkeypatch)
     for name in SERVICES:
         assert port_of(gateway.upstream(name)) == (name, listening[name]), f"the gateway looks elsewhere for {name}"
+    assert gateway.web_url and port_of(gateway.web_url) == ("web", listening["web"])
+    web = app_settings(services["web"], monkeypatch)
+    assert port_of(web.api_base_url) == ("gateway", listening["gateway"])  # type: ignore[attr-defined]
     for service in SERVICES:
         if service != "identity":
             url = services[service]["environment"].get(f"{service.upper()}_IDENTITY_URL")

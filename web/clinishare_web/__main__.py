@@ -12,7 +12,7 @@ def main() -> None:
     settings = WebSettings()
     configure_logging(service="web", level=settings.log_level, json=settings.log_json)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False,
-                proxy_headers=True, server_header=False)
+                server_header=False)
 
 
 main()

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import httpx
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -87,6 +87,20 @@ def create_app(settings: WebSettings | None = None, *, transport: httpx.AsyncBas
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in PAGE_MODULES:
         app.include_router(module.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> Response:
+        # ready when the API behind it answers (alone: the gateway; in-process: the system itself)
+        try:
+            r = await request.app.state.api_client.get("/healthz", timeout=3)
+            ok = r.status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        return JSONResponse({"status": "ready" if ok else "not ready"}, status_code=200 if ok else 503)
 
     @app.middleware("http")
     async def session_middleware(request: Request, call_next: Any) -> Response:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from clinishare_shared.settings import PLACEHOLDER_SECRETS
+from clinishare_shared.settings import PLACEHOLDER_SECRETS, ProcessSettings
 
 
-class WebSettings(BaseSettings):
+class WebSettings(ProcessSettings):
     model_config = SettingsConfigDict(env_prefix="WEB_", extra="ignore")
 
     api_base_url: str = Field(default="http://127.0.0.1:8000",
@@ -23,15 +25,19 @@ class WebSettings(BaseSettings):
         default="auto", description="auto: Secure when the request came over https (X-Forwarded-Proto too)")
     timeout_seconds: float = 30.0
     page_size: int = Field(default=20, ge=1, le=100)
-    host: str = "127.0.0.1"
-    port: int = 8006
-    log_level: str = "INFO"
-    log_json: bool = True
+    port: int = Field(default=8006, ge=1, le=65535, description="port to listen on (alone)")
 
     @field_validator("session_key")
     @classmethod
     def _no_placeholder(cls, v: str | None) -> str | None:
-        if v is not None and v.lower() in PLACEHOLDER_SECRETS:
-            raise ValueError("WEB_SESSION_KEY is a placeholder; generate one with "
+        if v is not None and (v.lower() in PLACEHOLDER_SECRETS or not _is_fernet_key(v)):
+            raise ValueError("WEB_SESSION_KEY must be a Fernet key (not a placeholder); generate one with "
                              "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'")
         return v
+
+
+def _is_fernet_key(value: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(value.encode())) == 32
+    except (ValueError, binascii.Error):
+        return False

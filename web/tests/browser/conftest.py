@@ -92,3 +92,4 @@ def people(browser: Browser, console: Console) -> Iterator[Any]:
     for person in made:
         assert not person.csp_violations, f"{person.name}'s pages broke the CSP: {person.csp_violations}"
         person.context.close()
+
