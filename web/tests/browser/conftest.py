@@ -63,8 +63,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         smtp.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope, not session: Playwright's sync API keeps its own event loop running in this thread
+    # while it is open, and the async tests collected after these modules need the thread's loop free.
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium; .ci/run does it)")
     with sync_playwright() as p:
