@@ -56,6 +56,13 @@ def problem_error(status: int, body: Any, known_fields: tuple[str, ...] = ()) ->
         msg = _humane(raw)
         name = names[-1] if names else next((k for k in known_fields if k in raw), "_form")
         fields.setdefault(name, msg)
+    if not fields and known_fields and status == 422:
+        # a rule's refusal without a field list ("the password must be at least 10 characters long"):
+        # next to the field the message names first
+        text = detail.lower()
+        hits = [(text.find(k.replace("_", " ")), k) for k in known_fields if k.replace("_", " ") in text]
+        if hits:
+            fields[min(hits)[1]] = _humane(detail)
     if fields and detail == "the request is invalid":
         detail = "Please correct the fields marked below."
     return ApiError(status=status, detail=_humane(detail), fields=fields, problem=problem)

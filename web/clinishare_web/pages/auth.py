@@ -64,7 +64,7 @@ async def signup(ctx: Anyone) -> Response:
         if exc.status == 409:
             errors = {"email": exc.detail}
         return await ctx.render("signup.html", status_code=exc.status, title="Create an account", values=values,
-                                errors={**errors, "_form": errors.get("_form", exc.detail)})
+                                errors=errors)
     return ctx.redirect("/login", "Your account is ready: log in with your e-mail and password.")
 
 

@@ -37,6 +37,14 @@ def test_a_model_level_error_goes_to_the_field_it_names_else_to_the_form() -> No
     assert list(problem_error(422, body, ("rule",)).fields) == ["_form"]
 
 
+def test_a_rule_refusal_without_a_field_list_goes_next_to_the_field_it_names() -> None:
+    body = {"detail": "the password must be at least 10 characters long", "rule": "min_length"}
+    assert problem_error(422, body, ("name", "email", "password")).fields == {
+        "password": "The password must be at least 10 characters long"}
+    assert problem_error(422, body, ("name",)).fields == {}
+    assert problem_error(409, body, ("password",)).fields == {}  # only a 422 names a field
+
+
 def test_answer_errors_and_plain_problems() -> None:
     err = problem_error(422, {"detail": "some answers are invalid",
                               "errors": [{"field": "quality", "reason": "required"}]})
