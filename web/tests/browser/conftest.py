@@ -23,7 +23,7 @@ from support import (  # noqa: E402
 )
 
 @pytest.fixture(scope="session")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+def console(tmp_path_factory: pytest.TempPathFactory, mongodb_url: str | None) -> Iterator[Console]:
     port, unique = free_port(), uuid.uuid4().hex[:8]
     mailbox = Mailbox()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
@@ -34,10 +34,13 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
            "WEB_SESSION_KEY": key, "NOTIFY_SMTP_HOST": "127.0.0.1", "NOTIFY_SMTP_PORT": str(smtp.port),
            "NOTIFY_PUBLIC_BASE_URL": url}
     env.pop("AMQP_URL", None)  # the in-memory bus: this suite is about the console, not the broker
-    if os.environ.get("MONGODB_URL"):
+    workdir = tmp_path_factory.mktemp("console")
+    env["DATA_DIR"] = str(workdir / "data")  # never the developer's ./var
+    if mongodb_url:  # the session's engine (FerretDB, or MONGODB_URL), with databases of our own
+        env["MONGODB_URL"] = mongodb_url
         for name in ("identity", "charts", "documents", "forms", "notify"):
             env[f"{name.upper()}_MONGODB_DATABASE"] = f"web_{unique}_{name}"
-    log = tmp_path_factory.mktemp("console") / "allinone.log"
+    log = workdir / "allinone.log"
     proc = subprocess.Popen([sys.executable, "-m", "clinishare_allinone"], env=env, stdout=log.open("wb"),
                             stderr=subprocess.STDOUT)
     try:
