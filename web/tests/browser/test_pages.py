@@ -13,6 +13,9 @@ from support import PASSWORD, Console, Person, Seed, screenshot
 
 AXE = Axe()
 
+# the whole system as a process and a real browser: the heaviest kind (clinishare_shared.pytest_markers)
+pytestmark = pytest.mark.e2e
+
 
 def check(page: Page, name: str, path: str | None = None, status: int = 200) -> None:
     if path is not None:

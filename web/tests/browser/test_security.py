@@ -16,6 +16,9 @@ PAGES = ["/", "/login", "/signup", "/portal/activate", "/charts", "/charts/share
          "/forms/new", "/patients", "/offices", "/connections", "/sharing-list", "/share-pin", "/chart-shares",
          "/notifications", "/me"]
 
+# the whole system as a process and a real browser: the heaviest kind (clinishare_shared.pytest_markers)
+pytestmark = pytest.mark.e2e
+
 
 def post_routes() -> list[str]:
     """Every POST the console accepts, with made-up ids (CSRF is checked before anything else)."""
