@@ -38,13 +38,17 @@ async def who_can_see(collection: str, item_id: str, ctx: Practitioner) -> Respo
     kind, title_key, base = ITEMS[collection]
     item = await ctx.api.get(f"/v1/{collection}/{item_id}")
     access, available = await _or_unavailable(ctx.api.get(f"/v1/{collection}/{item_id}/access"))
+    reads: list[dict[str, Any]] | None = None
+    if collection == "charts":
+        log, has_log = await _or_unavailable(ctx.api.get(f"/v1/charts/{item_id}/accesses", limit=50))
+        reads = log["items"] if has_log else None
     offices = {}
     if available:
         sl = await ctx.api.get("/v1/sharing-list")
         offices = {o["id"]: o["name"] for o in sl["offices"]}
     return await ctx.render("access.html", title=f"Who can see this {kind}", kind=kind, item=item,
                             item_title=item.get(title_key, ""), back=f"{base}/{item_id}", available=available,
-                            readers=(access or {}).get("items", []), through=THROUGH, offices=offices)
+                            readers=(access or {}).get("items", []), through=THROUGH, offices=offices, reads=reads)
 
 
 def disclosure_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -8,9 +8,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from support import PASSWORD, Console, Person
+
+# the whole system as a process and a real browser: the heaviest kind (clinishare_shared.pytest_markers)
+pytestmark = pytest.mark.e2e
 
 
 def connect(alice: Person, bob: Person) -> str:
@@ -95,9 +99,18 @@ def test_two_practitioners_share_a_chart_add_a_note_and_revoke(people: Any) -> N
     # Alice sees Bob's note on her chart, and a notification about it (the unread badge)
     page = alice.go("/charts?q=rash")
     page.get_by_role("link", name="Rash follow-up", exact=True).click()
+    chart_url = page.url.removeprefix(alice.base)
     expect(page.locator(".notes")).to_contain_text("Agree: try an antihistamine.")
     expect(page.locator(".notes")).to_contain_text(bob.name)
     expect(page.get_by_test_id("unread-badge")).to_be_visible()
+
+    # Who can see this: Bob, through the PIN connection; and Bob's read is in the access log
+    page.get_by_role("link", name="Who can see this").click()
+    readers = page.locator("table").first
+    expect(readers).to_contain_text(bob.name)
+    expect(readers).to_contain_text("connected by Share PIN")
+    expect(page.get_by_role("main")).to_contain_text("Who read it")
+    expect(page.locator("table").nth(1)).to_contain_text(bob.name)
 
     # Alice stops the share (with a confirmation); it disappears from Bob's page
     page.locator("summary[aria-label^='User menu']").click()
@@ -109,6 +122,8 @@ def test_two_practitioners_share_a_chart_add_a_note_and_revoke(people: Any) -> N
     page = bob.go("/charts/shared-with-me")
     expect(page.get_by_role("main")).not_to_contain_text("Rash follow-up")
     expect(page.locator(".empty")).to_contain_text("No chart is shared with you")
+    page = alice.go(chart_url + "/access")
+    expect(page.get_by_role("main")).to_contain_text("Nobody else can see this chart")
 
 
 def test_documents_labels_portal_and_smartform(people: Any, tmp_path: Path, console: Console) -> None:
