@@ -11,13 +11,18 @@ from fastapi.responses import JSONResponse
 
 from clinishare_shared.middleware import RequestContextMiddleware
 from clinishare_shared.idempotency import IdempotencyMiddleware
+from clinishare_shared.openapi import distribution_version, install_contract, operation_id
 from clinishare_shared.protection import protect
 from clinishare_shared.problems import install_problem_handlers, problem_response
 
 
 def service_app(*, title: str, description: str, lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
-                version: str = "0.1.0") -> FastAPI:
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+                version: str | None = None) -> FastAPI:
+    # the service's own version: "Clinishare charts" is the distribution clinishare-charts
+    version = version or distribution_version("-".join(title.lower().split()))
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
+                  generate_unique_id_function=operation_id)
+    install_contract(app)
     app.add_middleware(IdempotencyMiddleware)  # inside the body limit: it reads bodies that fit
     protect(app)  # inside the request context, so a 413 is logged with its request id
     app.add_middleware(RequestContextMiddleware)

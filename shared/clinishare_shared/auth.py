@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Protocol
 import httpx
 import jwt
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jwt import PyJWK
 from jwt.utils import base64url_decode
 
@@ -178,7 +179,14 @@ class TokenVerifier:
         return principal
 
 
-async def get_principal(request: Request) -> Principal:
+# declares bearer auth in the OpenAPI document of every route that needs a principal; the check itself
+# stays ours (auto_error=False), so a missing token is our 401 problem, not FastAPI's 403
+BEARER_AUTH = HTTPBearer(scheme_name="bearerAuth", bearerFormat="JWT", auto_error=False,
+                         description="an access token from POST /v1/auth/token")
+
+
+async def get_principal(request: Request,
+                        _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER_AUTH)]) -> Principal:
     auth = request.headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
     if scheme.lower() != "bearer" or not token:

@@ -39,6 +39,7 @@ from clinishare_shared.bus.memory import InMemoryBus
 from clinishare_shared.directory import IdentityDirectory
 from clinishare_shared.middleware import RequestContextMiddleware
 from clinishare_shared.mongo import InProcessMongoClient, open_client, server_engine
+from clinishare_shared.openapi import combined_openapi
 from clinishare_shared.protection import SecurityHeadersMiddleware
 from clinishare_shared.problems import install_problem_handlers, problem_response
 from clinishare_shared.routes import SERVICES, browser_redirect, owner_of
@@ -163,7 +164,8 @@ def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | 
             yield
         await client.close()
 
-    system = FastAPI(title="Clinishare (all-in-one)", lifespan=lifespan,
+    system = FastAPI(title="Clinishare (all-in-one)", lifespan=lifespan, openapi_url=None, docs_url=None,
+                     redoc_url=None,
                      description="All five services in one process. Each service's own OpenAPI document is at "
                      "/_services/<name>/openapi.json; the event catalogue at /asyncapi.json.")
     system.add_middleware(SecurityHeadersMiddleware)  # the services protect their own paths
@@ -180,6 +182,11 @@ def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | 
         if all(checks.values()):
             return {"status": "ready", "checks": checks}
         return problem_response(503, detail="a service is not ready", checks=checks)
+
+    @system.get("/openapi.json")
+    async def openapi() -> dict[str, Any]:
+        """The whole API in one document, merged from the services' own (the gateway serves the same)."""
+        return combined_openapi({name: services[name].openapi() for name in SERVICES})
 
     @system.get("/asyncapi.json")
     async def asyncapi() -> dict[str, Any]:

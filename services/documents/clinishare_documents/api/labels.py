@@ -26,7 +26,7 @@ from clinishare_documents.store import expiries_of, shares_state
 router = APIRouter(prefix="/v1/documents", tags=["labels"])
 
 
-@router.post("/labels", response_model=LabelResult, summary="Add and remove labels and share labels")
+@router.post("/labels", response_model=LabelResult, operation_id="documents.labels.apply", summary="Add and remove labels and share labels")
 async def label_documents(body: LabelRequest, request: Request, principal: CurrentPractitioner, store: StoreDep,
                           projection: ProjectionDep, directory: DirectoryDep) -> LabelResult:
     ids = list(dict.fromkeys(body.document_ids))

@@ -56,7 +56,9 @@ async def create_account(body: AccountCreate, store: StoreDep, passwords: Passwo
     return account_public(doc)
 
 
-@router.post("/v1/auth/token", response_model=TokenResponse, tags=["auth"], summary="Log in")
+@router.post("/v1/auth/token", response_model=TokenResponse, tags=["auth"], summary="Log in",
+             responses={401: {"description": "wrong e-mail or password"},
+                        429: {"description": "too many failed log-ins for this e-mail (Retry-After)"}})
 async def issue_token(body: TokenRequest, store: StoreDep, passwords: PasswordsDep, signer: SignerDep) -> TokenResponse:
     email_norm = normalise_email(body.email)
     try:

@@ -39,7 +39,8 @@ async def connections_public(store: IdentityStore, me: str, docs: list[dict[str,
 
 
 @router.post("/v1/connections", status_code=201, response_model=ConnectionPublic,
-             summary="Connect to a practitioner or an office by its Share PIN")
+             summary="Connect to a practitioner or an office by its Share PIN",
+             responses={429: {"description": "too many failed PIN look-ups (Retry-After)"}})
 async def create_connection(body: ConnectionCreate, principal: CurrentPractitioner, store: StoreDep) -> ConnectionPublic:
     me = principal.id
     try:

@@ -152,7 +152,7 @@ async def test_thirty_parallel_wrong_log_ins_let_at_most_five_through_then_even_
     user = await api.register()
     answers = await asyncio.gather(*[_guess(api, user.email) for _ in range(30)])
     statuses = sorted(r.status_code for r in answers)
-    assert 1 <= statuses.count(401) <= 5 and statuses.count(401) + statuses.count(429) == 30, statuses
+    assert statuses.count(401) <= 5 and statuses.count(401) + statuses.count(429) == 30, statuses
     throttled = next(r for r in answers if r.status_code == 429)
     assert 1 <= int(throttled.headers["retry-after"]) <= 900
     # a burst may be refused beyond need (never below it): the failures answered so far still count
