@@ -76,7 +76,7 @@ def test_every_process_listens_where_the_gateway_and_its_health_check_look(
         svc = services[name]
         args = svc["build"]["args"]
         assert svc["build"]["dockerfile"] == "deploy/Dockerfile", name
-        assert args["APP"] == f"clinishare_{name}"
+        assert args["APP"] == f"clinishare_{name}" and args["PACKAGES"].split()[0].endswith(name)
         settings = app_settings(svc, monkeypatch)
         assert settings.host == "0.0.0.0", f"{name} would listen on loopback only inside its container"
         assert settings.port == int(args["PORT"]), f"{name} listens on {settings.port}, EXPOSEs {args['PORT']}"
@@ -110,7 +110,13 @@ def test_start_order_and_exposure(compose: dict[str, Any]) -> None:
     assert services["gateway"]["depends_on"] == {s: {"condition": "service_healthy"} for s in SERVICES}
     for name in SERVICES:
         deps = services[name]["depends_on"]
-        assert deps["mongo"] == {"condition": "service_healthy"} and deps["rabbitmq"] == {"condition": "service_healthy"}
+        assert deps["mongo"] == {"condition": "service_healthy"}
+        assert deps["topology"] == {"condition": "service_completed_successfully"}, "queues exist before traffic"
+    topology = services["topology"]
+    assert topology["build"]["args"]["APP"] == "clinishare_shared.topology"
+    assert set(topology["build"]["args"]["PACKAGES"].split()) == {f"services/{s}" for s in SERVICES}
+    assert topology["depends_on"] == {"rabbitmq": {"condition": "service_healthy"}}
+    assert topology["environment"]["AMQP_URL"].startswith("amqp://clinishare:")
     published = {name: svc.get("ports", []) for name, svc in services.items() if svc.get("ports")}
     assert published.pop("gateway") == ["8000:8000"]
     # only the gateway and, on loopback, the mail catcher's UI; never the broker's management port
@@ -130,6 +136,9 @@ def test_one_image_pattern() -> None:
     assert "EXPOSE ${PORT}" in lines
     assert 'CMD ["python", "-m", "clinishare_shared.healthcheck"]' in dockerfile and "HEALTHCHECK" in dockerfile
     assert "--require-hashes -r /tmp/service.lock" in dockerfile
+    # only the build stage sees sources; the runtime stage takes the virtualenv alone
+    runtime = dockerfile.split("\nFROM ${PYTHON_IMAGE}\n", 1)[1]
+    assert [ln for ln in runtime.splitlines() if ln.startswith("COPY")] == ["COPY --from=build /opt/venv /opt/venv"]
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {"**/tests", "**/.venv", "**/.git"} <= set(ignored)
     # the production lock carries no test packages and no embedded engines
