@@ -16,6 +16,7 @@ import structlog
 
 from clinishare_shared.domain.sharing import SharingList
 from clinishare_shared.ids import is_id
+from clinishare_shared.observability import outgoing_headers
 from clinishare_shared.problems import Problem
 
 log = structlog.get_logger("clinishare.directory")
@@ -38,7 +39,8 @@ class IdentityDirectory:
         try:
             async with httpx.AsyncClient(base_url=self.base_url, transport=self.transport,
                                          timeout=self.timeout) as client:
-                return await client.get(path, headers={"Authorization": authorization})
+                # the request id, correlation id and trace travel on service-to-service calls
+                return await client.get(path, headers={"Authorization": authorization, **outgoing_headers()})
         except httpx.HTTPError as exc:
             log.warning("identity_unreachable", path=path.split("?")[0], error=type(exc).__name__)
             return None

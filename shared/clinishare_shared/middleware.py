@@ -9,6 +9,8 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from clinishare_shared.observability import HTTP_REQUESTS, HTTP_SECONDS, server_span
+
 log = structlog.get_logger("clinishare.http")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
@@ -21,9 +23,25 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+_OWN = (b"x-request-id", b"x-correlation-id")
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template (``/v1/charts/{chart_id}``), never the raw path: bounded label values."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """One request id per request: the caller's (the gateway's) if it sent a safe one, else a new one. It is
+    bound to every log line, travels on outgoing calls (``observability.outgoing_headers``), becomes the
+    ``correlation_id`` of the events the request stages, and is returned exactly once (a proxied response's
+    own copy is replaced). Also the request's server span and its HTTP metrics."""
+
+    def __init__(self, app: ASGIApp, service: str = "clinishare") -> None:
         self.app = app
+        self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,16 +56,28 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _OWN]
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.append((b"x-correlation-id", correlation_id.encode()))
                 message["headers"] = headers
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id, correlation_id=correlation_id):
+        method = scope["method"]
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])
+                   if k in (b"traceparent", b"tracestate")}
+        with structlog.contextvars.bound_contextvars(request_id=request_id, correlation_id=correlation_id), \
+                server_span(method, headers) as span:
             try:
                 await self.app(scope, receive, send_wrapper)
             finally:
+                elapsed = time.perf_counter() - start
+                route = route_template(scope)
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                span.set_attribute("clinishare.request_id", request_id)
+                HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
+                HTTP_SECONDS.labels(self.service, method, route).observe(elapsed)
                 # the path only: query strings may hold a patient's name typed into a search box
-                log.info("request", method=scope["method"], path=scope["path"], status=status,
-                         duration_ms=round((time.perf_counter() - start) * 1000, 1))
+                log.info("request", method=method, path=scope["path"], status=status,
+                         duration_ms=round(elapsed * 1000, 1))

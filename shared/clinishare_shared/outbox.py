@@ -39,6 +39,7 @@ from pymongo.errors import DuplicateKeyError
 from clinishare_shared.bus.base import EventBus, PublishFailed
 from clinishare_shared.events import Envelope
 from clinishare_shared.mongo import pull_exact
+from clinishare_shared.observability import TRACE_KEY, carrier, publishing
 
 OUTBOX = "_outbox"
 CLAIMS = "_outbox_claims"
@@ -48,7 +49,10 @@ log = structlog.get_logger("clinishare.outbox")
 
 
 def staged(*events: Envelope) -> list[dict[str, Any]]:
-    return [e.model_dump(mode="json") for e in events]
+    """Events as stored in an outbox; each keeps the trace context of the request that staged it, so the
+    relay's publish (later, in another task) continues that trace."""
+    trace = carrier()
+    return [{**e.model_dump(mode="json"), **({TRACE_KEY: trace} if trace else {})} for e in events]
 
 
 def with_events(document: dict[str, Any], *events: Envelope) -> dict[str, Any]:
@@ -226,7 +230,8 @@ class OutboxRelay:
                 event = Envelope.model_validate(raw)
                 now = loop.time()
                 try:
-                    await self.bus.publish(event)
+                    with publishing(event, raw.get(TRACE_KEY)):
+                        await self.bus.publish(event)
                 except PublishFailed as exc:
                     if exc.unroutable:
                         # Nobody is bound for it yet: keep it (and the rest of this document's events, to
@@ -249,6 +254,23 @@ class OutboxRelay:
                 await self._release(coll, [d["_id"] for d in docs[i + 1:]], token)
                 return sent, True
         return sent, False
+
+    async def backlog(self) -> tuple[int, float]:
+        """Events pending in every collection, and the age in seconds of the oldest (0 when none)."""
+        count, oldest = 0, None
+        for name in self.collections:
+            async for doc in self.db[name].find({f"{OUTBOX}.id": {"$exists": True}}, {f"{OUTBOX}.time": 1}):
+                for raw in doc.get(OUTBOX, []):
+                    count += 1
+                    stamp = raw.get("time")
+                    when = datetime.fromisoformat(stamp) if isinstance(stamp, str) else stamp
+                    if isinstance(when, datetime) and (oldest is None or when < oldest):
+                        oldest = when
+        if oldest is None:
+            return count, 0.0
+        if oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        return count, max(0.0, (datetime.now(UTC) - oldest).total_seconds())
 
     async def pending(self) -> int:
         total = 0

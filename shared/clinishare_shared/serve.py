@@ -8,6 +8,7 @@ process use the embedded engines, with ``EMBEDDED_ENGINES=true``, and that is lo
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from clinishare_shared.logging import configure_logging
+from clinishare_shared.observability import setup_tracing
 from clinishare_shared.settings import ProcessSettings, ServiceSettings
 
 S = TypeVar("S", bound=ProcessSettings)
@@ -58,4 +60,6 @@ def run_service(settings_cls: type[ServiceSettings], create_app: Callable[[Any],
     settings = load_settings(settings_cls, service=settings_cls.model_fields["service_name"].default)
     configure_logging(service=settings.service_name, level=settings.log_level, json=settings.log_json)
     refuse_embedded(settings)
+    if setup_tracing(settings.service_name):
+        log.info("tracing_exported", endpoint=os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"])
     run(create_app(settings), settings)

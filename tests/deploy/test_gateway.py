@@ -93,3 +93,32 @@ async def test_forwards_everything_outside_v1_to_the_console_and_sends_browsers_
                 httpx.AsyncClient(base_url=gw.url) as client:
             assert (await client.get("/charts/abc")).status_code == 404
             assert (await client.get("/v1/charts/abc", headers={"accept": "text/html"})).json()["service"] == "charts"
+
+
+async def test_one_request_id_forwarded_and_returned_once_and_lengths_kept() -> None:
+    seen: dict[str, object] = {}
+    app = FastAPI()
+
+    @app.api_route("/{path:path}", methods=["GET", "POST"])
+    async def echo(request: Request, path: str) -> object:
+        from fastapi.responses import Response
+
+        seen.update(request_id=request.headers.get("x-request-id"), length=request.headers.get("content-length"),
+                    chunked=request.headers.get("transfer-encoding"), traceparent=request.headers.get("traceparent"))
+        # a service answers with its own copy of the id: the gateway must not return two
+        return Response(b"0123456789", media_type="text/plain", headers={"x-request-id": "upstream-copy"})
+
+    async with LiveServer(app) as charts:
+        settings = GatewaySettings(charts_url=charts.url)
+        async with LiveServer(create_app(settings)) as gw, httpx.AsyncClient(base_url=gw.url) as client:
+            r = await client.post("/v1/charts", content=b"x" * 1000)
+            [returned] = r.headers.get_list("x-request-id")
+            assert returned == seen["request_id"], "the id forwarded is the id returned"
+            assert r.headers["content-length"] == "10" and r.content == b"0123456789"
+            assert seen["length"] == "1000" and seen["chunked"] is None
+            # a caller's own (safe) id is kept end to end; an unsafe one is replaced
+            r = await client.get("/v1/charts", headers={"x-request-id": "caller-id-1"})
+            assert r.headers.get_list("x-request-id") == ["caller-id-1"] == [seen["request_id"]]
+            r = await client.get("/v1/charts", headers={"x-request-id": "bad id\twith tab"})
+            assert r.headers.get_list("x-request-id") == [seen["request_id"]] != ["bad id\twith tab"]
+            assert (await client.get("/metrics")).status_code == 200

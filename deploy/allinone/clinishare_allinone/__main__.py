@@ -17,6 +17,7 @@ import structlog
 from clinishare_allinone.system import SystemSettings, create_system
 from clinishare_shared import ferretdb
 from clinishare_shared.logging import configure_logging
+from clinishare_shared.observability import setup_tracing
 from clinishare_shared.serve import load_settings, run
 
 log = structlog.get_logger("clinishare.allinone")
@@ -54,6 +55,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, _exit_cleanly)
     settings = load_settings(SystemSettings, service="clinishare")
     configure_logging(service="clinishare", level=settings.log_level, json=settings.log_json)
+    setup_tracing("allinone")
     with database(settings) as mongodb_url:
         run(create_system(mongodb_url=mongodb_url), settings)
 

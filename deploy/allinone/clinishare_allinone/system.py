@@ -37,6 +37,7 @@ from clinishare_shared.auth import StaticKeyProvider
 from clinishare_shared.bus.base import EventBus
 from clinishare_shared.bus.memory import InMemoryBus
 from clinishare_shared.directory import IdentityDirectory
+from clinishare_shared.app import install_metrics
 from clinishare_shared.middleware import RequestContextMiddleware
 from clinishare_shared.mongo import InProcessMongoClient, open_client, server_engine
 from clinishare_shared.openapi import combined_openapi
@@ -169,8 +170,11 @@ def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | 
                      description="All five services in one process. Each service's own OpenAPI document is at "
                      "/_services/<name>/openapi.json; the event catalogue at /asyncapi.json.")
     system.add_middleware(SecurityHeadersMiddleware)  # the services protect their own paths
-    system.add_middleware(RequestContextMiddleware)
+    system.add_middleware(RequestContextMiddleware, service="system")
     install_problem_handlers(system)
+    # one process, one registry: every service's series, and every service's outbox
+    install_metrics(system, relays=lambda: {name: getattr(getattr(app.state, "infra", None), "relay", None)
+                                            for name, app in services.items()})
 
     @system.get("/healthz")
     async def healthz() -> dict[str, str]:

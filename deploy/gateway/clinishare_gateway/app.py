@@ -12,7 +12,6 @@ a POST. Any other failure is answered 502, never retried (the request may have b
 from __future__ import annotations
 
 import itertools
-import uuid
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -22,7 +21,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
+from clinishare_shared.app import install_metrics
 from clinishare_shared.middleware import RequestContextMiddleware
+from clinishare_shared.observability import outgoing_headers
 from clinishare_shared.protection import SecurityHeadersMiddleware
 from clinishare_shared.problems import install_problem_handlers, problem_response
 from clinishare_shared.routes import SERVICES, browser_redirect, owner_of
@@ -30,8 +31,11 @@ from clinishare_shared.routes import SERVICES, browser_redirect, owner_of
 from clinishare_gateway.settings import GatewaySettings
 
 log = structlog.get_logger("clinishare.gateway")
+# Content-Length is kept both ways: an upload keeps its length (not re-chunked), a download announces it
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-              "transfer-encoding", "upgrade", "host", "content-length"}
+              "transfer-encoding", "upgrade", "host"}
+# replaced by the gateway's own: its request id (the one it logs and returns), correlation id and trace
+OWN_HEADERS = {"x-request-id", "x-correlation-id", "traceparent", "tracestate"}
 
 
 def create_app(settings: GatewaySettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
@@ -55,8 +59,9 @@ def create_app(settings: GatewaySettings | None = None, *, transport: httpx.Asyn
     # the services limit bodies and answer CORS themselves (their headers are passed through); the gateway's
     # own answers (404, 502) get the same security headers
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, service="gateway")
     install_problem_handlers(app)
+    install_metrics(app, relays=dict)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -104,15 +109,14 @@ def create_app(settings: GatewaySettings | None = None, *, transport: httpx.Asyn
 
 async def _forward(request: Request, upstreams: list[str], path: str) -> Any:
     client: httpx.AsyncClient = request.app.state.client
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP | OWN_HEADERS]
     headers.append(("x-forwarded-for", request.client.host if request.client else ""))
     if "x-forwarded-host" not in request.headers and "host" in request.headers:
         # the console builds links (a portal invite) with the address the visitor used
         headers.append(("x-forwarded-host", request.headers["host"]))
     if "x-forwarded-proto" not in request.headers:
         headers.append(("x-forwarded-proto", request.url.scheme))
-    if "x-request-id" not in request.headers:
-        headers.append(("x-request-id", uuid.uuid4().hex))
+    headers.extend(outgoing_headers().items())
     body = request.stream()
     response = None
     for upstream in upstreams:
@@ -138,8 +142,10 @@ async def _forward(request: Request, upstreams: list[str], path: str) -> Any:
 
 def run() -> None:
     from clinishare_shared.logging import configure_logging
+    from clinishare_shared.observability import setup_tracing
     from clinishare_shared.serve import load_settings, run as serve
 
     settings = load_settings(GatewaySettings, service="gateway")
     configure_logging(service="gateway", level=settings.log_level, json=settings.log_json)
+    setup_tracing("gateway")
     serve(create_app(settings), settings)

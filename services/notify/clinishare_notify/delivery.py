@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from clinishare_shared.observability import EMAILS_FAILED, EMAILS_SENT
 from clinishare_shared.projection import IdentityProjection
 
 from clinishare_notify.domain import delivery
@@ -101,13 +102,16 @@ class EmailWorker:
             if delivery.after_failure(attempts, max_attempts=self.settings.email_max_attempts, age_seconds=age,
                                       retry_seconds=self.settings.email_retry_seconds) == "failed":
                 await self.store.email_failed(nid, error=exc.reason, retry_at=None)
+                EMAILS_FAILED.labels("true").inc()
                 log.error("email_failed_giving_up", error=exc.reason, **ctx)
             else:
                 delay = delivery.backoff_seconds(attempts, base=self.settings.email_backoff_base_seconds,
                                                  cap=self.settings.email_backoff_max_seconds)
                 await self.store.email_failed(nid, error=exc.reason, retry_at=now() + timedelta(seconds=delay))
+                EMAILS_FAILED.labels("false").inc()
                 log.warning("email_failed_will_retry", error=exc.reason, retry_in_seconds=delay, **ctx)
             return 1
         await self.store.email_sent(nid)
+        EMAILS_SENT.inc()
         log.info("email_sent", **ctx)
         return 1

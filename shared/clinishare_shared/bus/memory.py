@@ -12,6 +12,7 @@ import structlog
 
 from clinishare_shared.bus.base import EventBus, Handler, PublishFailed, topic_matches
 from clinishare_shared.events import Envelope
+from clinishare_shared.observability import carrier, consuming, dead_lettered, published
 
 log = structlog.get_logger("clinishare.bus.memory")
 
@@ -21,7 +22,7 @@ class _Subscription:
     queue: str
     patterns: list[str]
     handler: Handler
-    inbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    inbox: asyncio.Queue[tuple[str, dict[str, str]]] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
 
 
@@ -66,10 +67,12 @@ class InMemoryBus(EventBus):
             raise PublishFailed(f"unroutable: no queue bound for {event.type}", unroutable=True)
         body = event.model_dump_json()
         self.published.append(event)
+        published(event)
+        headers = carrier()
         for sub in targets:
             self._in_flight += 1
             self._idle.clear()
-            sub.inbox.put_nowait(body)
+            sub.inbox.put_nowait((body, headers))
 
     async def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None:
         if queue in self._subs:
@@ -82,12 +85,13 @@ class InMemoryBus(EventBus):
 
     async def _consume(self, sub: _Subscription) -> None:
         while True:
-            body = await sub.inbox.get()
+            body, headers = await sub.inbox.get()
             try:
                 event = Envelope.model_validate_json(body)
                 for attempt in range(1, self.delivery_limit + 1):
                     try:
-                        await sub.handler(event)
+                        with consuming(sub.queue, event, headers):
+                            await sub.handler(event)
                         break
                     except asyncio.CancelledError:
                         raise
@@ -96,6 +100,7 @@ class InMemoryBus(EventBus):
                                     event_type=event.type, attempt=attempt, exc_info=True)
                 else:
                     self.dead_letters[sub.queue].append(event)
+                    dead_lettered(sub.queue, event.type)
                     log.error("dead_lettered", queue=sub.queue, event_id=event.id, event_type=event.type)
             finally:
                 self._in_flight -= 1

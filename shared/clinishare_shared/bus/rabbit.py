@@ -34,6 +34,7 @@ from clinishare_shared.bus.base import EventBus, Handler, PublishFailed
 from clinishare_shared.bus.stream import StreamSpec, declare_stream
 from clinishare_shared.events import EVENT_TYPES, EXCHANGE, Envelope
 from clinishare_shared.locks import KeyedLocks
+from clinishare_shared.observability import carrier, consuming, dead_lettered, published
 
 log = structlog.get_logger("clinishare.bus.rabbit")
 
@@ -219,9 +220,10 @@ class RabbitBus(EventBus):
             timestamp=event.time,
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            headers={"schema_version": event.schema_version},
+            headers={"schema_version": event.schema_version, **carrier()},
         )
         await self._confirmed(self._exchange, message, event.type, event.type)
+        published(event)
 
     async def dead_letter(self, message: AbstractIncomingMessage, queue: str, reason: str) -> None:
         """Put ``message`` (body, id and properties unchanged) in ``queue``'s dead-letter queue with
@@ -238,6 +240,7 @@ class RabbitBus(EventBus):
         )
         await self._confirmed(self._dlx, copy, queue, f"dead letter of {queue}")
         self.dead_lettered += 1
+        dead_lettered(queue, message.type)
         log.error("message_dead_lettered", queue=queue, message_id=message.message_id, reason=reason[:500])
 
     async def declare_queue(self, queue: str, routing_keys: Sequence[str]) -> None:
@@ -281,7 +284,8 @@ class RabbitBus(EventBus):
     async def _handle(self, message: AbstractIncomingMessage, event: Envelope, queue: str, handler: Handler) -> None:
         deliveries = _deliveries(message)
         try:
-            await handler(event)
+            with consuming(queue, event, message.headers):
+                await handler(event)
         except asyncio.CancelledError:
             await message.nack(requeue=True)
             raise

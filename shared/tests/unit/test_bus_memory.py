@@ -116,3 +116,27 @@ async def test_handlers_receive_independent_copies(make_envelope) -> None:
     await bus.drain()
     assert len(seen) == 2 and seen[0] is not seen[1] and "mutated" not in ev.data
     await bus.close()
+
+
+async def test_failed_and_dead_lettered_deliveries_are_counted(make_envelope) -> None:
+    from prometheus_client import REGISTRY
+
+    from clinishare_shared.bus.memory import InMemoryBus
+
+    bus = InMemoryBus(delivery_limit=3)
+    queue = "counted-failures"
+
+    async def broken(event) -> None:
+        raise RuntimeError("handler broke")
+
+    event = make_envelope()
+    labels = {"queue": queue, "type": event.type}
+    failed = REGISTRY.get_sample_value("clinishare_events_failed_total", labels) or 0
+    dead = REGISTRY.get_sample_value("clinishare_events_dead_lettered_total", labels) or 0
+    await bus.subscribe(queue, [event.type], broken)
+    await bus.publish(event)
+    await bus.drain()
+    assert REGISTRY.get_sample_value("clinishare_events_failed_total", labels) == failed + 3
+    assert REGISTRY.get_sample_value("clinishare_events_dead_lettered_total", labels) == dead + 1
+    assert (REGISTRY.get_sample_value("clinishare_events_consumed_total", labels) or 0) == 0
+    await bus.close()

@@ -172,3 +172,27 @@ def test_route_table_consistent() -> None:
     assert {s for _, s in ROUTES} == set(SERVICES)
     assert set(DEFAULT_PORTS) == set(SERVICES) | {"gateway"}
     assert len({p for p, _ in ROUTES}) == len(ROUTES)
+
+
+async def test_service_to_service_calls_carry_the_request_and_correlation_ids() -> None:
+    import httpx
+
+    from clinishare_shared.directory import IdentityDirectory
+
+    seen: dict[str, Any] = {}
+    identity = FastAPI()
+
+    @identity.get("/v1/patients/{pid}")
+    async def patient(pid: str, request: Any = None) -> dict[str, str]:
+        return {"id": pid}
+
+    @identity.middleware("http")
+    async def record(request: Any, call_next: Any) -> Any:
+        seen.update(request_id=request.headers.get("x-request-id"),
+                    correlation_id=request.headers.get("x-correlation-id"))
+        return await call_next(request)
+
+    directory = IdentityDirectory("http://identity.test", transport=httpx.ASGITransport(app=identity))
+    with structlog.contextvars.bound_contextvars(request_id="req-42", correlation_id="corr-7"):
+        assert await directory.patient("p1", authorization="Bearer t") == {"id": "p1"}
+    assert seen == {"request_id": "req-42", "correlation_id": "corr-7"}
