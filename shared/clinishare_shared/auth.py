@@ -25,6 +25,7 @@ from clinishare_shared.problems import Problem
 
 Kind = Literal["practitioner", "staff", "patient"]
 ALGORITHMS = ["EdDSA"]
+LEEWAY_SECONDS = 30  # clock skew allowed between identity and the verifying service (exp, iat, nbf)
 
 
 @dataclass(frozen=True)
@@ -131,8 +132,9 @@ class TokenVerifier:
     once; the memory is dropped whenever the key set changes."""
 
     def __init__(self, keys: KeyProvider, *, issuer: str, audience: str, cache_size: int = 4096,
-                 cache_seconds: float = 60.0) -> None:
+                 cache_seconds: float = 60.0, leeway_seconds: float = LEEWAY_SECONDS) -> None:
         self.keys = keys
+        self.leeway_seconds = leeway_seconds
         self.issuer = issuer
         self.audience = audience
         self.cache_size = cache_size
@@ -162,7 +164,7 @@ class TokenVerifier:
             raise unauthorized
         try:
             claims = jwt.decode(token, key, algorithms=ALGORITHMS, audience=self.audience, issuer=self.issuer,
-                                options={"require": ["sub", "kind", "iss", "aud", "iat", "exp", "jti"]})
+                                leeway=self.leeway_seconds, options={"require": ["sub", "kind", "iss", "aud", "iat", "exp", "jti"]})
         except jwt.PyJWTError:
             raise unauthorized from None
         if claims["kind"] not in ("practitioner", "staff", "patient") or not isinstance(claims["sub"], str) \
@@ -175,7 +177,7 @@ class TokenVerifier:
             self._generation = generation
         if len(self._verified) >= self.cache_size:
             self._verified.pop(next(iter(self._verified)))  # the oldest
-        self._verified[token] = (principal, min(float(claims["exp"]), now + self.cache_seconds))
+        self._verified[token] = (principal, min(float(claims["exp"]) + self.leeway_seconds, now + self.cache_seconds))
         return principal
 
 

@@ -4,22 +4,27 @@ events, so it starts no consumer."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import structlog
 from fastapi import FastAPI
 
 from clinishare_shared.app import service_app
-from clinishare_shared.auth import KeyProvider, StaticKeyProvider, TokenSigner, TokenVerifier
+from clinishare_shared.auth import KeyProvider, StaticKeyProvider, TokenVerifier
 from clinishare_shared.bus.base import EventBus
 from clinishare_shared.runtime import Infra
 from clinishare_identity.api import accounts, connections, offices, patients
 from clinishare_identity.passwords import Passwords
 from clinishare_identity.settings import IdentitySettings
 from clinishare_identity.store import EVENT_COLLECTIONS, IdentityStore
-from clinishare_identity.tokens import load_signer
+from clinishare_identity.tokens import KeyRing, load_keys
+
+log = structlog.get_logger("clinishare.identity")
 
 
 class _OwnKeysFirst:
@@ -38,12 +43,12 @@ class _OwnKeysFirst:
 def create_app(settings: IdentitySettings | None = None, *, bus: EventBus | None = None, mongo_client: Any = None,
                keys: KeyProvider | None = None) -> FastAPI:
     settings = settings or IdentitySettings()
-    signer_box: dict[str, TokenSigner] = {}
+    ring_box: dict[str, KeyRing] = {}
 
     def jwks() -> dict[str, Any]:
         # asked lazily, so the all-in-one process can hand this out before identity has started
-        signer = signer_box.get("signer")
-        return signer.jwks() if signer else {"keys": []}
+        ring = ring_box.get("ring")
+        return ring.jwks if ring else {"keys": []}
 
     own_keys = StaticKeyProvider(jwks)
     verifier = TokenVerifier(_OwnKeysFirst(own_keys, keys), issuer=settings.jwt_issuer, audience=settings.jwt_audience)
@@ -53,7 +58,20 @@ def create_app(settings: IdentitySettings | None = None, *, bus: EventBus | None
         infra = Infra(settings, bus=bus, mongo_client=mongo_client, keys=own_keys)
         await infra.open()
         try:
-            signer_box["signer"] = await load_signer(infra.db, settings)
+            ring_box["ring"] = await load_keys(infra.db, settings)
+            app.state.signer = ring_box["ring"].signer
+
+            async def refresh_keys() -> None:
+                # a rotated key (rotate-key, or a replaced secret) is picked up by every replica
+                while True:
+                    await asyncio.sleep(settings.key_refresh_seconds)
+                    try:
+                        ring_box["ring"] = await load_keys(infra.db, settings)
+                        app.state.signer = ring_box["ring"].signer
+                    except Exception:
+                        log.warning("signing_keys_refresh_failed", exc_info=True)
+
+            refresher = asyncio.get_running_loop().create_task(refresh_keys(), name="identity-keys")
             store = IdentityStore(infra.db, kick=infra.kick, pin_fail_limit=settings.pin_fail_limit,
                                   pin_window=timedelta(seconds=settings.pin_window_seconds),
                                   login_fail_limit=settings.login_fail_limit,
@@ -62,9 +80,13 @@ def create_app(settings: IdentitySettings | None = None, *, bus: EventBus | None
             await infra.start_relay(EVENT_COLLECTIONS)
             app.state.infra = infra
             app.state.store = store
-            app.state.signer = signer_box["signer"]
             app.state.passwords = Passwords(settings)
-            yield
+            try:
+                yield
+            finally:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
         finally:
             await infra.close()
 

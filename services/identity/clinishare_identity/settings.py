@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -12,8 +14,14 @@ class IdentitySettings(ServiceSettings):
 
     service_name: str = "identity"
     port: int = DEFAULT_PORTS["identity"]
+    signing_key_file: Path | None = Field(
+        default=None, description="file holding the Ed25519 private key (PKCS#8 PEM), e.g. a mounted secret; "
+        "re-read every key_refresh_seconds, so replacing the secret rotates the key")
     signing_key_pem: str | None = Field(
-        default=None, description="Ed25519 private key (PKCS#8 PEM); unset: generated once and kept in MongoDB")
+        default=None, description="Ed25519 private key (PKCS#8 PEM); unset (and no file): generated once and "
+        "kept in MongoDB, rotated by `python -m clinishare_identity rotate-key`")
+    key_refresh_seconds: float = Field(default=10.0, gt=0, le=300,
+                                       description="how often each replica reloads its signing keys")
     token_ttl_seconds: int = Field(default=900, ge=30, le=86400)
     invite_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     pin_fail_limit: int = Field(default=10, ge=1)

@@ -1,13 +1,22 @@
-"""Identity's token signing key: Ed25519, from settings, or generated once and kept in MongoDB.
+"""Identity's token signing keys: Ed25519.
 
-Replicas starting together race to insert the key under one fixed ``_id``; whichever insert lands first
-is the key every replica loads, so all of them sign with, and publish, the same key.
+The key that signs comes from ``IDENTITY_SIGNING_KEY_FILE`` (a mounted secret), else
+``IDENTITY_SIGNING_KEY_PEM``, else the database (generated once; replicas starting together race to insert
+it under one fixed ``_id`` and all load the winner's key). Either way the *public* keys are recorded in the
+database, one document per ``kid``, so every replica publishes the same JWKS.
+
+Rotation (``python -m clinishare_identity rotate-key`` for a database key; for a mounted secret, replacing
+the secret): every replica reloads its keys every ``key_refresh_seconds``. The first one to see a new
+signing key marks the others retired, to be published until every token they signed has expired
+(``token_ttl_seconds`` + the verifiers' 30 s leeway + one refresh period, for replicas still signing with
+the old key until their next refresh).
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -15,11 +24,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pymongo.errors import DuplicateKeyError
 
-from clinishare_shared.auth import TokenSigner
+from clinishare_shared.auth import LEEWAY_SECONDS, TokenSigner
 from clinishare_identity.settings import IdentitySettings
 
 SIGNING_KEYS = "signing_keys"
 CURRENT = "current"
+PUBLIC = "public"  # the ``kind`` of a published public key's document
 log = structlog.get_logger("clinishare.identity.tokens")
 
 
@@ -45,9 +55,12 @@ def signer_for(private_key: Ed25519PrivateKey, settings: IdentitySettings) -> To
                        audience=settings.jwt_audience, ttl_seconds=settings.token_ttl_seconds)
 
 
-async def load_signer(db: Any, settings: IdentitySettings) -> TokenSigner:
-    if settings.signing_key_pem:
-        return signer_for(_load(settings.signing_key_pem), settings)
+def retention(settings: IdentitySettings) -> timedelta:
+    """How long a retired key stays published: past the expiry of every token it can have signed."""
+    return timedelta(seconds=settings.token_ttl_seconds + LEEWAY_SECONDS + settings.key_refresh_seconds)
+
+
+async def _database_key(db: Any) -> Ed25519PrivateKey:
     coll = db[SIGNING_KEYS]
     stored = await coll.find_one({"_id": CURRENT})
     if stored is None:
@@ -58,4 +71,65 @@ async def load_signer(db: Any, settings: IdentitySettings) -> TokenSigner:
         except DuplicateKeyError:
             pass  # another replica won the race; use its key
         stored = await coll.find_one({"_id": CURRENT})
-    return signer_for(_load(stored["pem"]), settings)
+    return _load(stored["pem"])
+
+
+def configured_key(settings: IdentitySettings) -> Ed25519PrivateKey | None:
+    """The key from the mounted secret or the setting, if one is configured (read anew every time)."""
+    if settings.signing_key_file is not None:
+        return _load(settings.signing_key_file.read_text())
+    if settings.signing_key_pem:
+        return _load(settings.signing_key_pem)
+    return None
+
+
+async def load_signer(db: Any, settings: IdentitySettings) -> TokenSigner:
+    return signer_for(configured_key(settings) or await _database_key(db), settings)
+
+
+@dataclass
+class KeyRing:
+    signer: TokenSigner
+    jwks: dict[str, Any]
+
+
+async def load_keys(db: Any, settings: IdentitySettings, *, now: datetime | None = None) -> KeyRing:
+    """The signing key, and the JWKS to publish: it, and every retired key whose tokens may still be valid.
+    Records the signing key's public half and retires the others (idempotent; any replica may run it)."""
+    now = now or datetime.now(UTC)
+    signer = await load_signer(db, settings)
+    coll = db[SIGNING_KEYS]
+    jwk = signer.public_jwk()
+    current_id = f"{PUBLIC}:{signer.kid}"
+    await coll.update_one({"_id": current_id},
+                          {"$set": {"kind": PUBLIC, "kid": signer.kid, "jwk": jwk, "retired_at": None,
+                                    "expires_at": None},
+                           "$setOnInsert": {"since": now}}, upsert=True)
+    newly_retired = await coll.update_many(
+        {"kind": PUBLIC, "retired_at": None, "_id": {"$ne": current_id}},
+        {"$set": {"retired_at": now, "expires_at": now + retention(settings)}})
+    if newly_retired.modified_count:
+        log.info("signing_key_rotated", kid=signer.kid, retired=newly_retired.modified_count)
+    published = []
+    async for doc in coll.find({"kind": PUBLIC}):
+        expires = doc.get("expires_at")
+        if expires is not None and expires.tzinfo is None:
+            expires = expires.replace(tzinfo=UTC)
+        if doc["_id"] == current_id or expires is None or expires > now:
+            published.append(doc["jwk"])
+    published.sort(key=lambda k: k["kid"] != signer.kid)  # the signing key first
+    return KeyRing(signer=signer, jwks={"keys": published})
+
+
+async def rotate_key(db: Any, settings: IdentitySettings) -> str:
+    """Replace the database signing key with a new one; returns the new ``kid``. Running replicas switch at
+    their next refresh, and keep publishing the previous key until its tokens have expired."""
+    if configured_key(settings) is not None:
+        raise RuntimeError("the signing key comes from IDENTITY_SIGNING_KEY_FILE / IDENTITY_SIGNING_KEY_PEM: "
+                           "replace that secret instead; identity keeps publishing the previous key")
+    await _database_key(db)  # make sure there is one to replace
+    fresh = Ed25519PrivateKey.generate()
+    await db[SIGNING_KEYS].update_one({"_id": CURRENT}, {"$set": {"pem": _pem(fresh),
+                                                                  "created_at": datetime.now(UTC)}})
+    ring = await load_keys(db, settings)  # records the new public key and retires the old at once
+    return ring.signer.kid

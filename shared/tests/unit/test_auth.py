@@ -212,3 +212,21 @@ def test_fastapi_dependencies(signer: TokenSigner) -> None:
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
     assert c.get("/any", headers={"Authorization": "Basic abc"}).status_code == 401
     assert c.get("/any", headers={"Authorization": "Bearer garbage"}).status_code == 401
+
+
+async def test_tokens_allow_thirty_seconds_of_clock_skew() -> None:
+    import time as _time
+
+    from clinishare_shared.auth import LEEWAY_SECONDS, StaticKeyProvider, TokenSigner, TokenVerifier
+    from clinishare_shared.problems import Problem
+
+    signer = TokenSigner.generate()
+    verifier = TokenVerifier(StaticKeyProvider(signer.jwks()), issuer=signer.issuer, audience=signer.audience)
+    assert LEEWAY_SECONDS == 30
+    now = _time.time()
+    # expired 20 s ago by this clock: within the skew identity's clock may have
+    assert (await verifier.verify(signer.issue("a", "staff", ttl_seconds=60, now=now - 80))).id == "a"
+    # issued "in the future" by 20 s (identity's clock ahead): accepted too
+    assert (await verifier.verify(signer.issue("b", "staff", ttl_seconds=60, now=now + 20))).id == "b"
+    with pytest.raises(Problem):
+        await verifier.verify(signer.issue("c", "staff", ttl_seconds=60, now=now - 100))  # 40 s past expiry
