@@ -177,7 +177,7 @@ class TokenVerifier:
             self._generation = generation
         if len(self._verified) >= self.cache_size:
             self._verified.pop(next(iter(self._verified)))  # the oldest
-        self._verified[token] = (principal, min(float(claims["exp"]) + self.leeway_seconds, now + self.cache_seconds))
+        self._verified[token] = (principal, min(float(claims["exp"]), now + self.cache_seconds))
         return principal
 
 
