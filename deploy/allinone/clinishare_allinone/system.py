@@ -128,6 +128,7 @@ def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | 
     identity_settings = overrides.identity or IdentitySettings()
     own_bus = bus is None
     bus = bus or make_bus(identity_settings)
+    own_client = mongo_client is None
     client = mongo_client or open_client(mongodb_url or identity_settings.mongodb_url)
 
     identity = create_identity(identity_settings, bus=bus, mongo_client=client)
@@ -163,7 +164,8 @@ def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | 
                             detail="the all-in-one process runs on embedded engines: data lives as long as the process")
             app.state.bus = bus
             yield
-        await client.close()
+        if own_client:  # a client handed in belongs to the caller (tests share one)
+            await client.close()
 
     system = FastAPI(title="Clinishare (all-in-one)", lifespan=lifespan, openapi_url=None, docs_url=None,
                      redoc_url=None,
