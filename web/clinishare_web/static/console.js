@@ -8,6 +8,15 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   });
 
+  // Removing share labels unshares at once: ask first (without JavaScript the remove section is a
+  // separate, closed part of the window that has to be opened on purpose).
+  document.querySelectorAll("form[data-confirm-unshare]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      var n = form.querySelectorAll("input[name^=remove_]:checked").length;
+      if (n && !window.confirm(form.getAttribute("data-confirm-unshare"))) { event.preventDefault(); }
+    });
+  });
+
   // Documents: "Assign Labels" appears once at least one document is selected (as in the article).
   document.querySelectorAll("form[data-selection]").forEach(function (form) {
     var button = form.querySelector("[data-needs-selection]");

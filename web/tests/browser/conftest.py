@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -66,16 +68,48 @@ def console(tmp_path_factory: pytest.TempPathFactory, mongodb_url: str | None) -
         smtp.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # Module scope, not session: Playwright's sync API keeps its own event loop running in this thread
-    # while it is open, and the async tests collected after these modules need the thread's loop free.
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Chromium for the whole session, headless, with its DevTools endpoint on a loopback port."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium; .ci/run does it)")
+    profile = tmp_path_factory.mktemp("chromium")
+    proc = subprocess.Popen([CHROMIUM, "--headless=new", "--remote-debugging-address=127.0.0.1",
+                             "--remote-debugging-port=0", f"--user-data-dir={profile}", *CHROMIUM_ARGS,
+                             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    endpoint = None
+    deadline = time.monotonic() + 30
+    assert proc.stderr is not None
+    while endpoint is None and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line and proc.poll() is not None:
+            break
+        found = re.search(r"DevTools listening on (ws://\S+)", line)
+        endpoint = found.group(1) if found else None
+    if endpoint is None:
+        proc.kill()
+        pytest.fail("Chromium did not start (no DevTools endpoint within 30 s)")
+    # keep reading its stderr so a chatty browser never blocks on a full pipe
+    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+    try:
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Browser]:
+    # Playwright connects per module to the session's one Chromium: its sync API keeps an event loop
+    # running in this thread while it is open, and the async tests collected after these modules need the
+    # thread's loop free.
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        b = p.chromium.connect_over_cdp(chromium)
         yield b
-        b.close()
+        b.close()  # disconnects; the browser itself lives until the session ends
 
 
 @pytest.fixture

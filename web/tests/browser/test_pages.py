@@ -12,6 +12,9 @@ from playwright.sync_api import Page, expect
 from support import PASSWORD, Console, Person, Seed, screenshot
 
 AXE = Axe()
+# WCAG 2.0-2.2 A and AA, and axe's best practices: every rule that can report serious or critical
+AXE_OPTIONS = {"resultTypes": ["violations"], "runOnly": {"type": "tag", "values": [
+    "wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]}}
 
 # the whole system as a process and a real browser: the heaviest kind (clinishare_shared.pytest_markers)
 pytestmark = pytest.mark.e2e
@@ -21,7 +24,7 @@ def check(page: Page, name: str, path: str | None = None, status: int = 200) -> 
     if path is not None:
         response = page.goto(page.context.base + path)  # type: ignore[attr-defined]
         assert response is not None and response.status == status, (path, response and response.status)
-    results = AXE.run(page)
+    results = AXE.run(page, options=AXE_OPTIONS)
     bad = [v for v in results.response["violations"] if v.get("impact") in ("serious", "critical")]
     assert not bad, f"{name}: " + "; ".join(
         f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}" for v in bad)
