@@ -24,6 +24,15 @@ from support import (  # noqa: E402
     CHROMIUM, CHROMIUM_ARGS, DESKTOP, Browser, Console, Mailbox, Person, free_port, sync_playwright,
 )
 
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """End a process this suite started: politely, then for sure."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture(scope="session")
 def console(tmp_path_factory: pytest.TempPathFactory, mongodb_url: str | None) -> Iterator[Console]:
     port, unique = free_port(), uuid.uuid4().hex[:8]
@@ -60,11 +69,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, mongodb_url: str | None) -
             time.sleep(0.1)
         yield Console(url=url, session_key=key, mailbox=mailbox, log=log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         smtp.stop()
 
 
@@ -94,11 +99,7 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield endpoint
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 @pytest.fixture(scope="module")
