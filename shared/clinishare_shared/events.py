@@ -184,6 +184,7 @@ class _ChartGrant(EventData):
 
 class ChartShareGranted(_ChartGrant):
     event_type: ClassVar[str] = "charts.share.granted"
+    expires_at: datetime | None = Field(default=None, description="when the grant stops giving access, if ever")
 
 
 class ChartShareRevoked(_ChartGrant):
@@ -254,6 +255,7 @@ class DocumentShared(_DocumentShareChange):
     """The recipients this change added (not those the document already had)."""
 
     event_type: ClassVar[str] = "documents.shared"
+    expires_at: datetime | None = Field(default=None, description="when these shares stop giving access, if ever")
 
 
 class DocumentUnshared(_DocumentShareChange):

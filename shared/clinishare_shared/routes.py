@@ -22,16 +22,30 @@ ROUTES: list[tuple[str, str]] = [
     ("/v1/portal/forms", "forms"),
     ("/v1/notifications", "notify"),
     ("/v1/notification-preferences", "notify"),
+    # a "*" segment matches any one path segment (here: a patient id)
+    ("/v1/patients/*/disclosures", "audit"),
+    ("/v1/patients/*/disclosures.csv", "audit"),
+    ("/v1/portal/disclosures", "audit"),
+    ("/v1/portal/disclosures.csv", "audit"),
 ]
 
-SERVICES = ["identity", "charts", "documents", "forms", "notify"]
-DEFAULT_PORTS = {"gateway": 8000, "identity": 8001, "charts": 8002, "documents": 8003, "forms": 8004, "notify": 8005}
+SERVICES = ["identity", "charts", "documents", "forms", "notify", "audit"]
+DEFAULT_PORTS = {"gateway": 8000, "identity": 8001, "charts": 8002, "documents": 8003, "forms": 8004, "notify": 8005, "audit": 8007}
+
+
+def _matches(prefix: str, path: str) -> bool:
+    """``path`` is ``prefix`` or below it; a ``*`` segment of the prefix matches any one segment."""
+    want = prefix.rstrip("/").split("/")
+    got = path.split("/")
+    if len(got) < len(want):
+        return False
+    return all(w == "*" or w == g for w, g in zip(want, got))
 
 
 def owner_of(path: str) -> str | None:
     best: tuple[int, str] | None = None
     for prefix, service in ROUTES:
-        if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+        if _matches(prefix, path):
             if best is None or len(prefix) > best[0]:
                 best = (len(prefix), service)
     return best[1] if best else None

@@ -50,9 +50,12 @@ def consumed_types() -> dict[str, list[str]]:
     from clinishare_notify.events import NotifyHandlers, chain
     from clinishare_notify.settings import NotifySettings
 
+    from clinishare_audit.events import handlers as audit_handlers
+
     notify = NotifyHandlers(store=None, projection=projection, settings=NotifySettings())  # type: ignore[arg-type]
     return {"charts": identity_facts, "documents": identity_facts, "forms": identity_facts,
-            "notify": sorted(chain(projection.handlers, notify.handlers))}
+            "notify": sorted(chain(projection.handlers, notify.handlers)),
+            "audit": sorted(audit_handlers(None, projection))}  # type: ignore[arg-type]
 
 
 def service_settings(service: str) -> ServiceSettings:

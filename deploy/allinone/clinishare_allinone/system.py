@@ -1,4 +1,4 @@
-"""All five services in one process: the embedded default behind `make run`.
+"""All six services in one process: the embedded default behind `make run`.
 
 Each service is its own FastAPI application with its own database, exactly as when it runs alone; this
 process only wires them: one bus (in-memory unless AMQP_URL), one Mongo client (the in-process engine
@@ -22,6 +22,8 @@ from pydantic_settings import SettingsConfigDict
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
+from clinishare_audit.app import create_app as create_audit
+from clinishare_audit.settings import AuditSettings
 from clinishare_charts.app import create_app as create_charts
 from clinishare_charts.settings import ChartsSettings
 from clinishare_documents.app import create_app as create_documents
@@ -74,6 +76,7 @@ class ServiceOverrides:
     forms: FormsSettings | None = None
     notify: NotifySettings | None = None
     web: WebSettings | None = None
+    audit: AuditSettings | None = None
 
 
 class Dispatcher:
@@ -124,7 +127,8 @@ def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | 
         overrides = ServiceOverrides(**{
             name: (getattr(overrides, name) or cls()).model_copy(update={"mongodb_database": f"{database_prefix}_{name}"})
             for name, cls in (("identity", IdentitySettings), ("charts", ChartsSettings),
-                              ("documents", DocumentsSettings), ("forms", FormsSettings), ("notify", NotifySettings))})
+                              ("documents", DocumentsSettings), ("forms", FormsSettings), ("notify", NotifySettings),
+                              ("audit", AuditSettings))})
     identity_settings = overrides.identity or IdentitySettings()
     own_bus = bus is None
     bus = bus or make_bus(identity_settings)
@@ -144,6 +148,7 @@ def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | 
         "forms": create_forms(overrides.forms or FormsSettings(), bus=bus, mongo_client=client, keys=keys,
                               directory=directory),
         "notify": create_notify(overrides.notify or NotifySettings(), bus=bus, mongo_client=client, keys=keys),
+        "audit": create_audit(overrides.audit or AuditSettings(), bus=bus, mongo_client=client, keys=keys),
     }
 
     @asynccontextmanager
@@ -153,7 +158,7 @@ def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | 
                 await bus.start()
                 stack.push_async_callback(bus.close)
             # consumers first (so nothing published at start-up is unroutable), identity last
-            for name in ["notify", "charts", "documents", "forms", "identity"]:
+            for name in ["notify", "audit", "charts", "documents", "forms", "identity"]:
                 await stack.enter_async_context(services[name].router.lifespan_context(services[name]))
             await stack.enter_async_context(dispatcher.web.router.lifespan_context(dispatcher.web))
             log.info("system_started", services=SERVICES, mongo=await server_engine(client), bus=type(bus).__name__)
@@ -169,7 +174,7 @@ def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | 
 
     system = FastAPI(title="Clinishare (all-in-one)", lifespan=lifespan, openapi_url=None, docs_url=None,
                      redoc_url=None,
-                     description="All five services in one process. Each service's own OpenAPI document is at "
+                     description="All six services in one process. Each service's own OpenAPI document is at "
                      "/_services/<name>/openapi.json; the event catalogue at /asyncapi.json.")
     system.add_middleware(SecurityHeadersMiddleware)  # the services protect their own paths
     system.add_middleware(RequestContextMiddleware, service="system")

@@ -19,6 +19,7 @@ class GatewaySettings(ProcessSettings):
     forms_url: str = Field(default=f"http://127.0.0.1:{DEFAULT_PORTS['forms']}", description="the forms service's base URL")
     notify_url: str = Field(default=f"http://127.0.0.1:{DEFAULT_PORTS['notify']}", description="the notify service's base URL")
     web_url: str | None = Field(default=None, description="the web console's base URL; every path outside /v1 goes there")
+    audit_url: str = Field(default=f"http://127.0.0.1:{DEFAULT_PORTS['audit']}", description="the audit service's base URL")
     timeout_seconds: float = Field(default=30.0, gt=0, description="upstream timeout")
 
     def upstreams(self, service: str) -> list[str]:

@@ -42,7 +42,8 @@ def chart_updated(chart: dict[str, Any], changes: dict[str, Any]) -> Envelope:
 
 
 def share_granted(grant: dict[str, Any]) -> Envelope:
-    return make_event(ChartShareGranted(**_grant_fields(grant)), source=SOURCE, subject=grant["_id"])
+    return make_event(ChartShareGranted(**_grant_fields(grant), expires_at=grant.get("expires_at")), source=SOURCE,
+                      subject=grant["_id"])
 
 
 def share_revoked(grant: dict[str, Any]) -> Envelope:

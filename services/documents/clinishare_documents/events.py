@@ -35,11 +35,12 @@ def _recipients(state: ShareState) -> dict[str, Any]:
 
 
 def share_events(*, document_id: str, owner_id: str, workspace_patient_id: str | None,
-                 added: ShareState, removed: ShareState) -> list[Envelope]:
+                 added: ShareState, removed: ShareState, expires_at: datetime | None = None) -> list[Envelope]:
     out = []
     common = {"document_id": document_id, "owner_id": owner_id, "workspace_patient_id": workspace_patient_id}
     if added:
-        out.append(make_event(DocumentShared(**common, **_recipients(added)), source=SOURCE, subject=document_id))
+        out.append(make_event(DocumentShared(**common, **_recipients(added), expires_at=expires_at), source=SOURCE,
+                              subject=document_id))
     if removed:
         out.append(make_event(DocumentUnshared(**common, **_recipients(removed)), source=SOURCE,
                               subject=document_id))

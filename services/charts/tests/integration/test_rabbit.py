@@ -131,6 +131,7 @@ async def test_charts_events_reach_a_bound_queue_with_ids_only(on_rabbit: Rabbit
     assert by_type["charts.chart.created"].subject == by_type["charts.chart.updated"].subject == chart["id"]
     assert by_type["charts.share.granted"].data == {
         "grant_id": grant["id"], "owner_id": "dr-a", "rule": "chart", "chart_id": chart["id"], "patient_id": pid,
+        "expires_at": None,
         "practitioner_ids": ["dr-b"], "office_ids": []}
     assert by_type["charts.share.revoked"].data["grant_id"] == grant["id"]
     assert by_type["charts.note.added"].data == {"note_id": note.json()["id"], "chart_id": chart["id"],

@@ -55,7 +55,7 @@ async def label_documents(body: LabelRequest, request: Request, principal: Curre
             change = changes[doc["_id"]]
             events = share_events(document_id=doc["_id"], owner_id=principal.id,
                                   workspace_patient_id=doc.get("patient_id"), added=change.added,
-                                  removed=change.removed)
+                                  removed=change.removed, expires_at=body.add.expires_at)
             written[doc["_id"]] = await store.apply(doc["_id"], change, events, call_id=call_id,
                                                     expiries=expiries[doc["_id"]])
         return LabelResult(items=[await to_read(written.get(i, owned[i]), principal.id, projection) for i in ids])

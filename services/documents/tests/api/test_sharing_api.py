@@ -36,7 +36,7 @@ async def test_sharing_events_carry_only_what_was_added_or_removed(api: Any) -> 
     assert second["practitioner_ids"] == [] and second["patient_ids"] == [patient]  # not re-announced
     assert second["offices"] == [{"office_id": office, "audience": "staff"}]
     assert set(second) == {"document_id", "owner_id", "workspace_patient_id", "patient_ids", "practitioner_ids",
-                           "offices"}
+                           "offices", "expires_at"}
     assert all("secret-name" not in e.model_dump_json() for e in events)
 
 

@@ -1,0 +1,171 @@
+"""The accounting of disclosures: a patient's care team reads it (``/v1/patients/{id}/disclosures``), the
+patient reads their own (``/v1/portal/disclosures``); newest first, paginated, with names; CSV; and the
+hash chain's verification. Anyone else, a patient asking about another patient included, gets 404."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from clinishare_audit.domain.chain import verify
+from clinishare_audit.domain.entries import author_chain, patient_chain
+from clinishare_audit.domain.schemas import DisclosurePage, DisclosureRead, VerifyRead
+from clinishare_audit.store import AuditStore
+from clinishare_shared.access import NamedRecipient
+from clinishare_shared.auth import CurrentPatient, CurrentPrincipal
+from clinishare_shared.deps import ProjectionDep, from_state
+from clinishare_shared.ids import PathId
+from clinishare_shared.pagination import PageParams
+from clinishare_shared.problems import not_found
+from clinishare_shared.projection import IdentityProjection
+
+router = APIRouter(tags=["disclosures"])
+StoreDep = Annotated[AuditStore, from_state("store")]
+Since = Annotated[datetime | None, Query(alias="from", description="RFC 3339: entries at or after")]
+Until = Annotated[datetime | None, Query(alias="to", description="RFC 3339: entries at or before")]
+
+
+async def _visible_patient(patient_id: PathId, principal: CurrentPrincipal, projection: ProjectionDep) -> str:
+    """The patient themself, or a practitioner of their care team now; for anyone else it does not exist."""
+    if principal.kind == "patient":
+        if principal.id != patient_id:
+            raise not_found("patient")
+    elif principal.kind != "practitioner" or not await projection.in_care(patient_id, principal.id):
+        raise not_found("patient")
+    return patient_id
+
+
+VisiblePatient = Annotated[str, Depends(_visible_patient)]
+
+
+async def _own_patient(patient: CurrentPatient) -> str:
+    return patient.id
+
+
+OwnPatient = Annotated[str, Depends(_own_patient)]
+
+
+async def chains_of(patient_id: str, projection: IdentityProjection) -> list[str]:
+    """The patient's own chain, and the chains of grants over all of a care-team member's charts: a grant
+    under rule ``all`` covers every patient of its author, whenever their charts were written."""
+    return [patient_chain(patient_id), *(author_chain(a) for a in await projection.care_team(patient_id))]
+
+
+async def _reads(docs: list[dict[str, Any]], patient_id: str, projection: IdentityProjection) -> list[DisclosureRead]:
+    people = await projection.names(p for d in docs for p in
+                                    [d.get("discloser_id"), d.get("accessor_id"), *d["practitioner_ids"]] if p)
+    offices = await projection.office_names(o.split(":")[0] for d in docs for o in d["office_ids"])
+    out = []
+    for d in docs:
+        recipients = [NamedRecipient(kind="practitioner", id=p, name=people.get(p)) for p in d["practitioner_ids"]]
+        for key in d["office_ids"]:
+            office_id, _, audience = key.partition(":")
+            recipients.append(NamedRecipient(kind="office", id=office_id, name=offices.get(office_id),
+                                             audience=audience or None))  # type: ignore[arg-type]
+        recipients += [NamedRecipient(kind="patient", id=p) for p in d["patient_ids"]]
+        out.append(DisclosureRead(
+            id=d["_id"], at=d["at"], action=d["action"], item_type=d["item_type"], item_id=d.get("item_id"),
+            patient_id=d.get("patient_id") or patient_id, rule=d.get("rule"), grant_id=d.get("grant_id"),
+            discloser_id=d.get("discloser_id"), discloser_name=people.get(d.get("discloser_id") or ""),
+            recipients=recipients, accessor_id=d.get("accessor_id"), accessor_kind=d.get("accessor_kind"),
+            accessor_name=people.get(d.get("accessor_id") or ""), grant_ids=d.get("grant_ids", []),
+            consent_attested_by=d.get("consent_attested_by"), consent_attested_at=d.get("consent_attested_at"),
+            expires_at=d.get("expires_at"), chain=d["chain"], seq=d["seq"], hash=d["hash"], prev_hash=d["prev_hash"]))
+    return out
+
+
+async def _page(patient_id: str, store: AuditStore, projection: IdentityProjection, page: Any,
+                since: datetime | None, until: datetime | None) -> DisclosurePage:
+    docs = await store.page(await chains_of(patient_id, projection), since=since, until=until, page=page)
+    items, cursor = page.page(docs)
+    return DisclosurePage(items=await _reads(items, patient_id, projection), next_cursor=cursor)
+
+
+CSV_COLUMNS = ["at", "action", "item_type", "item_id", "rule", "grant_id", "discloser_id", "discloser_name",
+               "recipients", "accessor_id", "accessor_kind", "accessor_name", "grant_ids", "consent_attested_by",
+               "consent_attested_at", "expires_at", "seq", "hash", "prev_hash"]
+
+
+def _cell(value: Any) -> str:
+    text = value.isoformat() if isinstance(value, datetime) else "" if value is None else str(value)
+    # a spreadsheet must not run a cell as a formula
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _csv_line(values: list[Any]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerow([_cell(v) for v in values])
+    return buf.getvalue()
+
+
+async def _csv(patient_id: str, store: AuditStore, projection: IdentityProjection, since: datetime | None,
+               until: datetime | None) -> StreamingResponse:
+    chains = await chains_of(patient_id, projection)
+
+    async def body() -> AsyncIterator[str]:
+        yield _csv_line(CSV_COLUMNS)
+        batch: list[dict[str, Any]] = []
+        async for doc in store.all(chains, since=since, until=until):
+            batch.append(doc)
+            if len(batch) == 100:
+                for row in await _reads(batch, patient_id, projection):
+                    yield _row(row)
+                batch = []
+        for row in await _reads(batch, patient_id, projection):
+            yield _row(row)
+
+    return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="disclosures.csv"'})
+
+
+def _row(r: DisclosureRead) -> str:
+    recipients = ";".join(f"{x.kind}:{x.id}" + (f":{x.audience}" if x.audience else "") + (f" ({x.name})" if x.name else "")
+                          for x in r.recipients)
+    values = {**r.model_dump(), "recipients": recipients, "grant_ids": ";".join(r.grant_ids)}
+    return _csv_line([values[c] for c in CSV_COLUMNS])
+
+
+@router.get("/v1/patients/{patient_id}/disclosures", response_model=DisclosurePage,
+            summary="The accounting of disclosures of a patient in my care, newest first")
+async def patient_disclosures(patient_id: VisiblePatient, store: StoreDep, projection: ProjectionDep,
+                              page: PageParams, since: Since = None, until: Until = None) -> DisclosurePage:
+    return await _page(patient_id, store, projection, page, since, until)
+
+
+@router.get("/v1/patients/{patient_id}/disclosures.csv", response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}}}}, summary="The same, as CSV")
+async def patient_disclosures_csv(patient_id: VisiblePatient, store: StoreDep, projection: ProjectionDep,
+                                  since: Since = None, until: Until = None) -> StreamingResponse:
+    return await _csv(patient_id, store, projection, since, until)
+
+
+@router.get("/v1/patients/{patient_id}/disclosures/verify", response_model=VerifyRead,
+            summary="Check the hash chains of a patient's disclosures")
+async def verify_disclosures(patient_id: VisiblePatient, store: StoreDep, projection: ProjectionDep) -> VerifyRead:
+    total = 0
+    for chain in await chains_of(patient_id, projection):
+        verdict = verify(await store.chain(chain))
+        total += verdict.entries
+        if not verdict.ok:
+            return VerifyRead(ok=False, entries=total, first_bad=verdict.first_bad)
+    return VerifyRead(ok=True, entries=total)
+
+
+@router.get("/v1/portal/disclosures", response_model=DisclosurePage, tags=["portal"],
+            summary="Who saw my data: my accounting of disclosures, newest first (patient)")
+async def portal_disclosures(patient_id: OwnPatient, store: StoreDep, projection: ProjectionDep, page: PageParams,
+                             since: Since = None, until: Until = None) -> DisclosurePage:
+    return await _page(patient_id, store, projection, page, since, until)
+
+
+@router.get("/v1/portal/disclosures.csv", response_class=StreamingResponse, tags=["portal"],
+            responses={200: {"content": {"text/csv": {}}}}, summary="My accounting of disclosures, as CSV")
+async def portal_disclosures_csv(patient_id: OwnPatient, store: StoreDep, projection: ProjectionDep,
+                                 since: Since = None, until: Until = None) -> StreamingResponse:
+    return await _csv(patient_id, store, projection, since, until)
