@@ -4,12 +4,14 @@ Each handler resolves the recipients (pure rules in ``domain.recipients``, with 
 the identity projection now, at processing time), writes one notification per recipient with a
 deterministic id (a redelivery, even a concurrent one, inserts nothing new), and wakes the e-mail worker.
 
-Bound but not notifying:
+A share that ends (SPEC 10.1):
 - ``charts.share.revoked`` / ``charts.share.expired``: the grant's notices are withdrawn (unread ones
-  marked read, pending e-mails cancelled), so nobody is e-mailed about a share that no longer exists.
+  marked read, pending e-mails cancelled), so nobody is e-mailed about a share that no longer exists;
+  then the recipients who were told of the grant are told it ended, and for an expiry the sharer too.
 - ``documents.unshared`` / ``documents.share.expired``: existing notices stay as they are (a recipient
   may keep access through an office the document is still shared with, which notify cannot know), but a
-  tombstone is left, as below.
+  tombstone is left, as below; the recipients who were told of the share (and for an expiry the sharer)
+  are told it ended.
 
 Order-safe: every withdrawal also leaves a tombstone (what was withdrawn, and the withdrawing event's
 time). A grant or share that arrives AFTER its own revoke or unshare (redelivery, another replica, a
@@ -38,7 +40,7 @@ from clinishare_shared.events import (
 from clinishare_shared.projection import IdentityProjection
 
 from clinishare_notify.domain import delivery, messages
-from clinishare_notify.domain.recipients import Office, offices_needed, recipients
+from clinishare_notify.domain.recipients import ENDED, Office, offices_needed, recipients
 from clinishare_notify.settings import NotifySettings
 from clinishare_notify.store import NotifyStore
 
@@ -49,9 +51,11 @@ NOTIFYING = (ChartShareGranted, DocumentShared, FormShared, FormAssigned, FormSu
 
 
 def _ref(data: EventData) -> dict[str, str]:
-    """Ids that tie a notice to what it is about, for later events (a revoked grant)."""
+    """Ids that tie a notice to what it is about, for later events (a revoked grant). A notice that a share
+    ENDED is keyed apart (``ended_*``), so a redelivered withdrawal never withdraws that notice itself."""
     keys = ("grant_id", "chart_id", "document_id", "form_id", "assignment_id", "submission_id", "connection_id")
-    return {k: v for k in keys if isinstance(v := getattr(data, k, None), str)}
+    prefix = "ended_" if isinstance(data, ENDED) else ""
+    return {prefix + k: v for k in keys if isinstance(v := getattr(data, k, None), str)}
 
 
 def chain(*maps: Mapping[str, Handler]) -> dict[str, Handler]:
@@ -115,12 +119,15 @@ class NotifyHandlers:
                 "offices": [o for o in data.offices if o.office_id not in gone]})
         return data
 
-    async def _notify(self, event: Envelope) -> None:
+    async def _notify(self, event: Envelope, *, only: set[str] | None = None) -> None:
+        """``only``: tell no one else (an ended share is told to those who were told it began)."""
         data = await self._withdrawn(event, event.payload())
         if data is None:
             log.info("notifications_already_withdrawn")
             return
         targets = recipients(data, await self._offices(offices_needed(data)))
+        if only is not None:
+            targets = [r for r in targets if r.account_id in only]
         actor_id = messages.actor_of(data)
         actor = await self.projection.account(actor_id) if actor_id else None
         created = 0
@@ -160,6 +167,9 @@ class NotifyHandlers:
         await self.store.tombstone([f"grant:{data.grant_id}"], event.time)
         withdrawn = await self.store.withdraw_grant(data.grant_id)
         log.info("notifications_withdrawn", count=withdrawn)
+        # those who were told of the grant hear it ended (and, for an expiry, the sharer)
+        told = await self.store.told_about(grant_id=data.grant_id)
+        await self._notify(event, only=told | ({data.owner_id} if isinstance(data, ChartShareExpired) else set()))
 
     async def _on_document_unshared(self, event: Envelope) -> None:
         data = event.payload()
@@ -167,6 +177,8 @@ class NotifyHandlers:
         ids = [*data.practitioner_ids, *data.patient_ids, *(o.office_id for o in data.offices)]
         await self.store.tombstone([_doc_key(data.document_id, i) for i in ids], event.time)
         log.info("document_share_withdrawal_recorded", recipients=len(ids))
+        told = await self.store.told_about(document_id=data.document_id)
+        await self._notify(event, only=told | ({data.owner_id} if isinstance(data, DocumentShareExpired) else set()))
 
     async def _on_account(self, event: Envelope) -> None:
         """The address may have arrived after notices were decided without it: decide again."""

@@ -105,6 +105,11 @@ class NotifyStore:
         at = at.replace(microsecond=at.microsecond // 1000 * 1000)
         return {d["_id"] for d in docs if _aware(d["at"]) >= at}
 
+    async def told_about(self, *, grant_id: str | None = None, document_id: str | None = None) -> set[str]:
+        """Who was told of this grant or document being shared with them (not of its end)."""
+        query = {"ref.grant_id": grant_id} if grant_id is not None else {"ref.document_id": document_id}
+        return {d["recipient_id"] async for d in self.notifications.find(query, {"recipient_id": 1})}
+
     async def withdraw_grant(self, grant_id: str) -> int:
         """A revoked chart grant: its unread notices are marked read (the link no longer opens anything)
         and e-mails not yet sent are cancelled."""

@@ -13,8 +13,8 @@ import unicodedata
 from dataclasses import dataclass
 
 from clinishare_shared.events import (
-    ChartNoteAdded, ChartShareGranted, ConnectionCreated, DocumentShared, EventData, FormAssigned, FormShared,
-    FormSubmitted,
+    ChartNoteAdded, ChartShareExpired, ChartShareGranted, ChartShareRevoked, ConnectionCreated, DocumentShared,
+    DocumentShareExpired, DocumentUnshared, EventData, FormAssigned, FormShared, FormSubmitted,
 )
 
 from clinishare_notify.domain.recipients import Recipient
@@ -47,8 +47,10 @@ def display_name(name: str | None) -> str:
 
 
 def actor_of(data: EventData) -> str | None:
-    """The account whose action the event records (None when the actor is a patient: never named)."""
-    if isinstance(data, ChartShareGranted | DocumentShared):
+    """The account whose action the event records (None when the actor is a patient: never named); for an
+    expiry, the sharer whose share ended."""
+    if isinstance(data, ChartShareGranted | DocumentShared | ChartShareRevoked | ChartShareExpired
+                  | DocumentUnshared | DocumentShareExpired):
         return data.owner_id
     if isinstance(data, FormShared):
         return data.author_id
@@ -71,6 +73,8 @@ def notice(data: EventData, recipient: Recipient, actor_name: str | None) -> Not
     if isinstance(data, DocumentShared):
         link = "/v1/portal/documents" if recipient.kind == "patient" else f"/v1/documents/{data.document_id}"
         return Notice(f"{who} shared a document with you", "a document", link)
+    if isinstance(data, ChartShareRevoked | ChartShareExpired | DocumentUnshared | DocumentShareExpired):
+        return ended_notice(data, recipient, who)
     if isinstance(data, FormShared):
         return Notice(f"{who} shared a SmartForm with you", "a SmartForm", f"/v1/forms/{data.form_id}")
     if isinstance(data, FormAssigned):
@@ -84,6 +88,28 @@ def notice(data: EventData, recipient: Recipient, actor_name: str | None) -> Not
         target = "you" if data.target_kind == "practitioner" else "your office"
         return Notice(f"{who} connected to {target} with a Share PIN", "a connection", "/v1/connections")
     raise ValueError(f"no notice for {type(data).__name__}")
+
+
+def ended_notice(data: ChartShareRevoked | ChartShareExpired | DocumentUnshared | DocumentShareExpired,
+                 recipient: Recipient, who: str) -> Notice:
+    """A share ended: the kind of item and the sharer's name, never what the item is."""
+    chart = isinstance(data, ChartShareRevoked | ChartShareExpired)
+    if chart:
+        item = {"chart": "a chart", "patient": "a patient's charts", "all": "all of their charts"}[data.rule]  # type: ignore[union-attr]
+    else:
+        item = "a document"
+    expired = isinstance(data, ChartShareExpired | DocumentShareExpired)
+    if expired and recipient.account_id == data.owner_id:
+        link = "/v1/chart-shares?include_revoked=true" if chart else f"/v1/documents/{data.document_id}"  # type: ignore[union-attr]
+        mine = "your chart share" if chart else "your share of a document"
+        return Notice(f"{mine[0].upper()}{mine[1:]} has expired", item, link)
+    if chart:
+        link = "/v1/charts/shared-with-me"
+    else:
+        link = "/v1/portal/documents" if recipient.kind == "patient" else "/v1/documents?scope=shared"
+    if expired:
+        return Notice(f"{who}'s share of {item} with you has expired", item, link)
+    return Notice(f"{who} stopped sharing {item} with you", item, link)
 
 
 def email(title: str, item: str, link: str, *, base_url: str) -> Email:

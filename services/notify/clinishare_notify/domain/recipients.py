@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from clinishare_shared.events import (
-    ChartNoteAdded, ChartShareGranted, ConnectionCreated, DocumentShared, EventData, FormAssigned, FormShared,
-    FormSubmitted,
+    ChartNoteAdded, ChartShareExpired, ChartShareGranted, ChartShareRevoked, ConnectionCreated, DocumentShared,
+    DocumentShareExpired, DocumentUnshared, EventData, FormAssigned, FormShared, FormSubmitted,
 )
 
 RecipientKind = Literal["practitioner", "staff", "patient"]
@@ -110,11 +110,27 @@ def connection_created(data: ConnectionCreated, offices: Offices) -> list[Recipi
     return _unique(candidates, actor_id=data.owner_id)
 
 
+def share_ended(data: ChartShareRevoked | ChartShareExpired | DocumentUnshared | DocumentShareExpired,
+                offices: Offices) -> list[Recipient]:
+    """Revoked, unshared or expired (SPEC 10.1): everyone the share named (current office members by
+    role), and for an expiry also the sharer, whose share ended without them doing anything."""
+    if isinstance(data, ChartShareRevoked | ChartShareExpired):
+        told = chart_share(ChartShareGranted(**data.model_dump(include=set(ChartShareGranted.model_fields))), offices)
+    else:
+        told = document_share(DocumentShared(**data.model_dump(include=set(DocumentShared.model_fields))), offices)
+    if isinstance(data, ChartShareExpired | DocumentShareExpired):
+        told = _unique([Recipient(data.owner_id, "practitioner"), *told], actor_id=None)
+    return told
+
+
+ENDED = (ChartShareRevoked, ChartShareExpired, DocumentUnshared, DocumentShareExpired)
+
+
 def offices_needed(data: EventData) -> list[str]:
     """The offices whose current members (or owner) resolution needs for this event."""
-    if isinstance(data, ChartShareGranted):
+    if isinstance(data, ChartShareGranted | ChartShareRevoked | ChartShareExpired):
         return list(data.office_ids)
-    if isinstance(data, DocumentShared):
+    if isinstance(data, DocumentShared | DocumentUnshared | DocumentShareExpired):
         return [o.office_id for o in data.offices]
     if isinstance(data, FormShared):
         return list(data.added_office_ids) if data.allow_others else []
@@ -129,6 +145,8 @@ def recipients(data: EventData, offices: Offices) -> list[Recipient]:
         return chart_share(data, offices)
     if isinstance(data, DocumentShared):
         return document_share(data, offices)
+    if isinstance(data, ENDED):
+        return share_ended(data, offices)  # type: ignore[arg-type]
     if isinstance(data, FormShared):
         return form_share(data, offices)
     if isinstance(data, FormAssigned):

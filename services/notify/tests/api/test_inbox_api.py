@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from clinishare_shared.events import (
+    ChartShareExpired, DocumentShareExpired,
     ChartNoteAdded, ChartShareGranted, ChartShareRevoked, ConnectionCreated, DocumentShared, DocumentUnshared,
     FormAssigned,
 )
@@ -99,7 +100,7 @@ async def test_connection_to_an_office_tells_its_owner(start_notify: Any, signer
     assert await svc.db["idp_connections"].find_one({"_id": "x1"})
 
 
-async def test_revoked_grant_withdraws_its_notices_and_unshare_is_a_no_op(start_notify: Any) -> None:
+async def test_revoked_grant_withdraws_its_notices_and_the_recipients_are_told(start_notify: Any) -> None:
     svc = await start_notify()
     grant: dict[str, Any] = dict(grant_id="g1", owner_id="alice", rule="all", practitioner_ids=["bob", "carol"],
                                  office_ids=[])
@@ -108,11 +109,40 @@ async def test_revoked_grant_withdraws_its_notices_and_unshare_is_a_no_op(start_
     await svc.publish(DocumentShared(document_id="d1", owner_id="alice", practitioner_ids=["bob"]))
     await svc.publish(ChartShareRevoked(**grant))
     await svc.publish(DocumentUnshared(document_id="d1", owner_id="alice", practitioner_ids=["bob"]))
+    await svc.publish(ChartShareRevoked(**grant))  # redelivered: nothing more, the notices of the end stay
     docs = {(n["recipient_id"], n["type"]): n for n in await svc.notifications()}
-    assert len(docs) == 3
+    assert len(docs) == 6
     assert docs[("bob", "charts.share.granted")]["read"] and docs[("bob", "charts.share.granted")]["withdrawn"]
     assert "withdrawn" not in docs[("carol", "charts.share.granted")]  # read before: left alone
-    assert docs[("bob", "documents.shared")]["read"] is False
+    assert docs[("bob", "documents.shared")]["read"] is False  # an unshare takes back no notice
+    # SPEC 10.1: revoking and unsharing tell the recipients (not the sharer), with no PHI
+    for who in ("bob", "carol"):
+        ended = docs[(who, "charts.share.revoked")]
+        assert ended["read"] is False and ended["title"] == "A practitioner stopped sharing all of their charts with you"
+    unshared = docs[("bob", "documents.unshared")]
+    assert unshared["title"] == "A practitioner stopped sharing a document with you" and unshared["read"] is False
+    assert ("alice", "charts.share.revoked") not in docs
+
+
+async def test_expiry_tells_the_sharer_and_the_recipients(start_notify: Any) -> None:
+    svc = await start_notify()
+    grant: dict[str, Any] = dict(grant_id="g2", owner_id="alice", rule="chart", chart_id="c1",
+                                 practitioner_ids=["bob"], office_ids=[])
+    await svc.publish(ChartShareGranted(**grant))
+    await svc.publish(ChartShareExpired(**grant))
+    await svc.publish(DocumentShared(document_id="d1", owner_id="alice", patient_ids=["pat-1"]))
+    await svc.publish(DocumentShareExpired(document_id="d1", owner_id="alice", patient_ids=["pat-1"]))
+    docs = {(n["recipient_id"], n["type"]): n for n in await svc.notifications()}
+    assert docs[("alice", "charts.share.expired")]["title"] == "Your chart share has expired"
+    assert docs[("bob", "charts.share.expired")]["title"] == "A practitioner's share of a chart with you has expired"
+    assert docs[("alice", "documents.share.expired")]["title"] == "Your share of a document has expired"
+    patient = docs[("pat-1", "documents.share.expired")]
+    assert patient["recipient_kind"] == "patient" and patient["link"] == "/v1/portal/documents"
+    assert docs[("bob", "charts.share.granted")]["withdrawn"]
+    # someone never told of a share is not told of its end (a revoke that overtook its grant, say)
+    await svc.publish(ChartShareRevoked(grant_id="g3", owner_id="alice", rule="all", practitioner_ids=["dave"],
+                                        office_ids=[]))
+    assert not [n for n in await svc.notifications() if n["recipient_id"] == "dave"]
 
 
 async def test_preferences_default_on_and_put(start_notify: Any, signer: Any) -> None:

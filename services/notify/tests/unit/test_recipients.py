@@ -44,9 +44,15 @@ class TestChartShare:
         assert recipients(grant(office_ids=["nowhere"]), OFFICES) == []
         assert offices_needed(grant(office_ids=["o1", "o2"])) == ["o1", "o2"]
 
-    def test_revoked_grant_tells_nobody(self) -> None:
-        revoked = ChartShareRevoked(**grant(practitioner_ids=["bob"]).model_dump())
-        assert recipients(revoked, OFFICES) == []
+    def test_a_revoked_grant_tells_its_recipients_not_the_sharer(self) -> None:
+        revoked = ChartShareRevoked(**grant(practitioner_ids=["bob", "alice"]).model_dump(exclude={"expires_at"}))
+        assert recipients(revoked, OFFICES) == [Recipient("bob", "practitioner")]
+
+    def test_an_expired_grant_tells_the_sharer_too(self) -> None:
+        from clinishare_shared.events import ChartShareExpired
+
+        expired = ChartShareExpired(**grant(practitioner_ids=["bob"]).model_dump())
+        assert recipients(expired, OFFICES) == [Recipient("alice", "practitioner"), Recipient("bob", "practitioner")]
 
 
 def doc(**kw: object) -> DocumentShared:
@@ -77,8 +83,9 @@ class TestDocumentShare:
         assert recipients(doc(workspace_patient_id="p1", practitioner_ids=["bob"]), OFFICES) == [
             Recipient("bob", "practitioner")]
 
-    def test_unshared_tells_nobody(self) -> None:
-        assert recipients(DocumentUnshared(document_id="d", owner_id="alice", practitioner_ids=["bob"]), OFFICES) == []
+    def test_unshared_tells_the_recipients_it_removed(self) -> None:
+        assert recipients(DocumentUnshared(document_id="d", owner_id="alice", practitioner_ids=["bob"]), OFFICES) == [
+            Recipient("bob", "practitioner")]
         assert offices_needed(doc(offices=[OfficeRecipient(office_id="o1", audience="staff")])) == ["o1"]
 
 
