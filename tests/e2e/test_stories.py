@@ -205,3 +205,59 @@ async def test_a_smartform_across_two_clinics(stack, people, eventually) -> None
     await eventually(lambda: d.get("/v1/notifications"), lambda r: submitted_about(r, form_id) == 1,
                      message="D hears of its patient's submission")
     assert sum(1 for n in items(await pb.get("/v1/notifications")) if n["type"] == "forms.assigned") == 1
+
+
+async def test_who_can_see_it_and_the_patient_sees_who_read_it(stack, people, eventually) -> None:
+    """SPEC 10.1/10.2: share a chart, the recipient reads it, the author asks who can see it and who read
+    it, and the patient sees that read in the portal's accounting of disclosures (hash chain intact)."""
+    a = await people.signup("Dr Alice Able")
+    b = await people.signup("Dr Bob Baker")
+    pin = (await b.get("/v1/me/share-pin")).json()["pin"]
+    assert (await a.post("/v1/connections", json={"pin": pin})).status_code == 201
+    patient_id, jane = await people.patient(a, "Jane Roe")
+    chart = (await a.post("/v1/charts", json={"patient_id": patient_id, "title": "Rash follow-up",
+                                              "body": "itchy for two weeks"})).json()
+    grant = await a.post("/v1/chart-shares", json={"rule": "chart", "chart_id": chart["id"],
+                                                   "practitioner_ids": [b.id], "patient_consent": True})
+    assert grant.status_code == 201, grant.text
+    assert grant.json()["recipients"][0]["name"] == "Dr Bob Baker"
+
+    # B reads the chart (through the grant); the author's name is on it
+    read = await eventually(lambda: b.get(f"/v1/charts/{chart['id']}"), lambda r: r.status_code == 200,
+                            message="B reads the shared chart")
+    assert read.json()["author_name"] == "Dr Alice Able" and read.json()["sharer_name"] == "Dr Alice Able"
+
+    # who can see this (the author only) and who read it
+    access = items(await a.get(f"/v1/charts/{chart['id']}/access"))
+    assert [(i["id"], i["name"], [v["through"] for v in i["via"]]) for i in access] == [
+        (b.id, "Dr Bob Baker", ["pin"])]
+    assert (await b.get(f"/v1/charts/{chart['id']}/access")).status_code == 404
+    accesses = items(await a.get(f"/v1/charts/{chart['id']}/accesses"))
+    assert [(x["accessor_id"], x["accessor_name"]) for x in accesses] == [(b.id, "Dr Bob Baker")]
+
+    # the patient sees the share and the read in the portal; the care team sees the same
+    def shows_the_read(r: Any) -> bool:
+        return r.status_code == 200 and [i["action"] for i in r.json()["items"]] == ["accessed", "shared"]
+
+    portal = await eventually(lambda: jane.get("/v1/portal/disclosures"), shows_the_read,
+                              message="the read reaches the patient's disclosures")
+    accessed, shared = portal.json()["items"]
+    assert (accessed["accessor_id"], accessed["accessor_name"], accessed["item_id"]) == (b.id, "Dr Bob Baker",
+                                                                                       chart["id"])
+    assert shared["discloser_name"] == "Dr Alice Able" and shared["consent_attested_by"] == a.id
+    assert_no_phi(portal.text)
+    team = await a.get(f"/v1/patients/{patient_id}/disclosures")
+    assert [i["id"] for i in team.json()["items"]] == [i["id"] for i in portal.json()["items"]]
+    assert (await a.get(f"/v1/patients/{patient_id}/disclosures/verify")).json() == {
+        "ok": True, "entries": 2, "first_bad": None}
+    # another patient does not see Jane's
+    _, john = await people.patient(a, "John Doe")
+    assert (await john.get(f"/v1/patients/{patient_id}/disclosures")).status_code == 404
+    assert items(await john.get("/v1/portal/disclosures")) == []
+
+    # deleting the connection ends B's access at once
+    conn = items(await b.get("/v1/connections"))[0]
+    assert (await b.delete(f"/v1/connections/{conn['id']}")).status_code == 204
+    await eventually(lambda: b.get(f"/v1/charts/{chart['id']}"), lambda r: r.status_code == 404,
+                     message="B lost access with the connection")
+    assert items(await a.get(f"/v1/charts/{chart['id']}/access")) == []
