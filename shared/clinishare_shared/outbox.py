@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from clinishare_shared.bus.base import EventBus, PublishFailed
 from clinishare_shared.events import Envelope
@@ -169,12 +169,31 @@ class OutboxRelay:
             return [], last, None
         leases = {c["_id"]: c for c in await self.db[CLAIMS].find({"_id": {"$in": list(keys)}}).to_list()}
         token = f"{self.name}:{uuid.uuid4().hex[:8]}"
-        held_ids = [doc_id for key, doc_id in keys.items() if await self._take(key, token, now, leases.get(key))]
+        taken_at = datetime.now(UTC)
+        until = taken_at + timedelta(seconds=self.lease_seconds)
+        held_ids = await self._insert_leases([k for k in keys if k not in leases], keys, token, until)
+        for key in [k for k in keys if k in leases]:  # held by someone: taken over only if expired
+            if await self._take(key, token, taken_at, leases[key]):
+                held_ids.append(keys[key])
         if not held_ids:
             return [], last, None
+        self._until = until
         held = await coll.find({"_id": {"$in": held_ids}}, {OUTBOX: 1}).sort("_id", 1).to_list()
-        self._until = now + timedelta(seconds=self.lease_seconds)
         return held, last, token
+
+    async def _insert_leases(self, free: list[str], keys: dict[str, Any], token: str, until: datetime) -> list[Any]:
+        """Insert leases for the unclaimed documents in one round trip; the ones another relay inserted
+        first (duplicate ``_id``) are not ours."""
+        if not free:
+            return []
+        lost: set[int] = set()
+        try:
+            await self.db[CLAIMS].insert_many([{"_id": k, "by": token, "until": until} for k in free], ordered=False)
+        except BulkWriteError as exc:
+            lost = {e["index"] for e in exc.details.get("writeErrors", []) if e.get("code") == 11000}
+            if len(lost) != len(exc.details.get("writeErrors", [])):
+                raise
+        return [keys[k] for i, k in enumerate(free) if i not in lost]
 
     async def _release(self, coll: Any, ids: list[Any], token: str) -> None:
         """Give leases back, unless they ran out (then another relay may hold them now: not ours to drop)."""

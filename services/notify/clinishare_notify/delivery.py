@@ -93,6 +93,8 @@ class EmailWorker:
         if reason is not None or self.mailer is None:
             await self.store.email_skipped(nid, reason or "email_disabled")
             log.info("email_skipped", reason=reason, **ctx)
+            if reason == "no_address":  # an address that arrived meanwhile makes it due again
+                await self.store.reopen_if_address_known(self.projection, doc["recipient_id"])
             return 0
         message = email(doc["title"], doc["item"], doc["link"], base_url=self.settings.public_base_url)
         try:

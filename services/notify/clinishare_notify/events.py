@@ -143,6 +143,10 @@ class NotifyHandlers:
                 created += 1
                 if skip:  # with SMTP off this log line is the whole "e-mail" (ids only, never an address)
                     log.info("email_skipped", notification_id=f"{event.id}:{r.account_id}", reason=skip)
+                if skip == "no_address":
+                    # the address may have arrived while we decided (another replica processed the
+                    # account event between our read and our insert): look again, after the insert
+                    await self.store.reopen_if_address_known(self.projection, r.account_id)
         log.info("notifications_created", recipients=len(targets), created=created)
         if created and (again := await self._withdrawn(event, data)) != data:
             # a withdrawal processed meanwhile (another replica) left its tombstone after our check

@@ -143,6 +143,14 @@ class NotifyStore:
         )
         return res.modified_count
 
+    async def reopen_if_address_known(self, projection: Any, account_id: str) -> int:
+        """Make e-mails skipped for want of an address due again if the identity projection now has one
+        (closes the race with a replica that processed the account event meanwhile)."""
+        account = await projection.account(account_id) or {}
+        if account.get("email") and account.get("kind") != "patient":
+            return await self.reopen_no_address(account_id)
+        return 0
+
     # ---- e-mail delivery -----------------------------------------------------------------------------
 
     async def claim_email(self, *, lease_seconds: float) -> dict[str, Any] | None:
