@@ -46,6 +46,11 @@ async def test_readme_walkthrough_runs_as_written(tmp_path: Path, mongodb_url: s
     csv_text = text[text.rindex("quality,submitted_at,"):]
     [row] = list(csv.DictReader(csv_text.splitlines()[:2]))
     assert row["quality"] == "4"
+    # who can see this, who read it, and Jane's disclosures with Bob's read, the chain intact
+    assert '{"who":"Dr Bob","via":["pin"]}' in text
+    assert '"read_by":"Dr Bob"' in text
+    assert '{"action":"accessed","item_type":"chart","by":"Dr Alice","to":[],"read_by":"Dr Bob"}' in text
+    assert '{"ok":true,' in text
     inboxes = [line for line in text.splitlines() if line.startswith("[")]
     bob, jane, alice = (set(re.findall(r'"([a-z_.]+)"', line)) for line in inboxes[-3:])
     assert {"identity.connection.created", "charts.share.granted", "documents.shared", "forms.shared"} <= bob
