@@ -70,6 +70,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body that is not even text ("There was an error parsing the body"):
+            # invalid input, which this API answers 422 everywhere (SPEC 8)
+            return problem_response(422, detail="the request body could not be parsed", instance=request.url.path)
         return problem_response(exc.status_code, detail=str(exc.detail) if exc.detail else None,
                                 instance=request.url.path, headers=getattr(exc, "headers", None))
 

@@ -84,6 +84,7 @@ async def test_multipart_uploads_are_left_to_their_own_limit() -> None:
     assert r.status_code == 200 and seen[0] > 2 * MAX_JSON_BYTES
 
 
+@pytest.mark.system  # a real uvicorn: its Server header is what is checked
 async def test_v1_answers_are_not_cached_nor_sniffed_and_no_server_header_is_sent() -> None:
     app, _ = make_app()
     async with LiveServer(app) as server, httpx.AsyncClient(base_url=server.url) as http:
@@ -124,3 +125,10 @@ async def test_cors_is_off_unless_origins_are_listed() -> None:
 ])
 def test_cors_origins_come_from_the_environment(raw: str, origins: list[str]) -> None:
     assert cors_origins({"CORS_ORIGINS": raw}) == origins
+
+
+async def test_a_body_that_cannot_be_parsed_is_422_not_400() -> None:
+    app, seen = make_app()
+    async with client(app) as http:
+        r = await http.post("/v1/json", content=b"\xff\xfe\x00garbage", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json" and seen == []
