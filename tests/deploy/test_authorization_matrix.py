@@ -230,6 +230,13 @@ TABLE: list[Row] = [
     Row("POST", "/v1/notifications/{notification}/read", expect(404, 404, 404, 404, 200, 404)),
     Row("GET", "/v1/notification-preferences", expect(200, 200, 200, 200, 200, 200)),
     Row("PUT", "/v1/notification-preferences", expect(200, 200, 200, 200, 200, 200), j({"email": True})),
+    # audit: the accounting of disclosures, for the care team and for the patient (Jane may also read
+    # her own through the care team's route; for anyone else the patient's accounting does not exist)
+    Row("GET", "/v1/patients/{patient_id}/disclosures", expect(200, 404, 404, 404, 200, 404)),
+    Row("GET", "/v1/patients/{patient_id}/disclosures.csv", expect(200, 404, 404, 404, 200, 404)),
+    Row("GET", "/v1/patients/{patient_id}/disclosures/verify", expect(200, 404, 404, 404, 200, 404)),
+    Row("GET", "/v1/portal/disclosures", expect(403, 403, 403, 403, 200, 200)),
+    Row("GET", "/v1/portal/disclosures.csv", expect(403, 403, 403, 403, 200, 200)),
     # what removes something last, each on objects of its own
     Row("DELETE", "/v1/chart-shares/{grant2}", expect(204, 404, 404, 404, 404, 404)),
     # Bob and Jane see the document (shared with them) but may not delete it: 403; the others do not see it
