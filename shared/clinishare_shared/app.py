@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from clinishare_shared.middleware import RequestContextMiddleware
 from clinishare_shared.idempotency import IdempotencyMiddleware
@@ -59,6 +59,3 @@ def install_metrics(app: FastAPI, *, relays: Callable[[], dict[str, Any]]) -> No
         body, content_type = metrics_body()
         return Response(body, media_type=content_type)
 
-
-def json_ok(body: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status)

@@ -159,15 +159,6 @@ class IdentityProjection:
     async def office(self, office_id: str) -> dict[str, Any] | None:
         return await self.db[OFFICES].find_one({"_id": office_id})
 
-    async def office_members(self, office_id: str, *, role: str | None = None) -> list[str]:
-        office = await self.office(office_id)
-        if office is None:
-            return []
-        return [m["account_id"] for m in office["members"] if role is None or m["role"] == role]
-
-    async def is_member(self, office_id: str, account_id: str, *, role: str | None = None) -> bool:
-        return account_id in await self.office_members(office_id, role=role)
-
     async def sharing_list(self, account_id: str) -> SharingList:
         offices = await self.offices_of(account_id)
         conns = await self.db[CONNECTIONS].find({"owner_id": account_id, "deleted": False}).to_list()
@@ -177,12 +168,9 @@ class IdentityProjection:
             connections=[ConnectionView(c["target_kind"], c["target_id"]) for c in conns],
         )
 
-    async def care_team(self, patient_id: str) -> list[str]:
-        patient = await self.db[PATIENTS].find_one({"_id": patient_id})
-        return list(patient["care_team"]) if patient else []
-
     async def in_care(self, patient_id: str, practitioner_id: str) -> bool:
-        return practitioner_id in await self.care_team(patient_id)
+        return await self.db[PATIENTS].find_one({"_id": patient_id, "care_team": practitioner_id}, {"_id": 1}) \
+            is not None
 
     async def patients_in_care(self, practitioner_id: str) -> list[str]:
         return [p["_id"] async for p in self.db[PATIENTS].find({"care_team": practitioner_id}, {"_id": 1})]

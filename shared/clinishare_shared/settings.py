@@ -85,7 +85,6 @@ class ServiceSettings(ProcessSettings):
     embedded_engines: bool = Field(
         default=False, description="allow the in-process MongoDB engine and the in-memory bus when MONGODB_URL / "
         "AMQP_URL are unset (tests, the all-in-one process); a standalone service refuses to start otherwise")
-    page_limit_max: int = 100
 
     @model_validator(mode="before")
     @classmethod

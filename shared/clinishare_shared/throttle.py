@@ -1,12 +1,13 @@
 """Guess throttling (Share PIN look-ups, log-ins): at most ``limit`` failed guesses per key in a sliding
 window, counted atomically so that parallel guesses cannot pass the limit.
 
-An attempt is recorded first (one insert) and only then counts the key's other failed or still
-unresolved attempts in the window. Every insert is done before its own count, so if ``limit`` attempts
-were let through, any later one sees them all and is refused: however many arrive at once, at most
-``limit`` wrong guesses get an answer. A refused attempt is removed again (it does not extend the
-lock-out, so ``Retry-After`` stays honest); a right guess is marked and stops counting (it does not
-reset earlier failures). Expired attempts of a key are removed as it is used: no TTL index needed.
+Each key has ``limit`` slots, one document each with a fixed ``_id`` (``<key>#<n>``). An attempt is let
+through only once it holds a slot, taken by inserting that document: the unique ``_id`` lets exactly one
+insert win, on every engine (no multi-document transaction, no atomic read-modify-write needed). So
+however many guesses arrive at once, at most ``limit`` get an answer, and when no slot is held exactly
+``limit`` do. A wrong guess keeps its slot until the window has passed (then the next attempt frees it);
+a right guess, or input that was no guess at all, gives its slot back at once. A refused attempt holds
+nothing, so it does not extend the lock-out and ``Retry-After`` stays honest.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from pymongo.errors import DuplicateKeyError
 
 from clinishare_shared.mongo import new_id, now_ms
 from clinishare_shared.problems import Problem
@@ -53,18 +56,21 @@ class Throttled(Exception):
 
 
 class Attempt:
-    """One counted attempt. A wrong guess needs nothing more: it stays counted."""
+    """One counted attempt, holding a slot. A wrong guess needs nothing more: the slot stays taken."""
 
-    def __init__(self, throttle: AttemptThrottle, attempt_id: str) -> None:
-        self._throttle, self.id = throttle, attempt_id
+    def __init__(self, throttle: AttemptThrottle, slot_id: str, attempt_id: str) -> None:
+        self._throttle, self.slot_id, self.id = throttle, slot_id, attempt_id
 
     async def succeeded(self) -> None:
         """The guess was right: it stops counting."""
-        await self._throttle.collection.update_one({"_id": self.id}, {"$set": {"ok": True}})
+        await self._release()
 
     async def discard(self) -> None:
         """Not a guess after all (malformed input): forget it."""
-        await self._throttle.collection.delete_one({"_id": self.id})
+        await self._release()
+
+    async def _release(self) -> None:
+        await self._throttle.collection.delete_one({"_id": self.slot_id, "attempt": self.id})
 
 
 def _aware(at: datetime) -> datetime:
@@ -72,7 +78,7 @@ def _aware(at: datetime) -> datetime:
 
 
 class AttemptThrottle:
-    """Attempts live in ``collection``, one collection per use (``pin_lookups``, ``login_attempts``)."""
+    """Slots live in ``collection``, one collection per use (``pin_lookups``, ``login_attempts``)."""
 
     def __init__(self, collection: Any, *, limit: int, window: timedelta,
                  clock: Callable[[], datetime] = now_ms) -> None:
@@ -85,16 +91,19 @@ class AttemptThrottle:
         await self.collection.create_index([("key", 1), ("at", -1)])
 
     async def begin(self, key: str) -> Attempt:
-        """Record an attempt for ``key`` and let it through, or raise ``Throttled``."""
+        """Take a slot for an attempt on ``key`` and let it through, or raise ``Throttled``."""
         now = self.now()
         attempt_id = new_id()
-        await self.collection.insert_one({"_id": attempt_id, "key": key, "at": now, "ok": False})
+        # slots whose failure has left the window are free again
         await self.collection.delete_many({"key": key, "at": {"$lte": now - self.window}})
-        docs = await self.collection.find({"key": key, "ok": False, "at": {"$gt": now - self.window}},
-                                          {"at": 1}).to_list()
-        others = [_aware(d["at"]) for d in docs if d["_id"] != attempt_id]
-        decision = throttle_decision(others, now=now, limit=self.limit, window=self.window)
-        if not decision.allowed:
-            await self.collection.delete_one({"_id": attempt_id})
-            raise Throttled(decision.retry_after)
-        return Attempt(self, attempt_id)
+        for n in range(self.limit):
+            slot_id = f"{key}#{n}"
+            try:
+                await self.collection.insert_one({"_id": slot_id, "key": key, "at": now, "attempt": attempt_id})
+            except DuplicateKeyError:
+                continue  # held by another attempt (perhaps a parallel one that won this insert)
+            return Attempt(self, slot_id, attempt_id)
+        held = [_aware(d["at"]) for d in await self.collection.find({"key": key}, {"at": 1}).to_list()]
+        decision = throttle_decision(held, now=now, limit=self.limit, window=self.window)
+        # a slot freed since the loop passed it (a right guess) still refuses this attempt: try again in 1 s
+        raise Throttled(decision.retry_after if not decision.allowed else 1)

@@ -33,7 +33,7 @@ def create_app(settings: ChartsSettings | None = None, *, bus: EventBus | None =
             store = ChartStore(infra.db, on_write=infra.kick)
             await store.ensure_indexes()
             await infra.start_relay(ChartStore.outbox_collections)
-            await infra.start_consumer(events.handlers(projection))
+            await infra.start_consumer(events.consumed(projection))
             sweeper = Sweeper("chart-grants", lambda: store.expire_due(now_ms()), interval=conf.expiry_sweep_seconds)
             sweeper.start()
             infra.expose(app, store=store, projection=projection,

@@ -68,6 +68,6 @@ def note_added(note: dict[str, Any], *, chart_author_id: str) -> Envelope:
     return make_event(data, source=SOURCE, subject=note["chart_id"])
 
 
-def handlers(projection: IdentityProjection) -> dict[str, Handler]:
+def consumed(projection: IdentityProjection) -> dict[str, Handler]:
     """Consumed event type -> handler. Charts reacts to nothing but identity facts."""
     return dict(projection.handlers)

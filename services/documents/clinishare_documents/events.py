@@ -21,7 +21,7 @@ from clinishare_shared.events import (
 )
 from clinishare_shared.projection import IdentityProjection
 
-from clinishare_documents.domain.rules import ShareState
+from clinishare_documents.domain.access import ShareState
 
 SOURCE = "documents"
 

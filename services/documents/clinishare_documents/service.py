@@ -1,5 +1,5 @@
 """Read-side use cases: turn a stored document and the identity projection into the rules' plain data.
-The read check, the shared listings and "who can see this" all go through ``domain.rules.grounds``."""
+The read check, the shared listings and "who can see this" all go through ``domain.access.grounds``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from clinishare_shared.domain.access import Ground, Reader
 from clinishare_shared.domain.sharing import SharingList
 from clinishare_shared.projection import IdentityProjection
 
-from clinishare_documents.domain.rules import grounds, who_can_read
+from clinishare_documents.domain.access import grounds, who_can_read
 from clinishare_documents.store import expiries_of
 
 

@@ -19,7 +19,7 @@ from clinishare_shared.outbox import NO_OUTBOX, insert_once, push_events, with_e
 from clinishare_shared.pagination import PageQuery
 
 from clinishare_documents import events as document_events
-from clinishare_documents.domain.rules import Change, ShareState, expired_shares, share_keys
+from clinishare_documents.domain.access import Change, ShareState, expired_shares, share_keys
 
 DOCUMENTS, ACCESSES, EXPIRIES = "documents", "document_accesses", "document_share_expiries"
 NOT_DELETED = {"deleted_at": None}

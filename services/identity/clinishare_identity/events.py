@@ -1,18 +1,23 @@
 """What identity publishes. Each builder returns the envelope that rides in the outbox of the document
-it announces. Identity consumes nothing, so there is no handler table here."""
+it announces. Identity consumes nothing (``consumed()`` is empty)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
+from clinishare_shared.bus.base import Handler
 from clinishare_shared.events import (
     AccountRegistered, ConnectionCreated, ConnectionDeleted, Envelope, OfficeCreated, OfficeMember,
     OfficeMemberAdded, OfficeMemberRemoved, PatientCareTeamChanged, PatientRegistered, SharePinRotated, make_event,
 )
 
 SOURCE = "identity"
-HANDLERS: dict[str, Any] = {}  # identity consumes no events
+
+
+def consumed() -> dict[str, Handler]:
+    """Event type -> handler: identity is the source of identity facts and consumes nothing."""
+    return {}
 
 
 def _members(members: Iterable[Mapping[str, str]]) -> list[OfficeMember]:

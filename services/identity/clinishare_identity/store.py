@@ -26,7 +26,7 @@ ACCOUNTS, OFFICES, CONNECTIONS, PATIENTS = "accounts", "offices", "connections",
 PIN_LOOKUPS, LOGIN_ATTEMPTS = "pin_lookups", "login_attempts"
 EVENT_COLLECTIONS = [ACCOUNTS, OFFICES, CONNECTIONS, PATIENTS]
 
-__all__ = ["DuplicateKeyError", "IdentityStore", "EVENT_COLLECTIONS"]
+__all__ = ["DuplicateKeyError", "IdentityStore", "SigningKeyStore", "EVENT_COLLECTIONS"]
 
 
 class IdentityStore:
@@ -255,3 +255,47 @@ class IdentityStore:
 
     async def restore_invite(self, patient_id: str, invite: dict[str, Any]) -> None:
         await self.patients.update_one({"_id": patient_id, "invite": None}, {"$set": {"invite": invite}})
+
+
+SIGNING_KEYS, CURRENT, PUBLIC = "signing_keys", "current", "public"  # PUBLIC: a published public key's kind
+
+
+class SigningKeyStore:
+    """The token signing key generated once and kept (when no secret gives one), and the public keys
+    published in the JWKS (the current one, and retired ones until their tokens have expired)."""
+
+    def __init__(self, db: Any) -> None:
+        self.keys = db[SIGNING_KEYS]
+
+    async def current_pem(self) -> str | None:
+        doc = await self.keys.find_one({"_id": CURRENT})
+        return doc["pem"] if doc else None
+
+    async def insert_current(self, pem: str, *, at: datetime) -> bool:
+        """Store ``pem`` as the key unless one is there already: replicas starting together race, one
+        insert lands, the others get False and load the winner's key."""
+        try:
+            await self.keys.insert_one({"_id": CURRENT, "pem": pem, "created_at": at})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def replace_current(self, pem: str, *, at: datetime) -> None:
+        await self.keys.update_one({"_id": CURRENT}, {"$set": {"pem": pem, "created_at": at}})
+
+    async def publish(self, kid: str, jwk: dict[str, Any], *, at: datetime) -> str:
+        """Record ``kid``'s public key as the signing one; returns its document id."""
+        doc_id = f"{PUBLIC}:{kid}"
+        await self.keys.update_one({"_id": doc_id},
+                                   {"$set": {"kind": PUBLIC, "kid": kid, "jwk": jwk, "retired_at": None,
+                                             "expires_at": None},
+                                    "$setOnInsert": {"since": at}}, upsert=True)
+        return doc_id
+
+    async def retire_all_but(self, current_id: str, *, at: datetime, expires_at: datetime) -> int:
+        res = await self.keys.update_many({"kind": PUBLIC, "retired_at": None, "_id": {"$ne": current_id}},
+                                          {"$set": {"retired_at": at, "expires_at": expires_at}})
+        return int(res.modified_count)
+
+    async def published(self) -> list[dict[str, Any]]:
+        return await self.keys.find({"kind": PUBLIC}).to_list()

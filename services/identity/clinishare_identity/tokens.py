@@ -22,14 +22,11 @@ from typing import Any
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pymongo.errors import DuplicateKeyError
 
 from clinishare_shared.auth import LEEWAY_SECONDS, TokenSigner
 from clinishare_identity.settings import IdentitySettings
+from clinishare_identity.store import SigningKeyStore
 
-SIGNING_KEYS = "signing_keys"
-CURRENT = "current"
-PUBLIC = "public"  # the ``kind`` of a published public key's document
 log = structlog.get_logger("clinishare.identity.tokens")
 
 
@@ -61,17 +58,15 @@ def retention(settings: IdentitySettings) -> timedelta:
 
 
 async def _database_key(db: Any) -> Ed25519PrivateKey:
-    coll = db[SIGNING_KEYS]
-    stored = await coll.find_one({"_id": CURRENT})
-    if stored is None:
+    keys = SigningKeyStore(db)
+    pem = await keys.current_pem()
+    if pem is None:
         candidate = Ed25519PrivateKey.generate()
-        try:
-            await coll.insert_one({"_id": CURRENT, "pem": _pem(candidate), "created_at": datetime.now(UTC)})
+        if await keys.insert_current(_pem(candidate), at=datetime.now(UTC)):
             log.info("signing_key_generated", kid=_kid(candidate))
-        except DuplicateKeyError:
-            pass  # another replica won the race; use its key
-        stored = await coll.find_one({"_id": CURRENT})
-    return _load(stored["pem"])
+        pem = await keys.current_pem()  # ours, or the key of the replica that won the race
+        assert pem is not None
+    return _load(pem)
 
 
 def configured_key(settings: IdentitySettings) -> Ed25519PrivateKey | None:
@@ -98,20 +93,13 @@ async def load_keys(db: Any, settings: IdentitySettings, *, now: datetime | None
     Records the signing key's public half and retires the others (idempotent; any replica may run it)."""
     now = now or datetime.now(UTC)
     signer = await load_signer(db, settings)
-    coll = db[SIGNING_KEYS]
-    jwk = signer.public_jwk()
-    current_id = f"{PUBLIC}:{signer.kid}"
-    await coll.update_one({"_id": current_id},
-                          {"$set": {"kind": PUBLIC, "kid": signer.kid, "jwk": jwk, "retired_at": None,
-                                    "expires_at": None},
-                           "$setOnInsert": {"since": now}}, upsert=True)
-    newly_retired = await coll.update_many(
-        {"kind": PUBLIC, "retired_at": None, "_id": {"$ne": current_id}},
-        {"$set": {"retired_at": now, "expires_at": now + retention(settings)}})
-    if newly_retired.modified_count:
-        log.info("signing_key_rotated", kid=signer.kid, retired=newly_retired.modified_count)
+    keys = SigningKeyStore(db)
+    current_id = await keys.publish(signer.kid, signer.public_jwk(), at=now)
+    retired = await keys.retire_all_but(current_id, at=now, expires_at=now + retention(settings))
+    if retired:
+        log.info("signing_key_rotated", kid=signer.kid, retired=retired)
     published = []
-    async for doc in coll.find({"kind": PUBLIC}):
+    for doc in await keys.published():
         expires = doc.get("expires_at")
         if expires is not None and expires.tzinfo is None:
             expires = expires.replace(tzinfo=UTC)
@@ -129,7 +117,6 @@ async def rotate_key(db: Any, settings: IdentitySettings) -> str:
                            "replace that secret instead; identity keeps publishing the previous key")
     await _database_key(db)  # make sure there is one to replace
     fresh = Ed25519PrivateKey.generate()
-    await db[SIGNING_KEYS].update_one({"_id": CURRENT}, {"$set": {"pem": _pem(fresh),
-                                                                  "created_at": datetime.now(UTC)}})
+    await SigningKeyStore(db).replace_current(_pem(fresh), at=datetime.now(UTC))
     ring = await load_keys(db, settings)  # records the new public key and retires the old at once
     return ring.signer.kid

@@ -15,7 +15,8 @@ from clinishare_shared.runtime import Infra
 
 from clinishare_notify.api import notifications, preferences
 from clinishare_notify.delivery import EmailWorker
-from clinishare_notify.events import NotifyHandlers, chain
+from clinishare_notify.events import consumed
+from clinishare_notify.service import NotifyHandlers
 from clinishare_notify.mailer import SmtpMailer
 from clinishare_notify.settings import NotifySettings
 from clinishare_notify.store import NotifyStore
@@ -39,7 +40,7 @@ def create_app(settings: NotifySettings | None = None, *, bus: EventBus | None =
             infra.expose(app, store=store, projection=projection, email_worker=worker)
             worker.start()
             own = NotifyHandlers(store=store, projection=projection, settings=settings, on_created=worker.wake)
-            await infra.start_consumer(chain(projection.handlers, own.handlers))
+            await infra.start_consumer(consumed(projection, own))
             yield
         finally:
             if worker is not None:

@@ -27,14 +27,14 @@ async def test_office_versions_any_order(db: Any, member_added) -> None:
     await _apply(proj, removed)
     await proj.handlers[added.type](added)
     await _apply(proj, created)
-    assert await proj.office_members("o1") == ["p1"]
+    assert await proj.office_rosters(["o1"]) == {"o1": {"p1": "practitioner"}}
     assert await proj.office_ids_of("p2") == []
     office = await proj.office("o1")
     assert office["version"] == 3 and office["name"] == "North" and office["owner_id"] == "p1"
     # redelivery of anything is a no-op
     await proj.handlers[added.type](added)
     await _apply(proj, removed)
-    assert await proj.office_members("o1") == ["p1"]
+    assert await proj.office_rosters(["o1"]) == {"o1": {"p1": "practitioner"}}
     assert (await proj.office("o1"))["version"] == 3
 
 
@@ -45,11 +45,9 @@ async def test_office_in_order_and_roles(db: Any, member_added) -> None:
     await proj.handlers["identity.office.member_added"](member_added("o1", "s1", 2, {"p1": "practitioner", "s1": "staff"}))
     await proj.handlers["identity.office.member_added"](
         member_added("o1", "p2", 3, {"p1": "practitioner", "s1": "staff", "p2": "practitioner"}))
-    assert sorted(await proj.office_members("o1")) == ["p1", "p2", "s1"]
-    assert sorted(await proj.office_members("o1", role="practitioner")) == ["p1", "p2"]
-    assert await proj.office_members("o1", role="staff") == ["s1"]
-    assert await proj.office_members("nope") == []
-    assert await proj.is_member("o1", "s1") and not await proj.is_member("o1", "s1", role="practitioner")
+    assert await proj.office_rosters(["o1", "nope"]) == {"o1": {"p1": "practitioner", "s1": "staff",
+                                                                 "p2": "practitioner"}}
+    assert await proj.roles_of("s1") == {"o1": "staff"}
     assert await proj.office_ids_of("s1", role="staff") == ["o1"]
     assert await proj.office_ids_of("s1", role="practitioner") == []
     sl = await proj.sharing_list("p1")
@@ -94,7 +92,8 @@ async def test_care_team(db: Any) -> None:
     assert not await proj.in_care("pt1", "p3") and not await proj.in_care("nope", "p1")
     await _apply(proj, PatientRegistered(patient_id="pt2", registered_by="p2", version=1, care_team=["p2"]))
     assert sorted(await proj.patients_in_care("p2")) == ["pt1", "pt2"]
-    assert await proj.care_team("pt1") == ["p1", "p2"]
+    assert await proj.in_care("pt1", "p1") and await proj.in_care("pt1", "p2")
+    assert not await proj.in_care("pt1", "p3") and not await proj.in_care("nobody", "p1")
 
 
 async def test_accounts(db: Any) -> None:

@@ -18,7 +18,7 @@ from clinishare_shared.problems import Problem, not_found
 from clinishare_shared.projection import IdentityProjection
 from clinishare_shared.ids import PathId
 
-from clinishare_documents.domain.rules import SharerFacts, Targets
+from clinishare_documents.domain.access import SharerFacts, Targets
 from clinishare_documents.domain.schemas import DocumentRead, Shares
 from clinishare_documents.settings import DocumentsSettings
 from clinishare_documents.service import read_grounds

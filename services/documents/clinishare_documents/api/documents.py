@@ -23,7 +23,7 @@ from clinishare_documents.api.deps import (
 from clinishare_documents.api.multipart import (
     MultipartError, StreamingForm, boundary_of, clean_content_type, clean_filename,
 )
-from clinishare_documents.domain.rules import ShareState, reader_keys
+from clinishare_documents.domain.access import ShareState, reader_keys
 from clinishare_documents.service import read_grounds, readable, readers
 from clinishare_documents.domain.schemas import DocumentPage, DocumentRead
 from clinishare_documents import events as document_events

@@ -18,7 +18,7 @@ from clinishare_shared.problems import Problem
 from clinishare_shared.retry import TryAgain, optimistic
 
 from clinishare_documents.api.deps import DirectoryDep, ProjectionDep, StoreDep, sharer_facts, to_read
-from clinishare_documents.domain.rules import DocFacts, apply_change, next_expiries, validate_label_call
+from clinishare_documents.domain.access import DocFacts, apply_change, next_expiries, validate_label_call
 from clinishare_documents.domain.schemas import LabelRequest, LabelResult
 from clinishare_documents.events import share_events
 from clinishare_documents.store import expiries_of, shares_state

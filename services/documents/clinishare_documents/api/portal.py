@@ -10,7 +10,7 @@ from clinishare_shared.pagination import PageParams
 from clinishare_documents.api.deps import ProjectionDep, StoreDep, to_read
 from clinishare_documents.service import readable
 from clinishare_shared.mongo import now_ms
-from clinishare_documents.domain.rules import reader_keys
+from clinishare_documents.domain.access import reader_keys
 from clinishare_documents.domain.schemas import DocumentPage
 
 router = APIRouter(prefix="/v1/portal/documents", tags=["portal"])

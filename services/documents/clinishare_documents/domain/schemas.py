@@ -12,7 +12,7 @@ from clinishare_shared.domain.sharing import expiry_problem
 
 from clinishare_shared.ids import Id
 
-from clinishare_documents.domain.rules import AUDIENCES, ShareState, Targets
+from clinishare_documents.domain.access import AUDIENCES, ShareState, Targets
 
 DocumentId = AccountId = Id
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clinishare_documents.domain.rules import ShareState, Targets, apply_change, can_read, reader_keys
+from clinishare_documents.domain.access import ShareState, Targets, apply_change, can_read, reader_keys
 from clinishare_documents.store import DocumentStore
 from clinishare_shared.gridfs import FileInfo
 from clinishare_shared.mongo import InProcessMongoClient, new_id

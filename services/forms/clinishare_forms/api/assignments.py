@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import TypeAdapter
 
 from clinishare_forms.api.deps import (
-    AdministeredForm, CurrentCaller, DirectoryDep, ProjectionDep, StoreDep, live_rule,
+    AdministeredForm, CurrentCaller, DirectoryDep, ProjectionDep, StoreDep,
 )
 from clinishare_forms.domain.access import may_see_submission
 from clinishare_forms.domain.fields import FormField, validate_answers
@@ -17,6 +17,7 @@ from clinishare_forms.domain.schemas import (
 )
 from clinishare_shared.mongo import now_ms as now
 from clinishare_forms.events import form_assigned, form_submitted
+from clinishare_forms.service import live_rule
 from clinishare_shared.auth import CurrentPatient
 from clinishare_shared.mongo import new_id
 from clinishare_shared.problems import Problem, not_found
@@ -75,7 +76,8 @@ async def submit(assignment_id: PathId, body: SubmissionCreate, patient: Current
 
     author_id = form["author_id"]
     author_may_see = may_see_submission(
-        await live_rule(form, projection), author_id=author_id, assigned_by=assignment["practitioner_id"],
+        await live_rule(form=form, projection=projection), author_id=author_id,
+        assigned_by=assignment["practitioner_id"],
         viewer_id=author_id, viewer_offices=await projection.office_ids_of(author_id, role="practitioner"),
     )
     submission = {"id": new_id(), "submitted_at": now(), "answers": answers}

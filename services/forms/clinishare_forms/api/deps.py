@@ -7,13 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from clinishare_forms.domain.access import SharingRule, can_administer
+from clinishare_forms.service import may_administer
 from clinishare_forms.store import FormStore
 from clinishare_shared.deps import DirectoryDep, ProjectionDep, from_state
 from clinishare_shared.auth import CurrentPractitioner
 from clinishare_shared.problems import not_found
 from clinishare_shared.ids import PathId
-from clinishare_shared.projection import IdentityProjection
 
 
 StoreDep = Annotated[FormStore, from_state("store")]
@@ -36,21 +35,11 @@ async def _caller(principal: CurrentPractitioner, projection: ProjectionDep, req
 CurrentCaller = Annotated[Caller, Depends(_caller)]
 
 
-async def live_rule(form: dict[str, Any], projection: IdentityProjection) -> SharingRule:
-    """The form's sharing as it stands now: only recipients still on the author's sharing list."""
-    return SharingRule.of(form["sharing"]).limited_to(await projection.sharing_list(form["author_id"]))
-
-
-async def may_administer(form: dict[str, Any], caller: Caller, projection: IdentityProjection) -> bool:
-    if form["author_id"] == caller.id:
-        return True
-    return can_administer(await live_rule(form, projection), form["author_id"], caller.id, caller.offices)
-
-
 async def _administered_form(form_id: PathId, caller: CurrentCaller, store: StoreDep,
                              projection: ProjectionDep) -> dict[str, Any]:
     form = await store.form(form_id)
-    if form is None or not await may_administer(form, caller, projection):
+    if form is None or not await may_administer(form=form, projection=projection, viewer_id=caller.id,
+                                                      viewer_offices=caller.offices):
         raise not_found("form")
     return form
 

@@ -7,13 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from clinishare_forms.api.deps import (
-    AdministeredForm, CurrentCaller, DirectoryDep, OwnForm, ProjectionDep, StoreDep, Caller, live_rule,
-    may_administer,
+    AdministeredForm, CurrentCaller, DirectoryDep, OwnForm, ProjectionDep, StoreDep, Caller,
 )
 from clinishare_forms.domain.access import SharingRule, added_recipients, who_can_administer
 from clinishare_forms.domain.schemas import FormCreate, FormRead, FormUpdate, SharingOptions
 from clinishare_shared.mongo import now_ms as now
 from clinishare_forms.events import form_created, form_shared, form_updated
+from clinishare_forms.service import live_rule, may_administer
 from clinishare_shared.access import AccessList, access_list, named_recipients
 from clinishare_shared.etag import IfMatch, check_if_match, entity_tag, precondition_failed, tag
 from clinishare_shared.directory import Directory, refused_recipients
@@ -75,7 +75,8 @@ async def list_forms(caller: CurrentCaller, store: StoreDep, projection: Project
     docs, cursor = params.page(await store.visible_forms(caller.id, caller.offices, params))
     # the query finds forms naming the caller; the live rule drops those whose author no longer has the
     # caller (or the caller's office) on their sharing list
-    docs = [d for d in docs if await may_administer(d, caller, projection)]
+    docs = [d for d in docs if await may_administer(form=d, projection=projection, viewer_id=caller.id,
+                                                    viewer_offices=caller.offices)]
     return Page[FormRead](items=[await form_read(d, caller.id, projection) for d in docs], next_cursor=cursor)
 
 
@@ -99,7 +100,8 @@ async def update_form(form_id: PathId, body: FormUpdate, caller: CurrentCaller, 
     if form is None:
         raise not_found("form")
     if form["author_id"] != caller.id:
-        if await may_administer(form, caller, projection):
+        if await may_administer(form=form, projection=projection, viewer_id=caller.id,
+                                viewer_offices=caller.offices):
             raise Problem(403, "only the form's author can edit it")
         raise not_found("form")
     check_if_match(if_match, form_etag(form))
@@ -140,7 +142,7 @@ async def update_form(form_id: PathId, body: FormUpdate, caller: CurrentCaller, 
 @router.get("/{form_id}/access", response_model=AccessList,
             summary="Who can use this form now (practitioners it is shared with), and through what (author only)")
 async def form_access(form: OwnForm, projection: ProjectionDep) -> AccessList:
-    rule = await live_rule(form, projection)
+    rule = await live_rule(form=form, projection=projection)
     readers = who_can_administer(rule, form_id=form["_id"], author_id=form["author_id"],
                                  rosters=await projection.office_rosters(rule.office_ids),
                                  via=await projection.sharing_list(form["author_id"]))

@@ -10,11 +10,12 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from clinishare_forms.api.assignments import submission_read
-from clinishare_forms.api.deps import Caller, CurrentCaller, ProjectionDep, StoreDep, live_rule, may_administer
+from clinishare_forms.api.deps import Caller, CurrentCaller, ProjectionDep, StoreDep
 from clinishare_forms.domain.access import SharingRule, may_see_submission
 from clinishare_forms.domain.export import columns, csv_line, record
 from clinishare_forms.domain.schemas import SubmissionRead
 from clinishare_forms.store import FormStore
+from clinishare_forms.service import live_rule, may_administer
 from clinishare_shared.pagination import Page, PageParams
 from clinishare_shared.problems import not_found
 from clinishare_shared.ids import PathId
@@ -51,10 +52,11 @@ class Scope:
 async def _scope(form_id: str, caller: Caller, store: FormStore, projection: IdentityProjection) -> Scope:
     form = await store.form(form_id)
     # Whoever assigned the form always sees those submissions, even after the author withdrew the share.
-    if form is None or not (await may_administer(form, caller, projection)
+    if form is None or not (await may_administer(form=form, projection=projection, viewer_id=caller.id,
+                                                 viewer_offices=caller.offices)
                             or await store.has_assigned(form_id, caller.id)):
         raise not_found("form")
-    return Scope(form, caller, await live_rule(form, projection))
+    return Scope(form, caller, await live_rule(form=form, projection=projection))
 
 
 @router.get("/{form_id}/submissions", response_model=Page[SubmissionRead], summary="Submissions I may see")

@@ -10,7 +10,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clinishare_forms.api.deps import Caller, live_rule, may_administer
+from clinishare_forms.api.deps import Caller
+from clinishare_forms.service import live_rule, may_administer
 from clinishare_forms.domain.access import who_can_administer
 from clinishare_shared.events import ConnectionCreated, OfficeCreated, OfficeMember, make_event
 from clinishare_shared.mongo import InProcessMongoClient
@@ -43,14 +44,15 @@ async def _check(setup: dict[str, Any]) -> None:
                                      target_kind="office" if target.startswith("o") else "practitioner",
                                      target_id=target))
     form = {"_id": "f1", "author_id": AUTHOR, "sharing": setup["sharing"]}
-    rule = await live_rule(form, projection)
+    rule = await live_rule(form=form, projection=projection)
     listed = who_can_administer(rule, form_id="f1", author_id=AUTHOR,
                                 rosters=await projection.office_rosters(rule.office_ids),
                                 via=await projection.sharing_list(AUTHOR))
     reads = set()
     for p in PEOPLE[1:]:
         caller = Caller(p, frozenset(await projection.office_ids_of(p, role="practitioner")), "")
-        if await may_administer(form, caller, projection):
+        if await may_administer(form=form, projection=projection, viewer_id=caller.id,
+                                viewer_offices=caller.offices):
             reads.add(p)
     assert {r.id for r in listed} == reads
 

@@ -18,7 +18,7 @@ from clinishare_identity.domain.models import (
 from clinishare_identity.domain.password_rules import password_refusal
 from clinishare_identity.domain.pins import format_pin
 from clinishare_identity.store import DuplicateKeyError
-from clinishare_identity.usecases import fresh_pin
+from clinishare_identity.service import fresh_pin
 
 router = APIRouter(tags=["accounts"])
 log = structlog.get_logger("clinishare.identity.accounts")
@@ -47,7 +47,7 @@ async def create_account(body: AccountCreate, store: StoreDep, passwords: Passwo
         "password_hash": await passwords.hash(body.password), "created_at": store.now(),
     }
     if body.kind == "practitioner":
-        doc["share_pin"] = await fresh_pin(store)
+        doc["share_pin"] = await fresh_pin(store=store)
     try:
         await store.insert_account(doc)
     except DuplicateKeyError:
@@ -94,7 +94,7 @@ async def my_pin(principal: CurrentPractitioner, account: CurrentAccount) -> Pin
 @router.post("/v1/me/share-pin/rotate", response_model=PinPublic, summary="Replace my Share PIN")
 async def rotate_my_pin(principal: CurrentPractitioner, account: CurrentAccount, store: StoreDep) -> PinPublic:
     for _ in range(3):
-        pin = await fresh_pin(store)
+        pin = await fresh_pin(store=store)
         try:
             # one $set: the old PIN stops matching in the same write that makes the new one match
             await store.set_account_pin(principal.id, pin)

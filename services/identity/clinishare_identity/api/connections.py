@@ -18,7 +18,7 @@ from clinishare_identity.api.deps import StoreDep
 from clinishare_identity.domain.models import ConnectionCreate, ConnectionPublic, SharingEntry, SharingListPublic
 from clinishare_identity.domain.pins import normalise_pin
 from clinishare_identity.store import DuplicateKeyError, IdentityStore
-from clinishare_identity.usecases import sharing_list_of
+from clinishare_identity.service import sharing_list_of
 
 router = APIRouter(tags=["connections"])
 log = structlog.get_logger("clinishare.identity.connections")
@@ -105,7 +105,7 @@ async def _is_party(store: IdentityStore, me: str, conn: dict[str, Any]) -> bool
 @router.get("/v1/sharing-list", response_model=SharingListPublic, tags=["sharing"],
             summary="Whom I may share with, and why")
 async def get_sharing_list(principal: CurrentPractitioner, store: StoreDep) -> SharingListPublic:
-    sl = await sharing_list_of(store, principal.id)
+    sl = await sharing_list_of(store=store, account_id=principal.id)
     accounts = await store.accounts_by_id(sl.practitioners)
     offices = await store.offices_by_id(sl.offices)
     people = [SharingEntry(id=i, name=accounts[i]["name"], via=via) for i, via in sl.practitioners.items() if i in accounts]

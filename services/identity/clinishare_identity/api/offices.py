@@ -17,7 +17,7 @@ from clinishare_identity.domain.models import (
 )
 from clinishare_identity.domain.pins import format_pin
 from clinishare_identity.store import DuplicateKeyError, IdentityStore
-from clinishare_identity.usecases import fresh_pin
+from clinishare_identity.service import fresh_pin
 
 router = APIRouter(prefix="/v1/offices", tags=["offices"])
 log = structlog.get_logger("clinishare.identity.offices")
@@ -37,7 +37,7 @@ async def office_public(store: IdentityStore, office: dict[str, Any]) -> OfficeP
 @router.post("", status_code=201, response_model=OfficePublic, summary="Create an office (I become its owner)")
 async def create_office(body: OfficeCreate, principal: CurrentPractitioner, store: StoreDep) -> OfficePublic:
     office = {
-        "_id": new_id(), "name": body.name, "owner_id": principal.id, "share_pin": await fresh_pin(store),
+        "_id": new_id(), "name": body.name, "owner_id": principal.id, "share_pin": await fresh_pin(store=store),
         "members": [{"account_id": principal.id, "role": "practitioner"}], "version": 1, "created_at": store.now(),
     }
     await store.insert_office(office)
@@ -90,7 +90,7 @@ async def remove_member(office_id: PathId, account_id: PathId, office: MemberOff
 @router.post("/{office_id}/share-pin/rotate", response_model=PinPublic, summary="Replace the office Share PIN")
 async def rotate_office_pin(office: OwnedOffice, principal: CurrentPrincipal, store: StoreDep) -> PinPublic:
     for _ in range(3):
-        pin = await fresh_pin(store)
+        pin = await fresh_pin(store=store)
         try:
             await store.set_office_pin(office["_id"], pin, rotated_by=principal.id)
         except DuplicateKeyError:

@@ -26,7 +26,7 @@ from clinishare_identity.domain.models import (
     AccountPublic, CareTeamAdd, InvitePublic, PatientCreate, PatientPublic, PortalActivate, normalise_email,
 )
 from clinishare_identity.store import DuplicateKeyError, IdentityStore
-from clinishare_identity.usecases import sharing_list_of
+from clinishare_identity.service import sharing_list_of
 
 router = APIRouter(tags=["patients"])
 log = structlog.get_logger("clinishare.identity.patients")
@@ -90,7 +90,7 @@ async def add_to_care_team(patient_id: PathId, body: CareTeamAdd, patient: Patie
                            principal: CurrentPractitioner, store: StoreDep) -> PatientPublic:
     if body.practitioner_id in patient["care_team"]:
         raise Problem(409, "already in the care team")
-    refused = (await sharing_list_of(store, principal.id)).refused(practitioner_ids=[body.practitioner_id])
+    refused = (await sharing_list_of(store=store, account_id=principal.id)).refused(practitioner_ids=[body.practitioner_id])
     if refused:
         raise Problem(422, "only practitioners on your sharing list can join the care team", invalid_ids=refused)
     for _ in range(RETRIES):

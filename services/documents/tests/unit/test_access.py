@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clinishare_documents.domain.rules import (
+from clinishare_documents.domain.access import (
     DocFacts, ShareState, SharerFacts, Targets, apply_change, can_read, delete_decision, reader_keys,
     share_keys, validate_label_call,
 )
