@@ -32,7 +32,7 @@ def imports(path: Path) -> set[str]:
 
 
 def test_the_services_are_found() -> None:
-    assert SERVICES == ["charts", "documents", "forms", "identity", "notify"]
+    assert SERVICES == ["audit", "charts", "documents", "forms", "identity", "notify"]
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -58,4 +58,3 @@ def install_metrics(app: FastAPI, *, relays: Callable[[], dict[str, Any]]) -> No
                 OUTBOX_OLDEST.labels(service).set(oldest_age)
         body, content_type = metrics_body()
         return Response(body, media_type=content_type)
-

@@ -168,6 +168,10 @@ class IdentityProjection:
             connections=[ConnectionView(c["target_kind"], c["target_id"]) for c in conns],
         )
 
+    async def care_team(self, patient_id: str) -> list[str]:
+        patient = await self.db[PATIENTS].find_one({"_id": patient_id}, {"care_team": 1})
+        return list(patient["care_team"]) if patient else []
+
     async def in_care(self, patient_id: str, practitioner_id: str) -> bool:
         return await self.db[PATIENTS].find_one({"_id": patient_id, "care_team": practitioner_id}, {"_id": 1}) \
             is not None

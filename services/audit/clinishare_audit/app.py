@@ -32,7 +32,7 @@ def create_app(settings: AuditSettings | None = None, *, bus: EventBus | None = 
             store = AuditStore(infra.db)
             await store.ensure_indexes()
             infra.expose(app, store=store, projection=projection)
-            await infra.start_consumer(events.handlers(store, projection))
+            await infra.start_consumer(events.consumed(store, projection))
             yield
         finally:
             await infra.close()

@@ -17,7 +17,7 @@ from clinishare_audit.store import AuditStore
 log = structlog.get_logger("clinishare.audit.events")
 
 
-def handlers(store: AuditStore, projection: IdentityProjection) -> dict[str, Handler]:
+def consumed(store: AuditStore, projection: IdentityProjection) -> dict[str, Handler]:
     async def record(event: Envelope) -> None:
         recorded = 0
         for entry in entries_for(event):

@@ -92,6 +92,7 @@ async def test_care_team(db: Any) -> None:
     assert not await proj.in_care("pt1", "p3") and not await proj.in_care("nope", "p1")
     await _apply(proj, PatientRegistered(patient_id="pt2", registered_by="p2", version=1, care_team=["p2"]))
     assert sorted(await proj.patients_in_care("p2")) == ["pt1", "pt2"]
+    assert await proj.care_team("pt1") == ["p1", "p2"] and await proj.care_team("nobody") == []
     assert await proj.in_care("pt1", "p1") and await proj.in_care("pt1", "p2")
     assert not await proj.in_care("pt1", "p3") and not await proj.in_care("nobody", "p1")
 

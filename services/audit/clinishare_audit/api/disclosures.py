@@ -10,51 +10,21 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from clinishare_audit.domain.chain import verify
-from clinishare_audit.domain.entries import author_chain, patient_chain
 from clinishare_audit.domain.schemas import DisclosurePage, DisclosureRead, VerifyRead
+from clinishare_audit.api.deps import OwnPatient, StoreDep, VisiblePatient
+from clinishare_audit.service import chains_of, verify_patient
 from clinishare_audit.store import AuditStore
 from clinishare_shared.access import NamedRecipient
-from clinishare_shared.auth import CurrentPatient, CurrentPrincipal
-from clinishare_shared.deps import ProjectionDep, from_state
-from clinishare_shared.ids import PathId
+from clinishare_shared.deps import ProjectionDep
 from clinishare_shared.pagination import PageParams
-from clinishare_shared.problems import not_found
 from clinishare_shared.projection import IdentityProjection
 
 router = APIRouter(tags=["disclosures"])
-StoreDep = Annotated[AuditStore, from_state("store")]
 Since = Annotated[datetime | None, Query(alias="from", description="RFC 3339: entries at or after")]
 Until = Annotated[datetime | None, Query(alias="to", description="RFC 3339: entries at or before")]
-
-
-async def _visible_patient(patient_id: PathId, principal: CurrentPrincipal, projection: ProjectionDep) -> str:
-    """The patient themself, or a practitioner of their care team now; for anyone else it does not exist."""
-    if principal.kind == "patient":
-        if principal.id != patient_id:
-            raise not_found("patient")
-    elif principal.kind != "practitioner" or not await projection.in_care(patient_id, principal.id):
-        raise not_found("patient")
-    return patient_id
-
-
-VisiblePatient = Annotated[str, Depends(_visible_patient)]
-
-
-async def _own_patient(patient: CurrentPatient) -> str:
-    return patient.id
-
-
-OwnPatient = Annotated[str, Depends(_own_patient)]
-
-
-async def chains_of(patient_id: str, projection: IdentityProjection) -> list[str]:
-    """The patient's own chain, and the chains of grants over all of a care-team member's charts: a grant
-    under rule ``all`` covers every patient of its author, whenever their charts were written."""
-    return [patient_chain(patient_id), *(author_chain(a) for a in await projection.care_team(patient_id))]
 
 
 async def _reads(docs: list[dict[str, Any]], patient_id: str, projection: IdentityProjection) -> list[DisclosureRead]:
@@ -82,7 +52,7 @@ async def _reads(docs: list[dict[str, Any]], patient_id: str, projection: Identi
 
 async def _page(patient_id: str, store: AuditStore, projection: IdentityProjection, page: Any,
                 since: datetime | None, until: datetime | None) -> DisclosurePage:
-    docs = await store.page(await chains_of(patient_id, projection), since=since, until=until, page=page)
+    docs = await store.page(await chains_of(patient_id=patient_id, projection=projection), since=since, until=until, page=page)
     items, cursor = page.page(docs)
     return DisclosurePage(items=await _reads(items, patient_id, projection), next_cursor=cursor)
 
@@ -106,7 +76,7 @@ def _csv_line(values: list[Any]) -> str:
 
 async def _csv(patient_id: str, store: AuditStore, projection: IdentityProjection, since: datetime | None,
                until: datetime | None) -> StreamingResponse:
-    chains = await chains_of(patient_id, projection)
+    chains = await chains_of(patient_id=patient_id, projection=projection)
 
     async def body() -> AsyncIterator[str]:
         yield _csv_line(CSV_COLUMNS)
@@ -148,13 +118,8 @@ async def patient_disclosures_csv(patient_id: VisiblePatient, store: StoreDep, p
 @router.get("/v1/patients/{patient_id}/disclosures/verify", response_model=VerifyRead,
             summary="Check the hash chains of a patient's disclosures")
 async def verify_disclosures(patient_id: VisiblePatient, store: StoreDep, projection: ProjectionDep) -> VerifyRead:
-    total = 0
-    for chain in await chains_of(patient_id, projection):
-        verdict = verify(await store.chain(chain))
-        total += verdict.entries
-        if not verdict.ok:
-            return VerifyRead(ok=False, entries=total, first_bad=verdict.first_bad)
-    return VerifyRead(ok=True, entries=total)
+    ok, entries, first_bad = await verify_patient(patient_id=patient_id, store=store, projection=projection)
+    return VerifyRead(ok=ok, entries=entries, first_bad=first_bad)
 
 
 @router.get("/v1/portal/disclosures", response_model=DisclosurePage, tags=["portal"],
