@@ -225,6 +225,12 @@ TABLE: list[Row] = [
     Row("GET", "/v1/portal/forms", expect(403, 403, 403, 403, 200, 200)),
     Row("GET", "/v1/forms/{form}/submissions", expect(200, 200, 404, 403, 403, 403)),
     Row("GET", "/v1/forms/{form}/submissions.csv", expect(200, 200, 404, 403, 403, 403)),
+    # audit: a patient's care team and the patient themself; anyone else (another patient too) gets 404
+    Row("GET", "/v1/patients/{patient_id}/disclosures", expect(200, 404, 404, 404, 200, 404)),
+    Row("GET", "/v1/patients/{patient_id}/disclosures.csv", expect(200, 404, 404, 404, 200, 404)),
+    Row("GET", "/v1/patients/{patient_id}/disclosures/verify", expect(200, 404, 404, 404, 200, 404)),
+    Row("GET", "/v1/portal/disclosures", expect(403, 403, 403, 403, 200, 200)),
+    Row("GET", "/v1/portal/disclosures.csv", expect(403, 403, 403, 403, 200, 200)),
     # notify
     Row("GET", "/v1/notifications", expect(200, 200, 200, 200, 200, 200)),
     Row("POST", "/v1/notifications/{notification}/read", expect(404, 404, 404, 404, 200, 404)),

@@ -37,7 +37,7 @@ def json_lines(output: str) -> list[dict]:
     return parsed
 
 
-@pytest.mark.parametrize("service", ["identity", "charts", "documents", "forms", "notify"])
+@pytest.mark.parametrize("service", ["identity", "charts", "documents", "forms", "notify", "audit"])
 def test_a_standalone_service_refuses_to_start_without_its_servers(service: str) -> None:
     result = subprocess.run([sys.executable, "-m", f"clinishare_{service}"], env=clean_env(),
                             capture_output=True, text=True, timeout=60)
