@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clinishare_shared.mongo import ensure_ttl_index, now_ms
 from clinishare_shared.problems import problem_response
+from clinishare_shared.protection import header, replaying
 
 COLLECTION = "idempotency_keys"
 RETENTION = timedelta(hours=24)
@@ -60,12 +61,8 @@ def creates(app: Any, scope: Scope) -> bool:
     return any(p.match(scope["path"]) for p in paths)
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    return next((v for k, v in scope.get("headers", []) if k == name), None)
-
-
 async def _caller(app: Any, scope: Scope) -> str:
-    scheme, _, token = (_header(scope, b"authorization") or b"").decode("latin-1").partition(" ")
+    scheme, _, token = (header(scope, b"authorization") or b"").decode("latin-1").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         try:
             return (await app.state.verifier.verify(token.strip())).id
@@ -81,7 +78,7 @@ class IdempotencyMiddleware:
         self.poll_seconds = poll_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = _header(scope, HEADER) if scope["type"] == "http" else None
+        key = header(scope, HEADER) if scope["type"] == "http" else None
         service = scope.get("app")
         if key is None or service is None or not creates(service, scope):
             await self.app(scope, receive, send)
@@ -173,16 +170,7 @@ async def _read_body(receive: Receive) -> tuple[bytes | None, Receive]:
         if not message.get("more_body", False):
             break
     body = b"".join(chunks)
-    sent = False
-
-    async def again() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return body, again
+    return body, replaying(body, receive)
 
 
 async def _replay(record: dict[str, Any], send: Send) -> None:

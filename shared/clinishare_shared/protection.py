@@ -25,11 +25,26 @@ DRAIN_BYTES = 16 * MAX_JSON_BYTES
 EXPOSED_HEADERS = ["ETag", "Retry-After", "X-Request-Id", "X-Correlation-Id", "Location"]
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """A request header's raw value (``name`` in lower case), or None."""
     for key, value in scope.get("headers", []):
         if key == name:
             return value
     return None
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app ``body`` (already read in full), then defers to the real one."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 class BodyLimitMiddleware:
@@ -45,11 +60,11 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        content_type = (_header(scope, b"content-type") or b"").lower()
+        content_type = (header(scope, b"content-type") or b"").lower()
         if content_type.startswith(b"multipart/form-data"):
             await self.app(scope, receive, send)
             return
-        length = _header(scope, b"content-length")
+        length = header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             await self._too_large(scope, receive, send, drain=int(length) <= DRAIN_BYTES)
             return
@@ -67,17 +82,7 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(b"".join(chunks), receive), send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, *, drain: bool) -> None:
         """Answer 413; the body is never parsed, only read and dropped (up to DRAIN_BYTES)."""
