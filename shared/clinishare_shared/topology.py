@@ -9,7 +9,7 @@ The delivery limit and dead-lettering are RabbitMQ **policies**, one per service
 pattern), not queue arguments: a policy can be changed at any time and never makes a later declaration
 fail with PRECONDITION_FAILED. Policies are not part of AMQP, so they are applied through the management
 HTTP API when ``RABBITMQ_MANAGEMENT_URL`` is set (compose, Kubernetes), else with ``rabbitmqctl`` on this
-machine (``RABBITMQ_NODENAME`` picks the node), else skipped with a warning (the consumers still enforce
+machine (``RABBITMQ_NODENAME`` picks the node, ``RABBITMQCTL`` the script), else skipped with a warning (the consumers still enforce
 the limit themselves and dead-letter with the reason).
 
 Queue names, delivery limits, the exchange and the stream come from each service's own settings (the
@@ -134,7 +134,7 @@ def apply_policies(policies: list[Policy], *, management_url: str | None = None,
                                      "priority": 10})
                 r.raise_for_status()
         return "management"
-    ctl = shutil.which("rabbitmqctl")
+    ctl = os.environ.get("RABBITMQCTL") or shutil.which("rabbitmqctl")
     if ctl:
         node_args = ["-n", node] if node else []
         for p in policies:

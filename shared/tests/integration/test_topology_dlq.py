@@ -17,7 +17,7 @@ from clinishare_shared.consumer import IdempotentConsumer
 from clinishare_shared.events import Envelope, OfficeCreated, OfficeMember, make_event
 from clinishare_shared.testing import wait_for
 
-SERVICES = ["charts", "documents", "forms", "notify"]
+SERVICES = sorted(topology.consumed_types())  # every consuming service (audit included)
 
 
 def _office(i: int) -> Envelope:
