@@ -8,7 +8,6 @@ database name), which is exactly the production split: no service reads another'
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -21,25 +20,9 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
+from clinishare_shared.processes import Mailbox, free_port
 from clinishare_shared.routes import SERVICES
 from clinishare_shared.testing import LiveServer, wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Mailbox:
-    """A real SMTP server on loopback that keeps what it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope)
-        return "250 OK"
 
 
 @dataclass
