@@ -1,0 +1,343 @@
+"""Scale-out under faults: two replicas of every service, a private broker that is killed, consumers and
+relays that crash, an SMTP outage, poison messages. Each scenario fires a bounded stream of chart shares
+(Alice shares her chart with Bob, one grant per share: one notification and one e-mail each) and then
+checks exact counts, printed as one line per scenario. Figures come from FerretDB (SQLite) and the
+private RabbitMQ 3.10 node."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from clinishare_shared import dlq
+from clinishare_shared.events import ChartShareGranted, make_event
+from clinishare_shared.outbox import CLAIMS
+from clinishare_shared.processes import settle
+from clinishare_shared.routes import SERVICES
+from clinishare_shared.testing import wait_for
+
+pytestmark = [pytest.mark.broker, pytest.mark.e2e]
+SHARES = 40  # per scenario: 100 took about two minutes a scenario on FerretDB on the shared 2-core machine
+CONCURRENCY = 8
+Fault = Callable[[], Awaitable[None] | None]
+
+
+async def _people(stack: Any, http: httpx.AsyncClient) -> dict[str, Any]:
+    """Alice (the sharer, with a patient and a chart) and Bob, connected by Bob's Share PIN. Later
+    scenarios log Alice in again (an access token lives 15 minutes)."""
+    if stack.people:
+        t = await http.post("/v1/auth/token", json={"email": stack.people["alice_email"], "password": "correct horse 42"})
+        assert t.status_code == 200, t.text
+        stack.people["alice"] = {"Authorization": f"Bearer {t.json()['access_token']}"}
+        return stack.people
+    tokens, ids, emails = {}, {}, {}
+    suffix = str(time.time_ns())
+    for who in ("alice", "bob"):
+        email = emails[who] = f"{who}.{suffix}@harbour-clinic.org"
+        r = await http.post("/v1/accounts", json={"email": email, "password": "correct horse 42",
+                                                   "name": f"Dr {who.title()}", "kind": "practitioner"})
+        assert r.status_code == 201, r.text
+        ids[who] = r.json()["id"]
+        t = await http.post("/v1/auth/token", json={"email": email, "password": "correct horse 42"})
+        tokens[who] = {"Authorization": f"Bearer {t.json()['access_token']}"}
+    pin = (await http.get("/v1/me/share-pin", headers=tokens["bob"])).json()["pin"]
+    assert (await http.post("/v1/connections", json={"pin": pin}, headers=tokens["alice"])).status_code == 201
+    patient = await http.post("/v1/patients", json={"name": "Jane Roe", "email": f"jane.{suffix}@patient-mail.org"},
+                              headers=tokens["alice"])
+    chart = await http.post("/v1/charts", json={"patient_id": patient.json()["id"], "title": "Rash", "body": "x"},
+                            headers=tokens["alice"])
+    assert chart.status_code == 201, chart.text
+    stack.people = {"alice": tokens["alice"], "alice_email": emails["alice"], "bob_id": ids["bob"],
+                    "alice_id": ids["alice"], "chart_id": chart.json()["id"]}
+
+    # charts learns the connection from identity's events: wait until a share is accepted
+    async def can_share() -> bool:
+        r = await http.post("/v1/chart-shares", json=_share_body(stack), headers=tokens["alice"])
+        if r.status_code == 201:
+            stack.people["warmup"] = r.json()["id"]
+        return r.status_code == 201
+
+    await wait_for(can_share, timeout=60, interval=0.2, message="the connection reached charts")
+    return stack.people
+
+
+def _share_body(stack: Any) -> dict[str, Any]:
+    p = stack.people
+    return {"rule": "chart", "chart_id": p["chart_id"], "practitioner_ids": [p["bob_id"]], "office_ids": [],
+            "patient_consent": True}
+
+
+async def _stream(stack: Any, http: httpx.AsyncClient, n: int = SHARES, *, fault: Fault | None = None,
+                  at: float = 0.3, base_url: str | None = None) -> list[str]:
+    """Fire ``n`` shares (CONCURRENCY in flight); run ``fault`` once ``at`` of them were answered. Every
+    share must be answered 201 (writes go to the outbox whatever the broker does)."""
+    grants: list[str] = []
+    fired = asyncio.Event()
+    lock = asyncio.Semaphore(CONCURRENCY)
+    target = base_url or stack.gateway
+
+    async def one() -> None:
+        async with lock:
+            r = await http.post(f"{target}/v1/chart-shares", json=_share_body(stack), headers=stack.people["alice"])
+        assert r.status_code == 201, r.text
+        grants.append(r.json()["id"])
+        if fault is not None and len(grants) >= n * at and not fired.is_set():
+            fired.set()
+            result = fault()
+            if asyncio.iscoroutine(result):
+                await result
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    return grants
+
+
+async def _check(stack: Any, name: str, grants: list[str], *, extra_events: int = 0,
+                 analytics_dups_allowed: int = 0) -> dict[str, int]:
+    """Wait until every share is notified and e-mailed and every outbox is empty, let things settle,
+    then count exactly and print the scenario's line."""
+    client: AsyncMongoClient[Any] = AsyncMongoClient(stack.mongodb_url, tz_aware=True)
+    try:
+        notify = stack.db(client, "notify")
+        bob = stack.people["bob_id"]
+        query = {"ref.grant_id": {"$in": grants}, "recipient_id": bob}
+        expected = len(grants)
+
+        async def notified() -> int:
+            return await notify.notifications.count_documents(query)
+
+        async def emailed() -> int:
+            return await notify.notifications.count_documents({**query, "email.status": "sent"})
+
+        await wait_for(lambda: _eq(notified(), expected), timeout=180, interval=0.5, message=f"{name}: notified")
+        await wait_for(lambda: _eq(emailed(), expected), timeout=180, interval=0.5, message=f"{name}: e-mailed")
+        await wait_for(lambda: _outboxes_empty(stack, client), timeout=120, interval=0.5,
+                       message=f"{name}: outboxes empty")
+        await settle(2.0)  # a quiet period: nothing more may arrive
+        docs = await notify.notifications.find(query, {"event_id": 1}).to_list()
+        event_ids = {d["event_id"] for d in docs}
+        by_grant = {g: 0 for g in grants}
+        for d in await notify.notifications.find(query, {"ref.grant_id": 1}).to_list():
+            by_grant[d["ref"]["grant_id"]] += 1
+        wanted = {f"<{e}.{bob}@notify.clinishare>" for e in event_ids}
+        received = [m for m in stack.smtp.mailbox.message_ids() if m in wanted]
+        await stack.drain_analytics()
+        seen = {e: stack.analytics[e] for e in event_ids}
+        counts = {
+            "shares": expected,
+            "notified": sum(1 for c in by_grant.values() if c >= 1),
+            "e-mailed": len(set(received)),
+            "lost": sum(1 for c in by_grant.values() if c == 0) + len(wanted - set(received)),
+            "duplicated": sum(c - 1 for c in by_grant.values() if c > 1),
+            "smtp repeats (same Message-ID)": len(received) - len(set(received)),
+            "analytics missing": sum(1 for c in seen.values() if c == 0),
+            "analytics dups": sum(c - 1 for c in seen.values() if c > 1),
+        }
+        print(f"fault {name}: shares {counts['shares']}, notified {counts['notified']}, e-mailed {counts['e-mailed']}, "
+              f"lost {counts['lost']}, duplicated {counts['duplicated']}, analytics dups {counts['analytics dups']}"
+              f" (analytics missing {counts['analytics missing']}, smtp repeats with the same Message-ID "
+              f"{counts['smtp repeats (same Message-ID)']})", flush=True)
+        assert counts["notified"] == counts["e-mailed"] == expected
+        assert counts["lost"] == 0 and counts["duplicated"] == 0 and counts["analytics missing"] == 0
+        assert counts["analytics dups"] <= analytics_dups_allowed
+        return counts
+    finally:
+        await client.close()
+
+
+async def _eq(value: Awaitable[int], expected: int) -> bool:
+    return await value == expected
+
+
+async def _outboxes_empty(stack: Any, client: AsyncMongoClient[Any]) -> bool:
+    for service in SERVICES:
+        db = stack.db(client, service)
+        for name in await db.list_collection_names():
+            if name.startswith("_outbox") or name == CLAIMS:
+                continue
+            if await db[name].count_documents({"_outbox.id": {"$exists": True}}):
+                return False
+    return True
+
+
+@pytest.fixture
+async def http(fault_stack: Any) -> Any:
+    async with httpx.AsyncClient(base_url=fault_stack.gateway, timeout=60) as client:
+        yield client
+
+
+# ---- the scenarios, in this order ----------------------------------------------------------------
+
+
+async def test_5_poison_and_newer_event_and_notify_started_after_everyone_published(fault_stack, http) -> None:
+    stack = fault_stack
+    assert not stack.notify_started, "this scenario must run first: notify starts late on purpose"
+    await _people(stack, http)  # identity published Bob's address before notify ever ran
+    poison_id = f"poison-{time.time_ns()}"
+    extra = make_event(ChartShareGranted(grant_id=f"g-newer-{time.time_ns()}", owner_id=stack.people["alice_id"],
+                                         rule="chart", chart_id=stack.people["chart_id"],
+                                         practitioner_ids=[stack.people["bob_id"]], office_ids=[]),
+                       source="charts", subject="newer")
+    newer = json.loads(extra.model_dump_json())
+    newer["trace_state"] = "added by a newer publisher"
+    newer["data"]["share_note_kind"] = "added later"
+
+    async def inject() -> None:
+        connection = await aio_pika.connect(stack.rabbit.url)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            ex = await channel.get_exchange("clinishare.events")
+            await ex.publish(aio_pika.Message(b"not json {", message_id=poison_id), routing_key="charts.share.granted")
+            await ex.publish(aio_pika.Message(json.dumps(newer).encode(), message_id=extra.id, type=extra.type),
+                             routing_key=extra.type)
+
+    grants = await _stream(stack, http, fault=inject, at=0.5)
+    await stack.start_notify()  # first start, after everything above was published
+    grants.append(extra.data["grant_id"])
+    if "warmup" in stack.people:
+        grants.append(stack.people.pop("warmup"))
+    await _check(stack, "late-notify-poison-newer", grants)
+    dead = await dlq.list_dead(stack.rabbit.url, "notify")
+    poison = [d for d in dead if d["message_id"] == poison_id]
+    assert poison and poison[0]["reason"] == "malformed: not JSON" and poison[0]["deliveries"] == 1
+    assert not [d for d in dead if d["message_id"] == extra.id]  # the newer event was processed, not dead-lettered
+
+
+async def test_1_broker_killed_mid_stream(fault_stack, http) -> None:
+    stack = fault_stack
+    await stack.start_notify()
+    await _people(stack, http)
+
+    async def kill_and_restart() -> None:
+        stack.rabbit.kill9()
+        await asyncio.sleep(3)  # writes keep answering 201 meanwhile
+        await asyncio.to_thread(stack.rabbit.start)
+
+    grants = await _stream(stack, http, fault=kill_and_restart)
+    await _check(stack, "broker-kill", grants)
+
+
+async def test_2_a_notify_replica_killed_mid_stream(fault_stack, http) -> None:
+    stack = fault_stack
+    await stack.start_notify()
+    await _people(stack, http)
+
+    def kill() -> None:
+        stack.procs.kill9("notify-1")
+
+    grants = await _stream(stack, http, fault=kill)
+    stack.procs.start("notify-1")
+    await stack.procs.ready("notify-1")
+    await _check(stack, "notify-kill", grants)
+
+
+async def test_3_connections_closed_mid_stream(fault_stack, http) -> None:
+    stack = fault_stack
+    await stack.start_notify()
+    await _people(stack, http)
+
+    async def close_all() -> None:
+        await asyncio.to_thread(stack.rabbit.ctl, "close_all_connections", "fault test")
+
+    grants = await _stream(stack, http, fault=close_all)
+    await _check(stack, "connections-closed", grants)
+
+
+async def test_4_smtp_outage(fault_stack, http) -> None:
+    stack = fault_stack
+    await stack.start_notify()
+    await _people(stack, http)
+    stack.smtp.stop()
+    try:
+        grants = await _stream(stack, http)
+        client: AsyncMongoClient[Any] = AsyncMongoClient(stack.mongodb_url, tz_aware=True)
+        try:
+            notify = stack.db(client, "notify")
+
+            async def inbox_written() -> bool:  # the inbox is written at once, SMTP or not
+                return await notify.notifications.count_documents({"ref.grant_id": {"$in": grants}}) == len(grants)
+
+            async def failing() -> bool:  # and e-mails fail and wait for their back-off
+                return await notify.notifications.count_documents(
+                    {"ref.grant_id": {"$in": grants}, "email.last_error": {"$exists": True}}) > 0
+
+            await wait_for(inbox_written, timeout=120, interval=0.5, message="inbox entries during the outage")
+            await wait_for(failing, timeout=60, interval=0.5, message="e-mails failing during the outage")
+            sent_meanwhile = await notify.notifications.count_documents(
+                {"ref.grant_id": {"$in": grants}, "email.status": "sent"})
+            assert sent_meanwhile == 0
+        finally:
+            await client.close()
+    finally:
+        stack.smtp.start()
+    await _check(stack, "smtp-outage", grants)
+
+
+async def test_6_a_relay_killed_while_holding_claims(fault_stack, http) -> None:
+    stack = fault_stack
+    await stack.start_notify()
+    await _people(stack, http)
+    victim = stack.procs.procs["charts-2"]
+    prefix = f"{socket.gethostname()}:{victim.pid}:"
+    client: AsyncMongoClient[Any] = AsyncMongoClient(stack.mongodb_url, tz_aware=True)
+    held: dict[str, int] = {"claims": 0}
+    try:
+        claims = stack.db(client, "charts")[CLAIMS]
+
+        async def watch_and_kill() -> None:
+            # requests go to charts-1 only (no request is cut by the kill); charts-2's relay works on the
+            # same database and is killed as soon as it holds claims
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                mine = await claims.count_documents({"by": {"$regex": f"^{prefix}"}})
+                if mine:
+                    held["claims"] = mine
+                    break
+                await asyncio.sleep(0.01)
+            stack.procs.kill9("charts-2")
+
+        watcher = asyncio.create_task(watch_and_kill())
+        grants = await _stream(stack, http, base_url=stack.procs.procs["charts-1"].url)
+        await watcher
+    finally:
+        await client.close()
+    print(f"fault relay-kill: charts-2's relay held {held['claims']} claims when killed", flush=True)
+    stack.procs.start("charts-2")
+    await stack.procs.ready("charts-2")
+    # a crash after the broker's confirm and before the removal may repeat the events it held
+    await _check(stack, "relay-kill", grants, analytics_dups_allowed=held["claims"] * 2)
+
+
+async def test_7_a_charts_replica_killed_before_its_relay_published(fault_stack, http) -> None:
+    stack = fault_stack
+    await stack.start_notify()
+    await _people(stack, http)
+    for name in stack.replicas("charts"):  # both replicas stage but do not publish
+        stack.procs.stop(name)
+        stack.procs.start(name, CHARTS_OUTBOX_HOLD="true")
+    await stack.procs.ready(*stack.replicas("charts"))
+    grants = await _stream(stack, http)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(stack.mongodb_url, tz_aware=True)
+    try:
+        staged = sum([await stack.db(client, "charts")[c].count_documents({"_outbox.id": {"$exists": True}})
+                      for c in ("chart_grants",)])
+    finally:
+        await client.close()
+    stack.procs.kill9("charts-1")
+    stack.procs.start("charts-1", CHARTS_OUTBOX_HOLD="false")  # same database: FerretDB kept what it answered
+    await stack.procs.ready("charts-1")
+    await _check(stack, "charts-kill-before-relay", grants)
+    print(f"fault charts-kill-before-relay: {staged} documents held staged events at the kill "
+          f"({datetime.now(UTC):%H:%M:%S})", flush=True)
+    stack.procs.stop("charts-2")
+    stack.procs.start("charts-2", CHARTS_OUTBOX_HOLD="false")
+    await stack.procs.ready("charts-2")
