@@ -254,42 +254,10 @@ class PrivateRabbit:
 
 
 def start_ferretdb(data_dir: Path) -> Any:
-    """A FerretDB for processes that must share one database server (replicas). Uses the project's
-    launcher (clinishare_shared.ferretdb) when present."""
-    try:
-        from clinishare_shared.ferretdb import FerretDB  # type: ignore[import-not-found]
+    """A FerretDB of its own for processes that must share one database server (replicas)."""
+    from clinishare_shared.ferretdb import FerretDB
 
-        return FerretDB(data_dir).start()
-    except ImportError:
-        pass
-    binary = os.environ.get("FERRETDB_BIN") or next(
-        (str(p / ".tools" / "bin" / "ferretdb") for p in Path(__file__).resolve().parents
-         if (p / ".tools" / "bin" / "ferretdb").is_file()), None) or shutil.which("ferretdb")
-    if not binary:
-        raise RuntimeError("no FerretDB binary (set FERRETDB_BIN or build .tools/bin/ferretdb)")
-
-    class _Ferret:
-        def __init__(self) -> None:
-            self.port = free_port()
-            data_dir.mkdir(parents=True, exist_ok=True)
-            self.process = subprocess.Popen(
-                [binary, f"--listen-addr=127.0.0.1:{self.port}", f"--sqlite-url=file:{data_dir}/",
-                 "--log-level=warn"], stdout=(data_dir / "ferretdb.log").open("ab"), stderr=subprocess.STDOUT)
-            deadline = time.monotonic() + 30
-            while not port_answers(self.port):
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("FerretDB did not start")
-                time.sleep(0.05)
-
-        @property
-        def url(self) -> str:
-            return f"mongodb://127.0.0.1:{self.port}/"
-
-        def stop(self) -> None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-    return _Ferret()
+    return FerretDB(data_dir).start()
 
 
 async def settle(seconds: float) -> None:
