@@ -2,6 +2,7 @@
 problem+json itself for unknown paths and unreachable services."""
 
 import socket
+from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request
@@ -122,3 +123,48 @@ async def test_one_request_id_forwarded_and_returned_once_and_lengths_kept() -> 
             r = await client.get("/v1/charts", headers={"x-request-id": "bad id\twith tab"})
             assert r.headers.get_list("x-request-id") == [seen["request_id"]] != ["bad id\twith tab"]
             assert (await client.get("/metrics")).status_code == 200
+
+
+def service_with_contract(name: str, path: str) -> FastAPI:
+    from clinishare_shared.app import service_app
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        yield
+
+    app = service_app(title=f"Clinishare {name}", description=name, lifespan=lifespan)
+
+    @app.get(path, operation_id=f"{name}.list")
+    async def listing() -> dict[str, str]:
+        return {"service": name}
+
+    return app
+
+
+async def test_combined_openapi_swagger_ui_from_packaged_assets_and_asyncapi() -> None:
+    from contextlib import AsyncExitStack
+
+    from clinishare_shared.routes import SERVICES
+
+    paths = {"identity": "/v1/me", "charts": "/v1/charts", "documents": "/v1/documents", "forms": "/v1/forms",
+             "notify": "/v1/notifications"}
+    async with AsyncExitStack() as stack:
+        urls = {s: (await stack.enter_async_context(LiveServer(service_with_contract(s, paths[s])))).url
+                for s in SERVICES}
+        gw = await stack.enter_async_context(
+            LiveServer(create_app(GatewaySettings(**{f"{s}_url": u for s, u in urls.items()}))))
+        client = await stack.enter_async_context(httpx.AsyncClient(base_url=gw.url))
+        document = (await client.get("/openapi.json")).json()
+        assert set(paths.values()) <= set(document["paths"])
+        assert document["paths"]["/v1/charts"]["get"]["operationId"] == "charts.list"
+        page = await client.get("/docs")
+        assert page.status_code == 200 and "swagger-ui-bundle.js" in page.text
+        assert "http://" not in page.text and "https://" not in page.text, "no CDN: every asset is ours"
+        assert "<script>" not in page.text, "no inline script"
+        for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-ui-standalone-preset.js", "init.js"):
+            r = await client.get(f"/docs/{asset}")
+            assert r.status_code == 200 and len(r.content) > 20, asset
+        assert '"/openapi.json"' in (await client.get("/docs/init.js")).text
+        assert (await client.get("/docs/../../etc/passwd")).status_code == 404
+        asyncapi = (await client.get("/asyncapi.json")).json()
+        assert asyncapi["asyncapi"].startswith("3.") and "charts.share.granted" in str(asyncapi["channels"])

@@ -42,6 +42,7 @@ from clinishare_shared.directory import IdentityDirectory
 from clinishare_shared.app import install_metrics
 from clinishare_shared.middleware import RequestContextMiddleware
 from clinishare_shared.mongo import InProcessMongoClient, open_client, server_engine
+from clinishare_shared.apidocs import install_swagger_ui
 from clinishare_shared.openapi import combined_openapi
 from clinishare_shared.protection import SecurityHeadersMiddleware
 from clinishare_shared.problems import install_problem_handlers, problem_response
@@ -202,6 +203,8 @@ def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | 
     @system.get("/asyncapi.json")
     async def asyncapi() -> dict[str, Any]:
         return asyncapi_document()
+
+    install_swagger_ui(system)
 
     dispatcher = Dispatcher(system, services)
     # The console calls the public API in-process, through this same dispatcher (httpx.ASGITransport):

@@ -12,6 +12,7 @@ a POST. Any other failure is answered 502, never retried (the request may have b
 from __future__ import annotations
 
 import itertools
+import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -21,7 +22,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
+from clinishare_shared.apidocs import install_swagger_ui
 from clinishare_shared.app import install_metrics
+from clinishare_shared.asyncapi import asyncapi_document
+from clinishare_shared.openapi import combined_openapi
 from clinishare_shared.middleware import RequestContextMiddleware
 from clinishare_shared.observability import outgoing_headers
 from clinishare_shared.protection import SecurityHeadersMiddleware
@@ -83,6 +87,35 @@ def create_app(settings: GatewaySettings | None = None, *, transport: httpx.Asyn
         if all(checks.values()):
             return {"status": "ready", "checks": checks}
         return problem_response(503, detail="a service is not ready", checks=checks)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> Any:
+        """The whole API in one document, from each service's own (re-read at most once a minute)."""
+        cached = request.app.state.openapi
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        documents: dict[str, Any] = {}
+        for service in SERVICES:
+            for upstream in settings.upstreams(service):
+                try:
+                    resp = await request.app.state.client.get(f"{upstream}/openapi.json", timeout=5)
+                    if resp.status_code == 200:
+                        documents[service] = resp.json()
+                        break
+                except httpx.HTTPError:
+                    pass
+            else:
+                return problem_response(503, detail=f"the {service} service did not give its OpenAPI document")
+        document = combined_openapi(documents)
+        request.app.state.openapi = (time.monotonic() + 60, document)
+        return document
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi() -> dict[str, Any]:
+        return asyncapi_document()
+
+    install_swagger_ui(app)
+    app.state.openapi = None
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
                    include_in_schema=False)
