@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := shared $(wildcard services/*) web $(wildcard deploy/allinone deploy/gateway deploy/analytics)
 PYPROJECTS := $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 
-.PHONY: run test install install-test unit integration e2e bench compose-config asyncapi lock clean ferretdb database \
+.PHONY: settings-table run test install install-test unit integration e2e bench compose-config asyncapi lock clean ferretdb database \
 	screenshots
 
 # FerretDB (MongoDB wire protocol on SQLite) is the local database engine: built once from its Go module
@@ -71,6 +71,9 @@ screenshots: install-test database
 
 compose-config:
 	docker-compose -f docker-compose.yml config --quiet
+
+settings-table: install
+	$(BIN)/python -m clinishare_allinone.settings_table --write README.md
 
 asyncapi: install
 	$(BIN)/python -m clinishare_shared.asyncapi > docs/asyncapi.json

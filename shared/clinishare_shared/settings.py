@@ -62,26 +62,26 @@ class ServiceSettings(ProcessSettings):
 
     service_name: str = "service"
     mongodb_url: str | None = Field(default=None, description="unset: the in-process engine")
-    mongodb_database: str | None = None
+    mongodb_database: str | None = Field(default=None, description="unset: clinishare_<service>")
     amqp_url: str | None = Field(default=None, description="unset: the in-memory bus")
-    event_exchange: str = "clinishare.events"
+    event_exchange: str = Field(default="clinishare.events", description="the topic exchange every event goes to")
     events_stream: str | None = Field(default=None, description="the replayable stream; default "
                                       "<event_exchange>.stream, i.e. clinishare.events.stream")
     events_stream_max_age_days: int = Field(default=30, ge=1, le=3650, description="stream retention")
     events_stream_max_bytes: int | None = Field(default=None, ge=1, description="optional size cap")
-    queue_name: str | None = None
-    delivery_limit: int = Field(default=5, ge=1, le=100)
-    publish_timeout: float = 5.0
-    outbox_poll_interval: float = 0.25
+    queue_name: str | None = Field(default=None, description="the service's queue; unset: its name")
+    delivery_limit: int = Field(default=5, ge=1, le=100, description="deliveries before a message is dead-lettered")
+    publish_timeout: float = Field(default=5.0, description="seconds to wait for the broker's confirm")
+    outbox_poll_interval: float = Field(default=0.25, description="outbox relay pass interval, besides being woken")
     outbox_lease_seconds: float = Field(default=30.0, gt=0, description="how long a relay holds the documents it "
                                         "claimed; a dead relay's claims are taken over after it")
     outbox_hold: bool = Field(default=False, description="tests only: stage events but publish nothing")
     ttl_purge_interval: float = Field(default=60.0, gt=0, description="how often expired documents are purged "
                                       "where the server has no TTL indexes (FerretDB); MongoDB's own TTL monitor also runs every 60 s")
-    jwt_issuer: str = "clinishare-identity"
-    jwt_audience: str = "clinishare"
-    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
-    jwks_cache_seconds: int = 300
+    jwt_issuer: str = Field(default="clinishare-identity", description="expected token issuer")
+    jwt_audience: str = Field(default="clinishare", description="expected token audience")
+    jwks_url: str = Field(default="http://127.0.0.1:8001/.well-known/jwks.json", description="identity's public keys")
+    jwks_cache_seconds: int = Field(default=300, description="JWKS cache; an unknown kid refetches sooner")
     embedded_engines: bool = Field(
         default=False, description="allow the in-process MongoDB engine and the in-memory bus when MONGODB_URL / "
         "AMQP_URL are unset (tests, the all-in-one process); a standalone service refuses to start otherwise")
