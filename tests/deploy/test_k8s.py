@@ -6,6 +6,7 @@ policies against what each service may reach. The overlay is rendered by deploy/
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import os
 import re
@@ -22,7 +23,8 @@ from clinishare_shared.settings import ServiceSettings
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 KUBERNETES = "1.32.0"
-APPS = [*SERVICES, "gateway"]
+APPS = [*SERVICES, "gateway", "web"]
+FERNET_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()  # the shape WEB_SESSION_KEY must have
 CRDS = {"MongoDBCommunity", "RabbitmqCluster", "ServiceMonitor"}
 
 _spec = importlib.util.spec_from_file_location("clinishare_kustomize", ROOT / "deploy" / "kustomize.py")
@@ -82,10 +84,15 @@ def test_operator_resources_structurally(rendered: tuple[str, list[dict[str, Any
     monitor = find(docs, "ServiceMonitor", "clinishare")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
-    selector = monitor["spec"]["selector"]["matchLabels"]
+    selector = monitor["spec"]["selector"]
+
+    def selected(labels: dict[str, str]) -> bool:
+        return selector["matchLabels"].items() <= labels.items() and all(
+            labels.get(e["key"]) in e["values"] for e in selector.get("matchExpressions", []) if e["operator"] == "In")
+
     scraped = {d["metadata"]["name"] for d in docs if d["kind"] == "Service"
-               and selector.items() <= d["metadata"]["labels"].items() and d["spec"]["type"] == "ClusterIP"}
-    assert set(APPS) <= scraped
+               and selected(d["metadata"]["labels"]) and d["spec"]["type"] == "ClusterIP"}
+    assert scraped == {*SERVICES, "gateway"}, "every process with /metrics (the console has none)"
 
 
 def _environment(container: dict[str, Any], docs: list[dict[str, Any]]) -> dict[str, str]:
@@ -98,8 +105,8 @@ def _environment(container: dict[str, Any], docs: list[dict[str, Any]]) -> dict[
         if "secretKeyRef" in ref:
             secret = find(docs, "Secret", ref["secretKeyRef"]["name"])
             value = secret["stringData"][ref["secretKeyRef"]["key"]]
-            # the committed secrets are placeholders (which settings refuse, on purpose): stand in a real one
-            env[var["name"]] = value.replace("changeme", "k8s-test-secret")
+            # the committed secrets are placeholders (which settings refuse, on purpose): stand in real ones
+            env[var["name"]] = FERNET_KEY if value == "changeme" else value.replace("changeme", "k8s-test-secret")
         else:
             config = find(docs, "ConfigMap", ref["configMapKeyRef"]["name"])
             assert ref["configMapKeyRef"]["key"] in config["data"]
@@ -144,6 +151,8 @@ def test_deployments_agree_with_each_settings_class(rendered: tuple[str, list[di
     for app in SERVICES:
         assert loaded[app].jwks_url == f"http://identity:{ports['identity']}/.well-known/jwks.json"
         assert loaded["gateway"].upstream(app) == f"http://{app}:{ports[app]}"
+    assert loaded["gateway"].web_url == f"http://web:{ports['web']}"
+    assert loaded["web"].api_base_url == f"http://gateway:{ports['gateway']}"
     identity = find(docs, "Deployment", "identity")["spec"]["template"]["spec"]
     key_file = loaded["identity"].signing_key_file
     [mount] = [m for m in identity["containers"][0]["volumeMounts"] if m["name"] == "signing-key"]
@@ -190,7 +199,9 @@ def test_only_the_gateway_is_exposed_and_each_service_reaches_only_its_own(
         assert targets(spec["ingress"]) == callers, app
     gateway = find(docs, "NetworkPolicy", "gateway")["spec"]
     assert targets(gateway["ingress"]) == {"anywhere"}
-    assert targets(gateway["egress"]) == {"dns", *SERVICES}
+    assert targets(gateway["egress"]) == {"dns", "web", *SERVICES}
+    web = find(docs, "NetworkPolicy", "web")["spec"]
+    assert targets(web["ingress"]) == {"gateway"} and targets(web["egress"]) == {"dns", "gateway"}
     notify_internet = [r for r in find(docs, "NetworkPolicy", "notify")["spec"]["egress"]
                        if any("ipBlock" in p for p in r["to"])]
     assert {p["port"] for r in notify_internet for p in r["ports"]} == {587, 465}, "SMTP only"
@@ -200,7 +211,7 @@ def test_secrets_for_database_broker_smtp_and_signing_key() -> None:
     docs = kustomize.render(K8S / "base")
     names = {d["metadata"]["name"] for d in docs if d["kind"] == "Secret"}
     assert names == {*(f"clinishare-db-{s}" for s in SERVICES), "clinishare-broker", "clinishare-smtp",
-                     "clinishare-signing-key"}
+                     "clinishare-signing-key", "clinishare-web"}
     # nothing secret is written inline in a workload: every URL with a password comes from a Secret
     for doc in docs:
         if doc["kind"] in ("Deployment", "Job"):
