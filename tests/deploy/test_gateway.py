@@ -147,7 +147,7 @@ async def test_combined_openapi_swagger_ui_from_packaged_assets_and_asyncapi() -
     from clinishare_shared.routes import SERVICES
 
     paths = {"identity": "/v1/me", "charts": "/v1/charts", "documents": "/v1/documents", "forms": "/v1/forms",
-             "notify": "/v1/notifications"}
+             "notify": "/v1/notifications", "audit": "/v1/portal/disclosures"}
     async with AsyncExitStack() as stack:
         urls = {s: (await stack.enter_async_context(LiveServer(service_with_contract(s, paths[s])))).url
                 for s in SERVICES}

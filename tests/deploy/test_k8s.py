@@ -194,7 +194,7 @@ def test_only_the_gateway_is_exposed_and_each_service_reaches_only_its_own(
         expected = {"dns", "mongodb", "rabbitmq"} | ({"identity"} if app != "identity" else set()) \
             | ({"internet"} if app == "notify" else set())
         assert targets(spec["egress"]) == expected, app
-        callers = {"gateway", "namespace:monitoring"} | ({"charts", "documents", "forms", "notify", "audit"}
+        callers = {"gateway", "namespace:monitoring"} | ({s for s in SERVICES if s != "identity"}
                                                          if app == "identity" else set())
         assert targets(spec["ingress"]) == callers, app
     gateway = find(docs, "NetworkPolicy", "gateway")["spec"]

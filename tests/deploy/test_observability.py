@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from clinishare_allinone.system import ServiceOverrides, create_system
+from clinishare_audit.settings import AuditSettings
 from clinishare_charts.settings import ChartsSettings
 from clinishare_documents.settings import DocumentsSettings
 from clinishare_forms.settings import FormsSettings
@@ -84,6 +85,7 @@ def overrides(unique: str, mailbox: Any, exchange: str | None = None) -> Service
         charts=ChartsSettings(**common("charts")), documents=DocumentsSettings(**common("documents")),
         forms=FormsSettings(**common("forms")),
         notify=NotifySettings(**common("notify"), smtp_host="127.0.0.1", smtp_port=mailbox.port),
+        audit=AuditSettings(**common("audit")),
     )
 
 

@@ -23,6 +23,7 @@ SYSTEM_WIDE = {"mongodb_url": "MONGODB_URL", "amqp_url": "AMQP_URL", "jwks_url":
 
 def classes() -> list[tuple[str, type[ProcessSettings]]]:
     from clinishare_allinone.system import SystemSettings
+    from clinishare_audit.settings import AuditSettings
     from clinishare_charts.settings import ChartsSettings
     from clinishare_documents.settings import DocumentsSettings
     from clinishare_forms.settings import FormsSettings
@@ -32,7 +33,8 @@ def classes() -> list[tuple[str, type[ProcessSettings]]]:
 
     found: list[tuple[str, type[ProcessSettings]]] = [
         ("identity", IdentitySettings), ("charts", ChartsSettings), ("documents", DocumentsSettings),
-        ("forms", FormsSettings), ("notify", NotifySettings), ("gateway", GatewaySettings)]
+        ("forms", FormsSettings), ("notify", NotifySettings), ("audit", AuditSettings),
+        ("gateway", GatewaySettings)]
     try:
         from clinishare_web.settings import WebSettings
 
