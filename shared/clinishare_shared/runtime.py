@@ -5,7 +5,7 @@ hand in a shared bus, Mongo client or key provider instead of letting the servic
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -105,10 +105,21 @@ class Infra:
             self.relay.start()
         return self.relay
 
-    async def start_consumer(self, handlers: Mapping[str, Handler]) -> IdempotentConsumer:
+    async def start_consumer(self, handlers: Mapping[str, Handler], *,
+                             catch_up: Mapping[str, Handler] | None = None,
+                             after_catch_up: Callable[[], Awaitable[Any]] | None = None) -> IdempotentConsumer:
+        """Consume the service's queue. ``catch_up``: the projection handlers to replay the stream through,
+        in the background, when the projection is empty (``clinishare_shared.catchup``)."""
         self.consumer = IdempotentConsumer(self.db, service=self.settings.service_name, handlers=handlers)
         await self.consumer.ensure_indexes()
         await self.bus.subscribe(self.settings.queue, self.consumer.routing_keys, self.consumer)
+        if catch_up and self.settings.amqp_url:
+            from clinishare_shared.catchup import catch_up_if_empty
+            from clinishare_shared.projection import ACCOUNTS
+
+            self._catch_up = asyncio.get_running_loop().create_task(catch_up_if_empty(
+                db=self.db, collection=ACCOUNTS, url=self.settings.amqp_url, stream=self.settings.stream.name,
+                handlers=catch_up, after=after_catch_up), name="projection-catch-up")
         return self.consumer
 
     async def ready(self) -> dict[str, bool]:
@@ -120,6 +131,11 @@ class Infra:
         return {"database": db_ok, "broker": await self.bus.ping()}
 
     async def close(self) -> None:
+        task = getattr(self, "_catch_up", None)
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if self._purge_task is not None:
             self._purge_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

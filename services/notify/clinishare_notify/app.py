@@ -40,7 +40,10 @@ def create_app(settings: NotifySettings | None = None, *, bus: EventBus | None =
             infra.expose(app, store=store, projection=projection, email_worker=worker)
             worker.start()
             own = NotifyHandlers(store=store, projection=projection, settings=settings, on_created=worker.wake)
-            await infra.start_consumer(consumed(projection, own))
+            # a notify whose projection is empty replays identity's facts from the stream, then sends the
+            # e-mails it skipped for want of an address
+            await infra.start_consumer(consumed(projection, own), catch_up=projection.handlers,
+                                       after_catch_up=lambda: store.reopen_all_known(projection))
             yield
         finally:
             if worker is not None:

@@ -151,6 +151,13 @@ class NotifyStore:
             return await self.reopen_no_address(account_id)
         return 0
 
+    async def reopen_all_known(self, projection: Any) -> int:
+        """After the projection caught up: every e-mail skipped for want of an address whose recipient's
+        address is known now becomes due."""
+        recipients = await self.notifications.distinct("recipient_id", {"email.status": "skipped",
+                                                                          "email.reason": "no_address"})
+        return sum([await self.reopen_if_address_known(projection, r) for r in recipients])
+
     # ---- e-mail delivery -----------------------------------------------------------------------------
 
     async def claim_email(self, *, lease_seconds: float) -> dict[str, Any] | None:

@@ -136,3 +136,34 @@ async def test_a_timeout_after_data_is_retried_with_the_same_message_id(start_no
         await asyncio.sleep(0)
     finally:
         server.close()
+
+
+async def test_a_notify_started_after_identity_published_learns_addresses_from_the_stream(
+        start_notify: Any, smtp: Any, request: Any, unique: str) -> None:
+    """No notify queue existed when Bob's account was announced (no topology step here): the stream kept
+    it, and notify's empty projection replays it at start, so Bob's address is known."""
+    import aio_pika
+
+    from clinishare_shared.bus.rabbit import RabbitBus
+    from clinishare_shared.bus.stream import StreamSpec, declare_stream, stream_name
+    from clinishare_shared.events import AccountRegistered
+
+    amqp_url = request.getfixturevalue("amqp_url")
+    exchange = f"test.{unique}"
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        await declare_stream(connection, exchange=exchange, spec=StreamSpec(name=stream_name(exchange)))
+    early = RabbitBus(amqp_url, exchange=exchange)
+    await early.start()
+    try:
+        await early.publish(make_event(AccountRegistered(account_id="bob", kind="practitioner", name="Dr. Bob",
+                                                         email="bob@clinic.test"), source="identity", subject="bob"))
+    finally:
+        await early.close()
+    svc = await start_notify(rabbit=True, smtp_host="127.0.0.1", smtp_port=smtp.port)
+    await wait_for(lambda: svc.db["idp_accounts"].find_one({"_id": "bob"}), timeout=20,
+                   message="the projection caught up from the stream")
+    share = await svc.publish(_grant("g1", ["bob"]), source="charts")
+    await wait_for(lambda: len(smtp.messages) == 1, timeout=20, message="e-mailed with the replayed address")
+    note = await svc.db["notifications"].find_one({"_id": f"{share.id}:bob"})
+    assert note["email"]["status"] in ("sending", "sent")
