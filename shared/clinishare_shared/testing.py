@@ -258,3 +258,139 @@ async def flush_outbox(app: Any, bus: Any) -> None:
     drain = getattr(bus, "drain", None)
     if drain is not None:
         await drain()
+
+
+async def delete_broker_objects(amqp_url: str, *, queues: Any = (), exchanges: Any = ()) -> None:
+    """Delete what a test declared on the shared broker: each queue with its dead-letter queue, each
+    exchange with its dead-letter exchange and its stream. Missing ones are skipped."""
+    import aio_pika
+
+    names = [("queue", n) for q in queues for n in (q, f"{q}.dlq")]
+    names += [(kind, n) for x in exchanges for kind, n in (("queue", f"{x}.stream"), ("exchange", x),
+                                                           ("exchange", f"{x}.dlx"))]
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for kind, name in names:
+            try:
+                await (channel.queue_delete(name) if kind == "queue" else channel.exchange_delete(name))
+            except Exception:  # a refused delete closes the channel: carry on with a new one
+                channel = await connection.channel()
+
+
+class IdentityFacts:
+    """Publishes identity facts the way identity does, for a service under test: office and care-team
+    events carry increasing versions and the whole member snapshot, as identity's own do. ``settle`` (if
+    given) is awaited with each published event, to wait until the service has handled it: the in-memory
+    bus is drained by default; with a real broker pass ``processed_in(db)``."""
+
+    def __init__(self, bus: Any, *, settle: Callable[[Any], Awaitable[None]] | None = None,
+                 directory: Any = None) -> None:
+        self.bus = bus
+        self.settle = settle
+        self.directory = directory  # a StaticDirectory to keep in step (identity's own answers), if any
+        self.offices: dict[str, dict[str, str]] = {}
+        self.care_teams: dict[str, list[str]] = {}
+        self.versions: dict[str, int] = {}
+        self.sent: list[Any] = []
+
+    async def emit(self, data: Any, subject: str) -> Any:
+        from clinishare_shared.events import make_event
+
+        event = make_event(data, source="identity", subject=subject)
+        await self.publish(event)
+        return event
+
+    async def publish(self, event: Any) -> None:
+        """Publish ``event`` (again, for a redelivery) and settle."""
+        from clinishare_shared.bus.memory import InMemoryBus
+
+        await self.bus.publish(event)
+        self.sent.append(event)
+        if self.settle is not None:
+            await self.settle(event)
+        elif isinstance(self.bus, InMemoryBus):
+            await self.bus.drain()
+
+    def _members(self, office_id: str) -> list[Any]:
+        from clinishare_shared.events import OfficeMember
+
+        return [OfficeMember(account_id=a, role=r) for a, r in self.offices[office_id].items()]  # type: ignore[arg-type]
+
+    def _next(self, aggregate_id: str) -> int:
+        self.versions[aggregate_id] = self.versions.get(aggregate_id, 0) + 1
+        return self.versions[aggregate_id]
+
+    async def account(self, account_id: str, name: str | None = None, kind: str = "practitioner",
+                      email: str | None = None) -> Any:
+        from clinishare_shared.events import AccountRegistered
+
+        return await self.emit(AccountRegistered(account_id=account_id, kind=kind, name=name, email=email),  # type: ignore[arg-type]
+                               account_id)
+
+    async def office(self, owner: str, members: dict[str, str] | None = None, *, name: str = "Clinic",
+                     office_id: str | None = None) -> str:
+        from clinishare_shared.events import OfficeCreated
+        from clinishare_shared.mongo import new_id
+
+        office_id = office_id or new_id()
+        self.offices[office_id] = {owner: "practitioner", **(members or {})}
+        await self.emit(OfficeCreated(office_id=office_id, owner_id=owner, name=name, version=self._next(office_id),
+                                      members=self._members(office_id)), office_id)
+        return office_id
+
+    async def join(self, office_id: str, account_id: str, role: str = "practitioner") -> Any:
+        from clinishare_shared.events import OfficeMemberAdded
+
+        self.offices[office_id][account_id] = role
+        return await self.emit(OfficeMemberAdded(office_id=office_id, account_id=account_id, role=role,  # type: ignore[arg-type]
+                                                 version=self._next(office_id), members=self._members(office_id)),
+                               office_id)
+
+    async def leave(self, office_id: str, account_id: str) -> Any:
+        from clinishare_shared.events import OfficeMemberRemoved
+
+        self.offices[office_id].pop(account_id)
+        return await self.emit(OfficeMemberRemoved(office_id=office_id, account_id=account_id,
+                                                   version=self._next(office_id), members=self._members(office_id)),
+                               office_id)
+
+    async def connect(self, owner: str, target_id: str, kind: str = "practitioner") -> str:
+        from clinishare_shared.events import ConnectionCreated
+        from clinishare_shared.mongo import new_id
+
+        cid = new_id()
+        await self.emit(ConnectionCreated(connection_id=cid, owner_id=owner, target_kind=kind,  # type: ignore[arg-type]
+                                          target_id=target_id), cid)
+        return cid
+
+    async def disconnect(self, cid: str, owner: str, target_id: str, kind: str = "practitioner",
+                         deleted_by: str | None = None) -> Any:
+        from clinishare_shared.events import ConnectionDeleted
+
+        return await self.emit(ConnectionDeleted(connection_id=cid, owner_id=owner, target_kind=kind,  # type: ignore[arg-type]
+                                                 target_id=target_id, deleted_by=deleted_by or owner), cid)
+
+    async def patient(self, *care_team: str, name: str = "A Patient", patient_id: str | None = None) -> str:
+        from clinishare_shared.events import PatientRegistered
+        from clinishare_shared.mongo import new_id
+
+        pid = patient_id or new_id()
+        self.care_teams[pid] = list(care_team)
+        if self.directory is not None:
+            self.directory.patients[pid] = {"id": pid, "name": name}
+            self.directory.care[pid] = set(care_team)
+        await self.emit(PatientRegistered(patient_id=pid, registered_by=care_team[0], version=self._next(pid),
+                                          care_team=list(care_team)), pid)
+        return pid
+
+
+def processed_in(db: Any, *, timeout: float = 10.0) -> Callable[[Any], Awaitable[None]]:
+    """A ``settle`` for ``IdentityFacts`` on a real broker: wait until the service recorded the event as
+    processed in its database."""
+
+    async def settle(event: Any) -> None:
+        await wait_for(lambda: db["processed_events"].find_one({"_id": event.id}), timeout=timeout,
+                       message=f"{event.type} processed")
+
+    return settle

@@ -47,15 +47,16 @@ def consumed_types() -> dict[str, list[str]]:
 
     projection = IdentityProjection(None)
     identity_facts = sorted(projection.handlers)
-    from clinishare_notify.events import NotifyHandlers, chain
+    from clinishare_notify.events import consumed as notify_consumed
+    from clinishare_notify.service import NotifyHandlers
     from clinishare_notify.settings import NotifySettings
 
-    from clinishare_audit.events import handlers as audit_handlers
+    from clinishare_audit.events import consumed as audit_consumed
 
     notify = NotifyHandlers(store=None, projection=projection, settings=NotifySettings())  # type: ignore[arg-type]
     return {"charts": identity_facts, "documents": identity_facts, "forms": identity_facts,
-            "notify": sorted(chain(projection.handlers, notify.handlers)),
-            "audit": sorted(audit_handlers(None, projection))}  # type: ignore[arg-type]
+            "notify": sorted(notify_consumed(projection, notify)),
+            "audit": sorted(audit_consumed(None, projection))}  # type: ignore[arg-type]
 
 
 def service_settings(service: str) -> ServiceSettings:

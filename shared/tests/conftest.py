@@ -4,7 +4,6 @@ and are handed out as fixtures)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 from clinishare_shared.events import (
     ConnectionCreated, Envelope, EventData, OfficeMember, OfficeMemberAdded, make_event,
 )
+from clinishare_shared.testing import delete_broker_objects
 
 
 @pytest.fixture
@@ -124,11 +124,5 @@ async def amqp_admin(amqp_url: str, unique: str) -> AsyncIterator[dict[str, Any]
     channel = await conn.channel()
     admin: dict[str, Any] = {"conn": conn, "channel": channel, "queues": [], "exchanges": []}
     yield admin
-    cleanup = await conn.channel()
-    for q in admin["queues"]:
-        with contextlib.suppress(Exception):
-            await cleanup.queue_delete(q)
-    for x in admin["exchanges"]:
-        with contextlib.suppress(Exception):
-            await cleanup.exchange_delete(x)
     await conn.close()
+    await delete_broker_objects(amqp_url, queues=admin["queues"], exchanges=admin["exchanges"])

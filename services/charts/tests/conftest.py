@@ -4,7 +4,7 @@ production feeds it, by identity events on the bus; tokens from the test signer.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,12 +17,8 @@ from clinishare_shared.auth import TokenSigner
 from clinishare_shared.bus.base import EventBus
 from clinishare_shared.bus.memory import InMemoryBus
 from clinishare_shared.directory import StaticDirectory
-from clinishare_shared.events import (
-    AccountRegistered, ConnectionCreated, ConnectionDeleted, Envelope, EventData, OfficeCreated, OfficeMember, OfficeMemberAdded,
-    OfficeMemberRemoved, PatientRegistered, make_event,
-)
-from clinishare_shared.mongo import new_id
-from clinishare_shared.testing import LiveServer, bearer, flush_outbox
+from clinishare_shared.events import Envelope
+from clinishare_shared.testing import IdentityFacts, LiveServer, bearer, flush_outbox
 
 
 class CareDirectory(StaticDirectory):
@@ -35,75 +31,24 @@ class CareDirectory(StaticDirectory):
         return self.patients.get(patient_id)
 
 
-@dataclass
-class Identity:
-    """Publishes identity facts as identity would, keeping office versions and member snapshots."""
+async def _handled_elsewhere(event: Envelope) -> None:
+    return None  # on a real broker the test waits for the event itself
 
-    bus: EventBus
-    directory: CareDirectory
-    drain: bool = True
-    offices: dict[str, dict[str, str]] = field(default_factory=dict)
-    versions: dict[str, int] = field(default_factory=dict)
-    sent: list[Envelope] = field(default_factory=list)
 
-    async def emit(self, data: EventData, subject: str) -> Envelope:
-        event = make_event(data, source="identity", subject=subject)
-        await self.publish(event)
-        return event
+class Identity(IdentityFacts):
+    """Identity facts for charts' tests (the common harness), keeping the care directory in step."""
 
-    async def publish(self, event: Envelope) -> None:
-        await self.bus.publish(event)
-        self.sent.append(event)
-        if self.drain and isinstance(self.bus, InMemoryBus):
-            await self.bus.drain()
+    def __init__(self, bus: EventBus, directory: CareDirectory, drain: bool = True) -> None:
+        super().__init__(bus, directory=directory, settle=None if drain else _handled_elsewhere)
 
-    def _members(self, office_id: str) -> list[OfficeMember]:
-        return [OfficeMember(account_id=a, role=r) for a, r in self.offices[office_id].items()]  # type: ignore[arg-type]
-
-    async def office(self, owner: str, members: dict[str, str] | None = None) -> str:
-        office_id = new_id()
-        self.offices[office_id] = {owner: "practitioner", **(members or {})}
-        self.versions[office_id] = 1
-        await self.emit(OfficeCreated(office_id=office_id, owner_id=owner, name="Clinic", version=1,
-                                      members=self._members(office_id)), office_id)
-        return office_id
-
-    async def join(self, office_id: str, account_id: str, role: str = "practitioner") -> Envelope:
-        self.offices[office_id][account_id] = role
-        self.versions[office_id] += 1
-        return await self.emit(OfficeMemberAdded(office_id=office_id, account_id=account_id, role=role,  # type: ignore[arg-type]
-                                                 version=self.versions[office_id], members=self._members(office_id)),
-                               office_id)
-
-    async def leave(self, office_id: str, account_id: str) -> Envelope:
-        self.offices[office_id].pop(account_id)
-        self.versions[office_id] += 1
-        return await self.emit(OfficeMemberRemoved(office_id=office_id, account_id=account_id,
-                                                   version=self.versions[office_id], members=self._members(office_id)),
-                               office_id)
-
-    async def connect(self, owner: str, target_id: str, kind: str = "practitioner") -> str:
-        cid = new_id()
-        await self.emit(ConnectionCreated(connection_id=cid, owner_id=owner, target_kind=kind, target_id=target_id),  # type: ignore[arg-type]
-                        cid)
-        return cid
-
-    async def disconnect(self, cid: str, owner: str, target_id: str, kind: str = "practitioner") -> None:
-        await self.emit(ConnectionDeleted(connection_id=cid, owner_id=owner, target_kind=kind,  # type: ignore[arg-type]
-                                          target_id=target_id, deleted_by=owner), cid)
-
-    async def account(self, account_id: str, name: str, kind: str = "practitioner") -> None:
+    async def account(self, account_id: str, name: str | None = None, kind: str = "practitioner",
+                      email: str | None = None) -> Envelope:
         """Registers the account (again, with a new name, stands for a rename: the projection keeps the
         latest name)."""
-        await self.emit(AccountRegistered(account_id=account_id, kind=kind, name=name), account_id)  # type: ignore[arg-type]
+        return await super().account(account_id, name, kind, email)
 
-    async def patient(self, name: str, *care_team: str) -> str:
-        pid = new_id()
-        self.directory.patients[pid] = {"id": pid, "name": name}
-        self.directory.care[pid] = set(care_team)
-        await self.emit(PatientRegistered(patient_id=pid, registered_by=care_team[0], version=1,
-                                          care_team=list(care_team)), pid)
-        return pid
+    async def patient(self, name: str, *care_team: str) -> str:  # type: ignore[override]
+        return await super().patient(*care_team, name=name)
 
 
 @dataclass

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 
@@ -17,12 +16,8 @@ from clinishare_shared.bus.base import EventBus
 from clinishare_shared.bus.memory import InMemoryBus
 from clinishare_shared.bus.rabbit import RabbitBus
 from clinishare_shared.directory import StaticDirectory
-from clinishare_shared.events import (
-    AccountRegistered, ConnectionCreated, ConnectionDeleted, Envelope, EventData, OfficeCreated, OfficeMember, OfficeMemberAdded, OfficeMemberRemoved,
-    PatientRegistered, make_event,
-)
-from clinishare_shared.mongo import new_id
-from clinishare_shared.testing import LiveServer, bearer, wait_for
+from clinishare_shared.events import Envelope, EventData
+from clinishare_shared.testing import IdentityFacts, LiveServer, bearer, delete_broker_objects, processed_in, wait_for
 
 from clinishare_documents.app import create_app
 from clinishare_documents.settings import DocumentsSettings
@@ -38,7 +33,7 @@ class Harness:
         self.app, self.client, self.bus, self.identity_bus, self.db, self.signer = \
             app, client, bus, identity_bus, db, signer
         self.events: dict[str, Envelope] = {}
-        self._versions: dict[str, int] = {}
+        self.facts = IdentityFacts(identity_bus, settle=processed_in(db))  # speaks for identity
 
     async def record(self, event: Envelope) -> None:
         self.events[event.id] = event
@@ -62,56 +57,28 @@ class Harness:
 
     async def identity(self, data: EventData, subject: str) -> None:
         """Publish an identity event and return once the service has processed it."""
-        event = make_event(data, source="identity", subject=subject)
-        await self.identity_bus.publish(event)
-        if isinstance(self.identity_bus, InMemoryBus):
-            await self.identity_bus.drain()
-        await wait_for(lambda: self.db["processed_events"].find_one({"_id": event.id}),
-                       message=f"{event.type} processed")
+        await self.facts.emit(data, subject)
 
     async def office(self, owner: str, **members: str) -> str:
-        office_id = new_id()
-        self._versions[office_id] = 1
-        team = [OfficeMember(account_id=owner, role="practitioner")]
-        team += [OfficeMember(account_id=a, role=r) for a, r in members.items()]  # type: ignore[arg-type]
-        await self.identity(OfficeCreated(office_id=office_id, owner_id=owner, name="Office", version=1,
-                                          members=team), office_id)
-        return office_id
-
-    async def _members(self, office_id: str) -> list[OfficeMember]:
-        doc = await self.db["idp_offices"].find_one({"_id": office_id})
-        return [OfficeMember(**m) for m in doc["members"]]
+        return await self.facts.office(owner, members, name="Office")
 
     async def add_member(self, office_id: str, account_id: str, role: str) -> None:
-        self._versions[office_id] += 1
-        members = [*await self._members(office_id), OfficeMember(account_id=account_id, role=role)]  # type: ignore[arg-type]
-        await self.identity(OfficeMemberAdded(office_id=office_id, account_id=account_id, role=role,  # type: ignore[arg-type]
-                                              version=self._versions[office_id], members=members), office_id)
+        await self.facts.join(office_id, account_id, role)
 
     async def remove_member(self, office_id: str, account_id: str) -> None:
-        self._versions[office_id] += 1
-        members = [m for m in await self._members(office_id) if m.account_id != account_id]
-        await self.identity(OfficeMemberRemoved(office_id=office_id, account_id=account_id,
-                                                version=self._versions[office_id], members=members), office_id)
+        await self.facts.leave(office_id, account_id)
 
     async def patient(self, *care_team: str) -> str:
-        patient_id = new_id()
-        await self.identity(PatientRegistered(patient_id=patient_id, registered_by=care_team[0], version=1,
-                                              care_team=list(care_team)), patient_id)
-        return patient_id
+        return await self.facts.patient(*care_team)
 
     async def connect(self, owner: str, target_kind: str, target_id: str) -> str:
-        connection_id = new_id()
-        await self.identity(ConnectionCreated(connection_id=connection_id, owner_id=owner, target_kind=target_kind,  # type: ignore[arg-type]
-                                              target_id=target_id), owner)
-        return connection_id
+        return await self.facts.connect(owner, target_id, target_kind)
 
     async def disconnect(self, connection_id: str, owner: str, target_kind: str, target_id: str) -> None:
-        await self.identity(ConnectionDeleted(connection_id=connection_id, owner_id=owner, target_kind=target_kind,  # type: ignore[arg-type]
-                                              target_id=target_id, deleted_by=target_id), owner)
+        await self.facts.disconnect(connection_id, owner, target_id, target_kind, deleted_by=target_id)
 
     async def account(self, account_id: str, name: str, kind: str = "practitioner") -> None:
-        await self.identity(AccountRegistered(account_id=account_id, kind=kind, name=name), account_id)  # type: ignore[arg-type]
+        await self.facts.account(account_id, name, kind)
 
     # ---- the documents API -----------------------------------------------------------------------
 
@@ -182,15 +149,8 @@ async def rabbit(amqp_url: str, unique: str) -> AsyncIterator[Callable[[], Await
     yield make
     for bus in buses:
         await bus.close()
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        for queue in (f"documents-{unique}", f"observer-{unique}"):
-            await channel.queue_delete(queue)
-            await channel.queue_delete(f"{queue}.dlq")
-        await channel.queue_delete(f"test.{unique}.stream")
-        await channel.exchange_delete(f"test.{unique}")
-        await channel.exchange_delete(f"test.{unique}.dlx")
+    await delete_broker_objects(amqp_url, queues=[f"documents-{unique}", f"observer-{unique}"],
+                                exchanges=[f"test.{unique}"])
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
@@ -19,7 +18,7 @@ from clinishare_notify.settings import NotifySettings
 from clinishare_shared.bus.base import EventBus
 from clinishare_shared.bus.memory import InMemoryBus
 from clinishare_shared.events import AccountRegistered, Envelope, EventData, OfficeCreated, OfficeMember, make_event
-from clinishare_shared.testing import LiveServer, wait_for
+from clinishare_shared.testing import LiveServer, delete_broker_objects, wait_for
 
 
 def _free_port() -> int:
@@ -136,10 +135,4 @@ async def start_notify(request: pytest.FixtureRequest, mongo_client: Any, db_nam
     yield start
     await stack.aclose()
     if amqp_url:
-        connection = await aio_pika.connect(amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            for q in (queue, f"{queue}.dlq", f"{exchange}.stream"):
-                await channel.queue_delete(q)
-            for x in (exchange, f"{exchange}.dlx"):
-                await channel.exchange_delete(x)
+        await delete_broker_objects(amqp_url, queues=[queue], exchanges=[exchange])

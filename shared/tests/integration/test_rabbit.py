@@ -343,3 +343,22 @@ async def test_one_subjects_events_are_handled_in_order_while_others_run_concurr
     await wait_for(lambda: len(seen["s1"]) == 30 and len(seen["s2"]) == 30, message="all handled")
     assert seen["s1"] == list(range(1, 31)) and seen["s2"] == list(range(1, 31))
     assert most_at_once == 2  # the two subjects did run side by side
+
+
+async def test_delete_broker_objects_removes_queues_exchanges_and_their_companions(amqp_url: str, unique: str) -> None:
+    from clinishare_shared.testing import delete_broker_objects
+
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for q in (f"t.{unique}", f"t.{unique}.dlq"):
+            await channel.declare_queue(q)
+        for x in (f"x.{unique}", f"x.{unique}.dlx"):
+            await channel.declare_exchange(x, aio_pika.ExchangeType.TOPIC)
+        await delete_broker_objects(amqp_url, queues=[f"t.{unique}", f"never.{unique}"], exchanges=[f"x.{unique}"])
+        for q in (f"t.{unique}", f"t.{unique}.dlq"):
+            with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+                await (await connection.channel()).declare_queue(q, passive=True)
+        for x in (f"x.{unique}", f"x.{unique}.dlx"):
+            with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+                await (await connection.channel()).declare_exchange(x, passive=True)

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 from structlog.testing import capture_logs
@@ -17,7 +16,7 @@ from clinishare_charts.app import create_app
 from clinishare_charts.settings import ChartsSettings
 from clinishare_shared.bus.rabbit import RabbitBus
 from clinishare_shared.events import Envelope
-from clinishare_shared.testing import LiveServer, bearer, wait_for
+from clinishare_shared.testing import LiveServer, bearer, delete_broker_objects, wait_for
 
 
 @dataclass
@@ -62,13 +61,7 @@ async def on_rabbit(amqp_url: str, unique: str, mongo_client: Any, db_name: str,
                                received=received, signer=signer)
     finally:
         await publisher.close()
-        connection = await aio_pika.connect(amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            for name in (queue, f"{queue}.dlq", collector, f"{collector}.dlq", f"{exchange}.stream"):
-                await channel.queue_delete(name)
-            for name in (exchange, f"{exchange}.dlx"):
-                await channel.exchange_delete(name)
+        await delete_broker_objects(amqp_url, queues=[queue, collector], exchanges=[exchange])
 
 
 async def test_projection_follows_office_membership_and_ignores_redelivery(on_rabbit: RabbitCharts) -> None:

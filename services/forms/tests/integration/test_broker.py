@@ -7,7 +7,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 
@@ -18,7 +17,7 @@ from clinishare_shared.directory import StaticDirectory
 from clinishare_shared.events import (
     ConnectionCreated, Envelope, OfficeCreated, OfficeMember, OfficeMemberRemoved, PatientRegistered, make_event,
 )
-from clinishare_shared.testing import LiveServer, bearer, outbox_emptied, wait_for
+from clinishare_shared.testing import LiveServer, bearer, delete_broker_objects, outbox_emptied, wait_for
 
 
 A, B, D, OFFICE = "prac-a", "prac-b", "prac-d", "office-o"
@@ -39,15 +38,7 @@ async def broker(amqp_url: str, unique: str) -> AsyncIterator[dict[str, Any]]:
     await probe.subscribe(f"probe.{unique}", ["forms.#"], collect)
     yield {"bus": probe, "received": received, "exchange": exchange}
     await probe.close()
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        for queue in (f"probe.{unique}", f"forms.{unique}"):
-            for name in (queue, f"{queue}.dlq"):
-                await channel.queue_delete(name)
-        await channel.queue_delete(f"{exchange}.stream")
-        for name in (exchange, f"{exchange}.dlx"):
-            await channel.exchange_delete(name)
+    await delete_broker_objects(amqp_url, queues=[f"probe.{unique}", f"forms.{unique}"], exchanges=[exchange])
 
 
 @pytest.fixture

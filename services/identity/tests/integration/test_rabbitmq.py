@@ -1,11 +1,10 @@
 """With the real broker: an event written by the API reaches a queue bound to identity.#."""
 
-import aio_pika
 import httpx
 import pytest
 
 from clinishare_shared.bus.rabbit import RabbitBus
-from clinishare_shared.testing import LiveServer, wait_for
+from clinishare_shared.testing import LiveServer, delete_broker_objects, wait_for
 from clinishare_identity.app import create_app
 
 
@@ -13,13 +12,7 @@ from clinishare_identity.app import create_app
 async def rabbit_names(amqp_url, unique):
     exchange, queue = f"test.{unique}", f"test.identity-observer.{unique}"
     yield exchange, queue
-    connection = await aio_pika.connect_robust(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        for name in (queue, f"{queue}.dlq", f"{exchange}.stream"):
-            await channel.queue_delete(name)
-        for name in (exchange, f"{exchange}.dlx"):
-            await channel.exchange_delete(name)
+    await delete_broker_objects(amqp_url, queues=[queue], exchanges=[exchange])
 
 
 async def test_account_registered_reaches_a_bound_queue(settings, mongo_client, amqp_url, rabbit_names):
