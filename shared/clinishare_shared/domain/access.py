@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 Through = Literal["practitioner", "office", "patient", "pin", "office_membership"]
 ReaderKind = Literal["practitioner", "staff", "patient"]
@@ -32,3 +32,15 @@ class Ground:
 class Reader:
     kind: ReaderKind
     id: str
+
+
+@dataclass(frozen=True)
+class Readable:
+    """An item the caller may read, and every ground they read it through (none: the item is theirs)."""
+
+    item: dict[str, Any]
+    grounds: list[Ground]
+
+    @property
+    def own(self) -> bool:
+        return not self.grounds

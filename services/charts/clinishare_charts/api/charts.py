@@ -75,22 +75,22 @@ async def list_shared_charts(me: CurrentPrincipal, store: StoreDep, projection: 
 @router.get("/{chart_id}", response_model=ChartWithNotes, summary="A chart you can read, with its notes")
 async def get_chart(access: ReadableChart, me: CurrentPrincipal, store: StoreDep, projection: ProjectionDep,
                     response: Response) -> ChartWithNotes:
-    chart = access.chart
+    chart = access.item
     tag(response, chart_etag(chart))
-    if not access.is_author:
+    if not access.own:
         # the read is accounted for (audit) in the same write as the access-log entry
         await store.record_access(chart=chart, accessor_id=me.id, accessor_kind=me.kind,
                                   grant_ids=list(dict.fromkeys(g.grant_id for g in access.grounds)))
     notes = await store.notes_of(chart["_id"])
     names = await projection.names([chart["author_id"], *(n["author_id"] for n in notes)])
-    return ChartWithNotes(**chart_read(chart, names, shared=not access.is_author).model_dump(),
+    return ChartWithNotes(**chart_read(chart, names, shared=not access.own).model_dump(),
                           notes=[note_read(n, names) for n in notes])
 
 
 @router.patch("/{chart_id}", response_model=ChartRead, summary="Edit your own chart")
 async def update_chart(body: ChartUpdate, access: ReadableChart, me: CurrentPrincipal, store: StoreDep,
                        projection: ProjectionDep, response: Response, if_match: IfMatch = None) -> ChartRead:
-    chart = access.chart
+    chart = access.item
     if chart["author_id"] != me.id:
         raise Problem(403, "only the chart's author edits it")
     check_if_match(if_match, chart_etag(chart))
@@ -112,7 +112,7 @@ def chart_etag(chart: dict[str, Any]) -> str:
 @router.post("/{chart_id}/notes", status_code=201, response_model=NoteRead, summary="Add a note to a chart you can read")
 async def add_note(body: NoteCreate, access: ReadableChart, me: CurrentPrincipal, store: StoreDep,
                    projection: ProjectionDep) -> NoteRead:
-    note = await store.add_note(chart=access.chart, author_id=me.id, text=body.text)
+    note = await store.add_note(chart=access.item, author_id=me.id, text=body.text)
     return note_read(note, await projection.names([me.id]))
 
 

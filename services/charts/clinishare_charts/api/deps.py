@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends
@@ -12,7 +11,7 @@ from clinishare_charts.service import read_grounds
 from clinishare_charts.store import ChartStore
 from clinishare_shared.auth import CurrentPrincipal
 from clinishare_shared.deps import AuthorizationHeader, DirectoryDep, ProjectionDep, from_state
-from clinishare_shared.domain.access import Ground
+from clinishare_shared.domain.access import Readable
 from clinishare_shared.mongo import now_ms
 from clinishare_shared.problems import Problem
 from clinishare_shared.ids import PathId
@@ -29,32 +28,20 @@ async def _viewer_offices(principal: CurrentPrincipal, projection: ProjectionDep
 ViewerOffices = Annotated[dict[str, str], Depends(_viewer_offices)]
 
 
-@dataclass(frozen=True)
-class ChartAccess:
-    """A chart the caller may read, and every ground they read it through (empty for its author)."""
-
-    chart: dict[str, Any]
-    grounds: list[Ground]
-
-    @property
-    def is_author(self) -> bool:
-        return not self.grounds
-
-
 async def _readable_chart(chart_id: PathId, principal: CurrentPrincipal,
-                          store: StoreDep, projection: ProjectionDep) -> ChartAccess:
+                          store: StoreDep, projection: ProjectionDep) -> Readable:
     chart = await store.chart(chart_id)
     if chart is None:
         raise Problem(404, "chart not found")
     if chart["author_id"] == principal.id:
-        return ChartAccess(chart, [])
+        return Readable(chart, [])
     found = await read_grounds(store=store, projection=projection, chart=chart, viewer_id=principal.id, now=now_ms())
     if not found:
         raise Problem(404, "chart not found")
-    return ChartAccess(chart, found)
+    return Readable(chart, found)
 
 
-ReadableChart = Annotated[ChartAccess, Depends(_readable_chart)]
+ReadableChart = Annotated[Readable, Depends(_readable_chart)]
 
 
 async def _own_chart(chart_id: PathId, principal: CurrentPrincipal,

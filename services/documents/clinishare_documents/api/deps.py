@@ -3,14 +3,13 @@ turn identity facts (projection first, identity itself as tie-breaker) into the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends
 
 from clinishare_shared.access import NamedRecipient, named_recipients
 from clinishare_shared.deps import DirectoryDep, ProjectionDep, from_state
-from clinishare_shared.domain.access import Ground
+from clinishare_shared.domain.access import Readable
 from clinishare_shared.mongo import now_ms
 from clinishare_shared.auth import CurrentPrincipal, Principal, require_kind
 from clinishare_shared.directory import Directory, refused_recipients
@@ -30,33 +29,21 @@ SettingsDep = Annotated[DocumentsSettings, from_state("settings")]
 CurrentReader = Annotated[Principal, require_kind("practitioner", "staff")]
 
 
-@dataclass(frozen=True)
-class DocumentAccess:
-    """A document the caller may read, and the shares they read it through (empty for its owner)."""
-
-    doc: dict[str, Any]
-    grounds: list[Ground]
-
-    @property
-    def is_owner(self) -> bool:
-        return not self.grounds
-
-
 async def _readable(document_id: PathId, principal: CurrentPrincipal, store: StoreDep,
-                    projection: ProjectionDep) -> DocumentAccess:
+                    projection: ProjectionDep) -> Readable:
     doc = await store.get(document_id)
     if doc is None:
         raise not_found("document")
     if doc["owner_id"] == principal.id and principal.kind != "patient":
-        return DocumentAccess(doc, [])
+        return Readable(doc, [])
     found = await read_grounds(projection=projection, doc=doc, account_id=principal.id, kind=principal.kind,
                                now=now_ms())
     if not found:
         raise not_found("document")
-    return DocumentAccess(doc, found)
+    return Readable(doc, found)
 
 
-ReadableDocument = Annotated[DocumentAccess, Depends(_readable)]
+ReadableDocument = Annotated[Readable, Depends(_readable)]
 
 
 async def _own_document(document_id: PathId, principal: CurrentPrincipal, store: StoreDep) -> dict[str, Any]:

@@ -122,7 +122,7 @@ async def list_documents(principal: CurrentReader, store: StoreDep, projection: 
 @router.get("/{document_id}", response_model=DocumentRead, summary="A document I own or that is shared with me")
 async def get_document(access: ReadableDocument, principal: CurrentPrincipal,
                        projection: ProjectionDep) -> DocumentRead:
-    return await to_read(access.doc, principal.id, projection)
+    return await to_read(access.item, principal.id, projection)
 
 
 @router.get("/{document_id}/access", response_model=AccessList,
@@ -140,8 +140,8 @@ def _attachment(filename: str) -> str:
             response_class=StreamingResponse, responses={200: {"content": {"application/octet-stream": {}}}})
 async def document_content(access: ReadableDocument, principal: CurrentPrincipal,
                            store: StoreDep) -> StreamingResponse:
-    doc = access.doc
-    if not access.is_owner:
+    doc = access.item
+    if not access.own:
         # the download is accounted for (audit) in the same write as its access-log entry
         await store.record_access(doc=doc, accessor_id=principal.id, accessor_kind=principal.kind,
                                   grant_ids=[g.grant_id for g in access.grounds])

@@ -33,7 +33,7 @@ async def test_documents_events_reach_a_bound_queue(rabbit: Any, start_documents
     assert event.source == "documents" and event.subject == doc["id"]
     assert event.data == {"document_id": doc["id"], "owner_id": ME, "workspace_patient_id": patient,
                           "patient_ids": [patient], "practitioner_ids": [COLLEAGUE],
-                          "offices": [{"office_id": office, "audience": "staff"}]}
+                          "offices": [{"office_id": office, "audience": "staff"}], "expires_at": None}
     body = event.model_dump_json()
     assert "Jane Doe" not in body and "biopsy" not in body and "oncology" not in body
 
