@@ -15,6 +15,7 @@ import httpx
 import structlog
 
 from clinishare_shared.domain.sharing import SharingList
+from clinishare_shared.http import pooled_client
 from clinishare_shared.ids import is_id
 from clinishare_shared.observability import outgoing_headers
 from clinishare_shared.problems import Problem
@@ -29,18 +30,34 @@ class Directory(Protocol):
 
 
 class IdentityDirectory:
+    """Identity over HTTP through one pooled client (keep-alive, at most ``max_connections`` at once),
+    made on first use and closed with ``aclose``."""
+
     def __init__(self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, max_connections: int = 20) -> None:
         self.base_url = base_url.rstrip("/")
         self.transport = transport
         self.timeout = timeout
+        self.max_connections = max_connections
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None or self._client.is_closed:
+            self._client = pooled_client(base_url=self.base_url, transport=self.transport, timeout=self.timeout,
+                                         max_connections=self.max_connections,
+                                         max_keepalive=self.max_connections)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
 
     async def _get(self, path: str, authorization: str) -> httpx.Response | None:
         try:
-            async with httpx.AsyncClient(base_url=self.base_url, transport=self.transport,
-                                         timeout=self.timeout) as client:
-                # the request id, correlation id and trace travel on service-to-service calls
-                return await client.get(path, headers={"Authorization": authorization, **outgoing_headers()})
+            # the request id, correlation id and trace travel on service-to-service calls
+            return await self.client.get(path, headers={"Authorization": authorization, **outgoing_headers()})
         except httpx.HTTPError as exc:
             log.warning("identity_unreachable", path=path.split("?")[0], error=type(exc).__name__)
             return None

@@ -46,6 +46,7 @@ class Infra:
         self.client: Any = mongo_client
         self.db: Any = None
         self.relay: OutboxRelay | None = None
+        self._directory: Any = None
         self.consumer: IdempotentConsumer | None = None
         self.engine = ""
         self._purge_task: asyncio.Task[None] | None = None
@@ -130,6 +131,16 @@ class Infra:
             db_ok = False
         return {"database": db_ok, "broker": await self.bus.ping()}
 
+    def directory(self, given: Any, identity_url: str) -> Any:
+        """The directory handed in (the all-in-one process shares one), else an identity directory this
+        infra owns: one pooled client for the service's life, closed with it."""
+        if given is not None:
+            return given
+        from clinishare_shared.directory import IdentityDirectory
+
+        self._directory = IdentityDirectory(identity_url)
+        return self._directory
+
     async def close(self) -> None:
         task = getattr(self, "_catch_up", None)
         if task is not None and not task.done():
@@ -140,6 +151,8 @@ class Infra:
             self._purge_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purge_task
+        if self._directory is not None:
+            await self._directory.aclose()
         if self.relay is not None:
             await self.relay.stop()
         if self._own_bus:

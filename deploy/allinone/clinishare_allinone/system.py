@@ -158,6 +158,7 @@ def create_system(overrides: ServiceOverrides | None = None, *, bus: EventBus | 
             if own_bus:
                 await bus.start()
                 stack.push_async_callback(bus.close)
+            stack.push_async_callback(directory.aclose)
             # consumers first (so nothing published at start-up is unroutable), identity last
             for name in ["notify", "audit", "charts", "documents", "forms", "identity"]:
                 await stack.enter_async_context(services[name].router.lifespan_context(services[name]))

@@ -26,6 +26,7 @@ from clinishare_shared.apidocs import install_swagger_ui
 from clinishare_shared.app import install_metrics
 from clinishare_shared.asyncapi import asyncapi_document
 from clinishare_shared.openapi import combined_openapi
+from clinishare_shared.http import pooled_client
 from clinishare_shared.middleware import RequestContextMiddleware
 from clinishare_shared.observability import outgoing_headers
 from clinishare_shared.protection import SecurityHeadersMiddleware
@@ -55,7 +56,11 @@ def create_app(settings: GatewaySettings | None = None, *, transport: httpx.Asyn
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.client = httpx.AsyncClient(timeout=settings.timeout_seconds, transport=transport)
+        # one pooled client for every upstream: keep-alive, bounded, timeouts on every phase
+        app.state.client = pooled_client(transport=transport, timeout=settings.timeout_seconds,
+                                         connect_timeout=settings.connect_timeout_seconds,
+                                         max_connections=settings.max_connections,
+                                         max_keepalive=settings.max_keepalive_connections)
         yield
         await app.state.client.aclose()
 

@@ -15,7 +15,7 @@ from clinishare_charts.store import ChartStore
 from clinishare_shared.app import service_app
 from clinishare_shared.auth import KeyProvider
 from clinishare_shared.bus.base import EventBus
-from clinishare_shared.directory import Directory, IdentityDirectory
+from clinishare_shared.directory import Directory
 from clinishare_shared.mongo import now_ms
 from clinishare_shared.runtime import Infra
 from clinishare_shared.sweeper import Sweeper
@@ -37,7 +37,7 @@ def create_app(settings: ChartsSettings | None = None, *, bus: EventBus | None =
             sweeper = Sweeper("chart-grants", lambda: store.expire_due(now_ms()), interval=conf.expiry_sweep_seconds)
             sweeper.start()
             infra.expose(app, store=store, projection=projection,
-                         directory=directory or IdentityDirectory(conf.identity_url), sweeper=sweeper)
+                         directory=infra.directory(directory, conf.identity_url), sweeper=sweeper)
             try:
                 yield
             finally:

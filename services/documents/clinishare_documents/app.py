@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from clinishare_shared.app import service_app
 from clinishare_shared.auth import KeyProvider
 from clinishare_shared.bus.base import EventBus
-from clinishare_shared.directory import Directory, IdentityDirectory
+from clinishare_shared.directory import Directory
 from clinishare_shared.runtime import Infra
 
 from clinishare_documents.api import documents, labels, portal
@@ -25,7 +25,6 @@ from clinishare_shared.sweeper import Sweeper
 def create_app(settings: DocumentsSettings | None = None, *, bus: EventBus | None = None, mongo_client: Any = None,
                keys: KeyProvider | None = None, directory: Directory | None = None) -> FastAPI:
     settings = settings or DocumentsSettings()
-    directory = directory if directory is not None else IdentityDirectory(settings.identity_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,7 +40,8 @@ def create_app(settings: DocumentsSettings | None = None, *, bus: EventBus | Non
             sweeper = Sweeper("document-shares", lambda: store.expire_due(now_ms()),
                               interval=settings.expiry_sweep_seconds)
             sweeper.start()
-            infra.expose(app, settings=settings, store=store, projection=projection, directory=directory,
+            infra.expose(app, settings=settings, store=store, projection=projection,
+                         directory=infra.directory(directory, settings.identity_url),
                          sweeper=sweeper)
             try:
                 yield

@@ -15,7 +15,7 @@ from clinishare_forms.store import OUTBOX_COLLECTIONS, FormStore
 from clinishare_shared.app import service_app
 from clinishare_shared.auth import KeyProvider
 from clinishare_shared.bus.base import EventBus
-from clinishare_shared.directory import Directory, IdentityDirectory
+from clinishare_shared.directory import Directory
 from clinishare_shared.runtime import Infra
 
 
@@ -32,7 +32,7 @@ def create_app(settings: FormsSettings | None = None, *, bus: EventBus | None = 
             projection = await infra.open_projection()
             await store.ensure_indexes()
             infra.expose(app, store=store, projection=projection,
-                         directory=directory or IdentityDirectory(settings.identity_url))
+                         directory=infra.directory(directory, settings.identity_url))
             await infra.start_relay(OUTBOX_COLLECTIONS)
             await infra.start_consumer(consumed(projection))
             yield
