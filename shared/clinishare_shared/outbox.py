@@ -91,13 +91,19 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
+def _ids_filter(ids: list[Any]) -> dict[str, Any]:
+    """``_id`` equality for one id (FerretDB's SQLite handler pushes down only that), ``$in`` for more."""
+    return {"_id": ids[0]} if len(ids) == 1 else {"_id": {"$in": ids}}
+
+
 def relay_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class OutboxRelay:
     def __init__(self, db: Any, collections: Sequence[str], bus: EventBus, *, poll_interval: float = 0.25,
-                 batch: int = 100, lease_seconds: float = 30.0, name: str | None = None) -> None:
+                 batch: int = 100, lease_seconds: float = 30.0, name: str | None = None,
+                 sweep_interval: float = 30.0) -> None:
         self.db = db
         self.collections = list(collections)
         self.bus = bus
@@ -114,6 +120,15 @@ class OutboxRelay:
         self.max_park_seconds = 60.0
         self._until = datetime.now(UTC)
         self._swept_at = 0.0
+        # What writes staged since the last pass: collection -> document ids. The pass after a write
+        # reads only these (by _id: an index on every engine); the full sweep (every collection, every
+        # pending document) runs at start-up, on a kick that names nothing, and every sweep_interval.
+        self.sweep_interval = sweep_interval
+        self._staged: dict[str, set[Any]] = {}
+        self._sweep_due = True
+        self._last_sweep = float("-inf")
+        # (collection, document id) -> loop time to look at it again (its first event is parked)
+        self._retry_docs: dict[tuple[str, Any], float] = {}
 
     async def ensure_indexes(self) -> None:
         for name in self.collections:
@@ -124,8 +139,14 @@ class OutboxRelay:
         """Forget the back-off of unroutable events (say, once their consumer is deployed)."""
         self._parked.clear()
 
-    def kick(self) -> None:
-        """Ask for a pass now (after a write) instead of at the next poll."""
+    def kick(self, collection: str | None = None, doc_id: Any = None) -> None:
+        """Ask for a pass now, after a write that staged events in ``collection``'s document ``doc_id``:
+        that pass reads only the documents named since the last one. A kick that names nothing asks for
+        a full sweep."""
+        if collection is None or doc_id is None:
+            self._sweep_due = True
+        else:
+            self._staged.setdefault(collection, set()).add(doc_id)
         self._wake.set()
 
     def _is_parked(self, doc: dict[str, Any], now: float) -> bool:
@@ -157,17 +178,22 @@ class OutboxRelay:
         published meanwhile is not published again), the last ``_id`` looked at (for the next page; None
         when there is none) and the lease token. Paging by ``_id`` means documents whose events stay
         pending (unroutable) never starve the ones behind them."""
-        now = datetime.now(UTC)
         query: dict[str, Any] = {f"{OUTBOX}.id": {"$exists": True}}
         if after is not None:
             query["_id"] = {"$gt": after}
         candidates = await coll.find(query, {"_id": 1, OUTBOX: 1}).sort("_id", 1).limit(self.batch).to_list()
         last = candidates[-1]["_id"] if len(candidates) == self.batch else None
+        held, token = await self._claim_candidates(coll, candidates)
+        return held, last, token
+
+    async def _claim_candidates(self, coll: Any, candidates: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+        """Take the leases of ``candidates`` (documents with pending events) that are free and not parked;
+        the documents now held, re-read, and the lease token."""
         loop_now = asyncio.get_running_loop().time()
         keys = {f"{coll.name}/{d['_id']}": d["_id"] for d in candidates if not self._is_parked(d, loop_now)}
         if not keys:
-            return [], last, None
-        leases = {c["_id"]: c for c in await self.db[CLAIMS].find({"_id": {"$in": list(keys)}}).to_list()}
+            return [], None
+        leases = {c["_id"]: c for c in await self.db[CLAIMS].find(_ids_filter(list(keys))).to_list()}
         token = f"{self.name}:{uuid.uuid4().hex[:8]}"
         taken_at = datetime.now(UTC)
         until = taken_at + timedelta(seconds=self.lease_seconds)
@@ -176,10 +202,14 @@ class OutboxRelay:
             if await self._take(key, token, taken_at, leases[key]):
                 held_ids.append(keys[key])
         if not held_ids:
-            return [], last, None
+            return [], None
         self._until = until
-        held = await coll.find({"_id": {"$in": held_ids}}, {OUTBOX: 1}).sort("_id", 1).to_list()
-        return held, last, token
+        held = await coll.find(_ids_filter(held_ids), {OUTBOX: 1}).sort("_id", 1).to_list()
+        return held, token
+
+    async def _finish(self, coll: Any, doc_id: Any, published: list[dict[str, Any]]) -> None:
+        """Remove a document's confirmed events: the exact stored elements, in one write."""
+        await coll.update_one({"_id": doc_id}, pull_exact(OUTBOX, *published))
 
     async def _insert_leases(self, free: list[str], keys: dict[str, Any], token: str, until: datetime) -> list[Any]:
         """Insert leases for the unclaimed documents in one round trip; the ones another relay inserted
@@ -200,12 +230,6 @@ class OutboxRelay:
         if ids and datetime.now(UTC) < self._until:
             await self.db[CLAIMS].delete_many({"_id": {"$in": [f"{coll.name}/{i}" for i in ids]}, "by": token})
 
-    async def _finish(self, coll: Any, doc_id: Any, token: str, published: list[dict[str, Any]]) -> None:
-        """Remove the published events (the exact stored elements), then give the lease back."""
-        if published:
-            await coll.update_one({"_id": doc_id}, pull_exact(OUTBOX, *published))
-        await self._release(coll, [doc_id], token)
-
     async def run_once(self) -> int:
         """One pass over every claimable document. Returns how many events were published."""
         sent = 0
@@ -224,6 +248,35 @@ class OutboxRelay:
         await self._forget_old_takeovers()
         return sent
 
+    async def pass_after_write(self) -> int:
+        """The pass a write's kick triggers: only the documents named by kicks since the last pass (and
+        those whose parked event is due again), each found by ``_id``, so its cost does not grow with the
+        collection. Returns how many events were published."""
+        now = asyncio.get_running_loop().time()
+        for (name, doc_id), at in list(self._retry_docs.items()):
+            if at <= now:
+                del self._retry_docs[(name, doc_id)]
+                self._staged.setdefault(name, set()).add(doc_id)
+        staged, self._staged = self._staged, {}
+        sent = 0
+        for name, ids in staged.items():
+            coll = self.db[name]
+            ordered = sorted(ids)
+            for i in range(0, len(ordered), self.batch):
+                chunk = ordered[i:i + self.batch]
+                candidates = await coll.find({**_ids_filter(chunk), f"{OUTBOX}.id": {"$exists": True}},
+                                             {"_id": 1, OUTBOX: 1}).to_list()
+                docs, token = await self._claim_candidates(coll, candidates)
+                if token is None:
+                    continue
+                n, broker_down = await self._publish_held(coll, docs, token)
+                sent += n
+                if broker_down:  # keep what is left for the next pass
+                    for rest_name, rest in staged.items():
+                        self._staged.setdefault(rest_name, set()).update(rest)
+                    return sent
+        return sent
+
     async def _forget_old_takeovers(self) -> None:
         """Takeover markers only need to outlive the leases they ended; drop those older than an hour."""
         now = asyncio.get_running_loop().time()
@@ -234,45 +287,60 @@ class OutboxRelay:
         await self.db[CLAIMS].delete_many({"_id": {"$regex": "^takeover/"}, "at": {"$lt": cutoff}})
 
     async def _publish_held(self, coll: Any, docs: list[dict[str, Any]], token: str) -> tuple[int, bool]:
-        """Publish the events of the documents this relay holds, document by document, in order. Returns
-        the number published and whether the broker was unavailable (the pass stops)."""
+        """Publish the events of the documents this relay holds, pipelined: in round k the k-th pending
+        event of every document still going is in flight at once (``bus.publish_many``), so a document's
+        events leave in order, one round after another, and a document stops at its first failure (the
+        rest wait behind it). Then ONE removal per document of exactly its confirmed events, and the
+        leases back in one write. Returns the number published and whether the broker was unavailable
+        (the pass stops)."""
         loop = asyncio.get_running_loop()
+        pending = {d["_id"]: list(d.get(OUTBOX) or []) for d in docs}
+        published: dict[Any, list[dict[str, Any]]] = {d["_id"]: [] for d in docs}
+        going = [d["_id"] for d in docs if pending[d["_id"]]]
+        broker_down = False
+        k = 0
+        while going and not broker_down:
+            # never publish on a lease that may run out under us: what is not started by the time half
+            # of it is left goes back (and is looked at again next pass)
+            deadline = loop.time() + (self._until - datetime.now(UTC)).total_seconds() - self.lease_seconds / 2
+            raws = [pending[doc_id][k] for doc_id in going]
+            events = [Envelope.model_validate(raw) for raw in raws]
+            results = await self.bus.publish_many(events, deadline=deadline,
+                                                  traces=[raw.get(TRACE_KEY) for raw in raws])
+            now = loop.time()
+            still = []
+            for doc_id in going[len(results):]:  # not attempted in time
+                self._staged.setdefault(coll.name, set()).add(doc_id)
+            for doc_id, raw, event, failure in zip(going, raws, events, results):
+                if failure is None:
+                    published[doc_id].append(raw)
+                    self._parked.pop(event.id, None)
+                    if k + 1 < len(pending[doc_id]):
+                        still.append(doc_id)
+                elif failure.unroutable:
+                    # Nobody is bound for it yet: keep it (and the rest of this document's events, to
+                    # keep their order) for a later pass; other documents still go.
+                    delay = min(self.max_park_seconds, max(1.0, self._parked.get(event.id, (0.0, 0.0))[1] * 2))
+                    self._parked[event.id] = (now + delay, delay)
+                    self._retry_docs[(coll.name, doc_id)] = now + delay
+                    log.error("outbox_event_unroutable", event_id=event.id, event_type=event.type,
+                              collection=coll.name, retry_in_seconds=delay)
+                else:
+                    log.warning("outbox_broker_unavailable", event_id=event.id, reason=str(failure))
+                    broker_down = True
+            confirmed = [e.id for e, r in zip(events, results) if r is None]
+            if confirmed:
+                log.info("outbox_events_published", count=len(confirmed), collection=coll.name, round=k)
+            going = still if len(results) == len(raws) else [d for d in still if d in going[:len(results)]]
+            k += 1
         sent = 0
-        for i, doc in enumerate(docs):
-            if (self._until - datetime.now(UTC)).total_seconds() < self.lease_seconds / 2:
-                # never publish on a lease that may run out under us: give the rest back
-                await self._release(coll, [d["_id"] for d in docs[i:]], token)
-                return sent, False
-            published: list[dict[str, Any]] = []
-            broker_down = False
-            for raw in doc.get(OUTBOX, []):
-                event = Envelope.model_validate(raw)
-                now = loop.time()
-                try:
-                    with publishing(event, raw.get(TRACE_KEY)):
-                        await self.bus.publish(event)
-                except PublishFailed as exc:
-                    if exc.unroutable:
-                        # Nobody is bound for it yet: keep it (and the rest of this document's events, to
-                        # keep their order) for a later pass; other documents may still go.
-                        delay = min(self.max_park_seconds, max(1.0, self._parked.get(event.id, (0.0, 0.0))[1] * 2))
-                        self._parked[event.id] = (now + delay, delay)
-                        log.error("outbox_event_unroutable", event_id=event.id, event_type=event.type,
-                                  collection=coll.name, retry_in_seconds=delay)
-                    else:
-                        log.warning("outbox_broker_unavailable", event_id=event.id, reason=str(exc))
-                        broker_down = True
-                    break
-                published.append(raw)
-                self._parked.pop(event.id, None)
-                log.info("outbox_event_published", event_id=event.id, event_type=event.type)
-            await self._finish(coll, doc["_id"], token, published)
-            sent += len(published)
-            self.published += len(published)
-            if broker_down:
-                await self._release(coll, [d["_id"] for d in docs[i + 1:]], token)
-                return sent, True
-        return sent, False
+        for doc_id, events_out in published.items():
+            if events_out:
+                await self._finish(coll, doc_id, events_out)
+                sent += len(events_out)
+                self.published += len(events_out)
+        await self._release(coll, [d["_id"] for d in docs], token)
+        return sent, broker_down
 
     async def backlog(self) -> tuple[int, float]:
         """Events pending in every collection, and the age in seconds of the oldest (0 when none)."""
@@ -299,9 +367,16 @@ class OutboxRelay:
         return total
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                await self.run_once()
+                if self._sweep_due or loop.time() - self._last_sweep >= self.sweep_interval:
+                    self._sweep_due = False
+                    self._last_sweep = loop.time()
+                    self._staged.clear()  # the sweep covers everything staged so far
+                    await self.run_once()
+                elif self._staged or self._retry_docs:
+                    await self.pass_after_write()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -90,11 +90,12 @@ class Infra:
         for name, value in state.items():
             setattr(app.state, name, value)
 
-    def kick(self) -> None:
+    def kick(self, collection: str | None = None, doc_id: Any = None) -> None:
         """Wake the outbox relay after a write that staged events (a no-op until the relay runs), so
-        events go out now rather than at the next poll. Stores take this as their ``kick``."""
+        events go out now rather than at the next poll. Stores take this as their ``kick``; naming the
+        collection and the document lets the relay's next pass read only that document (no scan)."""
         if self.relay is not None:
-            self.relay.kick()
+            self.relay.kick(collection, doc_id)
 
     async def start_relay(self, collections: Sequence[str]) -> OutboxRelay:
         self.relay = OutboxRelay(self.db, collections, self.bus, poll_interval=self.settings.outbox_poll_interval,

@@ -73,7 +73,7 @@ def _and(*parts: dict[str, Any]) -> dict[str, Any]:
 
 
 class ChartStore:
-    def __init__(self, db: Any, *, on_write: Callable[[], None] | None = None) -> None:
+    def __init__(self, db: Any, *, on_write: Callable[[str, str], None] | None = None) -> None:
         self.db = db
         self.charts = db[CHARTS]
         self.notes = db[NOTES]
@@ -97,9 +97,10 @@ class ChartStore:
         await self.grants.create_index([("expires_at", ASCENDING)], name="expiry")
         await self.accesses.create_index([("chart_id", ASCENDING), ("_id", DESCENDING)], name="chart_newest")
 
-    def _wrote(self) -> None:
+    def _wrote(self, collection: str, doc_id: str) -> None:
+        """Tell the outbox relay which document a write staged events in: its next pass reads just that."""
         if self.on_write is not None:
-            self.on_write()
+            self.on_write(collection, doc_id)
 
     # ---- charts ------------------------------------------------------------------------------------
 
@@ -109,7 +110,7 @@ class ChartStore:
         doc = {"_id": new_id(), "author_id": author_id, "patient_id": patient_id, "patient_name": patient_name,
                "title": title, "body": body, "created_at": now, "updated_at": now}
         await self.charts.insert_one(with_events(doc, events.chart_created(doc)))
-        self._wrote()
+        self._wrote(CHARTS, doc["_id"])
         return doc
 
     async def chart(self, chart_id: str) -> dict[str, Any] | None:
@@ -127,7 +128,7 @@ class ChartStore:
             push_events({"$set": {**changes, "updated_at": _now()}}, events.chart_updated(chart, changes)),
             return_document=ReturnDocument.AFTER))
         if updated is not None:
-            self._wrote()
+            self._wrote(CHARTS, chart["_id"])
         return updated
 
     async def has_charts_for(self, author_id: str, patient_id: str) -> bool:
@@ -154,7 +155,7 @@ class ChartStore:
         note = {"_id": new_id(), "chart_id": chart["_id"], "author_id": author_id, "text": text,
                 "created_at": _now()}
         await self.notes.insert_one(with_events(note, events.note_added(note, chart_author_id=chart["author_id"])))
-        self._wrote()
+        self._wrote(NOTES, note["_id"])
         return note
 
     async def notes_of(self, chart_id: str) -> list[dict[str, Any]]:
@@ -192,7 +193,7 @@ class ChartStore:
                  "patient_consent": True, "consent_attested_by": owner_id, "consent_attested_at": now,
                  "created_at": now, "revoked_at": None, "expires_at": expires_at, "expired_at": None}
         await self.grants.insert_one(with_events(grant, events.share_granted(grant)))
-        self._wrote()
+        self._wrote(GRANTS, grant["_id"])
         return grant
 
     async def grant(self, grant_id: str, *, owner_id: str) -> dict[str, Any] | None:
@@ -212,7 +213,7 @@ class ChartStore:
             push_events({"$set": {"revoked_at": _now()}}, events.share_revoked(grant)),
         )
         if res.modified_count:
-            self._wrote()
+            self._wrote(GRANTS, grant["_id"])
         return bool(res.modified_count)
 
     async def expire_due(self, now: datetime, *, batch: int = 100) -> int:
@@ -229,7 +230,7 @@ class ChartStore:
                 claimed += 1
             await self.grants.update_one({"_id": grant["_id"], "expired_at": None}, {"$set": {"expired_at": now}})
         if claimed:
-            self._wrote()
+            self._wrote(GRANTS, grant["_id"])
         return claimed
 
     # ---- the access log ----------------------------------------------------------------------------
@@ -242,7 +243,7 @@ class ChartStore:
                  "patient_id": chart["patient_id"], "accessor_id": accessor_id, "accessor_kind": accessor_kind,
                  "grant_ids": grant_ids, "at": now_ms()}
         await self.accesses.insert_one(with_events(entry, events.chart_accessed(entry)))
-        self._wrote()
+        self._wrote(ACCESSES, entry["_id"])
         return entry
 
     async def accesses_of(self, chart_id: str, page: PageQuery) -> list[dict[str, Any]]:

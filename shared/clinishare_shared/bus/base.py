@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from clinishare_shared.events import Envelope
 
@@ -33,6 +34,29 @@ class EventBus(ABC):
     @abstractmethod
     async def publish(self, event: Envelope) -> None:
         """Return once the broker has confirmed the event; raise PublishFailed otherwise."""
+
+    async def publish_many(self, events: Sequence[Envelope], *, deadline: float | None = None,
+                           traces: Sequence[Mapping[str, Any] | None] | None = None) -> list[PublishFailed | None]:
+        """Publish several events at once; for each, None once confirmed or the PublishFailed it met.
+        The default publishes one after another and starts none after ``deadline`` (event-loop time):
+        the list is then shorter, the rest were not attempted. A broker that pipelines (RabbitBus) has
+        them all in flight together. Callers put at most one event per document in one call (per-document
+        order)."""
+        import asyncio
+
+        from clinishare_shared.observability import publishing
+
+        out: list[PublishFailed | None] = []
+        for event, trace in zip(events, traces or [None] * len(events)):
+            if deadline is not None and asyncio.get_running_loop().time() > deadline:
+                break
+            try:
+                with publishing(event, trace):  # the producer span continues the trace staged with it
+                    await self.publish(event)
+                out.append(None)
+            except PublishFailed as exc:
+                out.append(exc)
+        return out
 
     @abstractmethod
     async def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None: ...

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aio_pika
@@ -34,7 +34,7 @@ from clinishare_shared.bus.base import EventBus, Handler, PublishFailed
 from clinishare_shared.bus.stream import StreamSpec, declare_stream
 from clinishare_shared.events import EVENT_TYPES, EXCHANGE, Envelope
 from clinishare_shared.locks import KeyedLocks
-from clinishare_shared.observability import carrier, consuming, dead_lettered, published
+from clinishare_shared.observability import carrier, consuming, dead_lettered, published, publishing
 
 log = structlog.get_logger("clinishare.bus.rabbit")
 
@@ -192,14 +192,17 @@ class RabbitBus(EventBus):
             and not self._pub_channel.is_closed
 
     async def _confirmed(self, exchange: Any, message: aio_pika.Message, routing_key: str, what: str) -> None:
+        async with self._publish_lock:
+            await self._confirm(exchange, message, routing_key, what)
+
+    async def _confirm(self, exchange: Any, message: aio_pika.Message, routing_key: str, what: str) -> None:
         try:
             # wait_for bounds the whole call: during an outage the robust channel would otherwise wait
             # for the reconnection indefinitely.
-            async with self._publish_lock:
-                await asyncio.wait_for(
-                    exchange.publish(message, routing_key=routing_key, mandatory=True, timeout=self.publish_timeout),
-                    self.publish_timeout,
-                )
+            await asyncio.wait_for(
+                exchange.publish(message, routing_key=routing_key, mandatory=True, timeout=self.publish_timeout),
+                self.publish_timeout,
+            )
         except aiormq.exceptions.PublishError as exc:
             raise PublishFailed(f"unroutable: {what}", unroutable=True) from exc
         except aiormq.exceptions.DeliveryError as exc:
@@ -208,10 +211,8 @@ class RabbitBus(EventBus):
                 aio_pika.exceptions.ChannelInvalidStateError) as exc:
             raise PublishFailed(f"broker unavailable: {type(exc).__name__}") from exc
 
-    async def publish(self, event: Envelope) -> None:
-        if self._exchange is None or not self._connected.is_set():
-            raise PublishFailed("broker not connected")
-        message = aio_pika.Message(
+    def _message(self, event: Envelope) -> aio_pika.Message:
+        return aio_pika.Message(
             body=event.model_dump_json().encode(),
             message_id=event.id,
             type=event.type,
@@ -222,8 +223,37 @@ class RabbitBus(EventBus):
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             headers={"schema_version": event.schema_version, **carrier()},
         )
-        await self._confirmed(self._exchange, message, event.type, event.type)
+
+    async def publish(self, event: Envelope) -> None:
+        if self._exchange is None or not self._connected.is_set():
+            raise PublishFailed("broker not connected")
+        await self._confirmed(self._exchange, self._message(event), event.type, event.type)
         published(event)
+
+    async def publish_many(self, events: Sequence[Envelope], *, deadline: float | None = None,
+                           traces: Sequence[Mapping[str, Any] | None] | None = None) -> list[PublishFailed | None]:
+        """Every event in flight at once on the publishing channel (confirms and returns are matched by
+        delivery tag and message id), each in its own producer span, then each one's outcome; all start
+        at once, within publish_timeout."""
+        if self._exchange is None or not self._connected.is_set():
+            return [PublishFailed("broker not connected") for _ in events]
+        exchange = self._exchange
+
+        async def one(event: Envelope, trace: Mapping[str, Any] | None) -> None:
+            with publishing(event, trace):  # a task per event: its span is current for its headers
+                await self._confirm(exchange, self._message(event), event.type, event.type)
+            published(event)
+
+        async with self._publish_lock:
+            results = await asyncio.gather(*(one(e, t) for e, t in zip(events, traces or [None] * len(events))),
+                                           return_exceptions=True)
+        out: list[PublishFailed | None] = []
+        for r in results:
+            if isinstance(r, PublishFailed) or r is None:
+                out.append(r)
+            elif isinstance(r, BaseException):
+                raise r
+        return out
 
     async def dead_letter(self, message: AbstractIncomingMessage, queue: str, reason: str) -> None:
         """Put ``message`` (body, id and properties unchanged) in ``queue``'s dead-letter queue with

@@ -95,25 +95,26 @@ async def test_new_events_staged_while_claimed_go_out_next_pass(db: Any) -> None
     assert await relay.run_once() == 1 and bus.sent[-1].id == late.id
 
 
-async def test_crash_after_confirm_before_removal_repeats_only_that_event(db: Any) -> None:
+async def test_crash_after_confirm_before_removal_repeats_only_that_batch(db: Any) -> None:
     bus = RecordingBus()
     crashing = OutboxRelay(db, ["charts"], bus, lease_seconds=30)
-    await _stage(db, docs=3, per_doc=1)
+    await _stage(db, docs=3, per_doc=2)
 
     async def die(*args: Any) -> None:
-        raise RuntimeError("killed between the confirm and the removal")
+        raise RuntimeError("killed between the confirms and the removals")
 
     crashing._finish = die  # type: ignore[method-assign]
     try:
         await crashing.run_once()
     except RuntimeError:
         pass
-    assert len(bus.sent) == 1  # the first document's event was confirmed, then the relay died
+    # the pipelined batch (both rounds of three documents) was confirmed, then the relay died
+    assert len(bus.sent) == 6
     await db[CLAIMS].update_many({}, {"$set": {"until": datetime.now(UTC) - timedelta(seconds=1)}})
     survivor = OutboxRelay(db, ["charts"], bus)
-    assert await survivor.run_once() == 3
+    assert await survivor.run_once() == 6
     counts = Counter(e.id for e in bus.sent)
-    assert sorted(counts.values()) == [1, 1, 2]  # exactly one event repeated
+    assert sorted(counts.values()) == [2] * 6  # each confirmed-but-not-removed event repeated once, no more
     assert await survivor.pending() == 0
 
 
