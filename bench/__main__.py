@@ -139,6 +139,7 @@ class Server:
             args.append(self.info_file)
         cmd = [sys.executable, "-m", "bench.servers", *args]
         env = dict(os.environ)
+        env["CHARTS_MONGODB_DATABASE"] = f"bench_{uuid.uuid4().hex[:10]}"  # a fresh database per server
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 600
         while True:
@@ -552,6 +553,9 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[],
                         choices=["single", "listing", "relay", "stack"], help="run only these scenarios")
     parser.add_argument("--json", help="also write the lines as JSON here")
+    parser.add_argument("--engine", choices=["auto", "ferretdb", "inprocess"], default="auto",
+                        help="MONGODB_URL if set; else auto: FerretDB when its binary is built (make test "
+                        "builds it), else the in-process engine")
     args = parser.parse_args(argv)
     from clinishare_shared.logging import configure_logging
 
@@ -559,6 +563,27 @@ async def main(argv: list[str] | None = None) -> int:
     profile_env()
     sizes = QUICK if args.quick else FULL
     mongodb_url = os.environ.get("MONGODB_URL") or None
+    ferret = None
+    if mongodb_url is None and args.engine != "inprocess":
+        try:
+            from clinishare_shared import ferretdb
+        except ImportError:  # before the FerretDB launcher existed
+            ferretdb = None  # type: ignore[assignment]
+        binary = ferretdb.find_binary() if ferretdb is not None else None
+        if binary is None and args.engine == "ferretdb":
+            raise SystemExit("bench: no FerretDB binary (FERRETDB_BIN, or build it with make test)")
+        if binary is not None:
+            ferret = ferretdb.FerretDB(Path(tempfile.mkdtemp(prefix="bench-ferretdb-")), binary=binary).start()
+            mongodb_url = ferret.url
+            os.environ["MONGODB_URL"] = mongodb_url  # the service processes use it too
+    try:
+        return await _run(args, sizes, mongodb_url)
+    finally:
+        if ferret is not None:
+            ferret.stop()
+
+
+async def _run(args: Any, sizes: Sizes, mongodb_url: str | None) -> int:
     amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     report = Report(await engine_label(mongodb_url))
     only = set(args.only) or {"single", "listing", "relay", "stack"}
