@@ -33,7 +33,7 @@ def _stages(plan: Any) -> list[str]:
 async def _real_mongodb() -> Any:
     url = os.environ.get("MONGODB_URL")
     if not url:
-        pytest.skip("MONGODB_URL is not set: explain needs a real MongoDB (the in-process engine has no planner)")
+        pytest.skip("MONGODB_URL is not set: explain needs a real MongoDB (FerretDB and the in-process engine do not plan with MongoDB indexes)")
     client = open_client(url)
     info = await client.admin.command("buildInfo")
     if "ferretdb" in str(info).lower():
