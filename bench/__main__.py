@@ -540,8 +540,13 @@ async def engine_label(mongodb_url: str | None) -> str:
         if not mongodb_url:
             return engine_name(client)
         info = await client.admin.command("buildInfo")
-        if "ferretdbVersion" in info or "ferretdb" in json.dumps(info, default=str).lower():
-            return f"FerretDB {info.get('ferretdbVersion', info.get('version'))}"
+        if "ferretdb" in json.dumps(info, default=str).lower():
+            try:
+                from clinishare_shared.ferretdb import LABEL
+
+                return LABEL
+            except ImportError:
+                return "FerretDB"
         return f"MongoDB {info.get('version')}"
     finally:
         await client.close()
