@@ -362,3 +362,23 @@ async def test_delete_broker_objects_removes_queues_exchanges_and_their_companio
         for x in (f"x.{unique}", f"x.{unique}.dlx"):
             with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
                 await (await connection.channel()).declare_exchange(x, passive=True)
+
+
+async def test_publish_many_has_a_batch_in_flight_and_reports_each_outcome(buses, unique, amqp_admin) -> None:
+    from clinishare_shared.events import ChartNoteAdded
+
+    bus = await buses()
+    got = Recorder()
+    await bus.subscribe(_queue(unique, amqp_admin), ["identity.office.created"], got)
+    stray = make_event(ChartNoteAdded(note_id="n", chart_id="c", chart_author_id="a", author_id="b"),
+                       source="charts", subject="c")  # nobody is bound for it: returned, not confirmed
+    events = [_office_event(i) for i in range(20)] + [stray] + [_office_event(i) for i in range(20, 40)]
+    results = await bus.publish_many(events)
+    assert [r is None for r in results] == [e is not stray for e in events]
+    assert results[20] is not None and results[20].unroutable
+    await wait_for(lambda: len(got.events) == 40, message="every confirmed event consumed")
+    assert sorted(e.id for e in got.events) == sorted(e.id for e in events if e is not stray)
+    assert await bus.ping()
+    await bus.close()
+    closed = await bus.publish_many(events[:3])  # after close: every one fails fast, none hangs
+    assert all(r is not None and not r.unroutable for r in closed)
