@@ -165,6 +165,8 @@ class Server:
 
     async def __aexit__(self, *exc: Any) -> None:
         assert self.proc is not None
+        if exc[0] is not None:  # show why the server failed the bench
+            print(f"----- {self.kind} server log (tail) -----\n{self.log.read_text()[-3000:]}", flush=True)
         self.proc.send_signal(signal.SIGINT)
         try:
             self.proc.wait(timeout=60)

@@ -23,8 +23,11 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
+    IDLE_SECONDS = 3.0  # below uvicorn's keep-alive timeout (5 s): an idler connection is reopened first
+
     async def open(self) -> "Connection":
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.used_at = time.monotonic()
         return self
 
     async def close(self) -> None:
@@ -38,6 +41,9 @@ class Connection:
     async def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
                       body: Any = None) -> tuple[int, dict[str, str], bytes]:
         assert self.reader is not None and self.writer is not None
+        if time.monotonic() - self.used_at > self.IDLE_SECONDS:  # the server may have closed it: never
+            await self.close()                                      # send on a connection it may drop
+            await self.open()
         payload = b"" if body is None else json.dumps(body).encode()
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
         for k, v in (headers or {}).items():
@@ -68,6 +74,7 @@ class Connection:
             data = b"".join(parts)
         else:
             data = b""
+        self.used_at = time.monotonic()
         return status, hdrs, data
 
 
