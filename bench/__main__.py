@@ -348,7 +348,7 @@ async def five_processes(report: Report, sizes: Sizes, amqp_url: str) -> None:
     box.port = controller.port  # type: ignore[attr-defined]
     tmp = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     unique = uuid.uuid4().hex[:10]
-    gen = _processes(tmp, amqp_url, unique, box)
+    gen = _processes(tmp, amqp_url, unique, box, os.environ.get("MONGODB_URL") or None)
     stack = await gen.__anext__()
     try:
         await _stack_scenarios(report, sizes, stack, unique, amqp_url)

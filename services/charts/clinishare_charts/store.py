@@ -73,7 +73,7 @@ def _and(*parts: dict[str, Any]) -> dict[str, Any]:
 
 
 class ChartStore:
-    def __init__(self, db: Any, *, on_write: Callable[[str, str], None] | None = None) -> None:
+    def __init__(self, db: Any, *, on_write: Callable[[str | None, str | None], None] | None = None) -> None:
         self.db = db
         self.charts = db[CHARTS]
         self.notes = db[NOTES]
@@ -97,8 +97,9 @@ class ChartStore:
         await self.grants.create_index([("expires_at", ASCENDING)], name="expiry")
         await self.accesses.create_index([("chart_id", ASCENDING), ("_id", DESCENDING)], name="chart_newest")
 
-    def _wrote(self, collection: str, doc_id: str) -> None:
-        """Tell the outbox relay which document a write staged events in: its next pass reads just that."""
+    def _wrote(self, collection: str | None = None, doc_id: str | None = None) -> None:
+        """Tell the outbox relay which document a write staged events in: its next pass reads just that
+        (naming none asks for a full sweep)."""
         if self.on_write is not None:
             self.on_write(collection, doc_id)
 
@@ -228,9 +229,8 @@ class ChartStore:
             if await insert_once(self.expiries, {"_id": grant["_id"], "owner_id": grant["owner_id"], "at": now},
                                  events.share_expired(grant)):
                 claimed += 1
+                self._wrote(EXPIRIES, grant["_id"])
             await self.grants.update_one({"_id": grant["_id"], "expired_at": None}, {"$set": {"expired_at": now}})
-        if claimed:
-            self._wrote(GRANTS, grant["_id"])
         return claimed
 
     # ---- the access log ----------------------------------------------------------------------------
