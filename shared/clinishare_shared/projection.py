@@ -160,13 +160,27 @@ class IdentityProjection:
         return await self.db[OFFICES].find_one({"_id": office_id})
 
     async def sharing_list(self, account_id: str) -> SharingList:
-        offices = await self.offices_of(account_id)
-        conns = await self.db[CONNECTIONS].find({"owner_id": account_id, "deleted": False}).to_list()
-        return sharing_list(
-            account_id,
-            my_offices=[OfficeView(o["_id"], {m["account_id"]: m["role"] for m in o["members"]}) for o in offices],
-            connections=[ConnectionView(c["target_kind"], c["target_id"]) for c in conns],
-        )
+        return (await self.sharing_lists([account_id]))[account_id]
+
+    async def sharing_lists(self, account_ids: Iterable[str]) -> dict[str, SharingList]:
+        """The sharing lists of several accounts in two queries (their offices, their connections),
+        whatever their number: a listing reaching the grants of many sharers asks once, not per sharer."""
+        ids = sorted(set(account_ids))
+        if not ids:
+            return {}
+        match: Any = ids[0] if len(ids) == 1 else {"$in": ids}
+        offices = await self.db[OFFICES].find({"member_ids": match}).to_list()
+        conns = await self.db[CONNECTIONS].find({"owner_id": match, "deleted": False}).to_list()
+        out = {}
+        for account_id in ids:
+            out[account_id] = sharing_list(
+                account_id,
+                my_offices=[OfficeView(o["_id"], {m["account_id"]: m["role"] for m in o["members"]})
+                            for o in offices if account_id in o.get("member_ids", [])],
+                connections=[ConnectionView(c["target_kind"], c["target_id"]) for c in conns
+                             if c["owner_id"] == account_id],
+            )
+        return out
 
     async def care_team(self, patient_id: str) -> list[str]:
         patient = await self.db[PATIENTS].find_one({"_id": patient_id}, {"care_team": 1})

@@ -10,7 +10,6 @@ from typing import Any
 from clinishare_charts.domain.access import ChartRef, GrantRef, grounds, reaches, who_can_read
 from clinishare_charts.store import ChartStore
 from clinishare_shared.domain.access import Ground, Reader
-from clinishare_shared.domain.sharing import SharingList
 from clinishare_shared.projection import IdentityProjection
 
 
@@ -36,13 +35,7 @@ async def grants_reaching_now(*, store: ChartStore, projection: IdentityProjecti
     """The active grants that reach the viewer now, each recipient still on its sharer's sharing list."""
     offices = await projection.roles_of(viewer_id)
     practitioner_offices = sorted(o for o, role in offices.items() if role == "practitioner")
-    lists: dict[str, SharingList] = {}
-    out = []
-    for g in (GrantRef.from_doc(d) for d in await store.grants_reaching(viewer_id, practitioner_offices)):
-        if not g.active(now):
-            continue
-        if g.owner_id not in lists:
-            lists[g.owner_id] = await projection.sharing_list(g.owner_id)
-        if reaches(g, viewer_id, offices, lists[g.owner_id]):
-            out.append(g)
-    return out
+    active = [g for g in (GrantRef.from_doc(d) for d in await store.grants_reaching(viewer_id, practitioner_offices))
+              if g.active(now)]
+    lists = await projection.sharing_lists(g.owner_id for g in active)  # every sharer's, in two queries
+    return [g for g in active if reaches(g, viewer_id, offices, lists[g.owner_id])]
