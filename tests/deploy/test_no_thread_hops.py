@@ -10,6 +10,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 
+from clinishare_audit.app import create_app as audit
 from clinishare_charts.app import create_app as charts
 from clinishare_documents.app import create_app as documents
 from clinishare_forms.app import create_app as forms
@@ -50,8 +51,8 @@ def _threaded(app: Any) -> list[str]:
     return bad
 
 
-@pytest.mark.parametrize("factory", [identity, charts, documents, forms, notify, gateway],
-                         ids=["identity", "charts", "documents", "forms", "notify", "gateway"])
+@pytest.mark.parametrize("factory", [identity, charts, documents, forms, notify, audit, gateway],
+                         ids=["identity", "charts", "documents", "forms", "notify", "audit", "gateway"])
 def test_every_dependency_and_endpoint_is_async(factory: Any) -> None:
     assert _threaded(factory()) == []
 

@@ -10,6 +10,8 @@ one made, unknown paths answered 404 problem+json.
 
 from __future__ import annotations
 
+import re
+
 from clinishare_shared.routes import DEFAULT_PORTS, ROUTES, SERVICES
 
 PROBLEM_404 = ('{"type":"about:blank","title":"Not Found","status":404,"detail":"no such endpoint"}')
@@ -49,7 +51,14 @@ def render(ports: dict[str, int] | None = None, *, listen: int | None = None) ->
             "    proxy_send_timeout 30s;",
             "    proxy_next_upstream error;         # a refused connection was never sent: try the next replica",
             ""]
-    for prefix, service in sorted(ROUTES):
+    plain = sorted((p, s) for p, s in ROUTES if "*" not in p)
+    # a route with a ``*`` segment (any one segment) is a regex location: nginx tries those before the
+    # prefixes, longest first here, as the gateway prefers the longest route
+    wild = sorted(((p, s) for p, s in ROUTES if "*" in p), key=lambda r: (-len(r[0]), r[0]))
+    for prefix, service in wild:
+        pattern = "/".join("[^/]+" if part == "*" else re.escape(part) for part in prefix.rstrip("/").split("/"))
+        out.append(f"    location ~ ^{pattern}(/.*)?$ {{ proxy_pass http://clinishare_{service}; }}")
+    for prefix, service in plain:
         out += [f"    location = {prefix} {{ proxy_pass http://clinishare_{service}; }}",
                 f"    location {prefix.rstrip('/')}/ {{ proxy_pass http://clinishare_{service}; }}"]
     out.append("")
