@@ -242,6 +242,7 @@ class OutboxRelay:
                     n, broker_down = await self._publish_held(coll, docs, token)
                     sent += n
                     if broker_down:
+                        self._sweep_due = True  # the broker is away: sweep again at the next poll
                         return sent
                 if after is None:
                     break

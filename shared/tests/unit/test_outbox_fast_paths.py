@@ -161,3 +161,15 @@ async def test_broker_down_keeps_everything_and_the_staged_ids(db: Any) -> None:
     bus.down = False
     assert await relay.pass_after_write() == 2
     assert [e.id for e in bus.sent] == [e.id for e in evs]
+
+
+async def test_broker_down_during_a_sweep_asks_for_another(db: Any) -> None:
+    bus = PipelineBus()
+    relay = OutboxRelay(db, ["charts"], bus)
+    await _stage(db, "d", 1)
+    relay._sweep_due = False
+    bus.down = True
+    assert await relay.run_once() == 0
+    assert relay._sweep_due  # retried at the next poll, not at the slow timer
+    bus.down = False
+    assert await relay.run_once() == 1
