@@ -8,10 +8,12 @@ import httpx
 
 
 def pooled_client(*, base_url: str = "", transport: httpx.AsyncBaseTransport | None = None,
-                  connect_timeout: float = 2.0, timeout: float = 5.0, max_connections: int = 20,
-                  max_keepalive: int = 10, keepalive_expiry: float = 30.0) -> httpx.AsyncClient:
+                  connect_timeout: float = 5.0, timeout: float = 5.0, max_connections: int = 20,
+                  max_keepalive: int = 10, keepalive_expiry: float = 4.0) -> httpx.AsyncClient:
     """``max_connections`` bounds the connections open at once (further calls wait for one, up to the
-    pool timeout); ``max_keepalive`` idle ones are kept for reuse, each for ``keepalive_expiry`` seconds."""
+    pool timeout); ``max_keepalive`` idle ones are kept for reuse, each for ``keepalive_expiry`` seconds:
+    less than our servers keep an idle connection (uvicorn: 5 s), so a kept connection is never one the
+    server is closing as we send on it (that race answers a request with "server disconnected")."""
     return httpx.AsyncClient(
         base_url=base_url,
         transport=transport,

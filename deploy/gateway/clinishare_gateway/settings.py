@@ -21,7 +21,7 @@ class GatewaySettings(ProcessSettings):
     web_url: str | None = Field(default=None, description="the web console's base URL; every path outside /v1 goes there")
     audit_url: str = Field(default=f"http://127.0.0.1:{DEFAULT_PORTS['audit']}", description="the audit service's base URL")
     timeout_seconds: float = Field(default=30.0, gt=0, description="upstream timeout (read, write, waiting for a pooled connection)")
-    connect_timeout_seconds: float = Field(default=2.0, gt=0, description="upstream connect timeout")
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, description="upstream connect timeout")
     max_connections: int = Field(default=200, ge=1, description="upstream connections open at once, all services together; "
                                  "further requests wait for one (up to timeout_seconds)")
     max_keepalive_connections: int = Field(default=50, ge=0, description="idle upstream connections kept for reuse")
