@@ -21,7 +21,7 @@ from clinishare_shared.settings import ProcessSettings, ServiceSettings
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {"RABBITMQ_PASSWORD": "ci-rabbit-x1", "MONGODB_PASSWORD": "ci-mongo-x2",
            "MONGODB_ROOT_PASSWORD": "ci-root-x3", "MONGODB_REPLICA_KEY": "ci-key-x4",
-           "WEB_SESSION_KEY": "Y2ktd2ViLXNlc3Npb24ta2V5LTMyLWJ5dGVzLTEyMzQ="}
+           "WEB_SESSION_KEY": "ci-web-session-secret-x5"}
 APPS = {*SERVICES, "gateway", "web"}
 
 

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from clinishare_shared.app import install_metrics
 from clinishare_web.api import ApiError, SessionExpired
 from clinishare_web.pages import access, auth, charts, documents, forms, identity, notifications, portal
 from clinishare_web.pages.common import CsrfFailed, LoginRequired, templates
@@ -85,6 +86,7 @@ def create_app(settings: WebSettings | None = None, *, transport: httpx.AsyncBas
     app.state.settings = settings
     app.state.codec = codec
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    install_metrics(app, relays=dict)  # alone: Prometheus scrapes it like every process (no outbox here)
     for module in PAGE_MODULES:
         app.include_router(module.router)
 

@@ -19,6 +19,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from starlette.requests import Request
 from starlette.responses import Response
 
+from clinishare_web.settings import fernet_key
+
 COOKIE = "clinishare_session"
 
 
@@ -73,7 +75,7 @@ class Session:
 
 class SessionCodec:
     def __init__(self, key: str | None, *, max_age: int, secure: str) -> None:
-        self.fernet = Fernet(key.encode() if key else Fernet.generate_key())
+        self.fernet = Fernet(fernet_key(key) if key else Fernet.generate_key())
         self.max_age = max_age
         self.secure = secure
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import binascii
+import hashlib
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -18,8 +18,9 @@ class WebSettings(ProcessSettings):
     api_base_url: str = Field(default="http://127.0.0.1:8000",
                               description="the gateway; in the all-in-one process the API is called in-process")
     session_key: str | None = Field(
-        default=None, description="Fernet key (urlsafe base64, 32 bytes) that encrypts the session cookie; "
-        "unset: a random key per process (every session ends when the process restarts)")
+        default=None, min_length=16, description="secret (at least 16 characters) from which the key that "
+        "encrypts the session cookie is derived; unset: a random key per process (every session ends when the "
+        "process restarts). Every replica needs the same one.")
     session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
     cookie_secure: Literal["auto", "always", "never"] = Field(
         default="auto", description="auto: Secure when the request came over https (X-Forwarded-Proto too)")
@@ -30,14 +31,13 @@ class WebSettings(ProcessSettings):
     @field_validator("session_key")
     @classmethod
     def _no_placeholder(cls, v: str | None) -> str | None:
-        if v is not None and (v.lower() in PLACEHOLDER_SECRETS or not _is_fernet_key(v)):
-            raise ValueError("WEB_SESSION_KEY must be a Fernet key (not a placeholder); generate one with "
-                             "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'")
+        if v is not None and (v.lower() in PLACEHOLDER_SECRETS or "changeme" in v.lower() or "changethis" in v.lower()):
+            raise ValueError("WEB_SESSION_KEY is a placeholder; generate one with "
+                             "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
         return v
 
 
-def _is_fernet_key(value: str) -> bool:
-    try:
-        return len(base64.urlsafe_b64decode(value.encode())) == 32
-    except (ValueError, binascii.Error):
-        return False
+
+def fernet_key(secret: str) -> bytes:
+    """The cookie's Fernet key, derived from the configured secret (any long random string)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(b"clinishare-web-session\0" + secret.encode()).digest())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 import threading
@@ -16,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).parent))  # support.py, for the test modules too
 
@@ -39,7 +39,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, mongodb_url: str | None) -
     mailbox = Mailbox()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
-    key = Fernet.generate_key().decode()
+    key = secrets.token_urlsafe(32)
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LOG_JSON": "true", "LOG_LEVEL": "WARNING",
            "WEB_SESSION_KEY": key, "NOTIFY_SMTP_HOST": "127.0.0.1", "NOTIFY_SMTP_PORT": str(smtp.port),

@@ -61,7 +61,9 @@ class Console:
     def token_in(self, cookie_value: str) -> str | None:
         import json
 
-        return json.loads(Fernet(self.session_key.encode()).decrypt(cookie_value.strip('"').encode())).get("token")
+        from clinishare_web.settings import fernet_key
+
+        return json.loads(Fernet(fernet_key(self.session_key)).decrypt(cookie_value.strip('"').encode())).get("token")
 
 
 

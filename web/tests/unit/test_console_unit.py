@@ -9,7 +9,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 
 from clinishare_shared.events import EVENT_TYPES
 from clinishare_shared.routes import browser_redirect
@@ -105,7 +104,7 @@ def test_console_path_only_leads_inside_the_console() -> None:
 
 
 def test_session_cookie_round_trips_encrypted_and_rejects_tampering() -> None:
-    key = Fernet.generate_key().decode()
+    key = "a-long-random-session-secret-1"
     codec = SessionCodec(key, max_age=3600, secure="auto")
     s = Session()
     s.login(token="header.payload.signature", expires_in=900, account={"id": ID, "kind": "practitioner",
@@ -126,7 +125,7 @@ def test_session_cookie_round_trips_encrypted_and_rejects_tampering() -> None:
     assert loaded.csrf_ok(s.csrf) and not loaded.csrf_ok("other") and not loaded.csrf_ok(None)
     tampered = value[:-4] + ("AAAA" if not value.endswith("AAAA") else "BBBB")
     assert codec.load(SimpleNamespace(cookies={COOKIE: tampered})).token is None  # type: ignore[arg-type]
-    other_key = SessionCodec(Fernet.generate_key().decode(), max_age=3600, secure="auto")
+    other_key = SessionCodec("another-long-random-secret-2", max_age=3600, secure="auto")
     assert other_key.load(SimpleNamespace(cookies={COOKIE: value})).token is None  # type: ignore[arg-type]
 
 
@@ -149,3 +148,14 @@ def test_login_gives_a_new_csrf_token() -> None:
 def test_browser_redirect_only_for_navigations(method: str, headers: dict[str, str], expected: str | None) -> None:
     assert browser_redirect(method, "/v1/charts/x", headers) == expected
     assert browser_redirect(method, "/charts/x", headers) is None
+
+
+def test_session_key_must_be_long_and_not_a_placeholder() -> None:
+    from pydantic import ValidationError
+
+    from clinishare_web.settings import WebSettings
+
+    assert WebSettings(session_key="a-long-random-session-secret-1").session_key
+    for bad in ("short", "changeme-changeme-changeme", "ChangeMe-web-session-key"):
+        with pytest.raises(ValidationError):
+            WebSettings(session_key=bad)
