@@ -8,9 +8,11 @@ available" (the server does not offer the view, or you are not the item's owner)
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from clinishare_web.api import ApiError
 from clinishare_web.pages.common import Ctx, Patient, Practitioner, page_link
@@ -51,48 +53,80 @@ async def who_can_see(collection: str, item_id: str, ctx: Practitioner) -> Respo
                             readers=(access or {}).get("items", []), through=THROUGH, offices=offices, reads=reads)
 
 
+ACTIONS = {"shared": "Shared", "unshared": "Unshared", "revoked": "Share stopped", "expired": "Share expired",
+           "accessed": "Read"}
+RULES = {"chart": "This Specific Chart", "patient": "All Of This Patient's Charts", "all": "All Of My Charts",
+         "share_label": "share label"}
+ITEM_TYPES = {"chart": "a chart", "document": "a document", "form_submission": "a form submission"}
+
+
 def disclosure_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The columns of the accounting (HIPAA 164.528): when, who disclosed, to whom, what, the rule, consent
-    attested by and when, expiry, revocation; read tolerantly from the audit service's entries."""
-    def pick(e: dict[str, Any], *keys: str) -> Any:
-        return next((e[k] for k in keys if e.get(k) not in (None, "", [])), None)
+    """The accounting's columns (HIPAA 164.528): when, what happened, who disclosed, to whom (or who read
+    it), what, the rule, consent attested by and when, expiry."""
+    rows = []
+    for e in items:
+        accessed = e.get("action") == "accessed"
+        recipients = ", ".join(r.get("name") or ("the patient" if r.get("kind") == "patient" else "an office"
+                                                   if r.get("kind") == "office" else "a practitioner")
+                               for r in e.get("recipients") or [])
+        consent_by = e.get("consent_attested_by")
+        rows.append({
+            "when": e.get("at"), "event": ACTIONS.get(e.get("action", ""), e.get("action")),
+            "by": e.get("accessor_name") or e.get("accessor_kind") if accessed else e.get("discloser_name"),
+            "to": "" if accessed else recipients,
+            "what": ITEM_TYPES.get(e.get("item_type", ""), e.get("item_type")),
+            "rule": RULES.get(e.get("rule") or "", e.get("rule")),
+            "consent": (e.get("discloser_name") if consent_by and consent_by == e.get("discloser_id") else consent_by)
+            if consent_by else None,
+            "consent_at": e.get("consent_attested_at"), "expires_at": e.get("expires_at"), "revoked_at": None,
+        })
+    return rows
 
-    def who(value: Any) -> Any:
-        if isinstance(value, list):
-            return ", ".join(str(v.get("name") or v.get("id") if isinstance(v, dict) else v) for v in value)
-        if isinstance(value, dict):
-            return value.get("name") or value.get("id")
-        return value
 
-    return [{
-        "when": pick(e, "time", "when", "disclosed_at", "accessed_at", "created_at"),
-        "event": pick(e, "type", "kind", "action", "event"),
-        "by": who(pick(e, "disclosed_by_name", "discloser_name", "actor_name", "by_name", "disclosed_by", "actor")),
-        "to": who(pick(e, "recipients", "recipient_names", "to", "recipient_name", "recipient")),
-        "what": pick(e, "what", "item_kind", "object_type", "item_type", "subject_kind"),
-        "rule": pick(e, "rule", "scope"),
-        "consent": who(pick(e, "consent_attested_by_name", "consent_attested_by")),
-        "consent_at": pick(e, "consent_attested_at"),
-        "expires_at": pick(e, "expires_at"),
-        "revoked_at": pick(e, "revoked_at"),
-    } for e in items]
+def _period(ctx: Ctx) -> dict[str, str | None]:
+    """The date filter of the form (YYYY-MM-DD) as the API's RFC 3339 bounds, whole days in UTC."""
+    def bound(name: str, clock: str) -> str | None:
+        value = ctx.query.get(name, "")
+        return f"{value}T{clock}Z" if len(value) == 10 else None
+    return {"from": bound("from", "00:00:00"), "to": bound("to", "23:59:59")}
 
 
 async def _disclosures(ctx: Ctx, path: str, title: str, back: str, **extra: Any) -> Response:
-    params = {k: ctx.query.get(k) for k in ("from", "to", "cursor")}
+    values = {k: ctx.query.get(k) for k in ("from", "to")}
     page, available = await _or_unavailable(ctx.api.get(path, limit=ctx.request.app.state.settings.page_size,
-                                                        **params))
+                                                        cursor=ctx.query.get("cursor"), **_period(ctx)))
     page = page or {"items": [], "next_cursor": None}
     return await ctx.render("disclosures.html", title=title, available=available, back=back,
-                            rows=disclosure_rows(page["items"]), values=params,
+                            rows=disclosure_rows(page["items"]), values=values,
+                            csv=ctx.request.url.path + ".csv" + (f"?{ctx.request.url.query}" if ctx.request.url.query else ""),
                             next_page=page_link(ctx.request, page.get("next_cursor")), **extra)
 
 
 @router.get("/patients/{patient_id}/disclosures")
 async def patient_disclosures(patient_id: str, ctx: Practitioner) -> Response:
     patient = await ctx.api.get(f"/v1/patients/{patient_id}")
+    verified, _ = await _or_unavailable(ctx.api.get(f"/v1/patients/{patient_id}/disclosures/verify"))
     return await _disclosures(ctx, f"/v1/patients/{patient_id}/disclosures", f"Disclosures: {patient['name']}",
-                              f"/patients/{patient_id}", patient=patient)
+                              f"/patients/{patient_id}", patient=patient, verified=verified)
+
+
+async def _csv(ctx: Ctx, path: str) -> Response:
+    query = urlencode({k: v for k, v in _period(ctx).items() if v})
+    upstream = await ctx.api.stream(path + (f"?{query}" if query else ""))
+    headers = {"content-type": upstream.headers.get("content-type", "text/csv"),
+               "content-disposition": upstream.headers.get("content-disposition", 'attachment; filename="disclosures.csv"'),
+               "content-security-policy": "sandbox; default-src 'none'"}
+    return StreamingResponse(upstream.aiter_raw(), headers=headers, background=BackgroundTask(upstream.aclose))
+
+
+@router.get("/patients/{patient_id}/disclosures.csv")
+async def patient_disclosures_csv(patient_id: str, ctx: Practitioner) -> Response:
+    return await _csv(ctx, f"/v1/patients/{patient_id}/disclosures.csv")
+
+
+@router.get("/portal/disclosures.csv")
+async def my_disclosures_csv(ctx: Patient) -> Response:
+    return await _csv(ctx, "/v1/portal/disclosures.csv")
 
 
 @router.get("/portal/disclosures")

@@ -112,6 +112,16 @@ def test_two_practitioners_share_a_chart_add_a_note_and_revoke(people: Any) -> N
     expect(page.get_by_role("main")).to_contain_text("Who read it")
     expect(page.locator("table").nth(1)).to_contain_text(bob.name)
 
+    # the patient's accounting of disclosures: the share, and Bob's read, in a verified hash chain
+    page = alice.go("/patients")
+    page.get_by_role("link", name="Jane Roe").click()
+    page.get_by_role("link", name="Disclosures").click()
+    rows = page.locator("tbody")
+    expect(rows).to_contain_text("Shared")
+    expect(rows).to_contain_text("Read")
+    expect(rows).to_contain_text(bob.name)
+    expect(page.get_by_test_id("chain")).to_contain_text("hash chain verified")
+
     # Alice stops the share (with a confirmation); it disappears from Bob's page
     page.locator("summary[aria-label^='User menu']").click()
     page.get_by_role("link", name="Chart shares").click()
@@ -195,6 +205,11 @@ def test_documents_labels_portal_and_smartform(people: Any, tmp_path: Path, cons
     with page.expect_download() as download:
         page.get_by_role("link", name="labs.txt").first.click()
     assert Path(download.value.path()).read_text() == "CBC: within normal limits\n"
+    # who saw my data: the accounting of disclosures names Alice's share of the documents with Jane
+    page.get_by_role("link", name="Who saw my data").first.click()
+    expect(page.locator("tbody")).to_contain_text("Shared")
+    expect(page.locator("tbody")).to_contain_text(alice.name)
+    page = jane.go("/portal")
     page.get_by_role("link", name="Sleep check").click()
     page.get_by_role("button", name="Send answers").click()  # required answer missing: refused, said at the field
     expect(page.locator("#quality-error, #sleep_quality-error")).to_contain_text("Required")

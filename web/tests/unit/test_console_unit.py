@@ -159,3 +159,18 @@ def test_session_key_must_be_long_and_not_a_placeholder() -> None:
     for bad in ("short", "changeme-changeme-changeme", "ChangeMe-web-session-key"):
         with pytest.raises(ValidationError):
             WebSettings(session_key=bad)
+
+
+def test_disclosure_rows_name_who_did_what() -> None:
+    from clinishare_web.pages.access import disclosure_rows
+
+    shared, read = disclosure_rows([
+        {"at": "2026-11-27T10:00:00Z", "action": "shared", "item_type": "chart", "rule": "patient",
+         "discloser_id": "a", "discloser_name": "Dr A", "consent_attested_by": "a",
+         "consent_attested_at": "2026-11-27T10:00:00Z",
+         "recipients": [{"kind": "practitioner", "id": "b", "name": "Dr B"}, {"kind": "office", "id": "o"}]},
+        {"at": "2026-11-27T11:00:00Z", "action": "accessed", "item_type": "document", "accessor_id": "b",
+         "accessor_kind": "practitioner", "accessor_name": "Dr B", "discloser_name": "Dr A"}])
+    assert (shared["event"], shared["by"], shared["to"], shared["what"], shared["rule"], shared["consent"]) == (
+        "Shared", "Dr A", "Dr B, an office", "a chart", "All Of This Patient's Charts", "Dr A")
+    assert (read["event"], read["by"], read["to"], read["what"]) == ("Read", "Dr B", "", "a document")
