@@ -17,6 +17,17 @@ from support import PASSWORD, Console, Person
 pytestmark = pytest.mark.e2e
 
 
+def reload_until(page: Any, text: str, timeout: float = 15.0) -> None:
+    """The accounting of disclosures is built from events (eventually consistent): reload until it shows."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while text not in page.locator("main").inner_text():
+        assert time.monotonic() < deadline, f"{text!r} never appeared on {page.url}"
+        page.wait_for_timeout(200)
+        page.reload()
+
+
 def connect(alice: Person, bob: Person) -> str:
     """Bob opens the user menu's View Share PIN; Alice enters it under Connections."""
     page = bob.go("/charts")
@@ -116,6 +127,7 @@ def test_two_practitioners_share_a_chart_add_a_note_and_revoke(people: Any) -> N
     page = alice.go("/patients")
     page.get_by_role("link", name="Jane Roe").click()
     page.get_by_role("link", name="Disclosures").click()
+    reload_until(page, "Read")
     rows = page.locator("tbody")
     expect(rows).to_contain_text("Shared")
     expect(rows).to_contain_text("Read")
@@ -207,6 +219,7 @@ def test_documents_labels_portal_and_smartform(people: Any, tmp_path: Path, cons
     assert Path(download.value.path()).read_text() == "CBC: within normal limits\n"
     # who saw my data: the accounting of disclosures names Alice's share of the documents with Jane
     page.get_by_role("link", name="Who saw my data").first.click()
+    reload_until(page, "Shared")
     expect(page.locator("tbody")).to_contain_text("Shared")
     expect(page.locator("tbody")).to_contain_text(alice.name)
     page = jane.go("/portal")

@@ -174,3 +174,22 @@ def test_disclosure_rows_name_who_did_what() -> None:
     assert (shared["event"], shared["by"], shared["to"], shared["what"], shared["rule"], shared["consent"]) == (
         "Shared", "Dr A", "Dr B, an office", "a chart", "All Of This Patient's Charts", "Dr A")
     assert (read["event"], read["by"], read["to"], read["what"]) == ("Read", "Dr B", "", "a document")
+
+
+async def test_a_view_the_server_does_not_offer_is_not_available_not_an_error() -> None:
+    from clinishare_web.api import ApiError
+    from clinishare_web.pages.access import _or_unavailable
+
+    async def missing() -> Any:
+        raise ApiError(404, "no such endpoint")
+
+    async def refused() -> Any:
+        raise ApiError(403, "no")
+
+    async def fine() -> Any:
+        return {"items": []}
+
+    assert await _or_unavailable(missing()) == (None, False)
+    assert await _or_unavailable(fine()) == ({"items": []}, True)
+    with pytest.raises(ApiError):
+        await _or_unavailable(refused())
