@@ -21,11 +21,12 @@ class WebSettings(ProcessSettings):
         default=None, min_length=16, description="secret (at least 16 characters) from which the key that "
         "encrypts the session cookie is derived; unset: a random key per process (every session ends when the "
         "process restarts). Every replica needs the same one.")
-    session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
+    session_max_age_seconds: int = Field(default=8 * 3600, ge=60, description="how long the session cookie "
+                                         "lives (the access token inside still expires on its own)")
     cookie_secure: Literal["auto", "always", "never"] = Field(
         default="auto", description="auto: Secure when the request came over https (X-Forwarded-Proto too)")
-    timeout_seconds: float = 30.0
-    page_size: int = Field(default=20, ge=1, le=100)
+    timeout_seconds: float = Field(default=30.0, gt=0, description="timeout of a call to the API")
+    page_size: int = Field(default=20, ge=1, le=100, description="rows per page of a list")
     port: int = Field(default=8006, ge=1, le=65535, description="port to listen on (alone)")
 
     @field_validator("session_key")
