@@ -68,3 +68,4 @@ async def test_the_directory_never_puts_a_bad_id_into_identitys_url() -> None:
     assert asked == []
     assert await directory.patient("p1", authorization="Bearer t") is not None
     assert asked == ["/v1/patients/p1"]
+    await directory.aclose()
