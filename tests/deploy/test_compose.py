@@ -105,6 +105,16 @@ def test_every_process_listens_where_the_gateway_and_its_health_check_look(
             assert url is None or port_of(url) == ("identity", listening["identity"])
 
 
+def test_the_image_has_every_package_compose_asks_for(compose: dict[str, Any]) -> None:
+    build_stage = (ROOT / "deploy" / "Dockerfile").read_text().split("\nFROM ${PYTHON_IMAGE}\n", 1)[0]
+    copied = set(re.findall(r"^COPY (\S+)/ /src/", build_stage, re.M))
+    for name, svc in compose["services"].items():
+        if "build" in svc:
+            for package in svc["build"]["args"]["PACKAGES"].split():
+                assert (ROOT / package / "pyproject.toml").is_file(), (name, package)
+                assert package.split("/")[0] in copied, f"{name}: the image build does not copy {package}"
+
+
 def test_start_order_and_exposure(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert services["gateway"]["depends_on"] == {s: {"condition": "service_healthy"} for s in SERVICES}

@@ -78,3 +78,14 @@ def test_the_gateway_listens_on_its_settings_and_logs_only_json() -> None:
     loggers = {r.get("logger") for r in records}
     assert "uvicorn.error" in loggers, "uvicorn's own lines are there, as JSON"
     assert any(r["event"] == "request" and r.get("request_id") == "ops-check-1" for r in records)
+
+
+def test_no_service_imports_the_embedded_engine_or_test_packages() -> None:
+    """The production image has neither mongomock nor aiosmtpd: nothing a service imports may need them."""
+    modules = [f"clinishare_{s}.app" for s in ("identity", "charts", "documents", "forms", "notify", "audit")]
+    code = ("import sys\n" + "".join(f"import {m}\n" for m in modules) + "import clinishare_gateway.app\n"
+            "import clinishare_shared.serve, clinishare_shared.topology, clinishare_shared.healthcheck\n"
+            "print(sorted(m for m in ('mongomock', 'aiosmtpd', 'pytest', 'hypothesis') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
