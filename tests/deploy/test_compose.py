@@ -115,6 +115,20 @@ def test_the_image_has_every_package_compose_asks_for(compose: dict[str, Any]) -
                 assert package.split("/")[0] in copied, f"{name}: the image build does not copy {package}"
 
 
+def test_the_production_lock_has_every_dependency_of_every_image(compose: dict[str, Any]) -> None:
+    import tomllib
+
+    locked = set(re.findall(r"^([A-Za-z0-9_.-]+)==", (ROOT / "requirements" / "service.lock").read_text(), re.M))
+    locked = {re.sub(r"[-_.]+", "-", n).lower() for n in locked}
+    packages = {"shared"} | {p for svc in compose["services"].values() if "build" in svc
+                             for p in svc["build"]["args"]["PACKAGES"].split()}
+    for package in sorted(packages):
+        project = tomllib.loads((ROOT / package / "pyproject.toml").read_text())["project"]
+        for requirement in project.get("dependencies", []):
+            name = re.sub(r"[-_.]+", "-", re.split(r"[\[<>=!~ ;]", requirement, maxsplit=1)[0]).lower()
+            assert name.startswith("clinishare-") or name in locked, f"{package} needs {name}, not in service.lock"
+
+
 def test_start_order_and_exposure(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert services["gateway"]["depends_on"] == {s: {"condition": "service_healthy"} for s in SERVICES}
