@@ -265,8 +265,10 @@ class OutboxRelay:
             ordered = sorted(ids)
             for i in range(0, len(ordered), self.batch):
                 chunk = ordered[i:i + self.batch]
-                candidates = await coll.find({**_ids_filter(chunk), f"{OUTBOX}.id": {"$exists": True}},
-                                             {"_id": 1, OUTBOX: 1}).to_list()
+                # by _id alone, one document at a time: FerretDB's SQLite handler pushes down nothing but a
+                # bare _id equality (any other condition, $in included, reads the whole collection)
+                found = [await coll.find_one({"_id": doc_id}, {"_id": 1, OUTBOX: 1}) for doc_id in chunk]
+                candidates = [d for d in found if d is not None and d.get(OUTBOX)]
                 docs, token = await self._claim_candidates(coll, candidates)
                 if token is None:
                     continue

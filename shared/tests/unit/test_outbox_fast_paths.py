@@ -66,6 +66,10 @@ class CountingCollection:
         self._finds.append(query)
         return self._inner.find(query, *args, **kwargs)
 
+    async def find_one(self, query: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        self._finds.append(query)
+        return await self._inner.find_one(query, *args, **kwargs)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
@@ -101,6 +105,9 @@ async def test_pass_after_write_reads_only_the_staged_document(db: Any) -> None:
     assert [e.id for e in bus.sent] == [e.id for e in mine]
     scans = [q for q in counting.finds if "_id" not in q]
     assert scans == [], scans  # every read named its documents by _id
+    # and by a bare _id equality (the only condition FerretDB's SQLite handler pushes down)
+    assert {"_id": "mine"} in counting.finds and all(isinstance(q["_id"], str) or set(q) == {"_id"}
+                                                      for q in counting.finds)
     assert await relay.pass_after_write() == 0  # nothing staged since: nothing read
     # the full sweep still finds what no kick named
     assert await relay.run_once() == 1 and bus.sent[-1].id == other[0].id
