@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+from clinishare_shared.lifecycle import terminate
 from pathlib import Path
 
 VERSION = "v1.24.2"
@@ -110,13 +111,7 @@ class FerretDB:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None
 
     def __enter__(self) -> "FerretDB":

@@ -36,10 +36,11 @@ from typing import Any
 import structlog
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from clinishare_shared.bus.base import EventBus, PublishFailed
+from clinishare_shared.bus.base import EventBus
 from clinishare_shared.events import Envelope
 from clinishare_shared.mongo import pull_exact
-from clinishare_shared.observability import TRACE_KEY, carrier, publishing
+from clinishare_shared.observability import TRACE_KEY, carrier
+from clinishare_shared.lifecycle import cancel_and_wait
 
 OUTBOX = "_outbox"
 CLAIMS = "_outbox_claims"
@@ -395,10 +396,5 @@ class OutboxRelay:
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="outbox-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None

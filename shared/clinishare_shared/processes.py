@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from clinishare_shared.testing import wait_for
+from clinishare_shared.lifecycle import terminate
 
 
 def free_port() -> int:
@@ -142,14 +143,7 @@ class Processes:
             proc.popen.wait()
 
     def stop(self, name: str) -> None:
-        proc = self.procs[name]
-        if proc.popen is not None and proc.popen.poll() is None:
-            proc.popen.terminate()
-            try:
-                proc.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.popen.kill()
-                proc.popen.wait()
+        terminate(self.procs[name].popen, timeout=15)
 
     def stop_all(self) -> None:
         for name in self.procs:

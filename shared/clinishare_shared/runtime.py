@@ -22,6 +22,7 @@ from clinishare_shared.mongo import open_client, purge_expired, server_engine
 from clinishare_shared.outbox import OutboxRelay
 from clinishare_shared.projection import IdentityProjection
 from clinishare_shared.settings import ServiceSettings
+from clinishare_shared.lifecycle import cancel_and_wait
 
 log = structlog.get_logger("clinishare.runtime")
 
@@ -148,10 +149,7 @@ class Infra:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._purge_task is not None:
-            self._purge_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._purge_task
+        await cancel_and_wait(self._purge_task)
         if self._directory is not None:
             await self._directory.aclose()
         if self.relay is not None:

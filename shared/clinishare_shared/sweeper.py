@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import structlog
+from clinishare_shared.lifecycle import cancel_and_wait
 
 log = structlog.get_logger("clinishare.sweeper")
 
@@ -43,10 +44,5 @@ class Sweeper:
             self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"sweeper-{self.name}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None

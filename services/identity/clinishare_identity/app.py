@@ -5,7 +5,6 @@ events, so it starts no consumer."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -18,6 +17,7 @@ from clinishare_shared.app import service_app
 from clinishare_shared.auth import KeyProvider, StaticKeyProvider, TokenVerifier
 from clinishare_shared.bus.base import EventBus
 from clinishare_shared.runtime import Infra
+from clinishare_shared.lifecycle import cancel_and_wait
 from clinishare_identity.api import accounts, connections, offices, patients
 from clinishare_identity.passwords import Passwords
 from clinishare_identity.settings import IdentitySettings
@@ -84,9 +84,7 @@ def create_app(settings: IdentitySettings | None = None, *, bus: EventBus | None
             try:
                 yield
             finally:
-                refresher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await refresher
+                await cancel_and_wait(refresher)
         finally:
             await infra.close()
 

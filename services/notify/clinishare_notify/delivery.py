@@ -19,6 +19,7 @@ import structlog
 
 from clinishare_shared.observability import EMAILS_FAILED, EMAILS_SENT
 from clinishare_shared.projection import IdentityProjection
+from clinishare_shared.lifecycle import cancel_and_wait
 
 from clinishare_notify.domain import delivery
 from clinishare_notify.domain.messages import email
@@ -47,11 +48,8 @@ class EmailWorker:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="notify:email-worker")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:
