@@ -61,8 +61,12 @@ async def test_an_expired_grant_gives_nothing_and_is_announced_once(charts: Any)
     await idp.connect("dr-a", "dr-b")
     pid = await idp.patient("Ada", "dr-a")
     chart = await charts.chart("dr-a", pid)
-    grant = await charts.share("dr-a", "chart", chart_id=chart["id"], practitioner_ids=["dr-b"], expires_at=_in(1.0))
-    assert await charts.status("dr-b", chart["id"]) == 200
+    expires = datetime.now(UTC) + timedelta(seconds=2)
+    grant = await charts.share("dr-a", "chart", chart_id=chart["id"], practitioner_ids=["dr-b"],
+                               expires_at=expires.isoformat())
+    before = await charts.status("dr-b", chart["id"])
+    if datetime.now(UTC) < expires:  # on a loaded machine the share call may outlive the grant
+        assert before == 200
     expired = await wait_for(lambda: [e for e in charts.published if e.type == "charts.share.expired"], timeout=10)
     assert await charts.status("dr-b", chart["id"]) == 404
     assert await charts.shared_ids("dr-b") == []
