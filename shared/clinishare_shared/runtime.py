@@ -22,6 +22,7 @@ from clinishare_shared.mongo import open_client, purge_expired, server_engine
 from clinishare_shared.outbox import OutboxRelay
 from clinishare_shared.projection import IdentityProjection
 from clinishare_shared.settings import ServiceSettings
+from clinishare_shared.sweeper import Sweeper
 from clinishare_shared.lifecycle import cancel_and_wait
 
 log = structlog.get_logger("clinishare.runtime")
@@ -50,7 +51,9 @@ class Infra:
         self._directory: Any = None
         self.consumer: IdempotentConsumer | None = None
         self.engine = ""
-        self._purge_task: asyncio.Task[None] | None = None
+        # stands in for MongoDB's TTL monitor where the server refused a TTL index (mongo.ensure_ttl_index);
+        # a no-op on MongoDB
+        self._ttl_purge: Sweeper | None = None
         self.verifier = TokenVerifier(
             keys or JwksKeyProvider(settings.jwks_url, cache_seconds=settings.jwks_cache_seconds),
             issuer=settings.jwt_issuer, audience=settings.jwt_audience,
@@ -64,19 +67,10 @@ class Infra:
             await self.bus.start()
         self.engine = await server_engine(self.client)
         await idempotency.ensure_indexes(self.db)
-        self._purge_task = asyncio.get_running_loop().create_task(self._purge_loop(), name="ttl-purge")
+        self._ttl_purge = Sweeper("ttl-purge", lambda: purge_expired(self.db), interval=self.settings.ttl_purge_interval)
+        self._ttl_purge.start()
         log.info("service_opened", service=self.settings.service_name, mongo=self.engine,
                  database=self.settings.database, bus=type(self.bus).__name__)
-
-    async def _purge_loop(self) -> None:
-        """Stands in for MongoDB's TTL monitor where the server refused a TTL index (``mongo.ensure_ttl_index``);
-        a no-op on MongoDB."""
-        while True:
-            await asyncio.sleep(self.settings.ttl_purge_interval)
-            try:
-                await purge_expired(self.db)
-            except Exception:
-                log.exception("ttl_purge_failed")
 
     async def open_projection(self) -> IdentityProjection:
         """The identity projection in this service's database, indexed."""
@@ -144,12 +138,10 @@ class Infra:
         return self._directory
 
     async def close(self) -> None:
-        task = getattr(self, "_catch_up", None)
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await cancel_and_wait(self._purge_task)
+        with contextlib.suppress(Exception):
+            await cancel_and_wait(getattr(self, "_catch_up", None))
+        if self._ttl_purge is not None:
+            await self._ttl_purge.stop()
         if self._directory is not None:
             await self._directory.aclose()
         if self.relay is not None:
