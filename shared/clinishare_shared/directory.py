@@ -99,6 +99,20 @@ class StaticDirectory:
         return None
 
 
+async def patient_in_care(projection: Any, directory: Directory | None, *, patient_id: str, practitioner_id: str,
+                          authorization: str) -> bool:
+    """Is the patient in the practitioner's care? "Projection first, identity breaks the tie": the local
+    projection answers; only if it says no is identity asked, with the caller's token, through the one
+    pooled client the lifespan owns (``Infra.directory``), since the projection may be an event behind.
+    No when neither knows the patient; identity's 503 passes through when it cannot answer (the request is
+    refused rather than decided on a guess)."""
+    if await projection.in_care(patient_id, practitioner_id):
+        return True
+    if directory is None:
+        return False
+    return await directory.patient(patient_id, authorization=authorization) is not None
+
+
 async def refused_recipients(projection: Any, directory: Directory | None, *, account_id: str, authorization: str,
                              practitioner_ids: list[str], office_ids: list[str]) -> list[str]:
     """Recipient ids not on the caller's sharing list. The projection answers first; ids it refuses are

@@ -11,7 +11,7 @@ from clinishare_charts.domain.schemas import GrantCreate, GrantPage, GrantRead
 from clinishare_charts.store import ChartStore
 from clinishare_shared.access import named_recipients
 from clinishare_shared.auth import CurrentPractitioner, CurrentPrincipal, Principal
-from clinishare_shared.directory import Directory, refused_recipients
+from clinishare_shared.directory import Directory, patient_in_care, refused_recipients
 from clinishare_shared.pagination import PageParams
 from clinishare_shared.problems import Problem
 from clinishare_shared.projection import IdentityProjection
@@ -38,8 +38,9 @@ async def _check_subject(body: GrantCreate, me: Principal, store: ChartStore, pr
         return str(chart["patient_id"])
     elif body.rule == "patient":
         pid = body.patient_id or ""
-        if not (await store.has_charts_for(me.id, pid) or await projection.in_care(pid, me.id)
-                or await directory.patient(pid, authorization=authorization) is not None):
+        if not (await store.has_charts_for(me.id, pid)
+                or await patient_in_care(projection, directory, patient_id=pid, practitioner_id=me.id,
+                                         authorization=authorization)):
             raise Problem(422, "patient_id is not a patient of yours", invalid_ids=[pid])
         return pid
     return None

@@ -19,6 +19,7 @@ from clinishare_shared.mongo import now_ms as now
 from clinishare_forms.events import form_assigned, form_submitted
 from clinishare_forms.service import live_rule
 from clinishare_shared.auth import CurrentPatient
+from clinishare_shared.directory import patient_in_care
 from clinishare_shared.mongo import new_id
 from clinishare_shared.problems import Problem, not_found
 from clinishare_shared.ids import PathId
@@ -44,10 +45,9 @@ def submission_read(a: dict[str, Any]) -> SubmissionRead:
              summary="Assign a form to a patient in my care")
 async def assign(form: AdministeredForm, body: AssignmentCreate, caller: CurrentCaller, store: StoreDep,
                  projection: ProjectionDep, directory: DirectoryDep) -> AssignmentRead:
-    if not await projection.in_care(body.patient_id, caller.id):
-        # the projection may be an event behind identity: ask identity before refusing
-        if await directory.patient(body.patient_id, authorization=caller.authorization) is None:
-            raise Problem(422, "the patient is not in your care", invalid_ids=[body.patient_id])
+    if not await patient_in_care(projection, directory, patient_id=body.patient_id, practitioner_id=caller.id,
+                                 authorization=caller.authorization):
+        raise Problem(422, "the patient is not in your care", invalid_ids=[body.patient_id])
     assignment = {
         "_id": new_id(), "form_id": form["_id"], "form_version": form["version"], "author_id": form["author_id"],
         "practitioner_id": caller.id, "patient_id": body.patient_id, "status": "pending",
