@@ -24,7 +24,7 @@ _FORM_READ = {**NO_OUTBOX, "versions": 0}
 
 
 class FormStore:
-    def __init__(self, db: Any, *, kick: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, db: Any, *, kick: Callable[[str | None, str | None], None] = lambda c, i: None) -> None:
         self._kick = kick  # wakes the outbox relay after a write that staged events
         self.db = db
         self.forms = db[FORMS]
@@ -37,11 +37,16 @@ class FormStore:
         await self.assignments.create_index([("patient_id", 1), ("status", 1), ("_id", -1)])
         await self.assignments.create_index([("form_id", 1), ("status", 1), ("practitioner_id", 1), ("_id", -1)])
 
+    def _wrote(self, collection: str, doc_id: str) -> None:
+        """Tell the outbox relay which document a write staged events in: its next pass reads just that
+        one (a kick naming nothing would make it sweep every outbox collection)."""
+        self._kick(collection, doc_id)
+
     # ---- forms -------------------------------------------------------------------------------------
 
     async def insert_form(self, doc: dict[str, Any], *events: Envelope) -> None:
         await self.forms.insert_one(with_events(doc, *events))
-        self._kick()
+        self._wrote(FORMS, doc["_id"])
 
     async def form(self, form_id: str) -> dict[str, Any] | None:
         return await self.forms.find_one({"_id": form_id}, _FORM_READ)
@@ -70,14 +75,14 @@ class FormStore:
             update = push_events(update, *events)
         res = await self.forms.update_one({"_id": form_id, "revision": revision}, update)
         if res.matched_count and events:
-            self._kick()
+            self._wrote(FORMS, form_id)
         return await self.form(form_id) if res.matched_count else None
 
     # ---- assignments and submissions ---------------------------------------------------------------
 
     async def insert_assignment(self, doc: dict[str, Any], *events: Envelope) -> None:
         await self.assignments.insert_one(with_events(doc, *events))
-        self._kick()
+        self._wrote(ASSIGNMENTS, doc["_id"])
 
     async def assignment(self, assignment_id: str) -> dict[str, Any] | None:
         return await self.assignments.find_one({"_id": assignment_id}, NO_OUTBOX)
@@ -93,7 +98,7 @@ class FormStore:
             push_events({"$set": {"status": "submitted", "submission": submission}}, *events),
         )
         if res.matched_count == 1:
-            self._kick()
+            self._wrote(ASSIGNMENTS, assignment_id)
         return res.matched_count == 1
 
     async def has_assigned(self, form_id: str, practitioner_id: str) -> bool:
@@ -124,4 +129,4 @@ class FormStore:
                  "owner_id": assignment["practitioner_id"], "accessor_id": accessor_id, "grant_ids": grant_ids,
                  "at": now_ms()}
         await self.db[ACCESSES].insert_one(with_events(entry, submission_accessed(entry)))
-        self._kick()
+        self._wrote(ACCESSES, entry["_id"])

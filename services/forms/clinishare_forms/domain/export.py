@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 META_COLUMNS = ("submitted_at", "patient_id", "practitioner_id")
@@ -46,9 +46,3 @@ def record(header: Sequence[str], submission: dict[str, Any]) -> list[Any]:
     """A submission (``answers`` plus the meta columns) in header order."""
     answers = submission.get("answers", {})
     return [submission.get(h) if h in META_COLUMNS else answers.get(h) for h in header]
-
-
-def rows(header: Sequence[str], submissions: Iterable[dict[str, Any]]) -> Iterator[str]:
-    yield csv_line(header)
-    for sub in submissions:
-        yield csv_line(record(header, sub))
