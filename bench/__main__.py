@@ -234,6 +234,7 @@ async def listing_sizes(report: Report, sizes: Sizes) -> None:
 # ---- the outbox relay ------------------------------------------------------------------------------
 
 async def relay_cost(report: Report, sizes: Sizes, mongodb_url: str | None) -> None:
+    from clinishare_charts.service import stage_grant
     from clinishare_charts.store import GRANTS, ChartStore
     from clinishare_shared.bus.memory import InMemoryBus
     from clinishare_shared.mongo import open_client
@@ -269,8 +270,8 @@ async def relay_cost(report: Report, sizes: Sizes, mongodb_url: str | None) -> N
             async def passes(k: int, store: Any = store, relay: Any = relay) -> list[float]:
                 out = []
                 for _ in range(k):
-                    await store.create_grant(owner_id="o", rule="all", chart_id=None, patient_id=None,
-                                             practitioner_ids=["v"], office_ids=[])
+                    await stage_grant(store=store, owner_id="o", rule="all", chart_id=None, patient_id=None,
+                                      practitioner_ids=["v"], office_ids=[])
                     t0 = time.perf_counter()
                     sent = await _relay_pass_after_write(relay)
                     out.append((time.perf_counter() - t0) * 1000)

@@ -14,6 +14,8 @@ SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "pyproje
 COMMON = ["app.py", "settings.py", "service.py", "store.py", "events.py", "api/deps.py", "domain/__init__.py"]
 SHARING = {"charts", "documents", "forms"}  # the services whose rules decide who reads what
 MONGO_MODULES = ("pymongo", "motor", "bson", "gridfs")
+TYPED = {"charts"}  # services whose api/ sees only typed stored documents and XRead models
+UNTYPED = {"dict[str, Any]", "Dict[str, Any]", "typing.Dict[str, Any]"}
 
 
 def package(service: str) -> Path:
@@ -73,6 +75,28 @@ def test_the_domain_is_pure(service: str) -> None:
                         "clinishare_shared.projection", "clinishare_shared.directory")
                or m.startswith((f"clinishare_{service}.store", f"clinishare_{service}.api"))}
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}: the domain does no I/O"
+
+
+def untyped_documents(path: Path) -> list[str]:
+    """Where a module names ``dict[str, Any]`` (in an annotation, an ``Annotated`` alias, anywhere)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [f"{path.name}:{node.lineno}" for node in ast.walk(tree)
+            if (isinstance(node, ast.Subscript) and ast.unparse(node) in UNTYPED)
+            or (isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.strip() in UNTYPED)]
+
+
+@pytest.mark.parametrize("service", sorted(TYPED))
+def test_api_of_typed_services_sees_no_untyped_documents(service: str) -> None:
+    """Routes get typed stored documents from the store and answer ``XRead.from_doc(...)``."""
+    found = [hit for path in sorted((package(service) / "api").rglob("*.py")) for hit in untyped_documents(path)]
+    assert not found, f"{service}/api uses dict[str, Any] at {found}: type the stored document instead"
+
+
+def test_untyped_documents_are_found(tmp_path: Path) -> None:
+    module = tmp_path / "routes.py"
+    module.write_text("from typing import Annotated, Any\nDoc = Annotated[dict[str, Any], 1]\n"
+                      "def f(x: 'dict[str, Any]') -> int: ...\ndef g(x: dict[str, int]) -> None: ...\n")
+    assert untyped_documents(module) == ["routes.py:2", "routes.py:3"]
 
 
 def test_a_service_missing_a_file_or_importing_another_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

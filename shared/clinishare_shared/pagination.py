@@ -6,6 +6,7 @@ Ids are ObjectId hex strings, so newest-first is ``_id`` descending and the curs
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
@@ -14,6 +15,7 @@ from pydantic import BaseModel
 from clinishare_shared.problems import Problem
 
 T = TypeVar("T")
+D = TypeVar("D", bound=Mapping[str, Any])  # a stored document, as the store types it
 _CURSOR = re.compile(r"^[0-9a-f]{24}$")
 
 
@@ -30,7 +32,7 @@ class PageQuery(BaseModel):
         """Filter for the next page of a newest-first (``_id`` descending) listing."""
         return {"_id": {"$lt": self.cursor}} if self.cursor else {}
 
-    def page(self, docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    def page(self, docs: list[D]) -> tuple[list[D], str | None]:
         """Given up to limit+1 docs, the page and the next cursor."""
         if len(docs) > self.limit:
             docs = docs[: self.limit]

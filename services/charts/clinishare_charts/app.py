@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from clinishare_charts import events
+from clinishare_charts import events, service
 from clinishare_charts.api import chart_shares, charts
 from clinishare_charts.settings import ChartsSettings
 from clinishare_charts.store import ChartStore
@@ -34,7 +34,8 @@ def create_app(settings: ChartsSettings | None = None, *, bus: EventBus | None =
             await store.ensure_indexes()
             await infra.start_relay(ChartStore.outbox_collections)
             await infra.start_consumer(events.consumed(projection))
-            sweeper = Sweeper("chart-grants", lambda: store.expire_due(now_ms()), interval=conf.expiry_sweep_seconds)
+            sweeper = Sweeper("chart-grants", lambda: service.expire_due(store=store, now=now_ms()),
+                              interval=conf.expiry_sweep_seconds)
             sweeper.start()
             infra.expose(app, store=store, projection=projection,
                          directory=infra.directory(directory, conf.identity_url), sweeper=sweeper)

@@ -1,7 +1,7 @@
-"""The only module that talks to MongoDB: charts, notes and chart grants.
+"""The only module that talks to MongoDB: charts, notes, chart grants, the access log and expiry claims.
 
-Charts, grants, notes and access-log entries carry their events in an ``_outbox`` written in the same
-single-document write as the change itself. Grants are never deleted: revoking sets ``revoked_at`` (pushing its
+Charts, grants, notes and access-log entries carry their events (built by ``service``) in an ``_outbox``
+written in the same single-document write as the change itself. Grants are never deleted: revoking sets ``revoked_at`` (pushing its
 event in that update); an expiry is claimed by a unique insert into ``chart_expiries`` that carries the
 event (so of several replicas sweeping at once exactly one claims a grant, on every engine), and the grant
 then gets ``expired_at``.
@@ -12,22 +12,18 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
-from clinishare_charts import events
 from clinishare_charts.domain.access import GrantRef
-from clinishare_shared.mongo import new_id, now_ms
+from clinishare_charts.domain.stored import AccessDoc, ChartDoc, ExpiryDoc, GrantDoc, NoteDoc
+from clinishare_shared.events import Envelope
 from clinishare_shared.outbox import NO_OUTBOX, insert_once, push_events, strip_outbox, with_events
 from clinishare_shared.pagination import PageQuery
 
 CHARTS, NOTES, GRANTS, ACCESSES, EXPIRIES = "charts", "chart_notes", "chart_grants", "chart_accesses", "chart_expiries"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def search_filter(q: str | None) -> dict[str, Any]:
@@ -105,42 +101,36 @@ class ChartStore:
 
     # ---- charts ------------------------------------------------------------------------------------
 
-    async def create_chart(self, *, author_id: str, patient_id: str, patient_name: str | None, title: str,
-                           body: str) -> dict[str, Any]:
-        now = _now()
-        doc = {"_id": new_id(), "author_id": author_id, "patient_id": patient_id, "patient_name": patient_name,
-               "title": title, "body": body, "created_at": now, "updated_at": now}
-        await self.charts.insert_one(with_events(doc, events.chart_created(doc)))
-        self._wrote(CHARTS, doc["_id"])
-        return doc
+    async def insert_chart(self, chart: ChartDoc, *events: Envelope) -> None:
+        await self.charts.insert_one(with_events(chart, *events))
+        self._wrote(CHARTS, chart["_id"])
 
-    async def chart(self, chart_id: str) -> dict[str, Any] | None:
-        return await self.charts.find_one({"_id": chart_id}, NO_OUTBOX)
+    async def chart(self, chart_id: str) -> ChartDoc | None:
+        return cast(ChartDoc | None, await self.charts.find_one({"_id": chart_id}, NO_OUTBOX))
 
-    async def update_chart(self, chart: dict[str, Any], changes: dict[str, Any], *,
-                           unchanged_since: datetime | None = None) -> dict[str, Any] | None:
-        """None when the chart is gone, or (``unchanged_since``) was updated after that time."""
-        query: dict[str, Any] = {"_id": chart["_id"]}
+    async def update_chart(self, chart_id: str, changes: dict[str, Any], *events: Envelope,
+                           unchanged_since: datetime | None = None) -> ChartDoc | None:
+        """Set ``changes`` and stage ``events`` in one write. None when the chart is gone, or
+        (``unchanged_since``) was updated after that time."""
+        query: dict[str, Any] = {"_id": chart_id}
         if unchanged_since is not None:
             query["updated_at"] = unchanged_since
         # no projection: FerretDB 1.24 refuses findAndModify's "fields"; the outbox is stripped here instead
         updated = strip_outbox(await self.charts.find_one_and_update(
-            query,
-            push_events({"$set": {**changes, "updated_at": _now()}}, events.chart_updated(chart, changes)),
-            return_document=ReturnDocument.AFTER))
+            query, push_events({"$set": changes}, *events), return_document=ReturnDocument.AFTER))
         if updated is not None:
-            self._wrote(CHARTS, chart["_id"])
-        return updated
+            self._wrote(CHARTS, chart_id)
+        return cast(ChartDoc | None, updated)
 
     async def has_charts_for(self, author_id: str, patient_id: str) -> bool:
         return await self.charts.find_one({"author_id": author_id, "patient_id": patient_id}, {"_id": 1}) is not None
 
-    async def own_charts(self, author_id: str, *, q: str | None, page: PageQuery) -> list[dict[str, Any]]:
+    async def own_charts(self, author_id: str, *, q: str | None, page: PageQuery) -> list[ChartDoc]:
         query = _and({"author_id": author_id}, search_filter(q), page.id_filter())
         return await self.charts.find(query, NO_OUTBOX).sort("_id", DESCENDING).limit(page.limit + 1).to_list()
 
     async def shared_charts(self, viewer_id: str, grants: list[GrantRef], *, q: str | None,
-                            page: PageQuery) -> list[dict[str, Any]]:
+                            page: PageQuery) -> list[ChartDoc]:
         """Charts covered by ``grants`` (active grants that reach the viewer, checked by the caller): one $or
         over charts whatever the number of charts or grants. A chart covered twice is still one document."""
         # the viewer's own charts are "Your Charts", even when a grant of theirs reaches them via an office
@@ -152,20 +142,17 @@ class ChartStore:
 
     # ---- notes -------------------------------------------------------------------------------------
 
-    async def add_note(self, *, chart: dict[str, Any], author_id: str, text: str) -> dict[str, Any]:
-        note = {"_id": new_id(), "chart_id": chart["_id"], "author_id": author_id, "text": text,
-                "created_at": _now()}
-        await self.notes.insert_one(with_events(note, events.note_added(note, chart_author_id=chart["author_id"])))
+    async def insert_note(self, note: NoteDoc, *events: Envelope) -> None:
+        await self.notes.insert_one(with_events(note, *events))
         self._wrote(NOTES, note["_id"])
-        return note
 
-    async def notes_of(self, chart_id: str) -> list[dict[str, Any]]:
+    async def notes_of(self, chart_id: str) -> list[NoteDoc]:
         return await self.notes.find({"chart_id": chart_id}, NO_OUTBOX).sort("_id", ASCENDING).to_list()
 
     # ---- grants ------------------------------------------------------------------------------------
 
     async def grants_reaching(self, viewer_id: str, office_ids: list[str], *,
-                              owner_id: str | None = None) -> list[dict[str, Any]]:
+                              owner_id: str | None = None) -> list[GrantDoc]:
         """Active grants naming the viewer directly or one of ``office_ids`` (the offices the viewer is a
         practitioner member of now)."""
         reach: list[dict[str, Any]] = [{"practitioner_ids": viewer_id}]
@@ -176,76 +163,59 @@ class ChartStore:
             query["owner_id"] = owner_id
         return await self.grants.find(query, NO_OUTBOX).to_list()
 
-    async def grants_covering(self, chart: dict[str, Any]) -> list[dict[str, Any]]:
+    async def grants_covering(self, chart: ChartDoc) -> list[GrantDoc]:
         """The author's unrevoked, unexpired-by-sweep grants that may cover this chart (``covers`` decides)."""
         about = [{"rule": "all"}, {"rule": "patient", "patient_id": chart["patient_id"]},
                  {"rule": "chart", "chart_id": chart["_id"]}]
         query = {"owner_id": chart["author_id"], "revoked_at": None, "expired_at": None, "$or": about}
         return await self.grants.find(query, NO_OUTBOX).sort("_id", ASCENDING).to_list()
 
-    async def create_grant(self, *, owner_id: str, rule: str, chart_id: str | None, patient_id: str | None,
-                           practitioner_ids: list[str], office_ids: list[str],
-                           expires_at: datetime | None = None) -> dict[str, Any]:
-        """``patient_id`` of a ``chart`` grant is the chart's patient (kept for the accounting of
-        disclosures; ``covers`` looks only at ``chart_id`` for that rule)."""
-        now = now_ms()
-        grant = {"_id": new_id(), "owner_id": owner_id, "rule": rule, "chart_id": chart_id,
-                 "patient_id": patient_id, "practitioner_ids": practitioner_ids, "office_ids": office_ids,
-                 "patient_consent": True, "consent_attested_by": owner_id, "consent_attested_at": now,
-                 "created_at": now, "revoked_at": None, "expires_at": expires_at, "expired_at": None}
-        await self.grants.insert_one(with_events(grant, events.share_granted(grant)))
+    async def insert_grant(self, grant: GrantDoc, *events: Envelope) -> None:
+        await self.grants.insert_one(with_events(grant, *events))
         self._wrote(GRANTS, grant["_id"])
-        return grant
 
-    async def grant(self, grant_id: str, *, owner_id: str) -> dict[str, Any] | None:
-        return await self.grants.find_one({"_id": grant_id, "owner_id": owner_id}, NO_OUTBOX)
+    async def grant(self, grant_id: str, *, owner_id: str) -> GrantDoc | None:
+        return cast(GrantDoc | None, await self.grants.find_one({"_id": grant_id, "owner_id": owner_id}, NO_OUTBOX))
 
-    async def own_grants(self, owner_id: str, *, include_revoked: bool, page: PageQuery) -> list[dict[str, Any]]:
+    async def own_grants(self, owner_id: str, *, include_revoked: bool, page: PageQuery) -> list[GrantDoc]:
         query: dict[str, Any] = {"owner_id": owner_id, **page.id_filter()}
         if not include_revoked:
             query["revoked_at"] = None
             query["expired_at"] = None
         return await self.grants.find(query, NO_OUTBOX).sort("_id", DESCENDING).limit(page.limit + 1).to_list()
 
-    async def revoke_grant(self, grant: dict[str, Any]) -> bool:
-        """Revoke an active grant, announcing it in the same write. False if it was already revoked."""
+    async def revoke_grant(self, grant: GrantDoc, at: datetime, *events: Envelope) -> bool:
+        """Revoke an active grant, staging ``events`` in the same write. False if it was already revoked
+        or expired (then nothing is staged)."""
         res = await self.grants.update_one(
             {"_id": grant["_id"], "owner_id": grant["owner_id"], "revoked_at": None, "expired_at": None},
-            push_events({"$set": {"revoked_at": _now()}}, events.share_revoked(grant)),
+            push_events({"$set": {"revoked_at": at}}, *events),
         )
         if res.modified_count:
             self._wrote(GRANTS, grant["_id"])
         return bool(res.modified_count)
 
-    async def expire_due(self, now: datetime, *, batch: int = 100) -> int:
-        """Announce grants past their ``expires_at``, each exactly once however many replicas sweep: the
-        claim is an insert into ``chart_expiries`` whose ``_id`` is the grant id and which carries the
-        ``charts.share.expired`` event (only the winner's insert succeeds); the grant is then marked
-        ``expired_at`` so it is no longer due. Returns how many grants this call claimed."""
-        due = await self.grants.find({"revoked_at": None, "expired_at": None, "expires_at": {"$lte": now}},
-                                     NO_OUTBOX).limit(batch).to_list()
-        claimed = 0
-        for grant in due:
-            if await insert_once(self.expiries, {"_id": grant["_id"], "owner_id": grant["owner_id"], "at": now},
-                                 events.share_expired(grant)):
-                claimed += 1
-                self._wrote(EXPIRIES, grant["_id"])
-            await self.grants.update_one({"_id": grant["_id"], "expired_at": None}, {"$set": {"expired_at": now}})
+    async def due_grants(self, now: datetime, *, batch: int) -> list[GrantDoc]:
+        """Grants past their ``expires_at`` and not yet marked expired (nor revoked)."""
+        return await self.grants.find({"revoked_at": None, "expired_at": None, "expires_at": {"$lte": now}},
+                                      NO_OUTBOX).limit(batch).to_list()
+
+    async def expire_grant(self, claim: ExpiryDoc, *events: Envelope) -> bool:
+        """Claim the announcement of a grant's expiry by a unique insert into ``chart_expiries`` carrying
+        ``events`` (of several replicas only the winner's insert succeeds, on every engine), then mark the
+        grant ``expired_at`` so it is no longer due. True if this call made the claim."""
+        claimed = await insert_once(self.expiries, claim, *events)
+        if claimed:
+            self._wrote(EXPIRIES, claim["_id"])
+        await self.grants.update_one({"_id": claim["_id"], "expired_at": None}, {"$set": {"expired_at": claim["at"]}})
         return claimed
 
     # ---- the access log ----------------------------------------------------------------------------
 
-    async def record_access(self, *, chart: dict[str, Any], accessor_id: str, accessor_kind: str,
-                            grant_ids: list[str]) -> dict[str, Any]:
-        """One read by someone other than the author: the log entry and its ``charts.chart.accessed`` event
-        in one insert, so the read is accounted for even while the broker is down."""
-        entry = {"_id": new_id(), "chart_id": chart["_id"], "author_id": chart["author_id"],
-                 "patient_id": chart["patient_id"], "accessor_id": accessor_id, "accessor_kind": accessor_kind,
-                 "grant_ids": grant_ids, "at": now_ms()}
-        await self.accesses.insert_one(with_events(entry, events.chart_accessed(entry)))
+    async def insert_access(self, entry: AccessDoc, *events: Envelope) -> None:
+        await self.accesses.insert_one(with_events(entry, *events))
         self._wrote(ACCESSES, entry["_id"])
-        return entry
 
-    async def accesses_of(self, chart_id: str, page: PageQuery) -> list[dict[str, Any]]:
+    async def accesses_of(self, chart_id: str, page: PageQuery) -> list[AccessDoc]:
         query = {"chart_id": chart_id, **page.id_filter()}
         return await self.accesses.find(query, NO_OUTBOX).sort("_id", DESCENDING).limit(page.limit + 1).to_list()

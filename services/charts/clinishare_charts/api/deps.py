@@ -3,54 +3,35 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends
 
-from clinishare_charts.service import read_grounds
+from clinishare_charts import service
+from clinishare_charts.domain.stored import ChartDoc
 from clinishare_charts.store import ChartStore
 from clinishare_shared.auth import CurrentPrincipal
 from clinishare_shared.deps import AuthorizationHeader, DirectoryDep, ProjectionDep, from_state
 from clinishare_shared.domain.access import Readable
-from clinishare_shared.mongo import now_ms
-from clinishare_shared.problems import Problem
 from clinishare_shared.ids import PathId
 
+__all__ = ["Authorization", "DirectoryDep", "OwnChart", "ProjectionDep", "ReadableChart", "StoreDep"]
 
 StoreDep = Annotated[ChartStore, from_state("store")]
 Authorization = AuthorizationHeader
 
 
-async def _viewer_offices(principal: CurrentPrincipal, projection: ProjectionDep) -> dict[str, str]:
-    return await projection.roles_of(principal.id)
-
-
-ViewerOffices = Annotated[dict[str, str], Depends(_viewer_offices)]
-
-
-async def _readable_chart(chart_id: PathId, principal: CurrentPrincipal,
-                          store: StoreDep, projection: ProjectionDep) -> Readable:
-    chart = await store.chart(chart_id)
-    if chart is None:
-        raise Problem(404, "chart not found")
-    if chart["author_id"] == principal.id:
-        return Readable(chart, [])
-    found = await read_grounds(store=store, projection=projection, chart=chart, viewer_id=principal.id, now=now_ms())
-    if not found:
-        raise Problem(404, "chart not found")
-    return Readable(chart, found)
+async def _readable_chart(chart_id: PathId, principal: CurrentPrincipal, store: StoreDep,
+                          projection: ProjectionDep) -> Readable:
+    return await service.readable_chart(store=store, projection=projection, chart_id=chart_id,
+                                        viewer_id=principal.id)
 
 
 ReadableChart = Annotated[Readable, Depends(_readable_chart)]
 
 
-async def _own_chart(chart_id: PathId, principal: CurrentPrincipal,
-                     store: StoreDep) -> dict[str, Any]:
-    """A chart the caller wrote; for anyone else (readers included) it does not exist here."""
-    chart = await store.chart(chart_id)
-    if chart is None or chart["author_id"] != principal.id:
-        raise Problem(404, "chart not found")
-    return chart
+async def _own_chart(chart_id: PathId, principal: CurrentPrincipal, store: StoreDep) -> ChartDoc:
+    return await service.own_chart(store=store, chart_id=chart_id, author_id=principal.id)
 
 
-OwnChart = Annotated[dict[str, Any], Depends(_own_chart)]
+OwnChart = Annotated[ChartDoc, Depends(_own_chart)]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator, model_validator,
 )
 
 from clinishare_charts.domain.access import Rule
+from clinishare_charts.domain.stored import AccessDoc, ChartDoc, GrantDoc, NoteDoc
 from clinishare_shared.access import NamedRecipient
 from clinishare_shared.domain.sharing import expiry_problem
 from clinishare_shared.pagination import Page
@@ -52,6 +54,20 @@ class ChartRead(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    @classmethod
+    def from_doc(cls, doc: ChartDoc, names: Mapping[str, str], *, shared: bool = False) -> Self:
+        """``names``: account id -> name now (the projection's); ``shared``: read by someone it is shared
+        with, so the author is also named as the sharer."""
+        return cls(**_chart_fields(doc, names, shared))
+
+
+def _chart_fields(doc: ChartDoc, names: Mapping[str, str], shared: bool) -> dict[str, Any]:
+    author_name = names.get(doc["author_id"])
+    return {"id": doc["_id"], "author_id": doc["author_id"], "author_name": author_name,
+            "sharer_name": author_name if shared else None, "patient_id": doc["patient_id"],
+            "patient_name": doc.get("patient_name"), "title": doc["title"], "body": doc["body"],
+            "created_at": doc["created_at"], "updated_at": doc["updated_at"]}
+
 
 ChartPage = Page[ChartRead]
 
@@ -68,9 +84,20 @@ class NoteRead(BaseModel):
     text: str
     created_at: datetime
 
+    @classmethod
+    def from_doc(cls, doc: NoteDoc, names: Mapping[str, str]) -> Self:
+        return cls(id=doc["_id"], chart_id=doc["chart_id"], author_id=doc["author_id"],
+                   author_name=names.get(doc["author_id"]), text=doc["text"], created_at=doc["created_at"])
+
 
 class ChartWithNotes(ChartRead):
     notes: list[NoteRead] = Field(description="oldest first, each with its writer")
+
+    @classmethod
+    def from_doc(cls, doc: ChartDoc, names: Mapping[str, str], *, shared: bool = False,
+                 notes: Sequence[NoteDoc] = ()) -> Self:
+        """Built once, chart and notes together (``names`` covers the chart's and the notes' authors)."""
+        return cls(**_chart_fields(doc, names, shared), notes=[NoteRead.from_doc(n, names) for n in notes])
 
 
 def _unique(ids: list[str]) -> list[str]:
@@ -136,6 +163,15 @@ class GrantRead(BaseModel):
     expired_at: datetime | None = None
     recipients: list[NamedRecipient] = Field(default=[], description="every recipient, named")
 
+    @classmethod
+    def from_doc(cls, doc: GrantDoc, recipients: list[NamedRecipient]) -> Self:
+        return cls(id=doc["_id"], owner_id=doc["owner_id"], rule=doc["rule"], chart_id=doc.get("chart_id"),
+                   patient_id=doc.get("patient_id"), practitioner_ids=doc["practitioner_ids"],
+                   office_ids=doc["office_ids"], patient_consent=doc["patient_consent"],
+                   consent_attested_by=doc["consent_attested_by"], consent_attested_at=doc["consent_attested_at"],
+                   created_at=doc["created_at"], revoked_at=doc.get("revoked_at"),
+                   expires_at=doc.get("expires_at"), expired_at=doc.get("expired_at"), recipients=recipients)
+
 
 GrantPage = Page[GrantRead]
 
@@ -149,6 +185,11 @@ class AccessRead(BaseModel):
     accessor_name: str | None = None
     grant_ids: list[GrantId]
     at: datetime
+
+    @classmethod
+    def from_doc(cls, doc: AccessDoc, names: Mapping[str, str]) -> Self:
+        return cls(id=doc["_id"], accessor_id=doc["accessor_id"], accessor_kind=doc["accessor_kind"],
+                   accessor_name=names.get(doc["accessor_id"]), grant_ids=doc["grant_ids"], at=doc["at"])
 
 
 AccessLogPage = Page[AccessRead]

@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from clinishare_charts import service
 from clinishare_charts.store import ChartStore
 from clinishare_shared.testing import wait_for
 
@@ -85,13 +86,13 @@ async def test_replicas_sweeping_at_once_claim_each_grant_once(mongo_client: Any
     db = mongo_client[db_name]
     replicas = [ChartStore(db) for _ in range(3)]
     past = datetime.now(UTC) + timedelta(milliseconds=50)
-    grants = [await replicas[0].create_grant(owner_id="dr-a", rule="all", chart_id=None, patient_id=None,
-                                             practitioner_ids=["dr-b"], office_ids=[], expires_at=past)
+    grants = [await service.stage_grant(store=replicas[0], owner_id="dr-a", rule="all", chart_id=None,
+                                        patient_id=None, practitioner_ids=["dr-b"], office_ids=[], expires_at=past)
               for _ in range(5)]
-    await replicas[0].revoke_grant(grants[0])
+    await service.revoke_grant(store=replicas[0], grant_id=grants[0]["_id"], owner_id="dr-a")
     await asyncio.sleep(0.1)
     now = datetime.now(UTC)
-    claimed = await asyncio.gather(*(r.expire_due(now) for r in replicas for _ in range(2)))
+    claimed = await asyncio.gather(*(service.expire_due(store=r, now=now) for r in replicas for _ in range(2)))
     assert sum(claimed) == 4
     staged = [e for coll in ("chart_grants", "chart_expiries") for g in await db[coll].find({}).to_list()
               for e in g.get("_outbox", []) if e["type"] == "charts.share.expired"]

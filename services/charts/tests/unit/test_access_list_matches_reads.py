@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clinishare_charts.domain.access import RULES
-from clinishare_charts.service import read_grounds, readers
+from clinishare_charts.service import read_grounds, readers, revoke_grant, stage_chart, stage_grant
 from clinishare_charts.store import ChartStore
 from clinishare_shared.events import (
     ConnectionCreated, OfficeCreated, OfficeMember, PatientRegistered, make_event,
@@ -55,16 +55,16 @@ async def _check(setup: dict[str, Any]) -> None:
         await feed(ConnectionCreated(connection_id=f"c{i}", owner_id=AUTHOR, target_kind=kind, target_id=target), "c")
     await feed(PatientRegistered(patient_id="p1", registered_by=AUTHOR, version=1, care_team=[AUTHOR]), "p1")
     store = ChartStore(db)
-    chart = await store.create_chart(author_id=AUTHOR, patient_id="p1", patient_name="N", title="T", body="")
-    other = await store.create_chart(author_id=AUTHOR, patient_id="p2", patient_name="N", title="T", body="")
+    chart = await stage_chart(store=store, author_id=AUTHOR, patient_id="p1", patient_name="N", title="T", body="")
+    other = await stage_chart(store=store, author_id=AUTHOR, patient_id="p2", patient_name="N", title="T", body="")
     for g in setup["grants"]:
         expires = {"expired": NOW - timedelta(seconds=1), "expires_later": NOW + timedelta(days=1)}.get(g["state"])
-        doc = await store.create_grant(
-            owner_id=AUTHOR, rule=g["rule"], chart_id=(chart if g["own_chart"] else other)["_id"],
+        doc = await stage_grant(
+            store=store, owner_id=AUTHOR, rule=g["rule"], chart_id=(chart if g["own_chart"] else other)["_id"],
             patient_id="p1" if g["own_patient"] else "p2", practitioner_ids=g["people"], office_ids=g["offices"],
             expires_at=expires)
         if g["state"] == "revoked":
-            await store.revoke_grant(doc)
+            await revoke_grant(store=store, grant_id=doc["_id"], owner_id=AUTHOR)
 
     listed = await readers(store=store, projection=projection, chart=chart, now=NOW)
     reads = {p: await read_grounds(store=store, projection=projection, chart=chart, viewer_id=p, now=NOW)

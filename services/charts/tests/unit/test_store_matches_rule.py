@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from clinishare_charts.domain.access import RULES, ChartRef, GrantRef, can_read, practitioner_offices, reaches
 from clinishare_shared.domain.sharing import SharingList
+from clinishare_charts.service import revoke_grant, stage_chart, stage_grant
 from clinishare_charts.store import ChartStore
 from clinishare_shared.mongo import InProcessMongoClient, new_id
 from clinishare_shared.pagination import PageQuery
@@ -34,17 +35,17 @@ async def _check(charts: list[tuple[str, str]], grants: list[dict[str, Any]], ro
     store = ChartStore(db)
     chart_docs = []
     for author, patient in charts:
-        chart_docs.append(await store.create_chart(author_id=author, patient_id=patient, patient_name="N",
-                                                   title="T", body=""))
+        chart_docs.append(await stage_chart(store=store, author_id=author, patient_id=patient, patient_name="N",
+                                            title="T", body=""))
     refs = []
     for g in grants:
         chart_id = chart_docs[g["chart_index"] % len(chart_docs)]["_id"] if chart_docs else new_id()
-        doc = await store.create_grant(owner_id=g["owner_id"], rule=g["rule"],
-                                       chart_id=chart_id if g["rule"] == "chart" else None,
-                                       patient_id=g["patient_id"] if g["rule"] == "patient" else None,
-                                       practitioner_ids=g["practitioner_ids"], office_ids=g["office_ids"])
+        doc = await stage_grant(store=store, owner_id=g["owner_id"], rule=g["rule"],
+                                chart_id=chart_id if g["rule"] == "chart" else None,
+                                patient_id=g["patient_id"] if g["rule"] == "patient" else None,
+                                practitioner_ids=g["practitioner_ids"], office_ids=g["office_ids"])
         if g["revoked"]:
-            await store.revoke_grant(doc)
+            await revoke_grant(store=store, grant_id=doc["_id"], owner_id=g["owner_id"])
         refs.append(GrantRef.from_doc({**doc, "revoked_at": "now" if g["revoked"] else None}))
     now = datetime.now(UTC)
     listed = SharingList(practitioners={VIEWER: "pin", "a1": "office", "a2": "office"},
