@@ -1,8 +1,11 @@
 """Projections catch up: a service whose identity projection is empty (a new service, a new replica set
-on a fresh database, a projection dropped to be rebuilt) replays the identity facts from the analytics
-stream (which keeps every event for its retention, default 30 days) through its projection handlers, in
-the background, while its queue keeps delivering new events. Projection handlers are order-safe and
-idempotent (versioned snapshots, a deletion that wins), so a replayed fact never undoes a newer one.
+on a fresh database, a projection dropped to be rebuilt) or behind identity rebuilds it, in the background,
+while its queue keeps delivering new events: from identity's paged snapshot
+(``GET /v1/internal/identity-snapshot``, when the service has ``INTERNAL_API_KEY``; "behind" is a
+projection counting fewer events than identity's high-water mark), else, when empty, from the analytics
+stream (which keeps every event for its retention, default 30 days). Either way the facts go through the
+projection's own handlers, which are order-safe and idempotent (versioned snapshots, a deletion that wins),
+so a replayed or snapshot fact never undoes a newer one.
 
 After the replay the service re-evaluates what it decided without the facts (``after``): notify makes due
 again the e-mails it skipped for want of an address.
@@ -11,14 +14,17 @@ again the e-mails it skipped for want of an address.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import aio_pika
 import structlog
 
 from clinishare_shared.bus.base import Handler
 from clinishare_shared.bus.rabbit import read_event
+from clinishare_shared.events import Envelope
 
 log = structlog.get_logger("clinishare.catchup")
 
@@ -60,18 +66,79 @@ async def replay_stream(url: str, stream: str, handlers: Mapping[str, Handler], 
     return applied
 
 
-async def catch_up_if_empty(*, db: Any, collection: str, url: str | None, stream: str,
-                            handlers: Mapping[str, Handler],
-                            after: Callable[[], Awaitable[Any]] | None = None) -> int:
-    """Replay when ``collection`` (the projection's accounts) is empty; then run ``after``."""
-    if not url or await db[collection].count_documents({}, limit=1):
-        return 0
-    try:
-        applied = await replay_stream(url, stream, handlers)
-    except Exception:
-        log.warning("projection_catch_up_failed", stream=stream, exc_info=True)
-        return 0
-    log.info("projection_caught_up", stream=stream, events=applied)
+class SnapshotSource(Protocol):
+    """Identity's paged snapshot (``IdentityDirectory`` over ``/v1/internal/identity-snapshot``)."""
+
+    async def high_water(self) -> int: ...
+
+    async def snapshot_page(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]: ...
+
+
+async def replay_snapshot(source: SnapshotSource, handlers: Mapping[str, Handler], *, page_size: int = 500) -> int:
+    """Page through identity's snapshot and hand every fact (an event's ``type`` and ``data``, as identity
+    would publish it now) to the projection handler of its type: the same version-checked code as a live
+    event, so a snapshot fact older than what the projection holds changes nothing. Returns how many
+    facts were applied (types this reader does not know are skipped, like unknown fields)."""
+    applied, cursor = 0, None
+    while True:
+        items, cursor = await source.snapshot_page(cursor, page_size)
+        for item in items:
+            handler = handlers.get(item["type"])
+            if handler is not None:
+                await handler(Envelope(id=f"snapshot:{uuid.uuid4().hex}", type=item["type"], source="identity",
+                                       time=datetime.now(UTC), subject="identity-snapshot", data=item["data"]))
+                applied += 1
+        if cursor is None:
+            return applied
+
+
+async def _snapshot_when_behind(projection: Any, source: SnapshotSource, handlers: Mapping[str, Handler], *,
+                                retry_max: float) -> int | None:
+    """Ask identity's high-water mark until it answers (identity may start after us: back-off, for ever);
+    replay its snapshot if the projection is empty or counts fewer. None: not behind."""
+    delay = 0.5
+    while True:
+        try:
+            theirs = await source.high_water()
+            mine = await projection.high_water()
+            if mine and mine >= theirs:
+                log.info("projection_up_to_date", high_water=mine, identity_high_water=theirs)
+                return None
+            log.info("projection_behind", high_water=mine, identity_high_water=theirs)
+            return await replay_snapshot(source, handlers)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("projection_catch_up_retrying", source="identity-snapshot", error=type(exc).__name__,
+                        retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, retry_max)
+
+
+async def catch_up(*, projection: Any, handlers: Mapping[str, Handler], snapshot: SnapshotSource | None = None,
+                   url: str | None = None, stream: str = "", after: Callable[[], Awaitable[Any]] | None = None,
+                   retry_max: float = 30.0) -> int:
+    """The catch-up step a service runs at start (``Infra.start_consumer(catch_up=...)``), in the background.
+
+    With identity's snapshot (``snapshot``: the service has ``INTERNAL_API_KEY``): when the projection is
+    empty or behind identity's high-water mark, replay the snapshot. Without it: when the projection is
+    empty, replay the stream from its first offset. Then run ``after``, the service's re-evaluation of
+    what it decided without the facts. Returns how many facts or events were applied."""
+    if snapshot is not None:
+        applied = await _snapshot_when_behind(projection, snapshot, handlers, retry_max=retry_max)
+        if applied is None:
+            return 0
+        source = "identity-snapshot"
+    else:
+        if not url or await projection.high_water():
+            return 0
+        try:
+            applied = await replay_stream(url, stream, handlers)
+        except Exception:
+            log.warning("projection_catch_up_failed", source="stream", stream=stream, exc_info=True)
+            return 0
+        source = "stream"
+    log.info("projection_caught_up", source=source, facts=applied)
     if after is not None:
         await after()
     return applied

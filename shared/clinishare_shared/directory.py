@@ -34,8 +34,9 @@ class IdentityDirectory:
     made on first use and closed with ``aclose``."""
 
     def __init__(self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None,
-                 timeout: float = 5.0, max_connections: int = 20) -> None:
+                 timeout: float = 5.0, max_connections: int = 20, internal_key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.internal_key = internal_key  # INTERNAL_API_KEY: identity's snapshot answers only with it
         self.transport = transport
         self.timeout = timeout
         self.max_connections = max_connections
@@ -82,6 +83,27 @@ class IdentityDirectory:
         body = resp.json()
         return SharingList(practitioners={p["id"]: p["via"] for p in body.get("practitioners", [])},
                            offices={o["id"]: o["via"] for o in body.get("offices", [])})
+
+    # ---- identity's snapshot (clinishare_shared.catchup), with the internal key instead of a token ----
+
+    async def _internal(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not self.internal_key:
+            raise RuntimeError("no INTERNAL_API_KEY: identity's snapshot cannot be asked")
+        resp = await self.client.get(path, params=params,
+                                     headers={"X-Clinishare-Internal-Key": self.internal_key, **outgoing_headers()})
+        resp.raise_for_status()
+        body: dict[str, Any] = resp.json()
+        return body
+
+    async def high_water(self) -> int:
+        """How many projected events identity's state stands for. Raises when identity cannot answer."""
+        return int((await self._internal("/v1/internal/identity-snapshot/high-water"))["high_water"])
+
+    async def snapshot_page(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of identity's facts (``{type, data}``, each as its event states it) and the next cursor."""
+        params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        body = await self._internal("/v1/internal/identity-snapshot", params)
+        return body["items"], body["next_cursor"]
 
 
 class StaticDirectory:

@@ -113,6 +113,17 @@ class IdentityProjection:
         assert isinstance(data, PatientRegistered | PatientCareTeamChanged)
         await _versioned_upsert(self.db[PATIENTS], data.patient_id, data.version, {"care_team": data.care_team})
 
+    async def high_water(self) -> int:
+        """How many identity events this projection reflects, counted as identity counts its state
+        (``GET /v1/internal/identity-snapshot/high-water``): one per account, an office's or a patient's
+        version, one per connection plus one if deleted. Fewer than identity's: the projection is behind."""
+        total = await self.db[ACCOUNTS].count_documents({})
+        total += await self.db[CONNECTIONS].count_documents({})
+        total += await self.db[CONNECTIONS].count_documents({"deleted": True})
+        for name in (OFFICES, PATIENTS):
+            total += sum([d.get("version", 1) async for d in self.db[name].find({}, {"version": 1})])
+        return total
+
     # ---- queries -----------------------------------------------------------------------------------
 
     async def account(self, account_id: str) -> dict[str, Any] | None:

@@ -50,6 +50,8 @@ class Infra:
         self.relay: OutboxRelay | None = None
         self._directory: Any = None
         self.consumer: IdempotentConsumer | None = None
+        self.projection: IdentityProjection | None = None
+        self._catch_up: asyncio.Task[Any] | None = None
         self.engine = ""
         # stands in for MongoDB's TTL monitor where the server refused a TTL index (mongo.ensure_ttl_index);
         # a no-op on MongoDB
@@ -76,6 +78,7 @@ class Infra:
         """The identity projection in this service's database, indexed."""
         projection = IdentityProjection(self.db)
         await projection.ensure_indexes()
+        self.projection = projection
         return projection
 
     def expose(self, app: Any, **state: Any) -> None:
@@ -104,19 +107,24 @@ class Infra:
 
     async def start_consumer(self, handlers: Mapping[str, Handler], *,
                              catch_up: Mapping[str, Handler] | None = None,
-                             after_catch_up: Callable[[], Awaitable[Any]] | None = None) -> IdempotentConsumer:
-        """Consume the service's queue. ``catch_up``: the projection handlers to replay the stream through,
-        in the background, when the projection is empty (``clinishare_shared.catchup``)."""
+                             after_catch_up: Callable[[], Awaitable[Any]] | None = None,
+                             snapshot: Any = None) -> IdempotentConsumer:
+        """Consume the service's queue. ``catch_up``: the projection handlers through which, in the
+        background, an empty or behind projection is rebuilt (``clinishare_shared.catchup``): from
+        ``snapshot`` (the service's ``IdentityDirectory``) when it holds the internal key, else from the stream;
+        ``after_catch_up`` then re-evaluates what was decided without the facts."""
         self.consumer = IdempotentConsumer(self.db, service=self.settings.service_name, handlers=handlers)
         await self.consumer.ensure_indexes()
         await self.bus.subscribe(self.settings.queue, self.consumer.routing_keys, self.consumer)
-        if catch_up and self.settings.amqp_url:
-            from clinishare_shared.catchup import catch_up_if_empty
-            from clinishare_shared.projection import ACCOUNTS
+        if snapshot is not None and not getattr(snapshot, "internal_key", None):
+            snapshot = None
+        if catch_up and (snapshot is not None or self.settings.amqp_url):
+            from clinishare_shared.catchup import catch_up as run_catch_up
 
-            self._catch_up = asyncio.get_running_loop().create_task(catch_up_if_empty(
-                db=self.db, collection=ACCOUNTS, url=self.settings.amqp_url, stream=self.settings.stream.name,
-                handlers=catch_up, after=after_catch_up), name="projection-catch-up")
+            projection = self.projection or await self.open_projection()
+            self._catch_up = asyncio.get_running_loop().create_task(run_catch_up(
+                projection=projection, handlers=catch_up, snapshot=snapshot, url=self.settings.amqp_url,
+                stream=self.settings.stream.name, after=after_catch_up), name="projection-catch-up")
         return self.consumer
 
     async def ready(self) -> dict[str, bool]:
@@ -134,12 +142,13 @@ class Infra:
             return given
         from clinishare_shared.directory import IdentityDirectory
 
-        self._directory = IdentityDirectory(identity_url)
+        if self._directory is None:  # one per infra, however often it is asked for
+            self._directory = IdentityDirectory(identity_url, internal_key=self.settings.internal_api_key)
         return self._directory
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
-            await cancel_and_wait(getattr(self, "_catch_up", None))
+            await cancel_and_wait(self._catch_up)
         if self._ttl_purge is not None:
             await self._ttl_purge.stop()
         if self._directory is not None:

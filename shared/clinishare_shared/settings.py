@@ -82,6 +82,10 @@ class ServiceSettings(ProcessSettings):
     jwt_audience: str = Field(default="clinishare", description="expected token audience")
     jwks_url: str = Field(default="http://127.0.0.1:8001/.well-known/jwks.json", description="identity's public keys")
     jwks_cache_seconds: int = Field(default=300, description="JWKS cache; an unknown kid refetches sooner")
+    internal_api_key: str | None = Field(
+        default=None, description="the secret services present to each other on internal endpoints (identity's "
+        "snapshot for projection catch-up, X-Clinishare-Internal-Key); unset: internal endpoints are off and an "
+        "empty projection catches up from the event stream")
     embedded_engines: bool = Field(
         default=False, description="allow the in-process MongoDB engine and the in-memory bus when MONGODB_URL / "
         "AMQP_URL are unset (tests, the all-in-one process); a standalone service refuses to start otherwise")
@@ -95,6 +99,7 @@ class ServiceSettings(ProcessSettings):
                                ("events_stream", "EVENTS_STREAM"),
                                ("events_stream_max_age_days", "EVENTS_STREAM_MAX_AGE_DAYS"),
                                ("events_stream_max_bytes", "EVENTS_STREAM_MAX_BYTES"),
+                               ("internal_api_key", "INTERNAL_API_KEY"),
                                ("embedded_engines", "EMBEDDED_ENGINES")):
                 if values.get(field) in (None, "") and os.environ.get(env):
                     values[field] = os.environ[env]
@@ -108,6 +113,13 @@ class ServiceSettings(ProcessSettings):
         if password is not None and unquote(password).lower() in PLACEHOLDER_SECRETS:
             raise ValueError("the URL carries a placeholder password; set a real secret")
         return v
+
+    @field_validator("internal_api_key")
+    @classmethod
+    def _no_placeholder_key(cls, v: str | None) -> str | None:
+        if v and (v.lower() in PLACEHOLDER_SECRETS or len(v) < 16):
+            raise ValueError("INTERNAL_API_KEY is a placeholder or shorter than 16 characters; set a real secret")
+        return v or None
 
     def missing_servers(self) -> list[str]:
         """The system-wide variables a standalone process needs and does not have."""

@@ -211,7 +211,12 @@ def test_secrets_for_database_broker_smtp_and_signing_key() -> None:
     docs = kustomize.render(K8S / "base")
     names = {d["metadata"]["name"] for d in docs if d["kind"] == "Secret"}
     assert names == {*(f"clinishare-db-{s}" for s in SERVICES), "clinishare-broker", "clinishare-smtp",
-                     "clinishare-signing-key", "clinishare-web"}
+                     "clinishare-signing-key", "clinishare-web", "clinishare-internal"}
+    # identity's snapshot key reaches identity and the services that catch their projection up from it
+    for doc in docs:
+        if doc["kind"] == "Deployment" and doc["metadata"]["name"] in ("identity", "charts", "documents", "forms"):
+            env = {v["name"]: v for v in kustomize._containers(doc)[0].get("env", [])}
+            assert env["INTERNAL_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "clinishare-internal"
     # nothing secret is written inline in a workload: every URL with a password comes from a Secret
     for doc in docs:
         if doc["kind"] in ("Deployment", "Job"):

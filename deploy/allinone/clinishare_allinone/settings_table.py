@@ -18,7 +18,8 @@ BEGIN, END = "<!-- settings-table:begin (generated: make settings-table) -->", "
 SYSTEM_WIDE = {"mongodb_url": "MONGODB_URL", "amqp_url": "AMQP_URL", "jwks_url": "JWKS_URL",
                "event_exchange": "EVENT_EXCHANGE", "events_stream": "EVENTS_STREAM",
                "events_stream_max_age_days": "EVENTS_STREAM_MAX_AGE_DAYS",
-               "events_stream_max_bytes": "EVENTS_STREAM_MAX_BYTES", "embedded_engines": "EMBEDDED_ENGINES"}
+               "events_stream_max_bytes": "EVENTS_STREAM_MAX_BYTES", "embedded_engines": "EMBEDDED_ENGINES",
+               "internal_api_key": "INTERNAL_API_KEY"}
 
 
 def classes() -> list[tuple[str, type[ProcessSettings]]]:

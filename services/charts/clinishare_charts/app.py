@@ -33,7 +33,9 @@ def create_app(settings: ChartsSettings | None = None, *, bus: EventBus | None =
             store = ChartStore(infra.db, on_write=infra.kick)
             await store.ensure_indexes()
             await infra.start_relay(ChartStore.outbox_collections)
-            await infra.start_consumer(events.consumed(projection))
+            # an empty or behind identity projection catches up (identity's snapshot, else the stream)
+            await infra.start_consumer(events.consumed(projection), catch_up=projection.handlers,
+                                       snapshot=infra.directory(directory, conf.identity_url))
             sweeper = Sweeper("chart-grants", lambda: service.expire_due(store=store, now=now_ms()),
                               interval=conf.expiry_sweep_seconds)
             sweeper.start()

@@ -36,7 +36,9 @@ def create_app(settings: DocumentsSettings | None = None, *, bus: EventBus | Non
                                   kick=infra.kick)
             await store.ensure_indexes()
             await infra.start_relay([DOCUMENTS, ACCESSES, EXPIRIES])
-            await infra.start_consumer(consumed(projection))
+            # an empty or behind identity projection catches up (identity's snapshot, else the stream)
+            await infra.start_consumer(consumed(projection), catch_up=projection.handlers,
+                                       snapshot=infra.directory(directory, settings.identity_url))
             sweeper = Sweeper("document-shares", lambda: store.expire_due(now_ms()),
                               interval=settings.expiry_sweep_seconds)
             sweeper.start()

@@ -34,7 +34,9 @@ def create_app(settings: FormsSettings | None = None, *, bus: EventBus | None = 
             infra.expose(app, store=store, projection=projection,
                          directory=infra.directory(directory, settings.identity_url))
             await infra.start_relay(OUTBOX_COLLECTIONS)
-            await infra.start_consumer(consumed(projection))
+            # an empty or behind identity projection catches up (identity's snapshot, else the stream)
+            await infra.start_consumer(consumed(projection), catch_up=projection.handlers,
+                                       snapshot=infra.directory(directory, settings.identity_url))
             yield
         finally:
             await infra.close()

@@ -18,7 +18,7 @@ from clinishare_shared.auth import KeyProvider, StaticKeyProvider, TokenVerifier
 from clinishare_shared.bus.base import EventBus
 from clinishare_shared.runtime import Infra
 from clinishare_shared.lifecycle import cancel_and_wait
-from clinishare_identity.api import accounts, connections, offices, patients
+from clinishare_identity.api import accounts, connections, internal, offices, patients
 from clinishare_identity.passwords import Passwords
 from clinishare_identity.settings import IdentitySettings
 from clinishare_identity.store import EVENT_COLLECTIONS, IdentityStore
@@ -94,6 +94,6 @@ def create_app(settings: IdentitySettings | None = None, *, bus: EventBus | None
     app.state.settings = settings
     app.state.jwks = jwks
     app.state.verifier = verifier
-    for module in (accounts, offices, connections, patients):
+    for module in (accounts, offices, connections, patients, internal):
         app.include_router(module.router)
     return app

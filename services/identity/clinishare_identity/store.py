@@ -256,6 +256,24 @@ class IdentityStore:
     async def restore_invite(self, patient_id: str, invite: dict[str, Any]) -> None:
         await self.patients.update_one({"_id": patient_id, "invite": None}, {"$set": {"invite": invite}})
 
+    # ---- the snapshot other services catch their projection up from ---------------------------------
+
+    async def snapshot_docs(self, collection: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+        """The projected facts of ``collection`` (one of EVENT_COLLECTIONS) after ``after``, by ``_id``."""
+        query = {"_id": {"$gt": after}} if after else {}
+        return await self.db[collection].find(query, NO_OUTBOX).sort("_id", 1).limit(limit).to_list()
+
+    async def facts_high_water(self) -> int:
+        """How many projected identity events the current state stands for: one per account, an office's
+        or a patient's version (each change bumps it by one), one per connection plus one if deleted.
+        A projection that reflects every event counts the same (``projection.high_water``)."""
+        total = await self.accounts.count_documents({})
+        total += await self.connections.count_documents({})
+        total += await self.connections.count_documents({"deleted_at": {"$ne": None}})
+        for coll in (self.offices, self.patients):
+            total += sum([d.get("version", 1) async for d in coll.find({}, {"version": 1})])
+        return total
+
 
 SIGNING_KEYS, CURRENT, PUBLIC = "signing_keys", "current", "public"  # PUBLIC: a published public key's kind
 
