@@ -27,7 +27,7 @@ $(VENV)/.test: $(VENV)/.base requirements/test.lock
 install: $(VENV)/.base
 install-test: $(VENV)/.test
 
-$(FERRETDB): tools/ferretdb/go.mod tools/ferretdb/go.sum tools/ferretdb/main.go
+$(FERRETDB): tools/ferretdb/go.mod tools/ferretdb/go.sum $(wildcard tools/ferretdb/*.go)
 	cd tools/ferretdb && GOTOOLCHAIN=local GOFLAGS=-mod=readonly GOBIN=$(CURDIR)/.tools/bin $(GO) install .
 	@$@ --version
 

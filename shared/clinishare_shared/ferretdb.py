@@ -22,6 +22,14 @@ from pathlib import Path
 VERSION = "v1.24.2"
 LABEL = f"FerretDB {VERSION} (SQLite handler)"
 
+# What we add to FerretDB's SQLite URL. FerretDB's pool already sets busy_timeout(10000), journal_mode(wal)
+# and auto_vacuum(none) (internal/backends/sqlite/metadata/pool/uri.go); SQLite's default synchronous=FULL
+# then fsyncs the WAL on every commit. synchronous(normal) in WAL mode syncs only at checkpoints: a commit
+# survives a crash of FerretDB or of any process, and only a power loss or an OS crash can lose the last
+# commits before the next checkpoint (never corrupt the file). Local and test data only: production runs on
+# MongoDB.
+SQLITE_QUERY = "_pragma=synchronous(normal)"
+
 
 class FerretDBUnavailable(RuntimeError):
     pass
@@ -82,10 +90,16 @@ class FerretDB:
         self.binary = binary or find_binary()
         self.log_file = log_file or self.data_dir / "ferretdb.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.sqlite_query = SQLITE_QUERY
 
     @property
     def url(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/"
+
+    @property
+    def sqlite_url(self) -> str:
+        base = f"file:{self.data_dir.resolve()}/"
+        return f"{base}?{self.sqlite_query}" if self.sqlite_query else base
 
     def start(self, timeout: float = 30.0) -> "FerretDB":
         if self.binary is None:
@@ -96,7 +110,7 @@ class FerretDB:
         log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child process, closed with it
         self.process = subprocess.Popen(
             [str(self.binary), f"--listen-addr=127.0.0.1:{self.port}",
-             f"--sqlite-url=file:{self.data_dir.resolve()}/", "--log-level=warn"],
+             f"--sqlite-url={self.sqlite_url}", "--log-level=warn"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )
         log.close()
