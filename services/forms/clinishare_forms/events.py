@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clinishare_forms.domain.stored import AccessDoc, AssignmentDoc, FormDoc
 from clinishare_shared.bus.base import Handler
 from clinishare_shared.events import (
     SubmissionAccessed,
@@ -15,12 +16,12 @@ from clinishare_shared.projection import IdentityProjection
 SOURCE = "forms"
 
 
-def form_created(form: dict[str, Any]) -> Envelope:
+def form_created(form: FormDoc) -> Envelope:
     return make_event(FormCreated(form_id=form["_id"], author_id=form["author_id"], version=form["version"]),
                       source=SOURCE, subject=form["_id"])
 
 
-def form_updated(form: dict[str, Any], changes: dict[str, Any]) -> Envelope:
+def form_updated(form: FormDoc, changes: dict[str, Any]) -> Envelope:
     """``changes``: the stored fields that changed (their names travel, never their values)."""
     return make_event(FormUpdated(form_id=form["_id"], author_id=form["author_id"],
                                   version=changes.get("version", form["version"]),
@@ -29,7 +30,7 @@ def form_updated(form: dict[str, Any], changes: dict[str, Any]) -> Envelope:
                       source=SOURCE, subject=form["_id"])
 
 
-def form_shared(form: dict[str, Any], *, added_practitioner_ids: list[str], added_office_ids: list[str]) -> Envelope:
+def form_shared(form: FormDoc, *, added_practitioner_ids: list[str], added_office_ids: list[str]) -> Envelope:
     sharing = form["sharing"]
     return make_event(FormShared(
         form_id=form["_id"], author_id=form["author_id"], allow_others=sharing["allow_others"],
@@ -38,7 +39,7 @@ def form_shared(form: dict[str, Any], *, added_practitioner_ids: list[str], adde
     ), source=SOURCE, subject=form["_id"])
 
 
-def form_assigned(assignment: dict[str, Any]) -> Envelope:
+def form_assigned(assignment: AssignmentDoc) -> Envelope:
     return make_event(FormAssigned(
         assignment_id=assignment["_id"], form_id=assignment["form_id"], form_version=assignment["form_version"],
         author_id=assignment["author_id"], practitioner_id=assignment["practitioner_id"],
@@ -46,7 +47,7 @@ def form_assigned(assignment: dict[str, Any]) -> Envelope:
     ), source=SOURCE, subject=assignment["_id"])
 
 
-def form_submitted(assignment: dict[str, Any], submission_id: str, *, author_may_see: bool) -> Envelope:
+def form_submitted(assignment: AssignmentDoc, submission_id: str, *, author_may_see: bool) -> Envelope:
     return make_event(FormSubmitted(
         submission_id=submission_id, assignment_id=assignment["_id"], form_id=assignment["form_id"],
         form_version=assignment["form_version"], author_id=assignment["author_id"],
@@ -55,7 +56,7 @@ def form_submitted(assignment: dict[str, Any], submission_id: str, *, author_may
     ), source=SOURCE, subject=assignment["_id"])
 
 
-def submission_accessed(entry: dict[str, Any]) -> Envelope:
+def submission_accessed(entry: AccessDoc) -> Envelope:
     data = SubmissionAccessed(submission_id=entry["submission_id"], form_id=entry["form_id"],
                               patient_id=entry["patient_id"], owner_id=entry["owner_id"],
                               accessor_id=entry["accessor_id"], accessor_kind="practitioner",

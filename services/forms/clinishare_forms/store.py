@@ -4,19 +4,18 @@
 version in ``versions`` (an assignment keeps the version the patient was given). ``assignments``: one
 document per assignment; its submission is stored inside it, so "at most one submission" is a single
 guarded update (``status: pending`` → ``submitted``) that also carries the ``forms.submitted`` event.
+Every write carries the events ``service`` built for it, in the same single-document write.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
+from clinishare_forms.domain.stored import AccessDoc, AssignmentDoc, FormDoc, SubmissionDoc, VersionDoc
 from clinishare_shared.events import Envelope
 from clinishare_shared.outbox import NO_OUTBOX, push_events, with_events
-from clinishare_shared.mongo import new_id, now_ms
 from clinishare_shared.pagination import PageQuery
-
-from clinishare_forms.events import submission_accessed
 
 FORMS, ASSIGNMENTS, ACCESSES = "forms", "assignments", "submission_accesses"
 OUTBOX_COLLECTIONS = [FORMS, ASSIGNMENTS, ACCESSES]
@@ -29,6 +28,7 @@ class FormStore:
         self.db = db
         self.forms = db[FORMS]
         self.assignments = db[ASSIGNMENTS]
+        self.accesses = db[ACCESSES]
 
     async def ensure_indexes(self) -> None:
         await self.forms.create_index([("author_id", 1), ("_id", -1)])
@@ -44,21 +44,21 @@ class FormStore:
 
     # ---- forms -------------------------------------------------------------------------------------
 
-    async def insert_form(self, doc: dict[str, Any], *events: Envelope) -> None:
+    async def insert_form(self, doc: FormDoc, *events: Envelope) -> None:
         await self.forms.insert_one(with_events(doc, *events))
         self._wrote(FORMS, doc["_id"])
 
-    async def form(self, form_id: str) -> dict[str, Any] | None:
-        return await self.forms.find_one({"_id": form_id}, _FORM_READ)
+    async def form(self, form_id: str) -> FormDoc | None:
+        return cast(FormDoc | None, await self.forms.find_one({"_id": form_id}, _FORM_READ))
 
-    async def form_versions(self, form_id: str) -> list[dict[str, Any]]:
+    async def form_versions(self, form_id: str) -> list[VersionDoc]:
         doc = await self.forms.find_one({"_id": form_id}, {"versions": 1})
         return list(doc["versions"]) if doc else []
 
-    async def form_version(self, form_id: str, version: int) -> dict[str, Any] | None:
+    async def form_version(self, form_id: str, version: int) -> VersionDoc | None:
         return next((v for v in await self.form_versions(form_id) if v["version"] == version), None)
 
-    async def visible_forms(self, viewer_id: str, viewer_offices: Iterable[str], params: PageQuery) -> list[dict[str, Any]]:
+    async def visible_forms(self, viewer_id: str, viewer_offices: Iterable[str], params: PageQuery) -> list[FormDoc]:
         """The viewer's own forms and those shared with them now (see ``domain.access.can_administer``)."""
         shared = {"sharing.allow_others": True, "author_id": {"$ne": viewer_id},
                   "$or": [{"sharing.practitioner_ids": viewer_id}, {"sharing.office_ids": {"$in": list(viewer_offices)}}]}
@@ -66,7 +66,7 @@ class FormStore:
         return await self.forms.find(query, _FORM_READ).sort("_id", -1).limit(params.limit + 1).to_list()
 
     async def update_form(self, form_id: str, *, revision: int, changes: dict[str, Any],
-                          new_version: dict[str, Any] | None, events: list[Envelope]) -> dict[str, Any] | None:
+                          new_version: VersionDoc | None, events: list[Envelope]) -> FormDoc | None:
         """Apply ``changes`` if nobody changed the form since ``revision`` was read; None on a race."""
         update: dict[str, Any] = {"$set": changes, "$inc": {"revision": 1}}
         if new_version is not None:
@@ -80,18 +80,18 @@ class FormStore:
 
     # ---- assignments and submissions ---------------------------------------------------------------
 
-    async def insert_assignment(self, doc: dict[str, Any], *events: Envelope) -> None:
+    async def insert_assignment(self, doc: AssignmentDoc, *events: Envelope) -> None:
         await self.assignments.insert_one(with_events(doc, *events))
         self._wrote(ASSIGNMENTS, doc["_id"])
 
-    async def assignment(self, assignment_id: str) -> dict[str, Any] | None:
-        return await self.assignments.find_one({"_id": assignment_id}, NO_OUTBOX)
+    async def assignment(self, assignment_id: str) -> AssignmentDoc | None:
+        return cast(AssignmentDoc | None, await self.assignments.find_one({"_id": assignment_id}, NO_OUTBOX))
 
-    async def pending_for_patient(self, patient_id: str, params: PageQuery) -> list[dict[str, Any]]:
+    async def pending_for_patient(self, patient_id: str, params: PageQuery) -> list[AssignmentDoc]:
         query = {"patient_id": patient_id, "status": "pending", **params.id_filter()}
         return await self.assignments.find(query, NO_OUTBOX).sort("_id", -1).limit(params.limit + 1).to_list()
 
-    async def submit(self, assignment_id: str, submission: dict[str, Any], *events: Envelope) -> bool:
+    async def submit(self, assignment_id: str, submission: SubmissionDoc, *events: Envelope) -> bool:
         """Record the one submission of a pending assignment; False if it was already submitted."""
         res = await self.assignments.update_one(
             {"_id": assignment_id, "status": "pending"},
@@ -110,23 +110,20 @@ class FormStore:
             query["practitioner_id"] = only_assigned_by
         return query
 
-    async def submissions(self, form_id: str, *, only_assigned_by: str | None, params: PageQuery) -> list[dict[str, Any]]:
+    async def submissions(self, form_id: str, *, only_assigned_by: str | None,
+                          params: PageQuery) -> list[AssignmentDoc]:
         """Submitted assignments, newest assignment first; all of them, or only those one practitioner made."""
         query = {**self._submitted(form_id, only_assigned_by), **params.id_filter()}
         return await self.assignments.find(query, NO_OUTBOX).sort("_id", -1).limit(params.limit + 1).to_list()
 
-    async def iter_submissions(self, form_id: str, *, only_assigned_by: str | None) -> AsyncIterator[dict[str, Any]]:
+    async def iter_submissions(self, form_id: str, *, only_assigned_by: str | None) -> AsyncIterator[AssignmentDoc]:
         async for doc in self.assignments.find(self._submitted(form_id, only_assigned_by), NO_OUTBOX).sort("_id", 1):
             yield doc
 
     # ---- the access log ----------------------------------------------------------------------------
 
-    async def record_access(self, *, assignment: dict[str, Any], accessor_id: str, grant_ids: list[str]) -> None:
+    async def insert_access(self, entry: AccessDoc, *events: Envelope) -> None:
         """One read of a submission by someone other than the practitioner who assigned it: the log entry
-        and its ``forms.submission.accessed`` event in one insert (recorded even while the broker is down)."""
-        entry = {"_id": new_id(), "submission_id": assignment["submission"]["id"], "form_id": assignment["form_id"],
-                 "assignment_id": assignment["_id"], "patient_id": assignment["patient_id"],
-                 "owner_id": assignment["practitioner_id"], "accessor_id": accessor_id, "grant_ids": grant_ids,
-                 "at": now_ms()}
-        await self.db[ACCESSES].insert_one(with_events(entry, submission_accessed(entry)))
+        and its event in one insert (recorded even while the broker is down)."""
+        await self.accesses.insert_one(with_events(entry, *events))
         self._wrote(ACCESSES, entry["_id"])

@@ -1,5 +1,6 @@
 """Fixtures for the forms tests: the app wired to test doubles, a live HTTP server, and the multi-clinic
-study world (identity facts arrive as identity events on the bus, never from the identity service)."""
+study world (identity facts arrive as identity events on the bus, published by the common harness
+``IdentityFacts``, never from the identity service)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,8 @@ from clinishare_forms.app import create_app
 from clinishare_forms.settings import FormsSettings
 from clinishare_shared.bus.memory import InMemoryBus
 from clinishare_shared.directory import StaticDirectory
-from clinishare_shared.events import (
-    ConnectionCreated, Envelope, EventData, OfficeCreated, OfficeMember, OfficeMemberRemoved, PatientRegistered,
-    make_event,
-)
-from clinishare_shared.testing import LiveServer, bearer, flush_outbox
+from clinishare_shared.events import Envelope
+from clinishare_shared.testing import IdentityFacts, LiveServer, bearer, flush_outbox
 
 A, B, D, E = "prac-a", "prac-b", "prac-d", "prac-e"  # author, PIN-connected, office colleague, outsider
 OFFICE = "office-o"
@@ -34,23 +32,14 @@ SAMPLE_FIELDS = [
 GOOD_ANSWERS = {"name_of_study": "baseline", "weight": 72.5, "smoker": "no", "pain": 3}
 
 
-def identity_event(data: EventData) -> Envelope:
-    return make_event(data, source="identity", subject=getattr(data, "office_id", None) or "x")
-
-
-def study_world() -> list[EventData]:
-    """A member of office O with D; A connected to B by PIN; each practitioner has one patient."""
-    members = [OfficeMember(account_id=A, role="practitioner"), OfficeMember(account_id=D, role="practitioner")]
-    return [
-        OfficeCreated(office_id=OFFICE, owner_id=A, name="Study office", version=1, members=members),
-        ConnectionCreated(connection_id="conn-ab", owner_id=A, target_kind="practitioner", target_id=B),
-        *[PatientRegistered(patient_id=p, registered_by=pr, version=1, care_team=[pr]) for pr, p in PATIENT_OF.items()],
-    ]
-
-
-def d_leaves_office() -> EventData:
-    return OfficeMemberRemoved(office_id=OFFICE, account_id=D, version=2,
-                               members=[OfficeMember(account_id=A, role="practitioner")])
+async def study_world(facts: IdentityFacts) -> str:
+    """A member of office O with D; A connected to B by PIN; each practitioner has one patient. Returns the
+    A→B connection's id."""
+    await facts.office(A, {D: "practitioner"}, name="Study office", office_id=OFFICE)
+    connection = await facts.connect(A, B)
+    for practitioner, patient in PATIENT_OF.items():
+        await facts.patient(practitioner, patient_id=patient)
+    return connection
 
 
 def sharing(*, allow_others: bool = True, author_all: bool = False, others_all: bool = False,
@@ -70,6 +59,9 @@ class Clinic:
         self.signer = signer
         self.bus = bus
         self.published = published
+        # identity's facts; the directory is kept apart, so identity knows only what a test tells it
+        self.facts = IdentityFacts(bus)
+        self.connection_ab = ""
 
     async def flush(self) -> list[Envelope]:
         """Everything staged so far, published and handled: what ``published`` holds after this is all."""
@@ -78,11 +70,6 @@ class Clinic:
 
     def as_(self, who: str, kind: str = "practitioner") -> dict[str, str]:
         return bearer(self.signer, who, kind)
-
-    async def publish(self, *events: EventData) -> None:
-        for data in events:
-            await self.bus.publish(identity_event(data))
-        await self.bus.drain()
 
     async def create_form(self, *, who: str = A, title: str = "Study intake", fields: list | None = None,
                           **share: Any) -> dict[str, Any]:
@@ -140,6 +127,6 @@ async def clinic(forms_settings: FormsSettings, mongo_client: Any, key_provider:
     app = create_app(forms_settings, bus=bus, mongo_client=mongo_client, keys=key_provider, directory=directory)
     async with LiveServer(app) as server, httpx.AsyncClient(base_url=server.url, timeout=10) as client:
         world = Clinic(client, signer, bus, published, directory, app)
-        await world.publish(*study_world())
+        world.connection_ab = await study_world(world.facts)
         yield world
     await bus.close()

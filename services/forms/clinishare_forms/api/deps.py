@@ -2,57 +2,41 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
-from clinishare_forms.service import may_administer
+from clinishare_forms import service
+from clinishare_forms.domain.stored import FormDoc
+from clinishare_forms.service import Caller
 from clinishare_forms.store import FormStore
-from clinishare_shared.deps import DirectoryDep, ProjectionDep, from_state
 from clinishare_shared.auth import CurrentPractitioner
-from clinishare_shared.problems import not_found
+from clinishare_shared.deps import AuthorizationHeader, DirectoryDep, ProjectionDep, from_state
 from clinishare_shared.ids import PathId
 
+__all__ = ["AdministeredForm", "Caller", "CurrentCaller", "DirectoryDep", "OwnForm", "ProjectionDep", "StoreDep"]
 
 StoreDep = Annotated[FormStore, from_state("store")]
 
 
-@dataclass(frozen=True)
-class Caller:
-    """A practitioner and the offices they are a practitioner member of now (the projection)."""
-
-    id: str
-    offices: frozenset[str]
-    authorization: str
-
-
-async def _caller(principal: CurrentPractitioner, projection: ProjectionDep, request: Request) -> Caller:
+async def _caller(principal: CurrentPractitioner, projection: ProjectionDep,
+                  authorization: AuthorizationHeader) -> Caller:
     offices = await projection.office_ids_of(principal.id, role="practitioner")
-    return Caller(principal.id, frozenset(offices), request.headers.get("authorization", ""))
+    return Caller(principal.id, frozenset(offices), authorization)
 
 
 CurrentCaller = Annotated[Caller, Depends(_caller)]
 
 
 async def _administered_form(form_id: PathId, caller: CurrentCaller, store: StoreDep,
-                             projection: ProjectionDep) -> dict[str, Any]:
-    form = await store.form(form_id)
-    if form is None or not await may_administer(form=form, projection=projection, viewer_id=caller.id,
-                                                      viewer_offices=caller.offices):
-        raise not_found("form")
-    return form
+                             projection: ProjectionDep) -> FormDoc:
+    return await service.administered_form(store=store, projection=projection, form_id=form_id, caller=caller)
 
 
-async def _own_form(form_id: PathId, caller: CurrentCaller, store: StoreDep) -> dict[str, Any]:
-    form = await store.form(form_id)
-    if form is None or form["author_id"] != caller.id:
-        raise not_found("form")
-    return form
+async def _own_form(form_id: PathId, caller: CurrentCaller, store: StoreDep) -> FormDoc:
+    return await service.own_form(store=store, form_id=form_id, author_id=caller.id)
 
 
-OwnForm = Annotated[dict[str, Any], Depends(_own_form)]
-
-
-AdministeredForm = Annotated[dict[str, Any], Depends(_administered_form)]
+AdministeredForm = Annotated[FormDoc, Depends(_administered_form)]
 """A form the caller authored or that is shared with them now; anything else is 404."""
+OwnForm = Annotated[FormDoc, Depends(_own_form)]

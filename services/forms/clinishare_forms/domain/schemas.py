@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
@@ -12,6 +12,7 @@ from clinishare_shared.access import NamedRecipient
 from clinishare_shared.ids import Id
 
 from clinishare_forms.domain.fields import FormField, check_field_list
+from clinishare_forms.domain.stored import AssignmentDoc, FormDoc, VersionDoc
 
 FormId = Id
 AssignmentId = Id
@@ -81,6 +82,16 @@ class FormRead(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    @classmethod
+    def from_doc(cls, doc: FormDoc, *, viewer_id: str, author_name: str | None,
+                 recipients: list[NamedRecipient]) -> Self:
+        """As ``viewer_id`` sees it: only the author may edit it and sees its recipients (named now)."""
+        mine = doc["author_id"] == viewer_id
+        return cls(id=doc["_id"], title=doc["title"], fields=doc["fields"], sharing=doc["sharing"],
+                   version=doc["version"], author_id=doc["author_id"], author_name=author_name,
+                   sharer_name=None if mine else author_name, recipients=recipients if mine else [], can_edit=mine,
+                   created_at=doc["created_at"], updated_at=doc["updated_at"])
+
 
 class AssignmentCreate(_In):
     patient_id: Id
@@ -95,12 +106,26 @@ class AssignmentRead(BaseModel):
     form_version: int
     created_at: datetime
 
+    @classmethod
+    def from_doc(cls, doc: AssignmentDoc) -> Self:
+        return cls(**_assignment_fields(doc))
+
+
+def _assignment_fields(doc: AssignmentDoc) -> dict[str, Any]:
+    return {"id": doc["_id"], "form_id": doc["form_id"], "patient_id": doc["patient_id"],
+            "practitioner_id": doc["practitioner_id"], "status": doc["status"], "form_version": doc["form_version"],
+            "created_at": doc["created_at"]}
+
 
 class PortalForm(AssignmentRead):
     """A pending assignment as the patient sees it: the title and fields of the version they were given."""
 
     title: str
     fields: list[FormField]
+
+    @classmethod
+    def from_doc(cls, doc: AssignmentDoc, version: VersionDoc) -> Self:  # type: ignore[override]
+        return cls(**_assignment_fields(doc), title=version["title"], fields=version["fields"])
 
 
 class SubmissionCreate(_In):
@@ -116,3 +141,12 @@ class SubmissionRead(BaseModel):
     practitioner_id: str
     submitted_at: datetime
     answers: dict[str, Any]
+
+    @classmethod
+    def from_doc(cls, doc: AssignmentDoc) -> Self:
+        """A submitted assignment's submission (it is stored inside the assignment)."""
+        s = doc["submission"]
+        assert s is not None, "only a submitted assignment has a submission"
+        return cls(id=s["id"], assignment_id=doc["_id"], form_id=doc["form_id"], form_version=doc["form_version"],
+                   patient_id=doc["patient_id"], practitioner_id=doc["practitioner_id"],
+                   submitted_at=s["submitted_at"], answers=s["answers"])

@@ -3,23 +3,16 @@ and submission reads by others recorded for audit."""
 
 from __future__ import annotations
 
-from clinishare_shared.events import AccountRegistered, ConnectionDeleted, OfficeMember, OfficeMemberRemoved
 from clinishare_shared.testing import wait_for
 
 A, B, D, E, OFFICE = "prac-a", "prac-b", "prac-d", "prac-e", "office-o"
 PATIENT_OF = {A: "pat-a", B: "pat-b", D: "pat-d", E: "pat-e"}
 
 
-def d_leaves_office() -> OfficeMemberRemoved:
-    return OfficeMemberRemoved(office_id=OFFICE, account_id=D, version=2,
-                               members=[OfficeMember(account_id=A, role="practitioner")])
-
-
 async def test_deleting_the_connection_withdraws_the_form(clinic):
     form = await clinic.create_form(practitioner_ids=(B,), office_ids=())
     assert (await clinic.http.get(f"/v1/forms/{form['id']}", headers=clinic.as_(B))).status_code == 200
-    await clinic.publish(ConnectionDeleted(connection_id="conn-ab", owner_id=A, target_kind="practitioner",
-                                           target_id=B, deleted_by=B))
+    await clinic.facts.disconnect(clinic.connection_ab, A, B, deleted_by=B)
     assert (await clinic.http.get(f"/v1/forms/{form['id']}", headers=clinic.as_(B))).status_code == 404
     assert form["id"] not in [f["id"] for f in (await clinic.http.get("/v1/forms", headers=clinic.as_(B))).json()["items"]]
     assert (await clinic.assign(form["id"], B)).status_code == 404
@@ -28,14 +21,13 @@ async def test_deleting_the_connection_withdraws_the_form(clinic):
 async def test_the_author_leaving_the_office_withdraws_the_office_share(clinic):
     form = await clinic.create_form(practitioner_ids=(), office_ids=(OFFICE,))
     assert (await clinic.http.get(f"/v1/forms/{form['id']}", headers=clinic.as_(D))).status_code == 200
-    await clinic.publish(OfficeMemberRemoved(office_id=OFFICE, account_id=A, version=2,
-                                             members=[OfficeMember(account_id=D, role="practitioner")]))
+    await clinic.facts.leave(OFFICE, A)
     assert (await clinic.http.get(f"/v1/forms/{form['id']}", headers=clinic.as_(D))).status_code == 404
 
 
 async def test_names_and_who_can_see_this(clinic):
-    await clinic.publish(AccountRegistered(account_id=A, kind="practitioner", name="Dr Author"),
-                         AccountRegistered(account_id=B, kind="practitioner", name="Dr Bee"))
+    await clinic.facts.account(A, "Dr Author")
+    await clinic.facts.account(B, "Dr Bee")
     form = await clinic.create_form(practitioner_ids=(B,), office_ids=(OFFICE,))
     assert form["author_name"] == "Dr Author"
     assert [(r["kind"], r["id"], r["name"]) for r in form["recipients"]] == [
@@ -48,7 +40,7 @@ async def test_names_and_who_can_see_this(clinic):
     items = (await clinic.http.get(url, headers=clinic.as_(A))).json()["items"]
     assert sorted((i["id"], i["name"], [(v["through"], v.get("office_id")) for v in i["via"]]) for i in items) == [
         (B, "Dr Bee", [("pin", None)]), (D, None, [("office_membership", OFFICE)])]
-    await clinic.publish(d_leaves_office())
+    await clinic.facts.leave(OFFICE, D)
     items = (await clinic.http.get(url, headers=clinic.as_(A))).json()["items"]
     assert [i["id"] for i in items] == [B]
     await clinic.http.patch(f"/v1/forms/{form['id']}", json={"sharing": {"allow_others": False}},

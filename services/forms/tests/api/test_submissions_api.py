@@ -7,7 +7,6 @@ import io
 
 import pytest
 
-from clinishare_shared.events import OfficeMember, OfficeMemberRemoved
 from clinishare_shared.testing import wait_for
 
 A, B, D, E, OFFICE = "prac-a", "prac-b", "prac-d", "prac-e", "office-o"
@@ -35,8 +34,7 @@ async def test_office_member_who_leaves_stops_administering_and_seeing(clinic):
     await clinic.assign_and_submit(form["id"], A)
     await clinic.assign_and_submit(form["id"], D)
     assert await clinic.visible_patients(form["id"], D) == {"pat-a", "pat-d"}
-    await clinic.publish(OfficeMemberRemoved(office_id=OFFICE, account_id=D, version=2,
-                                             members=[OfficeMember(account_id=A, role="practitioner")]))
+    await clinic.facts.leave(OFFICE, D)
     assert (await clinic.assign(form["id"], D)).status_code == 404
     assert (await clinic.http.get(f"/v1/forms/{form['id']}", headers=clinic.as_(D))).status_code == 404
     assert await clinic.visible_patients(form["id"], D) == {"pat-d"}
