@@ -62,4 +62,10 @@ def run_service(settings_cls: type[ServiceSettings], create_app: Callable[[Any],
     refuse_embedded(settings)
     if setup_tracing(settings.service_name):
         log.info("tracing_exported", endpoint=os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"])
-    run(create_app(settings), settings)
+    app = create_app(settings)
+    if settings.mongodb_url:
+        # the database may not be up yet: serve at once (readiness says so), start the service when it answers
+        from clinishare_shared.starting import WaitForDatabase
+
+        app = WaitForDatabase(app, url=settings.mongodb_url, service=settings.service_name)
+    run(app, settings)
