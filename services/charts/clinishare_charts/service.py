@@ -12,7 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from clinishare_charts import events
-from clinishare_charts.domain.access import ChartRef, GrantRef, Rule, grounds, reaches, who_can_read
+from clinishare_charts.domain.access import (
+    ChartRef, GrantRef, Rule, grounds, practitioner_offices, reaches, who_can_read,
+)
 from clinishare_charts.domain.stored import AccessDoc, ChartDoc, ExpiryDoc, GrantDoc, NoteDoc
 from clinishare_charts.store import ChartStore
 from clinishare_shared.auth import Principal
@@ -84,9 +86,8 @@ async def grants_reaching_now(*, store: ChartStore, projection: IdentityProjecti
                               now: datetime) -> list[GrantRef]:
     """The active grants that reach the viewer now, each recipient still on its sharer's sharing list."""
     offices = await projection.roles_of(viewer_id)
-    practitioner_offices = sorted(o for o, role in offices.items() if role == "practitioner")
-    active = [g for g in (GrantRef.from_doc(d) for d in await store.grants_reaching(viewer_id, practitioner_offices))
-              if g.active(now)]
+    reaching = await store.grants_reaching(viewer_id, practitioner_offices(offices))
+    active = [g for g in (GrantRef.from_doc(d) for d in reaching) if g.active(now)]
     lists = await projection.sharing_lists(g.owner_id for g in active)  # every sharer's, in two queries
     return [g for g in active if reaches(g, viewer_id, offices, lists[g.owner_id])]
 

@@ -151,16 +151,13 @@ class ChartStore:
 
     # ---- grants ------------------------------------------------------------------------------------
 
-    async def grants_reaching(self, viewer_id: str, office_ids: list[str], *,
-                              owner_id: str | None = None) -> list[GrantDoc]:
+    async def grants_reaching(self, viewer_id: str, office_ids: list[str]) -> list[GrantDoc]:
         """Active grants naming the viewer directly or one of ``office_ids`` (the offices the viewer is a
         practitioner member of now)."""
         reach: list[dict[str, Any]] = [{"practitioner_ids": viewer_id}]
         if office_ids:
             reach.append({"office_ids": {"$in": office_ids}})
-        query: dict[str, Any] = {"$or": reach, "revoked_at": None, "expired_at": None}
-        if owner_id is not None:
-            query["owner_id"] = owner_id
+        query = {"$or": reach, "revoked_at": None, "expired_at": None}
         return await self.grants.find(query, NO_OUTBOX).to_list()
 
     async def grants_covering(self, chart: ChartDoc) -> list[GrantDoc]:
