@@ -43,12 +43,15 @@ class Sizes:
     shares: int
     throughput_shares: int
     raw_messages: int
+    engine_sizes: tuple[int, ...] = (1000, 100_000)
+    engine_repeat: int = 200
 
 
 FULL = Sizes(requests=400, bare_requests=2000, base_charts=1000, list_sizes=(1000, 10_000, 100_000),
              list_requests=20, relay_sizes=(1000, 100_000), shares=200, throughput_shares=2000, raw_messages=2000)
 QUICK = Sizes(requests=20, bare_requests=40, base_charts=20, list_sizes=(10, 30), list_requests=3,
-              relay_sizes=(10, 100), shares=5, throughput_shares=10, raw_messages=20)
+              relay_sizes=(10, 100), shares=5, throughput_shares=10, raw_messages=20, engine_sizes=(10, 100),
+              engine_repeat=10)
 
 
 def free_port() -> int:
@@ -216,6 +219,42 @@ async def single_service(report: Report, sizes: Sizes) -> None:
                               f"(p50 {r.p50:.1f} ms, {sizes.base_charts} charts)", met=ratio >= target,
                               target=f">= {target}x", profile=profile, rate=r.rate, baseline_rate=base.rate,
                               ratio=ratio)
+
+
+async def engine_costs(report: Report, sizes: Sizes, mongodb_url: str | None) -> None:
+    """The engine's own cost per call (bench.engine): what every figure below stands on."""
+    from bench.engine import measure
+
+    for n in sizes.engine_sizes:
+        for op, fig in (await measure(mongodb_url, n, repeat=sizes.engine_repeat)).items():
+            await report.line(f"engine: {op}, {n} documents", f"p50 {fig['p50']:.2f} ms, p99 {fig['p99']:.2f} ms",
+                              p50_ms=fig["p50"], p99_ms=fig["p99"], documents=n)
+
+
+async def gateway_overhead(report: Report, sizes: Sizes) -> None:
+    """The gateway's added latency over calling the service directly, with a bare endpoint behind it (so
+    nothing but the gateway differs between the two), interleaved rounds, one request at a time."""
+    path = f"/v1/charts/{'0' * 24}"
+    read = lambda i: ("GET", path, {"Authorization": "Bearer x"}, None)  # noqa: E731
+    async with Server("upstream") as upstream:
+        async with Server("gateway", upstream.url) as gateway:
+            gw, direct = [], []
+            n = max(20, sizes.bare_requests // 4)
+            for _ in range(4):
+                direct.append(await load(upstream.url, read, requests=n, concurrency=1, warmup=10))
+                gw.append(await load(gateway.url, read, requests=n, concurrency=1, warmup=10))
+            d = statistics.median([x for r in direct for x in r.latencies_ms])
+            g = statistics.median([x for r in gw for x in r.latencies_ms])
+
+            async def profile() -> list[str]:
+                assert gateway.proc is not None
+                return await profiled({"gateway": gateway.proc}, lambda: load(
+                    gateway.url, read, requests=n, concurrency=1, warmup=0))
+
+            await report.line("gateway overhead (bare endpoint behind it)",
+                              f"p50 {g:.2f} ms via gateway vs {d:.2f} ms direct = +{g - d:.2f} ms",
+                              met=g - d <= 1.0, target="<= 1 ms p50 added", overhead_ms=g - d,
+                              p50_ms=g, direct_p50_ms=d, profile=profile)
 
 
 async def listing_sizes(report: Report, sizes: Sizes) -> None:
@@ -559,7 +598,7 @@ async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not a measurement")
     parser.add_argument("--only", action="append", default=[],
-                        choices=["single", "listing", "relay", "stack"], help="run only these scenarios")
+                        choices=["engine", "single", "gateway", "listing", "relay", "stack"], help="run only these scenarios")
     parser.add_argument("--json", help="also write the lines as JSON here")
     parser.add_argument("--engine", choices=["auto", "ferretdb", "inprocess"], default="auto",
                         help="MONGODB_URL if set; else auto: FerretDB when its binary is built (make test "
@@ -594,11 +633,15 @@ async def main(argv: list[str] | None = None) -> int:
 async def _run(args: Any, sizes: Sizes, mongodb_url: str | None) -> int:
     amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     report = Report(await engine_label(mongodb_url))
-    only = set(args.only) or {"single", "listing", "relay", "stack"}
+    only = set(args.only) or {"engine", "single", "gateway", "listing", "relay", "stack"}
     print(f"bench: engine {report.engine}; sizes {'quick' if args.quick else 'full'}; "
           f"{os.cpu_count()} cores, shared: only ratios within one run count", flush=True)
+    if "engine" in only:
+        await engine_costs(report, sizes, mongodb_url)
     if "single" in only:
         await single_service(report, sizes)
+    if "gateway" in only:
+        await gateway_overhead(report, sizes)
     if "listing" in only:
         await listing_sizes(report, sizes)
     if "relay" in only:

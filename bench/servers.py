@@ -2,6 +2,9 @@
 (``clinishare_shared.serve.run``: same uvicorn, same loop and parser, same logging).
 
 ``python -m bench.servers bare PORT``: a bare FastAPI endpoint, the baseline every ratio divides by.
+``python -m bench.servers upstream PORT``: the bare endpoint at a service's path (``/v1/charts/{id}``), for
+the gateway's overhead; ``python -m bench.servers gateway PORT UPSTREAM_URL``: the gateway with every
+service at UPSTREAM_URL.
 ``python -m bench.servers charts PORT CHARTS INFO_FILE``: the charts service on the bench's engine
 (``MONGODB_URL``, else the in-process one), seeded with CHARTS charts before it accepts requests; the
 ids and tokens the client needs are written to INFO_FILE once it is ready.
@@ -37,6 +40,19 @@ def bare_app() -> FastAPI:
     @app.post("/bare", status_code=201)
     async def bare_post(body: dict[str, Any]) -> dict[str, Any]:
         return {"id": new_id(), **body}
+
+    return app
+
+
+def upstream_app() -> FastAPI:
+    """A bare endpoint where the gateway forwards a chart read, so the gateway's cost is all that differs."""
+    app = FastAPI()
+    item = {"id": new_id(), "title": "chart", "body": "seeded for the benchmark " * 8,
+            "created_at": datetime.now(UTC).isoformat(), "notes": []}
+
+    @app.get("/v1/charts/{chart_id}")
+    async def read(chart_id: str) -> dict[str, Any]:
+        return {**item, "id": chart_id}
 
     return app
 
@@ -127,6 +143,18 @@ def main(argv: list[str]) -> None:
         settings = ServiceSettings(service_name="bare", port=port, log_level="WARNING")
         configure_logging(service="bare", level=settings.log_level, json=True)
         run(bare_app(), settings)
+    elif kind == "upstream":
+        settings = ServiceSettings(service_name="upstream", port=port, log_level="WARNING")
+        configure_logging(service="upstream", level=settings.log_level, json=True)
+        run(upstream_app(), settings)
+    elif kind == "gateway":
+        from clinishare_gateway.app import create_app as gateway_app
+        from clinishare_gateway.settings import GatewaySettings
+        from clinishare_shared.routes import SERVICES
+
+        settings = GatewaySettings(port=port, **{f"{s}_url": argv[2] for s in SERVICES})
+        configure_logging(service="gateway", level=settings.log_level, json=settings.log_json)
+        run(gateway_app(settings), settings)
     elif kind == "charts":
         app, settings = charts_app(int(argv[2]), argv[3], port)
         configure_logging(service="charts", level=settings.log_level, json=settings.log_json)
