@@ -60,7 +60,7 @@ e2e: install-test database
 ## Performance targets, each as a ratio to a baseline measured in the same run (not part of `make test`).
 ## The engine is MONGODB_URL's, else the in-process one; BENCH_ARGS="--quick" for a smoke run.
 bench: install-test database
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench $(or $(BENCH_ARGS),--engine both)
 
 ## Regenerate the console screenshots the README embeds (Playwright on Debian's Chromium).
 screenshots: install-test database

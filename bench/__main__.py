@@ -68,9 +68,10 @@ class Report:
     async def line(self, name: str, text: str, *, met: bool | None = None, target: str = "no target (reported)",
                    profile: Callable[[], Awaitable[list[str]]] | None = None, **figures: Any) -> None:
         verdict = "n/a" if met is None else ("met" if met else "MISSED")
+        load = os.getloadavg()[0]
         row = {"engine": self.engine, "scenario": name, "figure": text, "target": target, "verdict": verdict,
-               **figures}
-        print(f"[{self.engine}] {name}: {text} | target {target} | {verdict}", flush=True)
+               "load_average": load, **figures}
+        print(f"[{self.engine}] {name}: {text} | target {target} | {verdict} | load {load:.1f}", flush=True)
         if met is False and profile is not None:
             try:
                 paths = await profile()
@@ -600,42 +601,63 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[],
                         choices=["engine", "single", "gateway", "listing", "relay", "stack"], help="run only these scenarios")
     parser.add_argument("--json", help="also write the lines as JSON here")
-    parser.add_argument("--engine", choices=["auto", "ferretdb", "inprocess"], default="auto",
+    parser.add_argument("--engine", choices=["auto", "ferretdb", "inprocess", "both"], default="auto",
                         help="MONGODB_URL if set; else auto: FerretDB when its binary is built (make test "
-                        "builds it), else the in-process engine")
+                        "builds it), else the in-process engine; both: the in-process engine, then FerretDB "
+                        "(what make bench runs)")
     args = parser.parse_args(argv)
     from clinishare_shared.logging import configure_logging
 
     configure_logging(service="bench", level="WARNING", json=False)
     profile_env()
     sizes = QUICK if args.quick else FULL
-    mongodb_url = os.environ.get("MONGODB_URL") or None
+    engines = ["inprocess", "ferretdb"] if args.engine == "both" else [args.engine]
+    lines: list[dict[str, Any]] = []
+    for engine in engines:
+        lines += await _run_on(args, sizes, engine)
+    if args.json:
+        Path(args.json).write_text(json.dumps(lines, indent=1))
+    missed = [f"[{r['engine']}] {r['scenario']}" for r in lines if r["verdict"] == "MISSED"]
+    print(f"bench: {len(lines)} lines, {len(missed)} targets missed" + (f": {'; '.join(missed)}" if missed else ""))
+    return 0
+
+
+async def _run_on(args: Any, sizes: Sizes, engine: str) -> list[dict[str, Any]]:
+    given = os.environ.get("MONGODB_URL") or None
+    mongodb_url = None if engine == "inprocess" else given
     ferret = None
-    if mongodb_url is None and args.engine != "inprocess":
-        try:
-            from clinishare_shared import ferretdb
-        except ImportError:  # before the FerretDB launcher existed
-            ferretdb = None  # type: ignore[assignment]
-        binary = ferretdb.find_binary() if ferretdb is not None else None
-        if binary is None and args.engine == "ferretdb":
-            raise SystemExit("bench: no FerretDB binary (FERRETDB_BIN, or build it with make test)")
+    if mongodb_url is None and engine != "inprocess":
+        from clinishare_shared import ferretdb
+
+        binary = ferretdb.find_binary()
+        if binary is None and engine in ("ferretdb", "both"):
+            raise SystemExit("bench: no FerretDB binary (FERRETDB_BIN, or build it with make ferretdb)")
         if binary is not None:
             ferret = ferretdb.FerretDB(Path(tempfile.mkdtemp(prefix="bench-ferretdb-")), binary=binary).start()
             mongodb_url = ferret.url
-            os.environ["MONGODB_URL"] = mongodb_url  # the service processes use it too
+    # the service processes the bench starts read it
+    if mongodb_url:
+        os.environ["MONGODB_URL"] = mongodb_url
+    else:
+        os.environ.pop("MONGODB_URL", None)
     try:
         return await _run(args, sizes, mongodb_url)
     finally:
+        if given:
+            os.environ["MONGODB_URL"] = given
+        else:
+            os.environ.pop("MONGODB_URL", None)
         if ferret is not None:
             ferret.stop()
 
 
-async def _run(args: Any, sizes: Sizes, mongodb_url: str | None) -> int:
+async def _run(args: Any, sizes: Sizes, mongodb_url: str | None) -> list[dict[str, Any]]:
     amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     report = Report(await engine_label(mongodb_url))
     only = set(args.only) or {"engine", "single", "gateway", "listing", "relay", "stack"}
     print(f"bench: engine {report.engine}; sizes {'quick' if args.quick else 'full'}; "
-          f"{os.cpu_count()} cores, shared: only ratios within one run count", flush=True)
+          f"{os.cpu_count()} cores, shared: only ratios within one run count; load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     if "engine" in only:
         await engine_costs(report, sizes, mongodb_url)
     if "single" in only:
@@ -648,11 +670,7 @@ async def _run(args: Any, sizes: Sizes, mongodb_url: str | None) -> int:
         await relay_cost(report, sizes, mongodb_url)
     if "stack" in only:
         await five_processes(report, sizes, amqp_url)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report.lines, indent=1))
-    missed = [r["scenario"] for r in report.lines if r["verdict"] == "MISSED"]
-    print(f"bench: {len(report.lines)} lines, {len(missed)} targets missed" + (f": {', '.join(missed)}" if missed else ""))
-    return 0
+    return report.lines
 
 
 if __name__ == "__main__":
