@@ -13,6 +13,8 @@ server has it and fall back to the smallest equivalent where it does not (docs/A
   service's ``Infra`` on a timer, like MongoDB's TTL monitor) deletes what the index would have.
 - ``$pull`` with a condition removes nothing on FerretDB: ``pull_exact`` removes array elements by their
   exact stored value, which both engines do the same way.
+- An update that makes a unique field collide is an InternalError on FerretDB: ``AtomicWritesCollection``
+  raises ``DuplicateKeyError`` for it, as MongoDB does.
 """
 
 from __future__ import annotations
@@ -329,6 +331,11 @@ class AtomicWritesDatabase:
 
 
 class AtomicWritesCollection:
+    """A collection whose read-modify-write calls are locked against FerretDB (above), and whose updates
+    that make a unique field collide raise ``DuplicateKeyError`` on every engine: FerretDB 1.24 gives
+    11000 for inserts and upserts, but for an update that sets an indexed field to a taken value it
+    answers InternalError "UNIQUE constraint failed" (SQLite's words)."""
+
     def __init__(self, owner: AtomicWritesClient, coll: Any) -> None:
         self._owner = owner
         self._coll = coll
@@ -341,12 +348,25 @@ class AtomicWritesCollection:
             return attr
 
         async def locked(*args: Any, **kwargs: Any) -> Any:
-            if not await self._owner.needs_locks():
-                return await attr(*args, **kwargs)
-            async with self._owner.lock_for(self._coll.database.name, self.name).hold():
-                return await attr(*args, **kwargs)
+            with _unique_violations_as_duplicate_keys():
+                if not await self._owner.needs_locks():
+                    return await attr(*args, **kwargs)
+                async with self._owner.lock_for(self._coll.database.name, self.name).hold():
+                    return await attr(*args, **kwargs)
 
         return locked
+
+
+@contextlib.contextmanager
+def _unique_violations_as_duplicate_keys() -> Iterator[None]:
+    try:
+        yield
+    except DuplicateKeyError:
+        raise
+    except OperationFailure as exc:
+        if "UNIQUE constraint failed" not in str(exc):
+            raise
+        raise DuplicateKeyError(str(exc), 11000, exc.details) from exc
 
 
 def engine_name(client: Any) -> str:
@@ -375,21 +395,6 @@ def pull_exact(field: str, *elements: Any) -> dict[str, Any]:
     1.24 removes only elements equal to the given value, so the condition form removes nothing there.
     ``$pullAll`` with the stored values means the same on both."""
     return {"$pullAll": {field: list(elements)}}
-
-
-@contextlib.contextmanager
-def duplicate_key_errors() -> Iterator[None]:
-    """Around an update that can break a unique index. MongoDB answers DuplicateKeyError (11000); FerretDB
-    1.24 does so for inserts and upserts, but for an update that changes an indexed field to a taken value
-    it answers InternalError "UNIQUE constraint failed" (SQLite's words): raise DuplicateKeyError for both."""
-    try:
-        yield
-    except DuplicateKeyError:
-        raise
-    except OperationFailure as exc:
-        if "UNIQUE constraint failed" not in str(exc):
-            raise
-        raise DuplicateKeyError(str(exc), 11000, exc.details) from exc
 
 
 # (database name, collection name) -> (date field, seconds): TTL indexes the server refused

@@ -4,27 +4,24 @@ events, so it starts no consumer."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-import structlog
 from fastapi import FastAPI
 
 from clinishare_shared.app import service_app
 from clinishare_shared.auth import KeyProvider, StaticKeyProvider, TokenVerifier
 from clinishare_shared.bus.base import EventBus
 from clinishare_shared.runtime import Infra
-from clinishare_shared.lifecycle import cancel_and_wait
+from clinishare_shared.sweeper import Sweeper
 from clinishare_identity.api import accounts, connections, internal, offices, patients
 from clinishare_identity.passwords import Passwords
 from clinishare_identity.settings import IdentitySettings
 from clinishare_identity.store import EVENT_COLLECTIONS, IdentityStore
 from clinishare_identity.tokens import KeyRing, load_keys
 
-log = structlog.get_logger("clinishare.identity")
 
 
 class _OwnKeysFirst:
@@ -61,17 +58,14 @@ def create_app(settings: IdentitySettings | None = None, *, bus: EventBus | None
             ring_box["ring"] = await load_keys(infra.db, settings)
             app.state.signer = ring_box["ring"].signer
 
-            async def refresh_keys() -> None:
+            async def refresh_keys() -> int:
                 # a rotated key (rotate-key, or a replaced secret) is picked up by every replica
-                while True:
-                    await asyncio.sleep(settings.key_refresh_seconds)
-                    try:
-                        ring_box["ring"] = await load_keys(infra.db, settings)
-                        app.state.signer = ring_box["ring"].signer
-                    except Exception:
-                        log.warning("signing_keys_refresh_failed", exc_info=True)
+                ring_box["ring"] = await load_keys(infra.db, settings)
+                app.state.signer = ring_box["ring"].signer
+                return 0
 
-            refresher = asyncio.get_running_loop().create_task(refresh_keys(), name="identity-keys")
+            refresher = Sweeper("identity-keys", refresh_keys, interval=settings.key_refresh_seconds)
+            refresher.start()
             store = IdentityStore(infra.db, kick=infra.kick, pin_fail_limit=settings.pin_fail_limit,
                                   pin_window=timedelta(seconds=settings.pin_window_seconds),
                                   login_fail_limit=settings.login_fail_limit,
@@ -84,7 +78,7 @@ def create_app(settings: IdentitySettings | None = None, *, bus: EventBus | None
             try:
                 yield
             finally:
-                await cancel_and_wait(refresher)
+                await refresher.stop()
         finally:
             await infra.close()
 

@@ -1,7 +1,8 @@
 """The only module that talks to MongoDB.
 
-Every state change that others must hear about is one single-document write carrying its event in the
-document's outbox (``with_events`` / ``push_events``). Office membership and care teams are arrays on
+Every state change that others must hear about is one single-document write carrying its event (built by
+the use case, ``service``) in the document's outbox (``with_events`` / ``push_events``), and tells the
+relay which document it staged. Office membership and care teams are arrays on
 their aggregate with a ``version``: a change is a version-checked update, so concurrent changes cannot
 both win and every event's snapshot is the state that write produced.
 """
@@ -16,11 +17,14 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from clinishare_shared.domain.sharing import ConnectionView, OfficeView
-from clinishare_shared.mongo import duplicate_key_errors, now_ms
+from clinishare_shared.events import Envelope
+from clinishare_shared.mongo import now_ms
 from clinishare_shared.outbox import NO_OUTBOX, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 from clinishare_shared.throttle import AttemptThrottle
-from clinishare_identity import events
+from clinishare_identity.domain.stored import (
+    AccountDoc, ConnectionDoc, InviteDoc, Jwk, OfficeDoc, PatientDoc, PublishedKeyDoc, StoredDoc,
+)
 
 ACCOUNTS, OFFICES, CONNECTIONS, PATIENTS = "accounts", "offices", "connections", "patients"
 PIN_LOOKUPS, LOGIN_ATTEMPTS = "pin_lookups", "login_attempts"
@@ -30,12 +34,12 @@ __all__ = ["DuplicateKeyError", "IdentityStore", "SigningKeyStore", "EVENT_COLLE
 
 
 class IdentityStore:
-    def __init__(self, db: Any, *, kick: Callable[[], None] = lambda: None,
+    def __init__(self, db: Any, *, kick: Callable[[str | None, str | None], None] = lambda c, d: None,
                  clock: Callable[[], datetime] = now_ms, pin_fail_limit: int = 10,
                  pin_window: timedelta = timedelta(minutes=15), login_fail_limit: int = 5,
                  login_window: timedelta = timedelta(minutes=15)) -> None:
         self.db = db
-        self.kick = kick  # wakes the outbox relay after a write that carries events
+        self._kick = kick
         self.now = clock
         self.accounts = db[ACCOUNTS]
         self.offices = db[OFFICES]
@@ -62,32 +66,34 @@ class IdentityStore:
         await self.pin_throttle.ensure_indexes()
         await self.login_throttle.ensure_indexes()
 
+    def _wrote(self, collection: str, doc_id: str) -> None:
+        """Tell the outbox relay which document a write staged events in: its next pass reads just that
+        one (a kick naming nothing would make it sweep every outbox collection)."""
+        self._kick(collection, doc_id)
+
     # ---- accounts ---------------------------------------------------------------------------------
 
-    async def insert_account(self, account: dict[str, Any]) -> None:
+    async def insert_account(self, account: AccountDoc, event: Envelope) -> None:
         """Raises DuplicateKeyError for a taken e-mail (or id)."""
-        await self.accounts.insert_one(with_events(account, events.account_registered(account)))
-        self.kick()
+        await self.accounts.insert_one(with_events(dict(account), event))
+        self._wrote(ACCOUNTS, account["_id"])
 
-    async def account(self, account_id: str) -> dict[str, Any] | None:
+    async def account(self, account_id: str) -> AccountDoc | None:
         return await self.accounts.find_one({"_id": account_id}, NO_OUTBOX)
 
-    async def account_by_email(self, email_norm: str) -> dict[str, Any] | None:
+    async def account_by_email(self, email_norm: str) -> AccountDoc | None:
         return await self.accounts.find_one({"email_norm": email_norm}, NO_OUTBOX)
 
-    async def accounts_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        docs = await self.accounts.find({"_id": {"$in": list(set(ids))}}, NO_OUTBOX).to_list()
+    async def accounts_by_id(self, ids: Iterable[str]) -> dict[str, AccountDoc]:
+        docs: list[AccountDoc] = await self.accounts.find({"_id": {"$in": list(set(ids))}}, NO_OUTBOX).to_list()
         return {d["_id"]: d for d in docs}
 
-    async def set_account_pin(self, account_id: str, pin: str) -> bool:
-        """Rotate a practitioner's PIN, announcing it (never the PIN) in the same write."""
-        with duplicate_key_errors():  # FerretDB: a taken PIN is an InternalError otherwise
-            res = await self.accounts.update_one(
-                {"_id": account_id, "kind": "practitioner"},
-                push_events({"$set": {"share_pin": pin}}, events.share_pin_rotated("practitioner", account_id,
-                                                                                  rotated_by=account_id)))
+    async def set_account_pin(self, account_id: str, pin: str, event: Envelope) -> bool:
+        """Rotate a practitioner's PIN with its event; raises DuplicateKeyError when the PIN is taken."""
+        res = await self.accounts.update_one({"_id": account_id, "kind": "practitioner"},
+                                             push_events({"$set": {"share_pin": pin}}, event))
         if res.matched_count:
-            self.kick()
+            self._wrote(ACCOUNTS, account_id)
         return res.matched_count == 1
 
     # ---- PINs -------------------------------------------------------------------------------------
@@ -97,92 +103,74 @@ class IdentityStore:
         return (await self.accounts.find_one({"share_pin": pin}, {"_id": 1}) is not None
                 or await self.offices.find_one({"share_pin": pin}, {"_id": 1}) is not None)
 
-    async def pin_holder(self, pin: str) -> tuple[str, dict[str, Any]] | None:
-        account = await self.accounts.find_one({"share_pin": pin, "kind": "practitioner"}, NO_OUTBOX)
-        if account is not None:
-            return "practitioner", account
-        office = await self.offices.find_one({"share_pin": pin}, NO_OUTBOX)
-        return ("office", office) if office is not None else None
+    async def practitioner_by_pin(self, pin: str) -> AccountDoc | None:
+        return await self.accounts.find_one({"share_pin": pin, "kind": "practitioner"}, NO_OUTBOX)
+
+    async def office_by_pin(self, pin: str) -> OfficeDoc | None:
+        return await self.offices.find_one({"share_pin": pin}, NO_OUTBOX)
 
     # ---- offices ----------------------------------------------------------------------------------
 
-    async def insert_office(self, office: dict[str, Any]) -> None:
-        await self.offices.insert_one(with_events(office, events.office_created(office)))
-        self.kick()
+    async def insert_office(self, office: OfficeDoc, event: Envelope) -> None:
+        await self.offices.insert_one(with_events(dict(office), event))
+        self._wrote(OFFICES, office["_id"])
 
-    async def office(self, office_id: str) -> dict[str, Any] | None:
+    async def office(self, office_id: str) -> OfficeDoc | None:
         return await self.offices.find_one({"_id": office_id}, NO_OUTBOX)
 
-    async def offices_of(self, account_id: str) -> list[dict[str, Any]]:
+    async def offices_of(self, account_id: str) -> list[OfficeDoc]:
         return await self.offices.find({"members.account_id": account_id}, NO_OUTBOX).sort("_id", 1).to_list()
 
     async def office_ids_owned(self, account_id: str) -> list[str]:
         return [d["_id"] for d in await self.offices.find({"owner_id": account_id}, {"_id": 1}).to_list()]
 
-    async def offices_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        docs = await self.offices.find({"_id": {"$in": list(set(ids))}}, NO_OUTBOX).to_list()
+    async def offices_by_id(self, ids: Iterable[str]) -> dict[str, OfficeDoc]:
+        docs: list[OfficeDoc] = await self.offices.find({"_id": {"$in": list(set(ids))}}, NO_OUTBOX).to_list()
         return {d["_id"]: d for d in docs}
 
-    async def change_members(self, office: dict[str, Any], members: list[dict[str, str]], *, added: str | None = None,
-                             removed: str | None = None) -> dict[str, Any] | None:
-        """Replace the member list if nobody changed the office since ``office`` was read. Returns the
-        office as written, or None on a concurrent change (the caller re-reads and re-decides)."""
-        version = office["version"] + 1
-        if added is not None:
-            role = next(m["role"] for m in members if m["account_id"] == added)
-            event = events.office_member_added(office["_id"], added, role, version, members)
-        else:
-            assert removed is not None
-            event = events.office_member_removed(office["_id"], removed, version, members)
-        res = await self.offices.update_one({"_id": office["_id"], "version": office["version"]},
-                                            push_events({"$set": {"members": members, "version": version}}, event))
+    async def replace_members(self, read: OfficeDoc, written: OfficeDoc, event: Envelope) -> bool:
+        """Write ``written``'s members and version if nobody changed the office since ``read`` was read;
+        False on a concurrent change (the caller re-reads and decides again)."""
+        res = await self.offices.update_one(
+            {"_id": read["_id"], "version": read["version"]},
+            push_events({"$set": {"members": written["members"], "version": written["version"]}}, event))
         if res.matched_count != 1:
-            return None
-        self.kick()
-        return {**office, "members": members, "version": version}
+            return False
+        self._wrote(OFFICES, read["_id"])
+        return True
 
-    async def set_office_pin(self, office_id: str, pin: str, *, rotated_by: str) -> None:
-        """Rotate an office's PIN, announcing it (never the PIN) in the same write."""
-        with duplicate_key_errors():  # FerretDB: a taken PIN is an InternalError otherwise
-            res = await self.offices.update_one(
-                {"_id": office_id},
-                push_events({"$set": {"share_pin": pin}}, events.share_pin_rotated("office", office_id,
-                                                                                  rotated_by=rotated_by)))
+    async def set_office_pin(self, office_id: str, pin: str, event: Envelope) -> None:
+        """Rotate an office's PIN with its event; raises DuplicateKeyError when the PIN is taken."""
+        res = await self.offices.update_one({"_id": office_id}, push_events({"$set": {"share_pin": pin}}, event))
         if res.matched_count:
-            self.kick()
+            self._wrote(OFFICES, office_id)
 
     # ---- connections ------------------------------------------------------------------------------
 
-    @staticmethod
-    def live_key(owner_id: str, target_kind: str, target_id: str) -> str:
-        return f"{owner_id}:{target_kind}:{target_id}"
+    async def insert_connection(self, conn: ConnectionDoc, event: Envelope) -> None:
+        """Raises DuplicateKeyError when the same live connection exists (its ``live_key``)."""
+        await self.connections.insert_one(with_events(dict(conn), event))
+        self._wrote(CONNECTIONS, conn["_id"])
 
-    async def insert_connection(self, conn: dict[str, Any]) -> None:
-        """Raises DuplicateKeyError when the same live connection exists."""
-        doc = {**conn, "live_key": self.live_key(conn["owner_id"], conn["target_kind"], conn["target_id"])}
-        await self.connections.insert_one(with_events(doc, events.connection_created(conn)))
-        self.kick()
-
-    async def connection(self, connection_id: str) -> dict[str, Any] | None:
+    async def connection(self, connection_id: str) -> ConnectionDoc | None:
         return await self.connections.find_one({"_id": connection_id, "deleted_at": None}, NO_OUTBOX)
 
     async def list_connections(self, account_id: str, owned_office_ids: list[str],
-                               page: PageQuery) -> list[dict[str, Any]]:
-        mine_or_to_me = [{"owner_id": account_id},
-                         {"target_kind": "practitioner", "target_id": account_id}]
+                               page: PageQuery) -> list[ConnectionDoc]:
+        mine_or_to_me: list[dict[str, Any]] = [{"owner_id": account_id},
+                                               {"target_kind": "practitioner", "target_id": account_id}]
         if owned_office_ids:
             mine_or_to_me.append({"target_kind": "office", "target_id": {"$in": owned_office_ids}})
         query = {"deleted_at": None, "$or": mine_or_to_me, **page.id_filter()}
         return await self.connections.find(query, NO_OUTBOX).sort("_id", -1).limit(page.limit + 1).to_list()
 
-    async def delete_connection(self, conn: dict[str, Any], deleted_by: str) -> bool:
+    async def delete_connection(self, conn: ConnectionDoc, *, deleted_by: str, at: datetime,
+                                event: Envelope) -> bool:
         """Soft delete, with its event in the same write; False if it was already gone."""
-        update = {"$set": {"deleted_at": self.now(), "deleted_by": deleted_by}, "$unset": {"live_key": ""}}
-        res = await self.connections.update_one(
-            {"_id": conn["_id"], "deleted_at": None},
-            push_events(update, events.connection_deleted(conn, deleted_by)))
+        update = {"$set": {"deleted_at": at, "deleted_by": deleted_by}, "$unset": {"live_key": ""}}
+        res = await self.connections.update_one({"_id": conn["_id"], "deleted_at": None}, push_events(update, event))
         if res.matched_count == 1:
-            self.kick()
+            self._wrote(CONNECTIONS, conn["_id"])
         return res.matched_count == 1
 
     async def sharing_inputs(self, account_id: str) -> tuple[list[OfficeView], list[ConnectionView], set[str]]:
@@ -199,14 +187,14 @@ class IdentityStore:
 
     # ---- patients ---------------------------------------------------------------------------------
 
-    async def insert_patient(self, patient: dict[str, Any]) -> None:
-        await self.patients.insert_one(with_events(patient, events.patient_registered(patient)))
-        self.kick()
+    async def insert_patient(self, patient: PatientDoc, event: Envelope) -> None:
+        await self.patients.insert_one(with_events(dict(patient), event))
+        self._wrote(PATIENTS, patient["_id"])
 
-    async def patient(self, patient_id: str) -> dict[str, Any] | None:
+    async def patient(self, patient_id: str) -> PatientDoc | None:
         return await self.patients.find_one({"_id": patient_id}, NO_OUTBOX)
 
-    async def list_patients(self, practitioner_id: str, q: str | None, page: PageQuery) -> list[dict[str, Any]]:
+    async def list_patients(self, practitioner_id: str, q: str | None, page: PageQuery) -> list[PatientDoc]:
         query: dict[str, Any] = {"care_team": practitioner_id, **page.id_filter()}
         if q:
             query["name"] = {"$regex": re.escape(q), "$options": "i"}
@@ -216,35 +204,21 @@ class IdentityStore:
         docs = await self.accounts.find({"_id": {"$in": list(patient_ids)}, "kind": "patient"}, {"_id": 1}).to_list()
         return {d["_id"] for d in docs}
 
-    async def add_to_care_team(self, patient: dict[str, Any], practitioner_id: str,
-                               changed_by: str) -> dict[str, Any] | None:
-        """Version-checked like office membership; None on a concurrent change."""
-        return await self._set_care_team(patient, [*patient["care_team"], practitioner_id], changed_by,
-                                         added=[practitioner_id])
-
-    async def remove_from_care_team(self, patient: dict[str, Any], practitioner_id: str,
-                                    changed_by: str) -> dict[str, Any] | None:
-        team = [p for p in patient["care_team"] if p != practitioner_id]
-        return await self._set_care_team(patient, team, changed_by, removed=[practitioner_id])
-
-    async def _set_care_team(self, patient: dict[str, Any], team: list[str], changed_by: str, *,
-                             added: Iterable[str] = (), removed: Iterable[str] = ()) -> dict[str, Any] | None:
-        version = patient["version"] + 1
-        event = events.patient_care_team_changed(patient["_id"], changed_by, version, team, added=added,
-                                                 removed=removed)
-        res = await self.patients.update_one({"_id": patient["_id"], "version": patient["version"]},
-                                             push_events({"$set": {"care_team": team, "version": version}}, event))
+    async def replace_care_team(self, read: PatientDoc, written: PatientDoc, event: Envelope) -> bool:
+        """Version-checked like office membership; False on a concurrent change."""
+        res = await self.patients.update_one(
+            {"_id": read["_id"], "version": read["version"]},
+            push_events({"$set": {"care_team": written["care_team"], "version": written["version"]}}, event))
         if res.matched_count != 1:
-            return None
-        self.kick()
-        return {**patient, "care_team": team, "version": version}
+            return False
+        self._wrote(PATIENTS, read["_id"])
+        return True
 
-    async def set_invite(self, patient_id: str, token_hash: str, expires_at: datetime, created_by: str) -> None:
+    async def set_invite(self, patient_id: str, invite: InviteDoc) -> None:
         # one invite per patient: a new one overwrites (and so revokes) any older one
-        await self.patients.update_one({"_id": patient_id}, {"$set": {"invite": {
-            "token_hash": token_hash, "expires_at": expires_at, "created_by": created_by, "created_at": self.now()}}})
+        await self.patients.update_one({"_id": patient_id}, {"$set": {"invite": invite}})
 
-    async def patient_by_invite(self, token_hash: str) -> dict[str, Any] | None:
+    async def patient_by_invite(self, token_hash: str) -> PatientDoc | None:
         return await self.patients.find_one({"invite.token_hash": token_hash}, NO_OUTBOX)
 
     async def consume_invite(self, patient_id: str, token_hash: str) -> bool:
@@ -253,12 +227,12 @@ class IdentityStore:
                                              {"$unset": {"invite": ""}})
         return res.matched_count == 1
 
-    async def restore_invite(self, patient_id: str, invite: dict[str, Any]) -> None:
+    async def restore_invite(self, patient_id: str, invite: InviteDoc) -> None:
         await self.patients.update_one({"_id": patient_id, "invite": None}, {"$set": {"invite": invite}})
 
     # ---- the snapshot other services catch their projection up from ---------------------------------
 
-    async def snapshot_docs(self, collection: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+    async def snapshot_docs(self, collection: str, after: str | None, limit: int) -> list[StoredDoc]:
         """The projected facts of ``collection`` (one of EVENT_COLLECTIONS) after ``after``, by ``_id``."""
         query = {"_id": {"$gt": after}} if after else {}
         return await self.db[collection].find(query, NO_OUTBOX).sort("_id", 1).limit(limit).to_list()
@@ -301,7 +275,7 @@ class SigningKeyStore:
     async def replace_current(self, pem: str, *, at: datetime) -> None:
         await self.keys.update_one({"_id": CURRENT}, {"$set": {"pem": pem, "created_at": at}})
 
-    async def publish(self, kid: str, jwk: dict[str, Any], *, at: datetime) -> str:
+    async def publish(self, kid: str, jwk: Jwk, *, at: datetime) -> str:
         """Record ``kid``'s public key as the signing one; returns its document id."""
         doc_id = f"{PUBLIC}:{kid}"
         await self.keys.update_one({"_id": doc_id},
@@ -315,5 +289,5 @@ class SigningKeyStore:
                                           {"$set": {"retired_at": at, "expires_at": expires_at}})
         return int(res.modified_count)
 
-    async def published(self) -> list[dict[str, Any]]:
+    async def published(self) -> list[PublishedKeyDoc]:
         return await self.keys.find({"kind": PUBLIC}).to_list()

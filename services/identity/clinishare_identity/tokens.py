@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clinishare_shared.auth import LEEWAY_SECONDS, TokenSigner
+from clinishare_identity.domain.stored import Jwk, Jwks
 from clinishare_identity.settings import IdentitySettings
 from clinishare_identity.store import SigningKeyStore
 
@@ -85,7 +86,7 @@ async def load_signer(db: Any, settings: IdentitySettings) -> TokenSigner:
 @dataclass
 class KeyRing:
     signer: TokenSigner
-    jwks: dict[str, Any]
+    jwks: Jwks
 
 
 async def load_keys(db: Any, settings: IdentitySettings, *, now: datetime | None = None) -> KeyRing:
@@ -94,11 +95,11 @@ async def load_keys(db: Any, settings: IdentitySettings, *, now: datetime | None
     now = now or datetime.now(UTC)
     signer = await load_signer(db, settings)
     keys = SigningKeyStore(db)
-    current_id = await keys.publish(signer.kid, signer.public_jwk(), at=now)
+    current_id = await keys.publish(signer.kid, Jwk(**signer.public_jwk()), at=now)
     retired = await keys.retire_all_but(current_id, at=now, expires_at=now + retention(settings))
     if retired:
         log.info("signing_key_rotated", kid=signer.kid, retired=retired)
-    published = []
+    published: list[Jwk] = []
     for doc in await keys.published():
         expires = doc.get("expires_at")
         if expires is not None and expires.tzinfo is None:
@@ -106,7 +107,7 @@ async def load_keys(db: Any, settings: IdentitySettings, *, now: datetime | None
         if doc["_id"] == current_id or expires is None or expires > now:
             published.append(doc["jwk"])
     published.sort(key=lambda k: k["kid"] != signer.kid)  # the signing key first
-    return KeyRing(signer=signer, jwks={"keys": published})
+    return KeyRing(signer=signer, jwks=Jwks(keys=published))
 
 
 async def rotate_key(db: Any, settings: IdentitySettings) -> str:

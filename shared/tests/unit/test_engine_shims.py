@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from clinishare_shared.mongo import (
     InProcessMongoClient, ensure_ttl_index, open_client, pull_exact, purge_expired,
@@ -37,6 +37,22 @@ async def test_pull_exact_removes_the_stored_element_and_only_it(any_db: Any) ->
     result = await any_db.docs.update_one({"_id": "d"}, pull_exact("_outbox", stored[0]))
     assert result.modified_count == 0
     assert (await any_db.docs.find_one({"_id": "d"}))["_outbox"] == [outbox[1]]
+
+
+async def test_an_update_that_breaks_a_unique_index_is_a_duplicate_key_error(any_db: Any) -> None:
+    """FerretDB answers such an update with InternalError "UNIQUE constraint failed" (inserts and upserts
+    give 11000 there too): the client raises DuplicateKeyError for it, so callers catch one error."""
+    await any_db.pins.create_index("pin", unique=True, name="pin_unique")
+    await any_db.pins.insert_many([{"_id": "a", "pin": "P1"}, {"_id": "b", "pin": "P2"}])
+    with pytest.raises(DuplicateKeyError):
+        await any_db.pins.update_one({"_id": "b"}, {"$set": {"pin": "P1"}})
+    with pytest.raises(DuplicateKeyError):
+        await any_db.pins.find_one_and_update({"_id": "b"}, {"$set": {"pin": "P1"}})
+    assert (await any_db.pins.find_one({"_id": "b"}))["pin"] == "P2"  # nothing changed
+    # any other failure still comes through as it is (a malformed update: OperationFailure on a server)
+    with pytest.raises((OperationFailure, ValueError)) as failure:
+        await any_db.pins.update_one({"_id": "b"}, {"$bogus": {"pin": "P3"}})
+    assert not isinstance(failure.value, DuplicateKeyError)
 
 
 async def test_ttl_index_deletes_expired_documents_on_every_engine(any_db: Any) -> None:

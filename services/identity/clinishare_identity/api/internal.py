@@ -13,46 +13,23 @@ and a consumer applies it through the same version-checked handlers as the event
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from pydantic import BaseModel
 
-from clinishare_shared.events import Envelope
 from clinishare_shared.problems import Problem, not_found
-from clinishare_identity import events
+from clinishare_identity import service
 from clinishare_identity.api.deps import SettingsDep, StoreDep
-from clinishare_identity.store import ACCOUNTS, CONNECTIONS, EVENT_COLLECTIONS, OFFICES, PATIENTS
+from clinishare_identity.domain.models import SnapshotPage
+from clinishare_identity.settings import IdentitySettings
+from clinishare_identity.store import EVENT_COLLECTIONS
 
 router = APIRouter(tags=["internal"], include_in_schema=False)
 PATH = "/v1/internal/identity-snapshot"
 KEY_HEADER = "X-Clinishare-Internal-Key"
 
 
-class SnapshotFact(BaseModel):
-    type: str
-    data: dict[str, Any]
-
-
-class SnapshotPage(BaseModel):
-    items: list[SnapshotFact]
-    next_cursor: str | None
-
-
-def _as_event(collection: str, doc: dict[str, Any]) -> Envelope:
-    if collection == ACCOUNTS:
-        return events.account_registered(doc)
-    if collection == OFFICES:
-        return events.office_created(doc)
-    if collection == CONNECTIONS:
-        if doc.get("deleted_at") is not None:
-            return events.connection_deleted(doc, doc.get("deleted_by") or doc["owner_id"])
-        return events.connection_created(doc)
-    assert collection == PATIENTS
-    return events.patient_registered(doc)
-
-
-def _check_key(settings: Any, key: str | None) -> None:
+def _check_key(settings: IdentitySettings, key: str | None) -> None:
     expected = settings.internal_api_key
     if not expected:
         raise not_found("route")
@@ -60,13 +37,13 @@ def _check_key(settings: Any, key: str | None) -> None:
         raise Problem(401, "this endpoint is for Clinishare's services")
 
 
-def _parse_cursor(cursor: str | None) -> tuple[int, str | None]:
+def _parse_cursor(cursor: str | None) -> tuple[str, str | None]:
     if not cursor:
-        return 0, None
+        return EVENT_COLLECTIONS[0], None
     collection, sep, after = cursor.partition(":")
     if not sep or collection not in EVENT_COLLECTIONS or not after:
         raise Problem(422, "bad cursor")
-    return EVENT_COLLECTIONS.index(collection), after
+    return collection, after
 
 
 @router.get(PATH)
@@ -77,19 +54,9 @@ async def identity_snapshot(store: StoreDep, settings: SettingsDep,
     """One page of identity's projected facts (accounts, offices, connections, patients, each by id);
     ``next_cursor`` continues, null at the end."""
     _check_key(settings, key)
-    index, after = _parse_cursor(cursor)
-    items: list[SnapshotFact] = []
-    next_cursor: str | None = None
-    while index < len(EVENT_COLLECTIONS) and len(items) < limit:
-        collection = EVENT_COLLECTIONS[index]
-        want = limit - len(items)
-        docs = await store.snapshot_docs(collection, after, want)
-        items += [SnapshotFact(type=(ev := _as_event(collection, d)).type, data=ev.data) for d in docs]
-        if len(docs) == want:
-            next_cursor = f"{collection}:{docs[-1]['_id']}"
-            break
-        index, after = index + 1, None
-    return SnapshotPage(items=items, next_cursor=next_cursor)
+    collection, after = _parse_cursor(cursor)
+    facts, next_cursor = await service.snapshot(store=store, collection=collection, after=after, limit=limit)
+    return SnapshotPage.of(facts, next_cursor)
 
 
 @router.get(f"{PATH}/high-water")

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, JsonValue, StringConstraints, field_validator
+
+from clinishare_shared.events import Envelope
 
 from clinishare_shared.ids import Id
+from clinishare_identity.domain.access import role_in
+from clinishare_identity.domain.stored import AccountDoc, AccountKind, Role, ConnectionDoc, OfficeDoc, PatientDoc
+from clinishare_identity.domain.pins import format_pin
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 # The upper bound keeps one request from buying unbounded hashing work; the rules that need the e-mail
 # (domain.password_rules) are checked with it, so each refusal can name its rule.
 Password = Annotated[str, StringConstraints(max_length=1024)]
-AccountKind = Literal["practitioner", "staff", "patient"]
-Role = Literal["practitioner", "staff"]
 Via = Literal["office", "pin", "member"]
 
 
@@ -37,12 +41,16 @@ class AccountCreate(_In):
     kind: Literal["practitioner", "staff"]  # patients get accounts only by portal activation
 
 
-class AccountPublic(BaseModel):
+class AccountRead(BaseModel):
     id: str
     email: str
     name: str
     kind: AccountKind
     created_at: datetime
+
+    @classmethod
+    def from_doc(cls, doc: AccountDoc) -> AccountRead:
+        return cls(id=doc["_id"], email=doc["email"], name=doc["name"], kind=doc["kind"], created_at=doc["created_at"])
 
 
 class TokenRequest(_In):
@@ -63,12 +71,24 @@ class MyOffice(BaseModel):
     is_owner: bool
 
 
-class Me(AccountPublic):
+class MeRead(AccountRead):
     offices: list[MyOffice]
 
+    @classmethod
+    def from_docs(cls, account: AccountDoc, offices: list[OfficeDoc]) -> MeRead:
+        me = account["_id"]
+        return cls(id=me, email=account["email"], name=account["name"], kind=account["kind"],
+                   created_at=account["created_at"],
+                   offices=[MyOffice(id=o["_id"], name=o["name"], role=role, is_owner=o["owner_id"] == me)
+                            for o in offices if (role := role_in(o, me)) is not None])
 
-class PinPublic(BaseModel):
+
+class PinRead(BaseModel):
     pin: str
+
+    @classmethod
+    def of(cls, stored_pin: str) -> PinRead:
+        return cls(pin=format_pin(stored_pin))
 
 
 # ---- offices --------------------------------------------------------------------------------------
@@ -83,26 +103,28 @@ class MemberAdd(_In):
     role: Role
 
 
-class MemberPublic(BaseModel):
+class MemberRead(BaseModel):
     account_id: str
     name: str
     email: str
     role: Role
 
 
-class OfficePublic(BaseModel):
+class OfficeRead(BaseModel):
     id: str
     name: str
     owner_id: str
     share_pin: str
-    members: list[MemberPublic]
+    members: list[MemberRead]
     created_at: datetime
 
-
-def role_fits(kind: str, role: str) -> bool:
-    """An office role must be the account's own kind: staff are never practitioner members, and
-    patients are never members at all."""
-    return kind in ("practitioner", "staff") and kind == role
+    @classmethod
+    def from_doc(cls, office: OfficeDoc, accounts: Mapping[str, AccountDoc]) -> OfficeRead:
+        """``accounts``: the members' accounts (a member whose account is not there is left out)."""
+        members = [MemberRead(account_id=m["account_id"], name=a["name"], email=a["email"], role=m["role"])
+                   for m in office["members"] if (a := accounts.get(m["account_id"])) is not None]
+        return cls(id=office["_id"], name=office["name"], owner_id=office["owner_id"],
+                   share_pin=format_pin(office["share_pin"]), members=members, created_at=office["created_at"])
 
 
 # ---- connections and the sharing list ------------------------------------------------------------
@@ -112,7 +134,7 @@ class ConnectionCreate(_In):
     pin: str = Field(min_length=1, max_length=64)
 
 
-class ConnectionPublic(BaseModel):
+class ConnectionRead(BaseModel):
     id: str
     target_kind: Literal["practitioner", "office"]
     target_id: str
@@ -122,6 +144,14 @@ class ConnectionPublic(BaseModel):
     direction: Literal["outgoing", "incoming"]
     created_at: datetime
 
+    @classmethod
+    def from_doc(cls, doc: ConnectionDoc, *, me: str, names: Mapping[str, str]) -> ConnectionRead:
+        """``names``: account and office names by id (an unknown one is an empty name)."""
+        return cls(id=doc["_id"], target_kind=doc["target_kind"], target_id=doc["target_id"],
+                   target_name=names.get(doc["target_id"], ""), owner_id=doc["owner_id"],
+                   owner_name=names.get(doc["owner_id"], ""),
+                   direction="outgoing" if doc["owner_id"] == me else "incoming", created_at=doc["created_at"])
+
 
 class SharingEntry(BaseModel):
     id: str
@@ -129,9 +159,19 @@ class SharingEntry(BaseModel):
     via: Via
 
 
-class SharingListPublic(BaseModel):
+class SharingListRead(BaseModel):
     practitioners: list[SharingEntry]
     offices: list[SharingEntry]
+
+    @classmethod
+    def of(cls, *, practitioners: Mapping[str, Via], offices: Mapping[str, Via],
+           names: Mapping[str, str]) -> SharingListRead:
+        """Each entry with its name, sorted by name; an id with no name here (not found) is left out."""
+        def entries(vias: Mapping[str, Via]) -> list[SharingEntry]:
+            found = [SharingEntry(id=i, name=names[i], via=via) for i, via in vias.items() if i in names]
+            return sorted(found, key=lambda e: (e.name.lower(), e.id))
+
+        return cls(practitioners=entries(practitioners), offices=entries(offices))
 
 
 # ---- patients -------------------------------------------------------------------------------------
@@ -154,7 +194,7 @@ class CareTeamAdd(_In):
     practitioner_id: Id
 
 
-class PatientPublic(BaseModel):
+class PatientRead(BaseModel):
     id: str
     name: str
     email: str
@@ -163,8 +203,15 @@ class PatientPublic(BaseModel):
     has_portal_account: bool
     created_at: datetime
 
+    @classmethod
+    def from_doc(cls, doc: PatientDoc, *, has_portal_account: bool) -> PatientRead:
+        born = doc.get("date_of_birth")
+        return cls(id=doc["_id"], name=doc["name"], email=doc["email"],
+                   date_of_birth=date.fromisoformat(born) if born else None, care_team=doc["care_team"],
+                   has_portal_account=has_portal_account, created_at=doc["created_at"])
 
-class InvitePublic(BaseModel):
+
+class InviteRead(BaseModel):
     invite_token: str
     expires_at: datetime
 
@@ -172,3 +219,20 @@ class InvitePublic(BaseModel):
 class PortalActivate(_In):
     invite_token: str = Field(min_length=1, max_length=200)
     password: Password
+
+
+# ---- the internal snapshot (``api.internal``) ------------------------------------------------------
+
+
+class SnapshotFact(BaseModel):
+    type: str
+    data: dict[str, JsonValue]  # exactly what identity publishes for this fact
+
+
+class SnapshotPage(BaseModel):
+    items: list[SnapshotFact]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, facts: list[Envelope], next_cursor: str | None) -> SnapshotPage:
+        return cls(items=[SnapshotFact(type=e.type, data=e.data) for e in facts], next_cursor=next_cursor)

@@ -1,8 +1,9 @@
 import pytest
 from pydantic import ValidationError
 
+from clinishare_identity.domain.access import role_fits
 from clinishare_identity.domain.models import (
-    AccountCreate, CareTeamAdd, ConnectionCreate, MemberAdd, PatientCreate, PortalActivate, normalise_email, role_fits,
+    AccountCreate, CareTeamAdd, ConnectionCreate, MemberAdd, PatientCreate, PortalActivate, normalise_email,
 )
 
 GOOD = {"email": "Dr.Who@Clinic.example.org", "password": "tardis blue 42", "name": " Dr Who ", "kind": "practitioner"}
