@@ -48,14 +48,13 @@ def consumed_types() -> dict[str, list[str]]:
     projection = IdentityProjection(None)
     identity_facts = sorted(projection.handlers)
     from clinishare_notify.events import consumed as notify_consumed
-    from clinishare_notify.service import NotifyHandlers
     from clinishare_notify.settings import NotifySettings
 
     from clinishare_audit.events import consumed as audit_consumed
 
-    notify = NotifyHandlers(store=None, projection=projection, settings=NotifySettings())  # type: ignore[arg-type]
+    notify = notify_consumed(projection, store=None, settings=NotifySettings())  # type: ignore[arg-type]
     return {"charts": identity_facts, "documents": identity_facts, "forms": identity_facts,
-            "notify": sorted(notify_consumed(projection, notify)),
+            "notify": sorted(notify),
             "audit": sorted(audit_consumed(None, projection))}  # type: ignore[arg-type]
 
 

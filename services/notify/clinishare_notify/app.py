@@ -13,10 +13,10 @@ from clinishare_shared.auth import KeyProvider
 from clinishare_shared.bus.base import EventBus
 from clinishare_shared.runtime import Infra
 
+from clinishare_notify import service
 from clinishare_notify.api import notifications, preferences
 from clinishare_notify.delivery import EmailWorker
 from clinishare_notify.events import consumed
-from clinishare_notify.service import NotifyHandlers
 from clinishare_notify.mailer import SmtpMailer
 from clinishare_notify.settings import NotifySettings
 from clinishare_notify.store import NotifyStore
@@ -39,11 +39,12 @@ def create_app(settings: NotifySettings | None = None, *, bus: EventBus | None =
             worker = EmailWorker(store=store, projection=projection, mailer=mailer, settings=settings)
             infra.expose(app, store=store, projection=projection, email_worker=worker)
             worker.start()
-            own = NotifyHandlers(store=store, projection=projection, settings=settings, on_created=worker.wake)
             # a notify whose projection is empty replays identity's facts from the stream, then sends the
             # e-mails it skipped for want of an address
-            await infra.start_consumer(consumed(projection, own), catch_up=projection.handlers,
-                                       after_catch_up=lambda: store.reopen_all_known(projection))
+            await infra.start_consumer(
+                consumed(projection, store=store, settings=settings, on_created=worker.wake),
+                catch_up=projection.handlers,
+                after_catch_up=lambda: service.reopen_all_known(store=store, projection=projection))
             yield
         finally:
             if worker is not None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
-from typing import Any
-
 import structlog
 
 from clinishare_shared.observability import EMAILS_FAILED, EMAILS_SENT
@@ -22,10 +20,12 @@ from clinishare_shared.projection import IdentityProjection
 from clinishare_shared.lifecycle import cancel_and_wait
 
 from clinishare_notify.domain import delivery
+from clinishare_notify.domain.stored import NotificationDoc
 from clinishare_notify.domain.messages import email
 from clinishare_notify.mailer import Mailer, SendFailed
+from clinishare_notify.service import reopen_if_address_known
 from clinishare_notify.settings import NotifySettings
-from clinishare_notify.store import NotifyStore, _aware, now
+from clinishare_notify.store import NotifyStore, aware, now
 
 log = structlog.get_logger("clinishare.notify.delivery")
 
@@ -80,7 +80,7 @@ class EmailWorker:
             attempted += await self._deliver(doc)
         return attempted
 
-    async def _deliver(self, doc: dict[str, Any]) -> int:
+    async def _deliver(self, doc: NotificationDoc) -> int:
         nid, attempts = doc["_id"], doc["email"]["attempts"]
         ctx = {"notification_id": nid, "event_type": doc["type"], "attempt": attempts}
         account = await self.projection.account(doc["recipient_id"]) or {}
@@ -92,13 +92,14 @@ class EmailWorker:
             await self.store.email_skipped(nid, reason or "email_disabled")
             log.info("email_skipped", reason=reason, **ctx)
             if reason == "no_address":  # an address that arrived meanwhile makes it due again
-                await self.store.reopen_if_address_known(self.projection, doc["recipient_id"])
+                await reopen_if_address_known(store=self.store, projection=self.projection,
+                                              account_id=doc["recipient_id"])
             return 0
         message = email(doc["title"], doc["item"], doc["link"], base_url=self.settings.public_base_url)
         try:
             await self.mailer.send(account["email"], message, message_id=delivery.message_id(nid))
         except SendFailed as exc:
-            age = (now() - _aware(doc["created_at"])).total_seconds()
+            age = (now() - aware(doc["created_at"])).total_seconds()
             if delivery.after_failure(attempts, max_attempts=self.settings.email_max_attempts, age_seconds=age,
                                       retry_seconds=self.settings.email_retry_seconds) == "failed":
                 await self.store.email_failed(nid, error=exc.reason, retry_at=None)

@@ -1,17 +1,20 @@
 """What notify consumes: event type -> handler (``consumed``). notify publishes nothing. What each
-handler does is in ``service`` (``NotifyHandlers``).
+handler does is in ``service``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 from clinishare_shared.bus.base import Handler
-from clinishare_shared.events import Envelope
+from clinishare_shared.events import AccountRegistered, Envelope
 from clinishare_shared.projection import IdentityProjection
 
-from clinishare_notify.service import NotifyHandlers
+from clinishare_notify import service
+from clinishare_notify.settings import NotifySettings
+from clinishare_notify.store import NotifyStore
 
 
 def chain(*maps: Mapping[str, Handler]) -> dict[str, Handler]:
@@ -32,6 +35,12 @@ def chain(*maps: Mapping[str, Handler]) -> dict[str, Handler]:
     return {t: hs[0] if len(hs) == 1 else run_all(hs) for t, hs in by_type.items()}
 
 
-def consumed(projection: IdentityProjection, notifier: NotifyHandlers) -> dict[str, Handler]:
-    """The identity projection's handlers first, then the notices."""
-    return chain(projection.handlers, notifier.handlers)
+def consumed(projection: IdentityProjection, *, store: NotifyStore, settings: NotifySettings,
+             on_created: Callable[[], None] = lambda: None) -> dict[str, Handler]:
+    """The identity projection's handlers first, then the notices (``on_created`` wakes the e-mail worker)."""
+    deps = {"store": store, "projection": projection, "settings": settings, "on_created": on_created}
+    own: dict[str, Handler] = {m.event_type: partial(service.notify, **deps) for m in service.NOTIFYING}
+    own |= {m.event_type: partial(service.grant_ended, **deps) for m in service.GRANT_ENDED}
+    own |= {m.event_type: partial(service.document_share_ended, **deps) for m in service.DOCUMENT_SHARE_ENDED}
+    own[AccountRegistered.event_type] = partial(service.account_registered, store=store, on_created=on_created)
+    return chain(projection.handlers, own)

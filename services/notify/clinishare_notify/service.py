@@ -1,4 +1,5 @@
-"""notify's use cases: what to do with each event it consumes (``events.consumed`` maps the types).
+"""notify's use cases, as functions with keyword-only arguments: what to do with each event it consumes
+(``events.consumed`` maps the types to them), and the inbox's own.
 
 Each handler resolves the recipients (pure rules in ``domain.recipients``, with office members read from
 the identity projection now, at processing time), writes one notification per recipient with a
@@ -26,27 +27,29 @@ this service) is re-evaluated when the address arrives (``identity.account.regis
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 
-from clinishare_shared.bus.base import Handler
 from clinishare_shared.events import (
     AccountRegistered, ChartNoteAdded, ChartShareExpired, ChartShareGranted, ChartShareRevoked, ConnectionCreated,
     DocumentShared, DocumentShareExpired, DocumentUnshared, Envelope, EventData, FormAssigned, FormShared,
     FormSubmitted,
 )
+from clinishare_shared.mongo import new_id
 from clinishare_shared.projection import IdentityProjection
 
 from clinishare_notify.domain import delivery, messages
-from clinishare_notify.domain.recipients import ENDED, Office, offices_needed, recipients
+from clinishare_notify.domain.stored import EmailState, NotificationDoc, notification_id
+from clinishare_notify.domain.recipients import ENDED, Office, Recipient, offices_needed, recipients
 from clinishare_notify.settings import NotifySettings
-from clinishare_notify.store import NotifyStore
+from clinishare_notify.store import NotifyStore, now
 
 log = structlog.get_logger("clinishare.notify.service")
 
 NOTIFYING = (ChartShareGranted, DocumentShared, FormShared, FormAssigned, FormSubmitted, ChartNoteAdded,
              ConnectionCreated)
+GRANT_ENDED = (ChartShareRevoked, ChartShareExpired)
+DOCUMENT_SHARE_ENDED = (DocumentUnshared, DocumentShareExpired)
 
 
 def _ref(data: EventData) -> dict[str, str]:
@@ -57,124 +60,155 @@ def _ref(data: EventData) -> dict[str, str]:
     return {prefix + k: v for k in keys if isinstance(v := getattr(data, k, None), str)}
 
 
-class NotifyHandlers:
-    def __init__(self, *, store: NotifyStore, projection: IdentityProjection, settings: NotifySettings,
-                 on_created: Callable[[], None] = lambda: None) -> None:
-        self.store = store
-        self.projection = projection
-        self.settings = settings
-        self.on_created = on_created
-
-    @property
-    def handlers(self) -> dict[str, Handler]:
-        own: dict[str, Handler] = {m.event_type: self._notify for m in NOTIFYING}
-        own[ChartShareRevoked.event_type] = self._on_grant_revoked
-        own[ChartShareExpired.event_type] = self._on_grant_revoked
-        own[DocumentUnshared.event_type] = self._on_document_unshared
-        own[DocumentShareExpired.event_type] = self._on_document_unshared
-        own[AccountRegistered.event_type] = self._on_account
-        return own
-
-    async def _offices(self, office_ids: list[str]) -> dict[str, Office]:
-        out: dict[str, Office] = {}
-        for office_id in dict.fromkeys(office_ids):
-            doc: dict[str, Any] | None = await self.projection.office(office_id)
-            if doc is not None:
-                out[office_id] = Office(members={m["account_id"]: m["role"] for m in doc.get("members", [])},
-                                        owner_id=doc.get("owner_id"))
-        return out
-
-    async def _withdrawn(self, event: Envelope, data: EventData) -> EventData | None:
-        """``data`` without what a later withdrawal took back (None: nothing is left to tell)."""
-        if isinstance(data, ChartShareGranted):
-            return None if await self.store.withdrawn_since([f"grant:{data.grant_id}"], event.time) else data
-        if isinstance(data, DocumentShared):
-            keys = {_doc_key(data.document_id, i): i for i in
-                    [*data.practitioner_ids, *data.patient_ids, *(o.office_id for o in data.offices)]}
-            gone = {keys[k] for k in await self.store.withdrawn_since(list(keys), event.time)}
-            if not gone:
-                return data
-            return data.model_copy(update={
-                "practitioner_ids": [i for i in data.practitioner_ids if i not in gone],
-                "patient_ids": [i for i in data.patient_ids if i not in gone],
-                "offices": [o for o in data.offices if o.office_id not in gone]})
-        return data
-
-    async def _notify(self, event: Envelope, *, only: set[str] | None = None) -> None:
-        """``only``: tell no one else (an ended share is told to those who were told it began)."""
-        data = await self._withdrawn(event, event.payload())
-        if data is None:
-            log.info("notifications_already_withdrawn")
-            return
-        targets = recipients(data, await self._offices(offices_needed(data)))
-        if only is not None:
-            targets = [r for r in targets if r.account_id in only]
-        actor_id = messages.actor_of(data)
-        actor = await self.projection.account(actor_id) if actor_id else None
-        created = 0
-        for r in targets:
-            n = messages.notice(data, r, actor.get("name") if actor else None)
-            account = await self.projection.account(r.account_id) or {}
-            skip = delivery.skip_reason(smtp_enabled=self.settings.email_enabled,
-                                        wants_email=await self.store.wants_email(r.account_id),
-                                        address=account.get("email"), kind=r.kind)
-            if await self.store.insert(event_id=event.id, event_type=event.type, recipient_id=r.account_id,
-                                       recipient_kind=r.kind, title=n.title, item=n.item, link=n.link,
-                                       actor_id=actor_id, ref=_ref(data), email_skip_reason=skip):
-                created += 1
-                if skip:  # with SMTP off this log line is the whole "e-mail" (ids only, never an address)
-                    log.info("email_skipped", notification_id=f"{event.id}:{r.account_id}", reason=skip)
-                if skip == "no_address":
-                    # the address may have arrived while we decided (another replica processed the
-                    # account event between our read and our insert): look again, after the insert
-                    await self.store.reopen_if_address_known(self.projection, r.account_id)
-        log.info("notifications_created", recipients=len(targets), created=created)
-        if created and (again := await self._withdrawn(event, data)) != data:
-            # a withdrawal processed meanwhile (another replica) left its tombstone after our check
-            if isinstance(data, ChartShareGranted):
-                await self.store.withdraw_grant(data.grant_id)
-            elif isinstance(data, DocumentShared) and isinstance(again, DocumentShared):
-                # the unshare overtook nothing here: it ran between our check and our insert, so the
-                # notices it would have prevented are taken back
-                removed = data.model_copy(update={
-                    "practitioner_ids": [i for i in data.practitioner_ids if i not in again.practitioner_ids],
-                    "patient_ids": [i for i in data.patient_ids if i not in again.patient_ids],
-                    "offices": [o for o in data.offices if o not in again.offices]})
-                targets = recipients(removed, await self._offices(offices_needed(removed)))
-                await self.store.withdraw_document(data.document_id, [r.account_id for r in targets],
-                                                   event_id=event.id)
-        if created:
-            self.on_created()
-
-    async def _on_grant_revoked(self, event: Envelope) -> None:
-        data = event.payload()
-        assert isinstance(data, ChartShareRevoked | ChartShareExpired)
-        await self.store.tombstone([f"grant:{data.grant_id}"], event.time)
-        withdrawn = await self.store.withdraw_grant(data.grant_id)
-        log.info("notifications_withdrawn", count=withdrawn)
-        # those who were told of the grant hear it ended (and, for an expiry, the sharer)
-        told = await self.store.told_about(grant_id=data.grant_id)
-        await self._notify(event, only=told | ({data.owner_id} if isinstance(data, ChartShareExpired) else set()))
-
-    async def _on_document_unshared(self, event: Envelope) -> None:
-        data = event.payload()
-        assert isinstance(data, DocumentUnshared | DocumentShareExpired)
-        ids = [*data.practitioner_ids, *data.patient_ids, *(o.office_id for o in data.offices)]
-        await self.store.tombstone([_doc_key(data.document_id, i) for i in ids], event.time)
-        log.info("document_share_withdrawal_recorded", recipients=len(ids))
-        told = await self.store.told_about(document_id=data.document_id)
-        await self._notify(event, only=told | ({data.owner_id} if isinstance(data, DocumentShareExpired) else set()))
-
-    async def _on_account(self, event: Envelope) -> None:
-        """The address may have arrived after notices were decided without it: decide again."""
-        data = event.payload()
-        assert isinstance(data, AccountRegistered)
-        if data.email and data.kind != "patient":
-            reopened = await self.store.reopen_no_address(data.account_id)
-            if reopened:
-                log.info("emails_reopened_address_known", count=reopened)
-                self.on_created()
-
-
 def _doc_key(document_id: str, recipient_or_office_id: str) -> str:
     return f"document:{document_id}:{recipient_or_office_id}"
+
+
+def new_notification(event: Envelope, data: EventData, recipient: Recipient, notice: messages.Notice, *,
+                     actor_id: str | None, email_skip_reason: str | None) -> NotificationDoc:
+    """One recipient's notice of ``event``, with its e-mail due now (or skipped, with the reason)."""
+    at = now()
+    email = EmailState(status="skipped", reason=email_skip_reason, attempts=0) if email_skip_reason \
+        else EmailState(status="pending", attempts=0, next_attempt_at=at)
+    return NotificationDoc(
+        _id=notification_id(event.id, recipient.account_id), seq=new_id(), event_id=event.id, type=event.type,
+        recipient_id=recipient.account_id, recipient_kind=recipient.kind, title=notice.title, item=notice.item,
+        link=notice.link, actor_id=actor_id, ref=_ref(data), created_at=at, read=False, read_at=None, email=email)
+
+
+async def _offices(projection: IdentityProjection, office_ids: list[str]) -> dict[str, Office]:
+    out: dict[str, Office] = {}
+    for office_id in dict.fromkeys(office_ids):
+        doc = await projection.office(office_id)
+        if doc is not None:
+            out[office_id] = Office(members={m["account_id"]: m["role"] for m in doc.get("members", [])},
+                                    owner_id=doc.get("owner_id"))
+    return out
+
+
+async def _withdrawn(store: NotifyStore, event: Envelope, data: EventData) -> EventData | None:
+    """``data`` without what a later withdrawal took back (None: nothing is left to tell)."""
+    if isinstance(data, ChartShareGranted):
+        return None if await store.withdrawn_since([f"grant:{data.grant_id}"], event.time) else data
+    if isinstance(data, DocumentShared):
+        keys = {_doc_key(data.document_id, i): i for i in
+                [*data.practitioner_ids, *data.patient_ids, *(o.office_id for o in data.offices)]}
+        gone = {keys[k] for k in await store.withdrawn_since(list(keys), event.time)}
+        if not gone:
+            return data
+        return data.model_copy(update={
+            "practitioner_ids": [i for i in data.practitioner_ids if i not in gone],
+            "patient_ids": [i for i in data.patient_ids if i not in gone],
+            "offices": [o for o in data.offices if o.office_id not in gone]})
+    return data
+
+
+async def reopen_if_address_known(*, store: NotifyStore, projection: IdentityProjection, account_id: str) -> int:
+    """Make e-mails skipped for want of an address due again if the identity projection now has one
+    (closes the race with a replica that processed the account event meanwhile)."""
+    account = await projection.account(account_id) or {}
+    if account.get("email") and account.get("kind") != "patient":
+        return await store.reopen_no_address(account_id)
+    return 0
+
+
+async def reopen_all_known(*, store: NotifyStore, projection: IdentityProjection) -> int:
+    """After the projection caught up: every e-mail skipped for want of an address whose recipient's
+    address is known now becomes due."""
+    return sum([await reopen_if_address_known(store=store, projection=projection, account_id=r)
+                for r in await store.no_address_recipients()])
+
+
+async def notify(event: Envelope, *, store: NotifyStore, projection: IdentityProjection, settings: NotifySettings,
+                 on_created: Callable[[], None], only: set[str] | None = None) -> None:
+    """One notice per recipient of ``event``. ``only``: tell no one else (an ended share is told to those
+    who were told it began)."""
+    data = await _withdrawn(store, event, event.payload())
+    if data is None:
+        log.info("notifications_already_withdrawn")
+        return
+    targets = recipients(data, await _offices(projection, offices_needed(data)))
+    if only is not None:
+        targets = [r for r in targets if r.account_id in only]
+    actor_id = messages.actor_of(data)
+    actor = await projection.account(actor_id) if actor_id else None
+    created = 0
+    for r in targets:
+        notice = messages.notice(data, r, actor.get("name") if actor else None)
+        account = await projection.account(r.account_id) or {}
+        skip = delivery.skip_reason(smtp_enabled=settings.email_enabled,
+                                    wants_email=await store.wants_email(r.account_id),
+                                    address=account.get("email"), kind=r.kind)
+        if await store.insert(new_notification(event, data, r, notice, actor_id=actor_id, email_skip_reason=skip)):
+            created += 1
+            if skip:  # with SMTP off this log line is the whole "e-mail" (ids only, never an address)
+                log.info("email_skipped", notification_id=notification_id(event.id, r.account_id), reason=skip)
+            if skip == "no_address":
+                # the address may have arrived while we decided (another replica processed the
+                # account event between our read and our insert): look again, after the insert
+                await reopen_if_address_known(store=store, projection=projection, account_id=r.account_id)
+    log.info("notifications_created", recipients=len(targets), created=created)
+    if created and (again := await _withdrawn(store, event, data)) != data:
+        # a withdrawal processed meanwhile (another replica) left its tombstone after our check
+        if isinstance(data, ChartShareGranted):
+            await store.withdraw_grant(data.grant_id)
+        elif isinstance(data, DocumentShared) and isinstance(again, DocumentShared):
+            # the unshare overtook nothing here: it ran between our check and our insert, so the
+            # notices it would have prevented are taken back
+            removed = data.model_copy(update={
+                "practitioner_ids": [i for i in data.practitioner_ids if i not in again.practitioner_ids],
+                "patient_ids": [i for i in data.patient_ids if i not in again.patient_ids],
+                "offices": [o for o in data.offices if o not in again.offices]})
+            targets = recipients(removed, await _offices(projection, offices_needed(removed)))
+            await store.withdraw_document(data.document_id, [r.account_id for r in targets], event_id=event.id)
+    if created:
+        on_created()
+
+
+async def grant_ended(event: Envelope, *, store: NotifyStore, projection: IdentityProjection,
+                      settings: NotifySettings, on_created: Callable[[], None]) -> None:
+    data = event.payload()
+    assert isinstance(data, GRANT_ENDED)
+    await store.tombstone([f"grant:{data.grant_id}"], event.time)
+    withdrawn = await store.withdraw_grant(data.grant_id)
+    log.info("notifications_withdrawn", count=withdrawn)
+    # those who were told of the grant hear it ended (and, for an expiry, the sharer)
+    told = await store.told_about(grant_id=data.grant_id)
+    await notify(event, store=store, projection=projection, settings=settings, on_created=on_created,
+                 only=told | ({data.owner_id} if isinstance(data, ChartShareExpired) else set()))
+
+
+async def document_share_ended(event: Envelope, *, store: NotifyStore, projection: IdentityProjection,
+                               settings: NotifySettings, on_created: Callable[[], None]) -> None:
+    data = event.payload()
+    assert isinstance(data, DOCUMENT_SHARE_ENDED)
+    ids = [*data.practitioner_ids, *data.patient_ids, *(o.office_id for o in data.offices)]
+    await store.tombstone([_doc_key(data.document_id, i) for i in ids], event.time)
+    log.info("document_share_withdrawal_recorded", recipients=len(ids))
+    told = await store.told_about(document_id=data.document_id)
+    await notify(event, store=store, projection=projection, settings=settings, on_created=on_created,
+                 only=told | ({data.owner_id} if isinstance(data, DocumentShareExpired) else set()))
+
+
+async def account_registered(event: Envelope, *, store: NotifyStore, on_created: Callable[[], None]) -> None:
+    """The address may have arrived after notices were decided without it: decide again."""
+    data = event.payload()
+    assert isinstance(data, AccountRegistered)
+    if data.email and data.kind != "patient":
+        reopened = await store.reopen_no_address(data.account_id)
+        if reopened:
+            log.info("emails_reopened_address_known", count=reopened)
+            on_created()
+
+
+# ---- the inbox ------------------------------------------------------------------------------------
+
+async def mark_read(*, store: NotifyStore, notification: NotificationDoc) -> NotificationDoc:
+    """Idempotent: an already-read notification keeps its first ``read_at``."""
+    return await store.mark_read(notification["_id"], notification["recipient_id"]) or notification
+
+
+async def set_email_preference(*, store: NotifyStore, account_id: str, email: bool) -> bool:
+    """Whether the account wants e-mail now."""
+    await store.set_email_preference(account_id, email)
+    return await store.wants_email(account_id)

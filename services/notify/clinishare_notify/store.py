@@ -4,6 +4,7 @@ state) and preferences.
 A notification's ``_id`` is ``"{event_id}:{recipient_id}"``, so a redelivered event, even delivered
 several times at once, inserts it once; the e-mail rides on that one document, so it goes out once.
 Ids are therefore not ObjectIds: listings page by ``seq``, a time-ordered ObjectId hex from ``new_id``.
+The documents are built by the use cases (``service``); notify publishes nothing, so no write stages events.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from clinishare_shared.mongo import new_id
+from clinishare_notify.domain.stored import EmailState, NotificationDoc
 
 NOTIFICATIONS, PREFERENCES, WITHDRAWN = "notifications", "notification_preferences", "withdrawn"
 
@@ -22,12 +23,8 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(at: datetime) -> datetime:
+def aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
-def notification_id(event_id: str, recipient_id: str) -> str:
-    return f"{event_id}:{recipient_id}"
 
 
 class NotifyStore:
@@ -47,42 +44,31 @@ class NotifyStore:
 
     # ---- notifications -------------------------------------------------------------------------------
 
-    async def insert(self, *, event_id: str, event_type: str, recipient_id: str, recipient_kind: str,
-                     title: str, item: str, link: str, actor_id: str | None, ref: dict[str, str],
-                     email_skip_reason: str | None) -> bool:
+    async def insert(self, notification: NotificationDoc) -> bool:
         """Insert the notification; False when it is already there (a redelivery)."""
-        at = now()
-        email: dict[str, Any] = {"status": "skipped", "reason": email_skip_reason, "attempts": 0} \
-            if email_skip_reason else {"status": "pending", "attempts": 0, "next_attempt_at": at}
-        doc = {
-            "_id": notification_id(event_id, recipient_id), "seq": new_id(), "event_id": event_id,
-            "type": event_type, "recipient_id": recipient_id, "recipient_kind": recipient_kind,
-            "title": title, "item": item, "link": link, "actor_id": actor_id, "ref": ref,
-            "created_at": at, "read": False, "read_at": None, "email": email,
-        }
         try:
-            await self.notifications.insert_one(doc)
+            await self.notifications.insert_one(notification)
         except DuplicateKeyError:
             return False
         return True
 
     async def page(self, recipient_id: str, *, unread: bool | None, limit: int,
-                   cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+                   cursor: str | None) -> tuple[list[NotificationDoc], str | None]:
         query: dict[str, Any] = {"recipient_id": recipient_id}
         if unread is not None:
             query["read"] = not unread
         if cursor:
             query["seq"] = {"$lt": cursor}
-        docs = await self.notifications.find(query).sort("seq", -1).limit(limit + 1).to_list()
+        docs: list[NotificationDoc] = await self.notifications.find(query).sort("seq", -1).limit(limit + 1).to_list()
         if len(docs) > limit:
             docs = docs[:limit]
             return docs, docs[-1]["seq"]
         return docs, None
 
-    async def get(self, notification_id: str, recipient_id: str) -> dict[str, Any] | None:
+    async def get(self, notification_id: str, recipient_id: str) -> NotificationDoc | None:
         return await self.notifications.find_one({"_id": notification_id, "recipient_id": recipient_id})
 
-    async def mark_read(self, notification_id: str, recipient_id: str) -> dict[str, Any] | None:
+    async def mark_read(self, notification_id: str, recipient_id: str) -> NotificationDoc | None:
         """Mark read (idempotent: an already-read one keeps its first read_at)."""
         await self.notifications.update_one({"_id": notification_id, "recipient_id": recipient_id, "read": False},
                                             {"$set": {"read": True, "read_at": now()}})
@@ -103,7 +89,7 @@ class NotifyStore:
         docs = await self.withdrawn.find({"_id": {"$in": keys}}).to_list()
         # stored times have millisecond precision: compare at that precision (a tie counts as withdrawn)
         at = at.replace(microsecond=at.microsecond // 1000 * 1000)
-        return {d["_id"] for d in docs if _aware(d["at"]) >= at}
+        return {d["_id"] for d in docs if aware(d["at"]) >= at}
 
     async def told_about(self, *, grant_id: str | None = None, document_id: str | None = None) -> set[str]:
         """Who was told of this grant or document being shared with them (not of its end)."""
@@ -143,31 +129,21 @@ class NotifyStore:
         )
         return res.modified_count
 
-    async def reopen_if_address_known(self, projection: Any, account_id: str) -> int:
-        """Make e-mails skipped for want of an address due again if the identity projection now has one
-        (closes the race with a replica that processed the account event meanwhile)."""
-        account = await projection.account(account_id) or {}
-        if account.get("email") and account.get("kind") != "patient":
-            return await self.reopen_no_address(account_id)
-        return 0
-
-    async def reopen_all_known(self, projection: Any) -> int:
-        """After the projection caught up: every e-mail skipped for want of an address whose recipient's
-        address is known now becomes due."""
-        recipients = await self.notifications.distinct("recipient_id", {"email.status": "skipped",
-                                                                          "email.reason": "no_address"})
-        return sum([await self.reopen_if_address_known(projection, r) for r in recipients])
+    async def no_address_recipients(self) -> list[str]:
+        """Who has e-mails skipped for want of an address."""
+        return await self.notifications.distinct("recipient_id", {"email.status": "skipped",
+                                                                   "email.reason": "no_address"})
 
     # ---- e-mail delivery -----------------------------------------------------------------------------
 
-    async def claim_email(self, *, lease_seconds: float) -> dict[str, Any] | None:
+    async def claim_email(self, *, lease_seconds: float) -> NotificationDoc | None:
         """Take one due e-mail: pending and due, or claimed by a worker whose lease ran out.
 
         The claim is an INSERT of ``<notification id>#<attempt>`` into ``email_claims``: its unique ``_id``
         lets exactly one worker own each attempt on every engine (FerretDB 1.24 does not isolate a
         conditional update, so "set sending where pending" would let two replicas send the same e-mail)."""
         at = now()
-        due = await self.notifications.find(
+        due: list[NotificationDoc] = await self.notifications.find(
             {"$or": [{"email.status": "pending", "email.next_attempt_at": {"$lte": at}},
                      {"email.status": "sending", "email.lease_until": {"$lte": at}}]},
         ).sort("email.next_attempt_at", 1).limit(20).to_list()
@@ -177,8 +153,8 @@ class NotifyStore:
                 await self.email_claims.insert_one({"_id": f"{doc['_id']}#{attempt}", "at": at})
             except DuplicateKeyError:
                 continue  # another worker took this attempt
-            email = {**doc["email"], "status": "sending", "attempts": attempt,
-                     "lease_until": at + timedelta(seconds=lease_seconds)}
+            email = EmailState(**{**doc["email"], "status": "sending", "attempts": attempt,
+                                  "lease_until": at + timedelta(seconds=lease_seconds)})
             await self.notifications.update_one({"_id": doc["_id"]}, {"$set": {"email": email}})
             return {**doc, "email": email}
         return None

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, StrictBool
 
 from clinishare_shared.auth import CurrentPrincipal
 
+from clinishare_notify import service
 from clinishare_notify.api.deps import StoreDep
+from clinishare_notify.domain.schemas import PreferencesRead, PreferencesUpdate
 
 router = APIRouter(prefix="/v1/notification-preferences", tags=["notification preferences"])
-
-
-class PreferencesRead(BaseModel):
-    email: bool
-
-
-class PreferencesUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    email: StrictBool
 
 
 @router.get("", summary="My notification preferences")
@@ -28,5 +20,5 @@ async def get_preferences(principal: CurrentPrincipal, store: StoreDep) -> Prefe
 
 @router.put("", summary="Set my notification preferences")
 async def put_preferences(body: PreferencesUpdate, principal: CurrentPrincipal, store: StoreDep) -> PreferencesRead:
-    await store.set_email_preference(principal.id, body.email)
-    return PreferencesRead(email=await store.wants_email(principal.id))
+    return PreferencesRead(email=await service.set_email_preference(store=store, account_id=principal.id,
+                                                                    email=body.email))
