@@ -38,7 +38,7 @@ async def read_grounds(*, store: ChartStore, projection: IdentityProjection, cha
 
 
 async def readable_chart(*, store: ChartStore, projection: IdentityProjection, chart_id: str,
-                         viewer_id: str) -> Readable:
+                         viewer_id: str) -> Readable[ChartDoc]:
     """The chart with the grounds the viewer reads it through (none: it is theirs); 404 for a chart they
     may not read, exactly as for one that does not exist."""
     chart = await store.chart(chart_id)
@@ -60,10 +60,11 @@ async def own_chart(*, store: ChartStore, chart_id: str, author_id: str) -> Char
     return chart
 
 
-async def read_chart(*, store: ChartStore, access: Readable, reader: Principal) -> tuple[ChartDoc, list[NoteDoc]]:
+async def read_chart(*, store: ChartStore, access: Readable[ChartDoc],
+                     reader: Principal) -> tuple[ChartDoc, list[NoteDoc]]:
     """The chart and its notes; a read by anyone but the author is accounted for (audit) in the same write
     as its access-log entry."""
-    chart: ChartDoc = access.item
+    chart = access.item
     if not access.own:
         entry: AccessDoc = {"_id": new_id(), "chart_id": chart["_id"], "author_id": chart["author_id"],
                             "patient_id": chart["patient_id"], "accessor_id": reader.id,

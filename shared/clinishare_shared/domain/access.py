@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Generic, Literal, TypeVar
 
 Through = Literal["practitioner", "office", "patient", "pin", "office_membership"]
 ReaderKind = Literal["practitioner", "staff", "patient"]
@@ -34,11 +34,15 @@ class Reader:
     id: str
 
 
-@dataclass(frozen=True)
-class Readable:
-    """An item the caller may read, and every ground they read it through (none: the item is theirs)."""
+Item = TypeVar("Item")
 
-    item: dict[str, Any]
+
+@dataclass(frozen=True)
+class Readable(Generic[Item]):
+    """An item the caller may read (its stored document, as the store types it), and every ground they
+    read it through (none: the item is theirs)."""
+
+    item: Item
     grounds: list[Ground]
 
     @property

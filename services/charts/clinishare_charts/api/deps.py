@@ -22,12 +22,12 @@ Authorization = AuthorizationHeader
 
 
 async def _readable_chart(chart_id: PathId, principal: CurrentPrincipal, store: StoreDep,
-                          projection: ProjectionDep) -> Readable:
+                          projection: ProjectionDep) -> Readable[ChartDoc]:
     return await service.readable_chart(store=store, projection=projection, chart_id=chart_id,
                                         viewer_id=principal.id)
 
 
-ReadableChart = Annotated[Readable, Depends(_readable_chart)]
+ReadableChart = Annotated[Readable[ChartDoc], Depends(_readable_chart)]
 
 
 async def _own_chart(chart_id: PathId, principal: CurrentPrincipal, store: StoreDep) -> ChartDoc:
