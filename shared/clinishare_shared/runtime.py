@@ -34,7 +34,7 @@ def make_bus(settings: ServiceSettings) -> EventBus:
 
         return RabbitBus(settings.amqp_url, exchange=settings.event_exchange,
                          delivery_limit=settings.delivery_limit, publish_timeout=settings.publish_timeout,
-                         stream=settings.stream)
+                         prefetch=settings.consumer_prefetch, stream=settings.stream)
     return InMemoryBus(delivery_limit=settings.delivery_limit, stream=True)
 
 

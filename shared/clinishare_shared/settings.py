@@ -72,6 +72,10 @@ class ServiceSettings(ProcessSettings):
     queue_name: str | None = Field(default=None, description="the service's queue; unset: its name")
     delivery_limit: int = Field(default=5, ge=1, le=100, description="deliveries before a message is dead-lettered")
     publish_timeout: float = Field(default=5.0, description="seconds to wait for the broker's confirm")
+    consumer_prefetch: int = Field(default=16, ge=1, le=1000, description="messages the broker hands the service's "
+                                   "consumer before it acks (basic.qos): how many of its events are handled at once "
+                                   "(one subject's in order); a handler is a few short database writes, so 16 keeps "
+                                   "it busy without hoarding what another replica could take")
     outbox_poll_interval: float = Field(default=0.25, description="outbox relay pass interval, besides being woken")
     outbox_lease_seconds: float = Field(default=30.0, gt=0, description="how long a relay holds the documents it "
                                         "claimed; a dead relay's claims are taken over after it")

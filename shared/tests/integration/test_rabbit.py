@@ -382,3 +382,37 @@ async def test_publish_many_has_a_batch_in_flight_and_reports_each_outcome(buses
     await bus.close()
     closed = await bus.publish_many(events[:3])  # after close: every one fails fast, none hangs
     assert all(r is not None and not r.unroutable for r in closed)
+
+
+@pytest.mark.parametrize("prefetch", [1, 4])
+async def test_the_prefetch_bounds_the_events_handled_at_once(buses, unique, amqp_admin, prefetch: int) -> None:
+    """The consumer is handed ``prefetch`` unacked messages and no more: that many different subjects'
+    events run at once, never more, however many wait in the queue."""
+    from clinishare_shared.runtime import make_bus
+    from clinishare_shared.settings import ServiceSettings
+
+    settings = ServiceSettings(amqp_url="amqp://x", consumer_prefetch=prefetch)
+    assert make_bus(settings).prefetch == prefetch  # what a service's settings ask for reaches its bus
+
+    bus = await buses(prefetch=prefetch)
+    queue = _queue(unique, amqp_admin)
+    running, most, done = 0, 0, 0
+    release = asyncio.Event()
+
+    async def slow(ev: Envelope) -> None:
+        nonlocal running, most, done
+        running += 1
+        most = max(most, running)
+        await release.wait()
+        running -= 1
+        done += 1
+
+    await bus.subscribe(queue, ["identity.office.created"], slow)
+    for i in range(12):
+        await bus.publish(_office_event(i))
+    await wait_for(lambda: running == prefetch, message=f"{prefetch} events running")
+    await asyncio.sleep(0.3)  # give the broker every chance to hand over more than it may
+    assert most == prefetch
+    release.set()
+    await wait_for(lambda: done == 12)
+    assert most == prefetch
