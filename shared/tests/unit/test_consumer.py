@@ -92,3 +92,47 @@ async def test_through_the_in_memory_bus_with_retries(db: Any, make_envelope) ->
     await bus.drain()
     assert attempts == [ev.id, ev.id] and not bus.dead_letters
     await bus.close()
+
+
+class _Recording:
+    """A database whose processed-events collection records every call made to it."""
+
+    def __init__(self, db: Any, calls: list[tuple[str, Any]]) -> None:
+        self._db, self._calls = db, calls
+
+    def __getitem__(self, name: str) -> Any:
+        coll = self._db[name]
+        if name != PROCESSED:
+            return coll
+        calls = self._calls
+
+        class Coll:
+            def __getattr__(self, method: str) -> Any:
+                fn = getattr(coll, method)
+
+                async def call(*args: Any, **kwargs: Any) -> Any:
+                    calls.append((method, args[0] if args else None))
+                    return await fn(*args, **kwargs)
+
+                return call
+
+        return Coll()
+
+
+async def test_the_processed_check_is_one_id_lookup_and_never_sweeps(db: Any, make_envelope) -> None:
+    """What a delivery costs the consumer: one lookup by the event's id (the primary key, index-backed on
+    every engine) and, the first time, one insert. Expired ids are removed by the TTL index or its purge
+    (``mongo.purge_expired``), never on this path."""
+    calls: list[tuple[str, Any]] = []
+    handled: list[str] = []
+
+    async def h(ev: Envelope) -> None:
+        handled.append(ev.id)
+
+    consumer = IdempotentConsumer(_Recording(db, calls), service="charts", handlers={"identity.connection.created": h})
+    ev = make_envelope()
+    await consumer(ev)
+    assert [c[0] for c in calls] == ["find_one", "insert_one"] and calls[0][1] == {"_id": ev.id}
+    calls.clear()
+    await consumer(ev)  # a redelivery
+    assert calls == [("find_one", {"_id": ev.id})] and handled == [ev.id]
