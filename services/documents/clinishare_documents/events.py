@@ -5,7 +5,7 @@ a change ADDED and ``documents.unshared`` with those it REMOVED, at most one of 
 change. Ids only: never a filename, a label or content (principle 5). Ordinary labels announce nothing.
 For analytics (SPEC 10.5): ``documents.document.uploaded`` rides in the inserted document,
 ``documents.document.deleted`` in the soft delete (after the ``documents.unshared`` it implies).
-``documents.share.expired`` rides in the sweeper's update that drops the expired recipients;
+``documents.share.expired`` rides in the unique insert by which a sweeper claims the expiry;
 ``documents.document.accessed`` in the access-log entry of a download by someone other than the owner.
 """
 
@@ -22,6 +22,7 @@ from clinishare_shared.events import (
 from clinishare_shared.projection import IdentityProjection
 
 from clinishare_documents.domain.access import ShareState
+from clinishare_documents.domain.stored import AccessEntry, Document
 
 SOURCE = "documents"
 
@@ -47,29 +48,31 @@ def share_events(*, document_id: str, owner_id: str, workspace_patient_id: str |
     return out
 
 
-def share_expired(doc: dict[str, Any], gone: ShareState, *, expires_at: datetime) -> Envelope:
-    data = DocumentShareExpired(document_id=doc["_id"], owner_id=doc["owner_id"],
-                                workspace_patient_id=doc.get("patient_id"), expires_at=expires_at, **_recipients(gone))
-    return make_event(data, source=SOURCE, subject=doc["_id"])
+def share_expired(doc: Document, gone: ShareState, *, expires_at: datetime) -> Envelope:
+    data = DocumentShareExpired(document_id=doc.id, owner_id=doc.owner_id, workspace_patient_id=doc.patient_id,
+                                expires_at=expires_at, **_recipients(gone))
+    return make_event(data, source=SOURCE, subject=doc.id)
 
 
-def document_accessed(entry: dict[str, Any]) -> Envelope:
-    data = DocumentAccessed(document_id=entry["document_id"], patient_id=entry["patient_id"],
-                            owner_id=entry["owner_id"], accessor_id=entry["accessor_id"],
-                            accessor_kind=entry["accessor_kind"], grant_ids=entry["grant_ids"])
-    return make_event(data, source=SOURCE, subject=entry["document_id"])
+def document_accessed(entry: AccessEntry) -> Envelope:
+    data = DocumentAccessed(document_id=entry.document_id, patient_id=entry.patient_id, owner_id=entry.owner_id,
+                            accessor_id=entry.accessor_id, accessor_kind=entry.accessor_kind,
+                            grant_ids=entry.grant_ids)
+    return make_event(data, source=SOURCE, subject=entry.document_id)
 
 
-def uploaded(doc: dict[str, Any]) -> Envelope:
-    return make_event(DocumentUploaded(document_id=doc["_id"], owner_id=doc["owner_id"],
-                                       workspace_patient_id=doc.get("patient_id"), size=doc.get("size")),
-                      source=SOURCE, subject=doc["_id"])
+def uploaded(doc: Document) -> Envelope:
+    return make_event(DocumentUploaded(document_id=doc.id, owner_id=doc.owner_id,
+                                       workspace_patient_id=doc.patient_id, size=doc.size),
+                      source=SOURCE, subject=doc.id)
 
 
-def deleted(doc: dict[str, Any], *, deleted_by: str) -> Envelope:
-    return make_event(DocumentDeleted(document_id=doc["_id"], owner_id=doc["owner_id"],
-                                      workspace_patient_id=doc.get("patient_id"), deleted_by=deleted_by),
-                      source=SOURCE, subject=doc["_id"])
+def deleted(doc: Document, *, deleted_by: str) -> list[Envelope]:
+    """The unshare a delete implies (if the document had recipients), then the delete itself."""
+    return share_events(document_id=doc.id, owner_id=doc.owner_id, workspace_patient_id=doc.patient_id,
+                        added=ShareState(), removed=doc.share_state()) + [
+        make_event(DocumentDeleted(document_id=doc.id, owner_id=doc.owner_id, workspace_patient_id=doc.patient_id,
+                                   deleted_by=deleted_by), source=SOURCE, subject=doc.id)]
 
 
 def consumed(projection: IdentityProjection) -> dict[str, Handler]:

@@ -1,9 +1,7 @@
-"""The only module that talks to MongoDB: document metadata (``documents``) and content (GridFS).
-
-A document's recipients are kept twice: ``shares`` (what the owner sees) and ``share_keys`` (one string
-per recipient, multikey-indexed) so "documents shared with me" is one indexed ``$in`` over the reader's
-keys, newest first, whose cost follows the page size and not the number of documents.
-Every change that shares or unshares carries its events in the same single-document write (outbox).
+"""The only module that talks to MongoDB: document metadata (``documents``), content (GridFS), the access
+log and the label calls' intents. It hands out and takes in the typed documents of ``domain.stored``;
+events are built by the service and written here in the same single-document write as their change
+(outbox), and every such write names its document to the relay (``_wrote``).
 """
 
 from __future__ import annotations
@@ -12,59 +10,52 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from pymongo.errors import DuplicateKeyError
+
 from clinishare_shared.events import Envelope
 from clinishare_shared.gridfs import FileInfo, GridStore
-from clinishare_shared.mongo import new_id, now_ms
+from clinishare_shared.mongo import ensure_ttl_index, now_ms
 from clinishare_shared.outbox import NO_OUTBOX, insert_once, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 
-from clinishare_documents import events as document_events
-from clinishare_documents.domain.access import Change, ShareState, expired_shares, share_keys
+from clinishare_documents.domain.access import ShareState, share_keys
+from clinishare_documents.domain.stored import (
+    AccessEntry, Document, LabelIntent, PlannedDocument, Reservation, Shares, expiry_list,
+)
 
 DOCUMENTS, ACCESSES, EXPIRIES = "documents", "document_accesses", "document_share_expiries"
+INTENTS, INTENT_CLAIMS = "document_label_intents", "document_label_intent_claims"
 NOT_DELETED = {"deleted_at": None}
-# A multi-document label call reserves all its documents before it changes any (see ``claim``). Every
-# write to a document is conditional on there being no live reservation of another call.
+# A label call reserves all its documents before it changes any (``reserve``). Every other write to a
+# document is conditional on there being no reservation at all: a reservation ends only when its call's
+# change is written, or when the sweeper has fenced off a call that never reached its intent (``abort``).
 LOCK = "label_lock"
-LOCK_TTL = timedelta(seconds=30)  # a reservation left by a crashed call stops counting after this
-
-
-def _unlocked(now: datetime) -> dict[str, Any]:
-    return {"$or": [{LOCK: None}, {f"{LOCK}.until": {"$lt": now}}]}
+UNLOCKED = {LOCK: None}
+FINISHED_KEPT = timedelta(days=1)  # finished intents and roll-forward claims are purged after this
 _HIDE = NO_OUTBOX
 
 
-def shares_doc(state: ShareState) -> dict[str, Any]:
-    return {
-        "patient_ids": sorted(state.patient_ids),
-        "practitioner_ids": sorted(state.practitioner_ids),
-        "offices": [{"office_id": o, "audience": a} for o, a in sorted(state.offices)],
-    }
-
-
-def expiries_of(doc: dict[str, Any]) -> dict[str, datetime]:
-    """Recipient key -> when its share expires (recipients without an expiry are not listed)."""
-    return {e["key"]: e["expires_at"] for e in doc.get("expiries") or []}
-
-
-def expiries_doc(expiries: dict[str, datetime]) -> list[dict[str, Any]]:
-    return [{"key": k, "expires_at": v} for k, v in sorted(expiries.items())]
-
-
-def shares_state(doc: dict[str, Any]) -> ShareState:
-    s = doc.get("shares") or {}
-    return ShareState.of(s.get("patient_ids", ()), s.get("practitioner_ids", ()),
-                         ((o["office_id"], o["audience"]) for o in s.get("offices", ())))
+def _staging(update: dict[str, Any], events: Iterable[Envelope]) -> dict[str, Any]:
+    events = list(events)
+    return push_events(update, *events) if events else update
 
 
 class DocumentStore:
-    def __init__(self, db: Any, *, bucket: str = "fs", kick: Callable[[], None] | None = None) -> None:
+    def __init__(self, db: Any, *, bucket: str = "fs",
+                 on_write: Callable[[str | None, str | None], None] | None = None) -> None:
         self.db = db
         self.documents = db[DOCUMENTS]
         self.accesses = db[ACCESSES]
         self.expiries = db[EXPIRIES]
+        self.intents = db[INTENTS]
+        self.intent_claims = db[INTENT_CLAIMS]
         self.grid = GridStore(db, bucket)
-        self._kick = kick or (lambda: None)
+        self.on_write = on_write
+
+    def _wrote(self, collection: str, doc_id: str) -> None:
+        """Tell the outbox relay which document a write staged events in: its next pass reads just that."""
+        if self.on_write is not None:
+            self.on_write(collection, doc_id)
 
     async def ensure_indexes(self) -> None:
         await self.grid.ensure_indexes()
@@ -77,7 +68,11 @@ class DocumentStore:
         await self.documents.create_index([("share_keys", 1), ("deleted_at", 1), ("patient_id", 1), ("_id", -1)],
                                           name="shared_by_patient")
         await self.documents.create_index([("expiries.expires_at", 1)], name="expiry")
+        await self.documents.create_index([(f"{LOCK}.until", 1)], name="reservation_until")
         await self.accesses.create_index([("document_id", 1), ("_id", -1)], name="document_newest")
+        await self.intents.create_index([("done_at", 1), ("created_at", 1)], name="unfinished")
+        await ensure_ttl_index(self.intents, "done_at", expire_after_seconds=int(FINISHED_KEPT.total_seconds()))
+        await ensure_ttl_index(self.intent_claims, "at", expire_after_seconds=int(FINISHED_KEPT.total_seconds()))
 
     # ---- content -----------------------------------------------------------------------------------
 
@@ -94,33 +89,28 @@ class DocumentStore:
 
     # ---- metadata ----------------------------------------------------------------------------------
 
-    async def create(self, *, owner_id: str, filename: str, content_type: str, patient_id: str | None,
-                     info: FileInfo) -> dict[str, Any]:
-        now = now_ms()
-        doc = {
-            "_id": new_id(), "owner_id": owner_id, "filename": filename, "content_type": content_type,
-            "size": info.length, "sha256": info.sha256, "file_id": info.id, "patient_id": patient_id,
-            "labels": [], "shares": shares_doc(ShareState()), "share_keys": [], "version": 1,
-            "created_at": now, "updated_at": now, "deleted_at": None,
-        }
-        await self.documents.insert_one(with_events(doc, document_events.uploaded(doc)))
-        self._kick()
-        return doc
+    async def insert(self, doc: Document, *events: Envelope) -> None:
+        await self.documents.insert_one(with_events(doc.to_mongo(), *events))
+        if events:
+            self._wrote(DOCUMENTS, doc.id)
 
-    async def get(self, document_id: str) -> dict[str, Any] | None:
-        return await self.documents.find_one({"_id": document_id, **NOT_DELETED}, _HIDE)
+    async def get(self, document_id: str) -> Document | None:
+        raw = await self.documents.find_one({"_id": document_id, **NOT_DELETED}, _HIDE)
+        return None if raw is None else Document.model_validate(raw)
 
-    async def owned(self, owner_id: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    async def owned(self, owner_id: str, ids: Iterable[str]) -> dict[str, Document]:
         docs = await self.documents.find({"_id": {"$in": list(ids)}, "owner_id": owner_id, **NOT_DELETED},
                                          _HIDE).to_list()
-        return {d["_id"]: d for d in docs}
+        return {d["_id"]: Document.model_validate(d) for d in docs}
 
-    async def _page(self, query: dict[str, Any], page: PageQuery) -> list[dict[str, Any]]:
-        return await self.documents.find({**query, **page.id_filter()}, _HIDE).sort("_id", -1) \
-            .limit(page.limit + 1).to_list()
+    async def _page(self, query: dict[str, Any], page: PageQuery) -> tuple[list[Document], str | None]:
+        """A newest-first page and the next page's cursor."""
+        raws, cursor = page.page(await self.documents.find({**query, **page.id_filter()}, _HIDE).sort("_id", -1)
+                                 .limit(page.limit + 1).to_list())
+        return [Document.model_validate(d) for d in raws], cursor
 
     async def list_mine(self, owner_id: str, *, patient_id: str | None, label: str | None,
-                        page: PageQuery) -> list[dict[str, Any]]:
+                        page: PageQuery) -> tuple[list[Document], str | None]:
         query: dict[str, Any] = {"owner_id": owner_id, **NOT_DELETED}
         if patient_id is not None:
             query["patient_id"] = patient_id
@@ -128,108 +118,138 @@ class DocumentStore:
             query["labels"] = label
         return await self._page(query, page)
 
-    async def list_shared(self, keys: list[str], *, patient_id: str | None, page: PageQuery) -> list[dict[str, Any]]:
+    async def list_shared(self, keys: list[str], *, patient_id: str | None,
+                          page: PageQuery) -> tuple[list[Document], str | None]:
         if not keys:
-            return []
+            return [], None
         query: dict[str, Any] = {"share_keys": {"$in": keys}, **NOT_DELETED}
         if patient_id is not None:
             query["patient_id"] = patient_id
         return await self._page(query, page)
 
-    async def claim(self, docs: Iterable[dict[str, Any]], call_id: str) -> bool:
-        """Reserve every document for ``call_id`` at the version it was read at, or none of them: False
-        (nothing reserved) if any changed, went or is reserved by another call since it was read."""
-        now, claimed = now_ms(), []
+    async def soft_delete(self, doc: Document, events: list[Envelope]) -> bool:
+        """Mark deleted, drop its recipients and name, and announce it, in one write (version-checked)."""
+        update = _staging({
+            "$set": {"deleted_at": now_ms(), "shares": Shares().model_dump(), "share_keys": [],
+                     "labels": [], "expiries": []},
+            "$unset": {"filename": ""},
+            "$inc": {"version": 1},
+        }, events)
+        res = await self.documents.update_one({"_id": doc.id, "version": doc.version, **NOT_DELETED, **UNLOCKED},
+                                              update)
+        if res.matched_count and events:
+            self._wrote(DOCUMENTS, doc.id)
+        return bool(res.matched_count)
+
+    # ---- label calls: reservations, intents, roll-forward --------------------------------------------
+
+    async def reserve(self, docs: Iterable[Document], call_id: str, *, until: datetime) -> list[Document] | None:
+        """Reserve every document for ``call_id`` at the version it was read at, or none of them: None
+        (nothing reserved) if any changed, went or is reserved by another call since it was read. Returns
+        the documents as reserved (their version is the one the call's change applies on top of)."""
+        reserved: list[Document] = []
         for doc in docs:
+            lock = Reservation(call=call_id, until=until)
             res = await self.documents.update_one(
-                {"_id": doc["_id"], "version": doc["version"], **NOT_DELETED, **_unlocked(now)},
-                {"$set": {LOCK: {"call": call_id, "until": now + LOCK_TTL}}, "$inc": {"version": 1}})
+                {"_id": doc.id, "version": doc.version, **NOT_DELETED, **UNLOCKED},
+                {"$set": {LOCK: lock.model_dump()}, "$inc": {"version": 1}})
             if not res.matched_count:
-                await self.release(claimed, call_id)
-                return False
-            claimed.append(doc["_id"])
-        return True
+                await self.release([d.id for d in reserved], call_id)
+                return None
+            reserved.append(doc.model_copy(update={"version": doc.version + 1, "label_lock": lock}))
+        return reserved
 
     async def release(self, ids: Iterable[str], call_id: str) -> None:
         for doc_id in ids:
             await self.documents.update_one({"_id": doc_id, f"{LOCK}.call": call_id},
                                             {"$unset": {LOCK: ""}, "$inc": {"version": 1}})
 
-    async def apply(self, doc_id: str, change: Change, events: list[Envelope], *, call_id: str,
-                    expiries: dict[str, datetime]) -> dict[str, Any]:
-        """Write ``change``, the recipients' expiries and the events to a document reserved for ``call_id``,
-        ending the reservation."""
-        update: dict[str, Any] = {
-            "$set": {"labels": list(change.labels), "shares": shares_doc(change.shares),
-                     "share_keys": share_keys(change.shares), "updated_at": now_ms(),
-                     "expiries": expiries_doc(expiries)},
+    async def reserved_by(self, call_id: str) -> list[str]:
+        return [d["_id"] for d in await self.documents.find({f"{LOCK}.call": call_id}, {"_id": 1}).to_list()]
+
+    async def begin(self, intent: LabelIntent) -> bool:
+        """Insert the call's intent: its commit point. False if the id is taken (the sweeper aborted it)."""
+        try:
+            await self.intents.insert_one(intent.to_mongo())
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def abort(self, call_id: str, *, now: datetime) -> LabelIntent | None:
+        """Fence off a call whose reservations outlived their lease: a finished, aborted intent under the
+        call's id, so the call can no longer commit. None if it could; else the intent that holds the id
+        (the call's own, to roll forward, or an earlier abort)."""
+        fence = LabelIntent(id=call_id, created_at=now, aborted=True, done_at=now)
+        if await self.begin(fence):
+            return None
+        raw = await self.intents.find_one({"_id": call_id})
+        return None if raw is None else LabelIntent.model_validate(raw)
+
+    async def write_planned(self, intent_id: str, planned: PlannedDocument) -> bool:
+        """Write one document's part of an intent, ending its reservation. Idempotent: it matches only the
+        document still reserved by this intent at the reserved version, so a second write is a no-op and
+        the events are staged once."""
+        update = _staging({
+            "$set": {"labels": planned.labels, "shares": planned.shares.model_dump(),
+                     "share_keys": planned.share_keys, "updated_at": now_ms(),
+                     "expiries": [e.model_dump() for e in planned.expiries]},
             "$unset": {LOCK: ""},
             "$inc": {"version": 1},
-        }
-        if events:
-            update = push_events(update, *events)
-        res = await self.documents.update_one({"_id": doc_id, f"{LOCK}.call": call_id, **NOT_DELETED}, update)
-        if not res.matched_count:  # only when the reservation outlived LOCK_TTL and was taken over
-            raise RuntimeError(f"label reservation of document {doc_id} was lost")
-        if events:
-            self._kick()
-        doc = await self.get(doc_id)
-        assert doc is not None
-        return doc
-
-    async def soft_delete(self, doc: dict[str, Any], events: list[Envelope]) -> bool:
-        """Mark deleted, drop its recipients and name, and announce the unshare, in one write."""
-        update: dict[str, Any] = {
-            "$set": {"deleted_at": now_ms(), "shares": shares_doc(ShareState()), "share_keys": [],
-                     "labels": [], "expiries": []},
-            "$unset": {"filename": ""},
-            "$inc": {"version": 1},
-        }
-        if events:
-            update = push_events(update, *events)
+        }, planned.events)
         res = await self.documents.update_one(
-            {"_id": doc["_id"], "version": doc["version"], **NOT_DELETED, **_unlocked(now_ms())}, update)
-        if res.matched_count and events:
-            self._kick()
+            {"_id": planned.document_id, "version": planned.version, f"{LOCK}.call": intent_id}, update)
+        if res.matched_count and planned.events:
+            self._wrote(DOCUMENTS, planned.document_id)
         return bool(res.matched_count)
 
-    async def expire_due(self, now: datetime, *, batch: int = 100) -> int:
-        """Announce and drop the recipients whose share has expired. Each expiry (document, recipient, time)
-        is claimed by a unique insert into ``document_share_expiries`` carrying its
-        ``documents.share.expired`` event, so of several replicas sweeping at once exactly one announces it,
-        on every engine; then the recipients are dropped from the document (version-checked; a lost race
-        is retried by the next sweep, whose claims then find the expiry already announced).
-        Returns how many expiries this call claimed."""
-        due = await self.documents.find({**NOT_DELETED, "expiries.expires_at": {"$lte": now}}, _HIDE) \
+    async def finish(self, intent_id: str) -> None:
+        await self.intents.update_one({"_id": intent_id, "done_at": None}, {"$set": {"done_at": now_ms()}})
+
+    async def unfinished(self, *, older_than: datetime, batch: int = 100) -> list[LabelIntent]:
+        raws = await self.intents.find({"done_at": None, "created_at": {"$lt": older_than}}).limit(batch).to_list()
+        return [LabelIntent.model_validate(r) for r in raws]
+
+    async def claim_roll_forward(self, intent_id: str, generation: int, *, now: datetime) -> bool:
+        """One roll-forward of an intent per lease period: a unique insert, so of racing workers one wins."""
+        try:
+            await self.intent_claims.insert_one({"_id": f"{intent_id}|{generation}", "at": now})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def stale_reservations(self, now: datetime, *, batch: int = 100) -> dict[str, str]:
+        """Reservations whose lease ran out: call id -> one document it holds."""
+        raws = await self.documents.find({f"{LOCK}.until": {"$lt": now}}, {LOCK: 1}).limit(batch).to_list()
+        return {r[LOCK]["call"]: r["_id"] for r in raws}
+
+    # ---- expiring shares -----------------------------------------------------------------------------
+
+    async def due_expiries(self, now: datetime, *, batch: int = 100) -> list[Document]:
+        raws = await self.documents.find({**NOT_DELETED, "expiries.expires_at": {"$lte": now}}, _HIDE) \
             .limit(batch).to_list()
-        claimed = 0
-        for doc in due:
-            expiries = expiries_of(doc)
-            shares = shares_state(doc)
-            for key, at in sorted(expiries.items()):
-                gone = expired_shares(shares, {key: at}, now)
-                if not gone:
-                    continue
-                fact = {"_id": f"{doc['_id']}|{key}|{at.isoformat()}", "document_id": doc["_id"], "at": now}
-                if await insert_once(self.expiries, fact, document_events.share_expired(doc, gone, expires_at=at)):
-                    claimed += 1
-            remaining = shares - expired_shares(shares, expiries, now)
-            keep = {k: v for k, v in expiries.items() if v > now}
-            await self.documents.update_one(
-                {"_id": doc["_id"], "version": doc["version"], **NOT_DELETED, **_unlocked(now_ms())},
-                {"$set": {"shares": shares_doc(remaining), "share_keys": share_keys(remaining),
-                          "expiries": expiries_doc(keep), "updated_at": now_ms()}, "$inc": {"version": 1}})
-        if claimed:
-            self._kick()
-        return claimed
+        return [Document.model_validate(r) for r in raws]
+
+    async def claim_expiry(self, doc: Document, key: str, at: datetime, *, now: datetime, event: Envelope) -> bool:
+        """Claim one expiry (document, recipient, time) by a unique insert carrying its event: of several
+        replicas sweeping at once exactly one stages it, on every engine."""
+        fact_id = f"{doc.id}|{key}|{at.isoformat()}"
+        if await insert_once(self.expiries, {"_id": fact_id, "document_id": doc.id, "at": now}, event):
+            self._wrote(EXPIRIES, fact_id)
+            return True
+        return False
+
+    async def drop_recipients(self, doc: Document, remaining: ShareState, expiries: dict[str, datetime]) -> bool:
+        """Keep only ``remaining`` recipients (version-checked; a lost race is retried by the next sweep)."""
+        res = await self.documents.update_one(
+            {"_id": doc.id, "version": doc.version, **NOT_DELETED, **UNLOCKED},
+            {"$set": {"shares": Shares.of(remaining).model_dump(), "share_keys": share_keys(remaining),
+                      "expiries": [e.model_dump() for e in expiry_list(expiries)], "updated_at": now_ms()},
+             "$inc": {"version": 1}})
+        return bool(res.matched_count)
 
     # ---- the access log ----------------------------------------------------------------------------
 
-    async def record_access(self, *, doc: dict[str, Any], accessor_id: str, accessor_kind: str,
-                            grant_ids: list[str]) -> None:
+    async def record_access(self, entry: AccessEntry, event: Envelope) -> None:
         """A download by someone other than the owner: the log entry and its event in one insert."""
-        entry = {"_id": new_id(), "document_id": doc["_id"], "owner_id": doc["owner_id"],
-                 "patient_id": doc.get("patient_id"), "accessor_id": accessor_id, "accessor_kind": accessor_kind,
-                 "grant_ids": grant_ids, "at": now_ms()}
-        await self.accesses.insert_one(with_events(entry, document_events.document_accessed(entry)))
-        self._kick()
+        await self.accesses.insert_one(with_events(entry.to_mongo(), event))
+        self._wrote(ACCESSES, entry.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -12,33 +13,14 @@ from clinishare_shared.domain.sharing import expiry_problem
 
 from clinishare_shared.ids import Id
 
-from clinishare_documents.domain.access import AUDIENCES, ShareState, Targets
+from clinishare_documents.domain.access import AUDIENCES, Targets
+from clinishare_documents.domain.stored import Document, Shares
 
 DocumentId = AccountId = Id
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Audience = Literal["practitioners", "staff"]
 MAX_DOCUMENTS_PER_CALL = 100
 MAX_TARGETS = 100
-
-
-class OfficeShare(BaseModel):
-    office_id: str
-    audience: Audience
-
-
-class Shares(BaseModel):
-    patient_ids: list[str] = []
-    practitioner_ids: list[str] = []
-    offices: list[OfficeShare] = []
-
-    @classmethod
-    def from_state(cls, state: ShareState) -> "Shares":
-        return cls(patient_ids=sorted(state.patient_ids), practitioner_ids=sorted(state.practitioner_ids),
-                   offices=[OfficeShare(office_id=o, audience=a) for o, a in sorted(state.offices)])  # type: ignore[arg-type]
-
-    def state(self) -> ShareState:
-        return ShareState.of(self.patient_ids, self.practitioner_ids,
-                             ((o.office_id, o.audience) for o in self.offices))
 
 
 class DocumentRead(BaseModel):
@@ -56,6 +38,30 @@ class DocumentRead(BaseModel):
     owner_name: str | None = Field(default=None, description="the uploader's name now")
     sharer_name: str | None = Field(default=None, description="on a document shared with you: who shared it")
     created_at: datetime
+
+    @classmethod
+    def from_doc(cls, doc: Document, *, viewer_id: str, names: Mapping[str, str],
+                 office_names: Mapping[str, str]) -> "DocumentRead":
+        """The owner sees labels and recipients (named); a recipient sees the document and who shared it,
+        not who else has it. ``names``: account id -> name now (the owner's and the practitioners')."""
+        owner = doc.owner_id == viewer_id
+        owner_name = names.get(doc.owner_id)
+        shares, recipients = Shares(), []
+        if owner:
+            state = doc.share_state()
+            shares = Shares.of(state)
+            expiries = doc.expiry_map()
+            recipients = (
+                [NamedRecipient(kind="patient", id=p, expires_at=expiries.get(f"patient:{p}"))
+                 for p in sorted(state.patient_ids)]
+                + [NamedRecipient(kind="practitioner", id=p, name=names.get(p),
+                                  expires_at=expiries.get(f"practitioner:{p}")) for p in sorted(state.practitioner_ids)]
+                + [NamedRecipient(kind="office", id=o, name=office_names.get(o), audience=a,  # type: ignore[arg-type]
+                                  expires_at=expiries.get(f"office:{o}:{a}")) for o, a in sorted(state.offices)])
+        return cls(id=doc.id, owner_id=doc.owner_id, filename=doc.filename, content_type=doc.content_type,
+                   size=doc.size, sha256=doc.sha256, patient_id=doc.patient_id,
+                   labels=list(doc.labels) if owner else [], shares=shares, recipients=recipients,
+                   owner_name=owner_name, sharer_name=None if owner else owner_name, created_at=doc.created_at)
 
 
 class DocumentPage(BaseModel):

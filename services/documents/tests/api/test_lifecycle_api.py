@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from clinishare_documents.service import expire_shares
 from clinishare_documents.store import DocumentStore
 from clinishare_shared.testing import wait_for
 
@@ -90,7 +91,7 @@ async def test_replicas_sweeping_at_once_announce_each_expiry_once(api: Any) -> 
     await asyncio.sleep(0.3)
     replicas = [DocumentStore(api.db) for _ in range(3)]
     now = datetime.now(UTC)
-    changed = await asyncio.gather(*(r.expire_due(now) for r in replicas for _ in range(2)))
+    changed = await asyncio.gather(*(expire_shares(store=r, now=now) for r in replicas for _ in range(2)))
     assert sum(changed) == 3
     # these replicas are bare stores with no relay: ask the service's relay for a full sweep (a replica's
     # own relay would publish what it staged), then wait for all three

@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clinishare_documents.domain.stored import Document, Expiry
 from clinishare_documents.service import read_grounds, readers
 from clinishare_shared.events import ConnectionCreated, OfficeCreated, OfficeMember, make_event
 from clinishare_shared.mongo import InProcessMongoClient
@@ -49,8 +50,9 @@ async def _check(setup: dict[str, Any]) -> None:
                                      target_kind="office" if target.startswith("o") else "practitioner",
                                      target_id=target))
     when = {"expired": NOW - timedelta(seconds=1), "later": NOW + timedelta(days=1)}
-    doc = {"_id": "d1", "owner_id": OWNER, "share_keys": sorted(setup["keys"]),
-           "expiries": [{"key": k, "expires_at": when[v]} for k, v in setup["keys"].items() if v in when]}
+    doc = Document(id="d1", owner_id=OWNER, content_type="text/plain", size=1, sha256="x", file_id="f",
+                   created_at=NOW, updated_at=NOW, share_keys=sorted(setup["keys"]),
+                   expiries=[Expiry(key=k, expires_at=when[v]) for k, v in setup["keys"].items() if v in when])
 
     listed = await readers(projection=projection, doc=doc, now=NOW)
     reads = {}

@@ -10,10 +10,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clinishare_documents.domain.access import ShareState, Targets, apply_change, can_read, reader_keys
+from clinishare_documents.domain.access import ShareState, can_read, reader_keys, share_keys
+from clinishare_documents.domain.stored import Document, Shares
 from clinishare_documents.store import DocumentStore
-from clinishare_shared.gridfs import FileInfo
-from clinishare_shared.mongo import InProcessMongoClient, new_id
+from clinishare_shared.mongo import InProcessMongoClient, new_id, now_ms
 from clinishare_shared.pagination import PageQuery
 
 VIEWER = "viewer"
@@ -34,25 +34,21 @@ async def _check(docs: list[dict[str, Any]], kind: str, roles: dict[str, str], f
     store = DocumentStore(InProcessMongoClient()["agreement"])
     written = []
     for d in docs:
-        doc = await store.create(owner_id=d["owner"], filename="f", content_type="text/plain",
-                                 patient_id=d["workspace"], info=FileInfo(id=new_id(), length=1, sha256="x"))
-        change = apply_change([], ShareState(), add=Targets(patient_ids=tuple(d["patients"]),
-                                                            practitioner_ids=tuple(d["practitioners"]),
-                                                            offices=tuple(d["offices"])), remove=Targets())
-        call = new_id()
-        assert await store.claim([doc], call)
-        doc = await store.apply(doc["_id"], change, [], call_id=call, expiries={})
+        shares = ShareState.of(d["patients"], d["practitioners"], d["offices"])
+        doc = Document(id=new_id(), owner_id=d["owner"], filename="f", content_type="text/plain", size=1,
+                       sha256="x", file_id=new_id(), patient_id=d["workspace"], shares=Shares.of(shares),
+                       share_keys=share_keys(shares), created_at=now_ms(), updated_at=now_ms())
+        await store.insert(doc)
         if d["deleted"]:
             assert await store.soft_delete(doc, [])
         else:
             written.append(doc)
-    found = await store.list_shared(reader_keys(VIEWER, kind, roles), patient_id=filter_patient,
+    found, _ = await store.list_shared(reader_keys(VIEWER, kind, roles), patient_id=filter_patient,
                                     page=PageQuery(limit=100, cursor=None))
-    expected = [d["_id"] for d in reversed(written)
-                if can_read(owner_id=d["owner_id"], keys=d["share_keys"], account_id=VIEWER, kind=kind,
-                            office_roles=roles)
-                and (filter_patient is None or d["patient_id"] == filter_patient)]
-    assert [d["_id"] for d in found] == expected
+    expected = [d.id for d in reversed(written)
+                if can_read(owner_id=d.owner_id, keys=d.share_keys, account_id=VIEWER, kind=kind, office_roles=roles)
+                and (filter_patient is None or d.patient_id == filter_patient)]
+    assert [d.id for d in found] == expected
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
