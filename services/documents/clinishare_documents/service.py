@@ -9,12 +9,12 @@ Label calls are all or nothing, even across a crash: see ``label`` and ``settle_
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from clinishare_shared.directory import Directory, patient_in_care, refused_recipients
-from clinishare_shared.domain.access import Ground, Reader
+from clinishare_shared.domain.access import Ground, Readable, Reader
 from clinishare_shared.domain.sharing import SharingList
 from clinishare_shared.gridfs import FileInfo
 from clinishare_shared.ids import is_id
@@ -35,18 +35,6 @@ from clinishare_documents.domain.stored import (
 )
 from clinishare_documents.domain.schemas import DocumentRead, LabelRequest
 from clinishare_documents.store import DocumentStore
-
-
-@dataclass(frozen=True)
-class Access:
-    """A document the caller may read, and every ground they read it through (none: it is theirs)."""
-
-    doc: Document
-    grounds: list[Ground]
-
-    @property
-    def own(self) -> bool:
-        return not self.grounds
 
 
 # ---- reading ------------------------------------------------------------------------------------------
@@ -88,17 +76,17 @@ async def readers(*, projection: IdentityProjection, doc: Document, now: datetim
 
 
 async def load_readable(*, store: DocumentStore, projection: IdentityProjection, document_id: str,
-                        account_id: str, kind: str) -> Access:
+                        account_id: str, kind: str) -> Readable[Document]:
     """The document if the caller may read it now, else 404 (exactly like a missing one)."""
     doc = await store.get(document_id)
     if doc is None:
         raise not_found("document")
     if doc.owner_id == account_id and kind != "patient":
-        return Access(doc, [])
+        return Readable(doc, [])
     found = await read_grounds(projection=projection, doc=doc, account_id=account_id, kind=kind, now=now_ms())
     if not found:
         raise not_found("document")
-    return Access(doc, found)
+    return Readable(doc, found)
 
 
 async def load_own(*, store: DocumentStore, document_id: str, account_id: str, kind: str) -> Document:
@@ -132,11 +120,11 @@ async def list_documents(*, store: DocumentStore, projection: IdentityProjection
     return await readable(projection=projection, docs=items, account_id=account_id, kind=kind, now=now_ms()), cursor
 
 
-async def record_download(*, store: DocumentStore, access: Access, accessor_id: str, accessor_kind: str) -> None:
+async def record_download(*, store: DocumentStore, access: Readable[Document], accessor_id: str, accessor_kind: str) -> None:
     """A download by anyone but the owner is accounted for (audit) in one write with its event."""
     if access.own:
         return
-    doc = access.doc
+    doc = access.item
     entry = AccessEntry(id=new_id(), document_id=doc.id, owner_id=doc.owner_id, patient_id=doc.patient_id,
                         accessor_id=accessor_id, accessor_kind=accessor_kind,
                         grant_ids=[g.grant_id for g in access.grounds], at=now_ms())

@@ -8,6 +8,7 @@ from fastapi import Depends
 
 from clinishare_shared.auth import CurrentPrincipal, Principal, require_kind
 from clinishare_shared.deps import ProjectionDep, from_state
+from clinishare_shared.domain.access import Readable
 from clinishare_shared.ids import PathId
 
 from clinishare_documents import service
@@ -22,12 +23,12 @@ CurrentReader = Annotated[Principal, require_kind("practitioner", "staff")]
 
 
 async def _readable(document_id: PathId, principal: CurrentPrincipal, store: StoreDep,
-                    projection: ProjectionDep) -> service.Access:
+                    projection: ProjectionDep) -> Readable[Document]:
     return await service.load_readable(store=store, projection=projection, document_id=document_id,
                                        account_id=principal.id, kind=principal.kind)
 
 
-ReadableDocument = Annotated[service.Access, Depends(_readable)]
+ReadableDocument = Annotated[Readable[Document], Depends(_readable)]
 
 
 async def _own_document(document_id: PathId, principal: CurrentPrincipal, store: StoreDep) -> Document:

@@ -69,7 +69,7 @@ async def list_documents(principal: CurrentReader, store: StoreDep, projection: 
 @router.get("/{document_id}", response_model=DocumentRead, summary="A document I own or that is shared with me")
 async def get_document(access: ReadableDocument, principal: CurrentPrincipal,
                        projection: ProjectionDep) -> DocumentRead:
-    (read,) = await service.present([access.doc], viewer_id=principal.id, projection=projection)
+    (read,) = await service.present([access.item], viewer_id=principal.id, projection=projection)
     return read
 
 
@@ -89,7 +89,7 @@ def _attachment(filename: str) -> str:
             response_class=StreamingResponse, responses={200: {"content": {"application/octet-stream": {}}}})
 async def document_content(access: ReadableDocument, principal: CurrentPrincipal,
                            store: StoreDep) -> StreamingResponse:
-    doc = access.doc
+    doc = access.item
     await service.record_download(store=store, access=access, accessor_id=principal.id,
                                   accessor_kind=principal.kind)
     headers = {
