@@ -28,6 +28,7 @@ from clinishare_shared.events import Envelope
 from clinishare_shared.mongo import new_id, now_ms
 from clinishare_shared.pagination import PageQuery
 from clinishare_shared.problems import Problem, not_found
+from clinishare_shared.retry import TryAgain, optimistic
 from clinishare_shared.projection import IdentityProjection
 
 FIELDS = TypeAdapter(list[FormField])
@@ -138,16 +139,40 @@ async def update_form(*, store: FormStore, projection: IdentityProjection, direc
                       sharing: SharingOptions | None, if_match: str | None) -> FormDoc:
     """Its author edits it (403 for someone it is shared with, 404 for anyone else). New questions make a
     new version (assignments keep the version they were given); new sharing is checked like a new form's.
-    The write is conditional on the revision read: a stale ``If-Match`` is 412, a lost race without one 409."""
-    form = await store.form(form_id)
-    if form is None:
-        raise not_found("form")
-    if form["author_id"] != caller.id:
-        if await may_administer(form=form, projection=projection, viewer_id=caller.id, viewer_offices=caller.offices):
-            raise Problem(403, "only the form's author can edit it")
-        raise not_found("form")
-    check_if_match(if_match, form_etag(form))
+    The write is conditional on the revision read: with ``If-Match`` a change in between is 412; without,
+    the edit applies to the current version (a lost race reads and decides again, ``retry.optimistic``)."""
 
+    async def attempt() -> FormDoc:
+        form = await store.form(form_id)
+        if form is None:
+            raise not_found("form")
+        if form["author_id"] != caller.id:
+            if await may_administer(form=form, projection=projection, viewer_id=caller.id,
+                                    viewer_offices=caller.offices):
+                raise Problem(403, "only the form's author can edit it")
+            raise not_found("form")
+        check_if_match(if_match, form_etag(form))
+        change = await _form_change(form, caller=caller, projection=projection, directory=directory, title=title,
+                                    fields=fields, sharing=sharing)
+        if change is None:
+            return form
+        changes, new_version, staged = change
+        updated = await store.update_form(form_id, revision=form.get("revision", 0), changes=changes,
+                                          new_version=new_version, events=staged)
+        if updated is None:
+            if if_match is not None:
+                raise precondition_failed()
+            raise TryAgain
+        return updated
+
+    return await optimistic(attempt, exhausted=Problem(409, "the form was changed meanwhile; reload it and try again"))
+
+
+async def _form_change(form: FormDoc, *, caller: Caller, projection: IdentityProjection, directory: Directory,
+                       title: str | None, fields: list[FormField] | None, sharing: SharingOptions | None,
+                       ) -> tuple[dict[str, Any], VersionDoc | None, list[Envelope]] | None:
+    """What the edit changes in ``form`` (the ``$set``), its new version if the questions change, and the
+    events that announce it; None when it changes nothing."""
     at = now_ms()
     changes: dict[str, Any] = {}
     new_version: VersionDoc | None = None
@@ -166,16 +191,10 @@ async def update_form(*, store: FormStore, projection: IdentityProjection, direc
         staged.append(events.form_shared({**form, "sharing": new_sharing}, added_practitioner_ids=added_p,
                                          added_office_ids=added_o))
     if not changes:
-        return form
+        return None
     staged.insert(0, events.form_updated(form, changes))
     changes["updated_at"] = at
-    updated = await store.update_form(form_id, revision=form.get("revision", 0), changes=changes,
-                                      new_version=new_version, events=staged)
-    if updated is None:
-        if if_match is not None:
-            raise precondition_failed()
-        raise Problem(409, "the form was changed meanwhile; reload it and try again")
-    return updated
+    return changes, new_version, staged
 
 
 # ---- assignments and submissions ---------------------------------------------------------------------

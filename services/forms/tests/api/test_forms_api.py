@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from clinishare_shared.testing import wait_for
@@ -197,3 +199,18 @@ async def test_reads_carry_an_etag_and_a_stale_if_match_is_412_changing_nothing(
     r = await clinic.http.patch(url, json={"title": "three"}, headers={**clinic.as_(A), "If-Match": after.headers["etag"]})
     assert r.status_code == 200
     assert (await clinic.http.patch(url, json={"title": "four"}, headers={**clinic.as_(A), "If-Match": "*"})).status_code == 200
+
+
+async def test_parallel_edits_without_if_match_all_apply(clinic):
+    """Without If-Match an edit applies to whatever version is current: a write that lost the race reads
+    the form again and decides again (retry.optimistic), so every edit lands, each as its own version."""
+    form = await clinic.create_form()
+    url = f"/v1/forms/{form['id']}"
+    titles = [f"title {i}" for i in range(4)]
+    answers = await asyncio.gather(*(clinic.http.patch(url, json={"title": t}, headers=clinic.as_(A))
+                                     for t in titles))
+    assert [r.status_code for r in answers] == [200] * len(titles), [r.text for r in answers]
+    final = (await clinic.http.get(url, headers=clinic.as_(A))).json()
+    assert final["version"] == 1 + len(titles) and final["title"] in titles
+    updated = [e for e in await clinic.flush() if e.type == "forms.form.updated"]
+    assert sorted(e.data["version"] for e in updated) == list(range(2, 2 + len(titles)))
