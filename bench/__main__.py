@@ -446,9 +446,15 @@ async def _stack_scenarios(report: Report, sizes: Sizes, stack: Any, unique: str
     raw_rate = await raw_throughput(amqp_url, sizes.raw_messages)
     prefix = f"tput-{unique}-"
     start = time.time()
-    await _burst(stack, a, share, prefix, sizes.throughput_shares)
-    done = await _wait_processed(notify_log, prefix, sizes.throughput_shares, timeout=600)
-    rate = sizes.throughput_shares / (max(done.values()) - start)
+    await load(stack.url, lambda i: ("POST", "/v1/chart-shares", {**a, "x-request-id": f"{prefix}{i}"}, share),
+               requests=sizes.throughput_shares, concurrency=16, warmup=0, expect=201)
+    try:
+        done = await _wait_processed(notify_log, prefix, sizes.throughput_shares, timeout=600)
+        rate = sizes.throughput_shares / (max(done.values()) - start)
+    except AssertionError:  # too slow to finish: the rate of what reached notify, and the run goes on
+        done = _log_events(notify_log, prefix)
+        rate = len(done) / (time.time() - start)
+        print(f"    only {len(done)} of {sizes.throughput_shares} shares reached notify in 600 s", flush=True)
     await report.line("end-to-end share throughput (five processes, RabbitMQ)",
                 f"{rate:.0f} shares/s vs raw aio-pika consume+ack {raw_rate:.0f}/s = {rate / raw_rate:.3f}x",
                 met=rate / raw_rate >= 0.10, target=">= 0.10x", rate=rate, raw_rate=raw_rate,
@@ -499,7 +505,7 @@ async def _burst(stack: Any, auth: dict[str, str], share: dict[str, Any], prefix
     """n shares as fast as 16 connections through the gateway take them, then until notify processed all."""
     await load(stack.url, lambda i: ("POST", "/v1/chart-shares", {**auth, "x-request-id": f"{prefix}{i}"}, share),
                requests=n, concurrency=16, warmup=0, expect=201)
-    await _wait_processed(stack.logs["notify"], prefix, n, timeout=600)
+    await _wait_processed(stack.logs["notify"], prefix, n, timeout=300)
 
 
 async def _wait_processed(log: Path, prefix: str, n: int, timeout: float = 120) -> dict[str, float]:
