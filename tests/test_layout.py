@@ -14,7 +14,7 @@ SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "pyproje
 COMMON = ["app.py", "settings.py", "service.py", "store.py", "events.py", "api/deps.py", "domain/__init__.py"]
 SHARING = {"charts", "documents", "forms"}  # the services whose rules decide who reads what
 MONGO_MODULES = ("pymongo", "motor", "bson", "gridfs")
-TYPED = {"charts", "documents", "forms", "identity", "notify"}  # services whose api/ sees only typed stored documents and XRead models
+TYPED = {"audit", "charts", "documents", "forms", "identity", "notify"}  # services whose api/ sees only typed stored documents and XRead models
 UNTYPED = {"dict[str, Any]", "Dict[str, Any]", "typing.Dict[str, Any]"}
 
 

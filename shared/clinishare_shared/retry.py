@@ -2,7 +2,8 @@
 read; on a lost race read and decide again, a few times, then answer 409.
 
 A step raises ``TryAgain`` when its version-checked write matched nothing. Between attempts there is a
-short random pause, so two callers that keep colliding stop doing it in lockstep.
+short random pause (growing with each attempt, at most ``MAX_PAUSE``), so two callers that keep
+colliding stop doing it in lockstep.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from clinishare_shared.problems import Problem
 
 T = TypeVar("T")
 ATTEMPTS = 5
+MAX_PAUSE = 0.05  # seconds: a loop with many attempts (audit's appends to one chain) never sleeps long
 
 
 class TryAgain(Exception):
@@ -31,5 +33,5 @@ async def optimistic(step: Callable[[], Awaitable[T]], *, attempts: int = ATTEMP
             return await step()
         except TryAgain:
             if attempt + 1 < attempts:
-                await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
+                await asyncio.sleep(random.uniform(0, min(MAX_PAUSE, 0.002 * 2**attempt)))
     raise exhausted or Problem(409, "it was changed at the same time; try again")

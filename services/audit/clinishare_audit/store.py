@@ -4,8 +4,9 @@ per author for chart grants under rule ``all``).
 Appends are serialized per chain without transactions: an entry's position is claimed by inserting it
 with a unique ``(chain, seq)``; of two appenders racing for one position exactly one insert succeeds (on
 every engine, FerretDB included, where conditional updates are not isolated), the other re-reads the
-chain's last entry and tries the next position. A unique ``(event_id, chain)`` makes recording an event
-idempotent: a redelivered event, even one delivered to two replicas at once, is recorded once.
+chain's last entry and tries the next position (``service.append``). A unique ``(event_id, chain)`` makes
+recording an event idempotent: a redelivered event, even one delivered to two replicas at once, is
+recorded once. audit publishes nothing, so no write stages events.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
-from clinishare_audit.domain.chain import GENESIS, seal
-from clinishare_shared.mongo import new_id
+from clinishare_audit.domain.stored import DisclosureDoc
 from clinishare_shared.pagination import PageQuery
 
 ENTRIES = "disclosures"
-ATTEMPTS = 100
 
 
 class AuditStore:
@@ -35,25 +34,20 @@ class AuditStore:
         await self.entries.create_index([("event_id", ASCENDING), ("chain", ASCENDING)], unique=True, name="once")
         await self.entries.create_index([("chain", ASCENDING), ("_id", DESCENDING)], name="chain_newest")
 
-    async def _last(self, chain: str) -> dict[str, Any] | None:
-        found = await self.entries.find({"chain": chain}).sort("seq", DESCENDING).limit(1).to_list()
+    async def last(self, chain: str) -> DisclosureDoc | None:
+        found: list[DisclosureDoc] = await self.entries.find({"chain": chain}).sort("seq", DESCENDING).limit(1).to_list()
         return found[0] if found else None
 
-    async def append(self, entry: dict[str, Any]) -> bool:
-        """Record ``entry`` at the end of its chain; False if this event is already in that chain."""
-        chain = entry["chain"]
-        for _ in range(ATTEMPTS):
-            if await self.entries.find_one({"event_id": entry["event_id"], "chain": chain}, {"_id": 1}):
-                return False
-            last = await self._last(chain)
-            doc = seal({**entry, "_id": new_id()}, seq=(last["seq"] + 1) if last else 1,
-                       prev_hash=last["hash"] if last else GENESIS)
-            try:
-                await self.entries.insert_one(doc)
-                return True
-            except DuplicateKeyError:
-                continue  # the position (or this very event) was taken meanwhile: look again
-        raise RuntimeError(f"could not append to chain {chain} after {ATTEMPTS} attempts")
+    async def recorded(self, event_id: str, chain: str) -> bool:
+        return await self.entries.find_one({"event_id": event_id, "chain": chain}, {"_id": 1}) is not None
+
+    async def insert(self, entry: DisclosureDoc) -> bool:
+        """False when its position (or this event in this chain) was taken meanwhile."""
+        try:
+            await self.entries.insert_one(entry)
+        except DuplicateKeyError:
+            return False
+        return True
 
     @staticmethod
     def _query(chains: Iterable[str], since: datetime | None, until: datetime | None) -> dict[str, Any]:
@@ -68,15 +62,15 @@ class AuditStore:
         return query
 
     async def page(self, chains: Iterable[str], *, since: datetime | None, until: datetime | None,
-                   page: PageQuery) -> list[dict[str, Any]]:
+                   page: PageQuery) -> list[DisclosureDoc]:
         """Entries of these chains, newest first."""
         query = {**self._query(chains, since, until), **page.id_filter()}
         return await self.entries.find(query).sort("_id", DESCENDING).limit(page.limit + 1).to_list()
 
     async def all(self, chains: Iterable[str], *, since: datetime | None,
-                  until: datetime | None) -> AsyncIterator[dict[str, Any]]:
+                  until: datetime | None) -> AsyncIterator[DisclosureDoc]:
         async for doc in self.entries.find(self._query(chains, since, until)).sort("_id", DESCENDING):
             yield doc
 
-    async def chain(self, chain: str) -> list[dict[str, Any]]:
+    async def chain(self, chain: str) -> list[DisclosureDoc]:
         return await self.entries.find({"chain": chain}).sort("seq", ASCENDING).to_list()

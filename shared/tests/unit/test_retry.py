@@ -1,4 +1,8 @@
+import asyncio
+
 import pytest
+
+from clinishare_shared import retry
 
 from clinishare_shared.problems import Problem
 from clinishare_shared.retry import TryAgain, optimistic
@@ -42,3 +46,23 @@ async def test_other_errors_are_not_retried() -> None:
     with pytest.raises(ValueError):
         await optimistic(step)
     assert len(calls) == 1
+
+
+async def test_the_pause_between_attempts_is_short_however_many_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(retry.asyncio, "sleep", sleep)
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: high)  # the longest pause each time
+
+    async def step() -> None:
+        raise TryAgain
+
+    with pytest.raises(Problem):
+        await optimistic(step, attempts=40)
+    assert len(pauses) == 39 and pauses[:3] == [0.002, 0.004, 0.008]
+    assert max(pauses) == retry.MAX_PAUSE

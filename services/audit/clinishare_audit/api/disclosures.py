@@ -15,11 +15,11 @@ from fastapi.responses import StreamingResponse
 
 from clinishare_audit.domain.schemas import DisclosurePage, DisclosureRead, VerifyRead
 from clinishare_audit.api.deps import OwnPatient, StoreDep, VisiblePatient
-from clinishare_audit.service import chains_of, verify_patient
+from clinishare_audit.domain.stored import DisclosureDoc
+from clinishare_audit.service import chains_of, names_in, verify_patient
 from clinishare_audit.store import AuditStore
-from clinishare_shared.access import NamedRecipient
 from clinishare_shared.deps import ProjectionDep
-from clinishare_shared.pagination import PageParams
+from clinishare_shared.pagination import PageParams, PageQuery
 from clinishare_shared.projection import IdentityProjection
 
 router = APIRouter(tags=["disclosures"])
@@ -27,33 +27,16 @@ Since = Annotated[datetime | None, Query(alias="from", description="RFC 3339: en
 Until = Annotated[datetime | None, Query(alias="to", description="RFC 3339: entries at or before")]
 
 
-async def _reads(docs: list[dict[str, Any]], patient_id: str, projection: IdentityProjection) -> list[DisclosureRead]:
-    people = await projection.names(p for d in docs for p in
-                                    [d.get("discloser_id"), d.get("accessor_id"), *d["practitioner_ids"]] if p)
-    offices = await projection.office_names(o.split(":")[0] for d in docs for o in d["office_ids"])
-    out = []
-    for d in docs:
-        recipients = [NamedRecipient(kind="practitioner", id=p, name=people.get(p)) for p in d["practitioner_ids"]]
-        for key in d["office_ids"]:
-            office_id, _, audience = key.partition(":")
-            recipients.append(NamedRecipient(kind="office", id=office_id, name=offices.get(office_id),
-                                             audience=audience or None))  # type: ignore[arg-type]
-        recipients += [NamedRecipient(kind="patient", id=p) for p in d["patient_ids"]]
-        out.append(DisclosureRead(
-            id=d["_id"], at=d["at"], action=d["action"], item_type=d["item_type"], item_id=d.get("item_id"),
-            patient_id=d.get("patient_id") or patient_id, rule=d.get("rule"), grant_id=d.get("grant_id"),
-            discloser_id=d.get("discloser_id"), discloser_name=people.get(d.get("discloser_id") or ""),
-            recipients=recipients, accessor_id=d.get("accessor_id"), accessor_kind=d.get("accessor_kind"),
-            accessor_name=people.get(d.get("accessor_id") or ""), grant_ids=d.get("grant_ids", []),
-            consent_attested_by=d.get("consent_attested_by"), consent_attested_at=d.get("consent_attested_at"),
-            expires_at=d.get("expires_at"), chain=d["chain"], seq=d["seq"], hash=d["hash"], prev_hash=d["prev_hash"]))
-    return out
+async def _reads(docs: list[DisclosureDoc], patient_id: str, projection: IdentityProjection) -> list[DisclosureRead]:
+    names = await names_in(entries=docs, projection=projection)
+    return [DisclosureRead.from_doc(d, patient_id=patient_id, people=names.people, offices=names.offices)
+            for d in docs]
 
 
-async def _page(patient_id: str, store: AuditStore, projection: IdentityProjection, page: Any,
+async def _page(patient_id: str, store: AuditStore, projection: IdentityProjection, page: PageQuery,
                 since: datetime | None, until: datetime | None) -> DisclosurePage:
-    docs = await store.page(await chains_of(patient_id=patient_id, projection=projection), since=since, until=until, page=page)
-    items, cursor = page.page(docs)
+    chains = await chains_of(patient_id=patient_id, projection=projection)
+    items, cursor = page.page(await store.page(chains, since=since, until=until, page=page))
     return DisclosurePage(items=await _reads(items, patient_id, projection), next_cursor=cursor)
 
 
@@ -80,7 +63,7 @@ async def _csv(patient_id: str, store: AuditStore, projection: IdentityProjectio
 
     async def body() -> AsyncIterator[str]:
         yield _csv_line(CSV_COLUMNS)
-        batch: list[dict[str, Any]] = []
+        batch: list[DisclosureDoc] = []
         async for doc in store.all(chains, since=since, until=until):
             batch.append(doc)
             if len(batch) == 100:

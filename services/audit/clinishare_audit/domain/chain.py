@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from clinishare_audit.domain.stored import DisclosureDoc, EntryFields
+
 GENESIS = "0" * 64
 # what the hash covers: every recorded field of an entry (not its storage id, nor the hash itself)
 HASHED = ("chain", "seq", "event_id", "at", "action", "item_type", "item_id", "patient_id", "rule", "grant_id",
@@ -35,9 +37,9 @@ def entry_hash(entry: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def seal(entry: dict[str, Any], *, seq: int, prev_hash: str) -> dict[str, Any]:
+def seal(entry: EntryFields, *, entry_id: str, seq: int, prev_hash: str) -> DisclosureDoc:
     """The entry at position ``seq`` after an entry whose hash is ``prev_hash``, with its own hash."""
-    sealed = {**entry, "seq": seq, "prev_hash": prev_hash}
+    sealed = DisclosureDoc(**entry, _id=entry_id, seq=seq, prev_hash=prev_hash, hash="")
     sealed["hash"] = entry_hash(sealed)
     return sealed
 
@@ -49,7 +51,7 @@ class Verdict:
     first_bad: str | None = None  # the id of the first entry that does not fit
 
 
-def verify(entries: Iterable[Mapping[str, Any]]) -> Verdict:
+def verify(entries: Iterable[DisclosureDoc]) -> Verdict:
     """Walk one chain in ``seq`` order: positions must be 1, 2, 3 ..., each ``prev_hash`` the previous
     entry's hash, each ``hash`` the hash of the entry's recorded fields."""
     prev, count = GENESIS, 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clinishare_audit.domain.stored import EntryFields
 from clinishare_shared.events import (
     ChartAccessed, ChartShareExpired, ChartShareGranted, ChartShareRevoked, DocumentAccessed, DocumentShared,
     DocumentShareExpired, DocumentUnshared, Envelope, EventData, SubmissionAccessed,
@@ -33,14 +34,15 @@ def author_chain(author_id: str) -> str:
     return f"author:{author_id}"
 
 
-def _base(event: Envelope, **fields: Any) -> dict[str, Any]:
-    return {"event_id": event.id, "at": event.time, "rule": None, "grant_id": None, "item_id": None,
-            "patient_id": None, "practitioner_ids": [], "office_ids": [], "patient_ids": [], "accessor_id": None,
-            "accessor_kind": None, "grant_ids": [], "consent_attested_by": None, "consent_attested_at": None,
-            "expires_at": None, **fields}
+def _base(event: Envelope, **fields: Any) -> EntryFields:
+    return EntryFields(**{  # type: ignore[typeddict-item]
+        "event_id": event.id, "at": event.time, "rule": None, "grant_id": None, "item_id": None,
+        "patient_id": None, "practitioner_ids": [], "office_ids": [], "patient_ids": [], "accessor_id": None,
+        "accessor_kind": None, "grant_ids": [], "consent_attested_by": None, "consent_attested_at": None,
+        "expires_at": None, **fields})
 
 
-def entries_for(event: Envelope) -> list[dict[str, Any]]:
+def entries_for(event: Envelope) -> list[EntryFields]:
     """The chain entries (without position or hash) one event records; each names its ``chain``."""
     data: EventData = event.payload()
     if isinstance(data, tuple(CHART_EVENTS)):

@@ -6,6 +6,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from collections.abc import Mapping
+
+from clinishare_audit.domain.stored import DisclosureDoc
 from clinishare_shared.access import NamedRecipient
 from clinishare_shared.pagination import Page
 
@@ -33,6 +36,26 @@ class DisclosureRead(BaseModel):
     seq: int
     hash: str
     prev_hash: str
+
+    @classmethod
+    def from_doc(cls, d: DisclosureDoc, *, patient_id: str, people: Mapping[str, str],
+                 offices: Mapping[str, str]) -> DisclosureRead:
+        """``patient_id``: whose accounting this is (an entry under rule ``all`` names no patient);
+        ``people`` and ``offices``: names by id (an unknown one has none)."""
+        recipients = [NamedRecipient(kind="practitioner", id=p, name=people.get(p)) for p in d["practitioner_ids"]]
+        for key in d["office_ids"]:
+            office_id, _, audience = key.partition(":")
+            recipients.append(NamedRecipient(kind="office", id=office_id, name=offices.get(office_id),
+                                             audience=audience or None))  # type: ignore[arg-type]
+        recipients += [NamedRecipient(kind="patient", id=p) for p in d["patient_ids"]]
+        return cls(
+            id=d["_id"], at=d["at"], action=d["action"], item_type=d["item_type"], item_id=d.get("item_id"),
+            patient_id=d.get("patient_id") or patient_id, rule=d.get("rule"), grant_id=d.get("grant_id"),
+            discloser_id=d.get("discloser_id"), discloser_name=people.get(d.get("discloser_id") or ""),
+            recipients=recipients, accessor_id=d.get("accessor_id"), accessor_kind=d.get("accessor_kind"),
+            accessor_name=people.get(d.get("accessor_id") or ""), grant_ids=d.get("grant_ids", []),
+            consent_attested_by=d.get("consent_attested_by"), consent_attested_at=d.get("consent_attested_at"),
+            expires_at=d.get("expires_at"), chain=d["chain"], seq=d["seq"], hash=d["hash"], prev_hash=d["prev_hash"])
 
 
 DisclosurePage = Page[DisclosureRead]

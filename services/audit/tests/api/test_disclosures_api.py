@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clinishare_audit.domain.entries import patient_chain
+from clinishare_audit.service import append
 from clinishare_audit.store import AuditStore
 from clinishare_shared.events import (
     ChartAccessed, ChartShareExpired, ChartShareGranted, ChartShareRevoked, DocumentAccessed, DocumentShared,
@@ -156,7 +157,8 @@ async def test_concurrent_appends_to_one_chain_are_serialized(mongo_client: Any,
     await stores[0].ensure_indexes()
     base = {"chain": "patient:p", "at": datetime.now(UTC), "action": "accessed", "item_type": "chart",
             "practitioner_ids": [], "office_ids": [], "patient_ids": [], "grant_ids": []}
-    results = await asyncio.gather(*(stores[i % 3].append({**base, "event_id": f"e{i // 2}"}) for i in range(20)))
+    results = await asyncio.gather(*(append(store=stores[i % 3], entry={**base, "event_id": f"e{i // 2}"})
+                                     for i in range(20)))
     assert sum(results) == 10
     chain = await stores[0].chain("patient:p")
     assert [e["seq"] for e in chain] == list(range(1, 11)) and verify(chain).ok
