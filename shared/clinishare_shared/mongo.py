@@ -25,7 +25,7 @@ import fcntl
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -414,6 +414,16 @@ def pull_exact(field: str, *elements: Any) -> dict[str, Any]:
     1.24 removes only elements equal to the given value, so the condition form removes nothing there.
     ``$pullAll`` with the stored values means the same on both."""
     return {"$pullAll": {field: list(elements)}}
+
+
+async def insert_new(coll: Any, document: Mapping[str, Any]) -> bool:
+    """Insert ``document`` unless a unique index (its ``_id`` or another) already holds its key: False
+    then. A unique insert is atomic on every engine, so of any number of racing writers exactly one wins."""
+    try:
+        await coll.insert_one(document)
+    except DuplicateKeyError:
+        return False
+    return True
 
 
 # (database name, collection name) -> (date field, seconds): TTL indexes the server refused

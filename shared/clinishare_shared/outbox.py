@@ -38,7 +38,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from clinishare_shared.bus.base import EventBus
 from clinishare_shared.events import Envelope
-from clinishare_shared.mongo import pull_exact
+from clinishare_shared.mongo import insert_new, pull_exact
 from clinishare_shared.observability import TRACE_KEY, carrier
 from clinishare_shared.lifecycle import cancel_and_wait
 
@@ -72,11 +72,7 @@ async def insert_once(coll: Any, document: dict[str, Any], *events: Envelope) ->
     """Insert ``document`` (whose ``_id`` names a fact, e.g. "grant G expired") with its events, unless a
     document with that ``_id`` exists: exactly one of any number of racing writers wins, on every engine
     (a unique insert, not a conditional update: see above), and only the winner's events are staged."""
-    try:
-        await coll.insert_one(with_events(document, *events))
-    except DuplicateKeyError:
-        return False
-    return True
+    return await insert_new(coll, with_events(document, *events))
 
 
 def strip_outbox(document: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import DuplicateKeyError
 
 from clinishare_audit.domain.stored import DisclosureDoc
+from clinishare_shared.mongo import insert_new
 from clinishare_shared.pagination import PageQuery
 
 ENTRIES = "disclosures"
@@ -43,11 +43,7 @@ class AuditStore:
 
     async def insert(self, entry: DisclosureDoc) -> bool:
         """False when its position (or this event in this chain) was taken meanwhile."""
-        try:
-            await self.entries.insert_one(entry)
-        except DuplicateKeyError:
-            return False
-        return True
+        return await insert_new(self.entries, entry)
 
     @staticmethod
     def _query(chains: Iterable[str], since: datetime | None, until: datetime | None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pymongo.errors import DuplicateKeyError
 
 from clinishare_shared.domain.sharing import ConnectionView, OfficeView
 from clinishare_shared.events import Envelope
-from clinishare_shared.mongo import now_ms
+from clinishare_shared.mongo import insert_new, now_ms
 from clinishare_shared.outbox import NO_OUTBOX, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 from clinishare_shared.throttle import AttemptThrottle
@@ -266,11 +266,7 @@ class SigningKeyStore:
     async def insert_current(self, pem: str, *, at: datetime) -> bool:
         """Store ``pem`` as the key unless one is there already: replicas starting together race, one
         insert lands, the others get False and load the winner's key."""
-        try:
-            await self.keys.insert_one({"_id": CURRENT, "pem": pem, "created_at": at})
-        except DuplicateKeyError:
-            return False
-        return True
+        return await insert_new(self.keys, {"_id": CURRENT, "pem": pem, "created_at": at})
 
     async def replace_current(self, pem: str, *, at: datetime) -> None:
         await self.keys.update_one({"_id": CURRENT}, {"$set": {"pem": pem, "created_at": at}})

@@ -14,6 +14,8 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
+from clinishare_shared.mongo import insert_new
+
 from clinishare_notify.domain.stored import EmailState, NotificationDoc
 
 NOTIFICATIONS, PREFERENCES, WITHDRAWN = "notifications", "notification_preferences", "withdrawn"
@@ -46,11 +48,7 @@ class NotifyStore:
 
     async def insert(self, notification: NotificationDoc) -> bool:
         """Insert the notification; False when it is already there (a redelivery)."""
-        try:
-            await self.notifications.insert_one(notification)
-        except DuplicateKeyError:
-            return False
-        return True
+        return await insert_new(self.notifications, notification)
 
     async def page(self, recipient_id: str, *, unread: bool | None, limit: int,
                    cursor: str | None) -> tuple[list[NotificationDoc], str | None]:

@@ -12,7 +12,7 @@ import pytest
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from clinishare_shared.mongo import (
-    InProcessMongoClient, ensure_ttl_index, open_client, pull_exact, purge_expired,
+    InProcessMongoClient, ensure_ttl_index, insert_new, open_client, pull_exact, purge_expired,
 )
 
 
@@ -53,6 +53,14 @@ async def test_an_update_that_breaks_a_unique_index_is_a_duplicate_key_error(any
     with pytest.raises((OperationFailure, ValueError)) as failure:
         await any_db.pins.update_one({"_id": "b"}, {"$bogus": {"pin": "P3"}})
     assert not isinstance(failure.value, DuplicateKeyError)
+
+
+async def test_insert_new_is_false_when_a_unique_index_holds_the_key(any_db: Any) -> None:
+    await any_db.claims.create_index("slot", unique=True, name="slot_unique")
+    assert await insert_new(any_db.claims, {"_id": "a", "slot": 1}) is True
+    assert await insert_new(any_db.claims, {"_id": "a", "slot": 2}) is False  # the _id
+    assert await insert_new(any_db.claims, {"_id": "b", "slot": 1}) is False  # another unique index
+    assert [d["_id"] for d in await any_db.claims.find().to_list()] == ["a"]
 
 
 async def test_ttl_index_deletes_expired_documents_on_every_engine(any_db: Any) -> None:
