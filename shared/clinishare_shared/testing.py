@@ -251,6 +251,20 @@ async def outbox_emptied(relay: Any, *, timeout: float = 10.0) -> None:
     await wait_for(empty, timeout=timeout, message="the outbox to empty")
 
 
+def record_kicks(relay: Any) -> list[tuple[Any, Any]]:
+    """Record every kick ``relay`` gets from now on as ``(collection, document id)``, still passing it on:
+    a store that stages events must name the document (a kick naming nothing asks for a full sweep)."""
+    kicks: list[tuple[Any, Any]] = []
+    forward = relay.kick
+
+    def record(collection: Any = None, doc_id: Any = None) -> None:
+        kicks.append((collection, doc_id))
+        forward(collection, doc_id)
+
+    relay.kick = record  # a store's kick goes through Infra.kick to this relay
+    return kicks
+
+
 async def flush_outbox(app: Any, bus: Any) -> None:
     """Publish whatever ``app``'s outbox holds now and, on the in-memory bus, wait until every consumer
     handled it: only after this does "nothing was published" mean something."""

@@ -14,7 +14,7 @@ from clinishare_documents.domain.stored import LabelIntent
 from clinishare_documents.store import DOCUMENTS, DocumentStore
 from clinishare_shared.events import Envelope
 from clinishare_shared.mongo import new_id, now_ms
-from clinishare_shared.testing import outbox_emptied, wait_for, yielding
+from clinishare_shared.testing import outbox_emptied, record_kicks, wait_for, yielding
 
 ME, COLLEAGUE = "dr-me", "dr-colleague"
 LEASE = timedelta(seconds=30)  # the service's default
@@ -148,15 +148,7 @@ async def test_every_write_names_the_document_it_staged_events_in(start_document
     """The relay's pass after a write reads just the documents named; a store that went back to bare
     kicks (a full sweep of every collection) fails here."""
     api = await start_documents(expiry_sweep_seconds=0.1)
-    relay = api.app.state.infra.relay
-    kicks: list[tuple[Any, Any]] = []
-    real = relay.kick
-
-    def record(collection: Any = None, doc_id: Any = None) -> None:
-        kicks.append((collection, doc_id))
-        real(collection, doc_id)
-
-    relay.kick = record
+    kicks = record_kicks(api.app.state.infra.relay)
     await api.connect(ME, "practitioner", COLLEAGUE)
     doc = await api.upload_ok(ME)
     soon = (now_ms() + timedelta(seconds=0.5)).isoformat()
