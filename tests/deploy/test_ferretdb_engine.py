@@ -56,6 +56,12 @@ async def test_a_new_collection_gets_its_id_lookups_index_backed() -> None:
             assert await coll.count_documents({}) == 49
             # FerretDB does not see the index as one of the collection's: it lists only its own
             assert [i["name"] for i in await (await coll.list_indexes()).to_list()] == ["_id_"]
+            # a collection created later in a database that keeps changing (the watcher backs off) too
+            for i in range(20):
+                await coll.update_one({"_id": "d7"}, {"$inc": {"n": 1}})
+            await client.idx.later.insert_one({"_id": "d7"})
+            await wait_for(lambda: _sqlite_plan(data / "idx.sqlite", "later"), timeout=15,
+                           message="the later collection's index")
         finally:
             await client.close()
 
