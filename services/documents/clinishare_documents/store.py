@@ -10,11 +10,9 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from clinishare_shared.events import Envelope
 from clinishare_shared.gridfs import FileInfo, GridStore
-from clinishare_shared.mongo import ensure_ttl_index, now_ms
+from clinishare_shared.mongo import ensure_ttl_index, insert_new, now_ms
 from clinishare_shared.outbox import NO_OUTBOX, insert_once, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 
@@ -169,11 +167,7 @@ class DocumentStore:
 
     async def begin(self, intent: LabelIntent) -> bool:
         """Insert the call's intent: its commit point. False if the id is taken (the sweeper aborted it)."""
-        try:
-            await self.intents.insert_one(intent.to_mongo())
-        except DuplicateKeyError:
-            return False
-        return True
+        return await insert_new(self.intents, intent.to_mongo())
 
     async def abort(self, call_id: str, *, now: datetime) -> LabelIntent | None:
         """Fence off a call whose reservations outlived their lease: a finished, aborted intent under the
@@ -211,11 +205,7 @@ class DocumentStore:
 
     async def claim_roll_forward(self, intent_id: str, generation: int, *, now: datetime) -> bool:
         """One roll-forward of an intent per lease period: a unique insert, so of racing workers one wins."""
-        try:
-            await self.intent_claims.insert_one({"_id": f"{intent_id}|{generation}", "at": now})
-        except DuplicateKeyError:
-            return False
-        return True
+        return await insert_new(self.intent_claims, {"_id": f"{intent_id}|{generation}", "at": now})
 
     async def stale_reservations(self, now: datetime, *, batch: int = 100) -> dict[str, str]:
         """Reservations whose lease ran out: call id -> one document it holds."""
