@@ -107,6 +107,16 @@ async def names_of(*, store: IdentityStore, account_ids: Iterable[str] = (),
     return {**{i: a["name"] for i, a in accounts.items()}, **{i: o["name"] for i, o in offices.items()}}
 
 
+async def member_accounts(*, store: IdentityStore, office: OfficeDoc) -> dict[str, AccountDoc]:
+    """The accounts of an office's members (what its members are shown with)."""
+    return await store.accounts_by_id(m["account_id"] for m in office["members"])
+
+
+async def with_portal_account(*, store: IdentityStore, patients: list[PatientDoc]) -> set[str]:
+    """Which of these patients have a portal account."""
+    return await store.portal_account_ids(p["_id"] for p in patients)
+
+
 # ---- accounts -------------------------------------------------------------------------------------
 
 def check_password(password: str, email: str) -> None:

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/offices", tags=["offices"])
 
 
 async def _read(store: IdentityStore, office: OfficeDoc) -> OfficeRead:
-    return OfficeRead.from_doc(office, await store.accounts_by_id(m["account_id"] for m in office["members"]))
+    return OfficeRead.from_doc(office, await service.member_accounts(store=store, office=office))
 
 
 @router.post("", status_code=201, response_model=OfficeRead, summary="Create an office (I become its owner)")

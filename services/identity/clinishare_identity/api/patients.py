@@ -26,7 +26,7 @@ router = APIRouter(tags=["patients"])
 
 
 async def _reads(store: IdentityStore, docs: list[PatientDoc]) -> list[PatientRead]:
-    with_portal = await store.portal_account_ids(d["_id"] for d in docs)
+    with_portal = await service.with_portal_account(store=store, patients=docs)
     return [PatientRead.from_doc(d, has_portal_account=d["_id"] in with_portal) for d in docs]
 
 
