@@ -20,5 +20,5 @@ class DocumentsSettings(ServiceSettings):
     expiry_sweep_seconds: float = Field(default=5.0, gt=0, description="how often expired shares are dropped")
     label_lease_seconds: float = Field(default=30.0, gt=0, description="a label call's reservations and its "
                                        "unfinished intent are taken over by the sweeper after this")
-    label_sweep_seconds: float = Field(default=10.0, gt=0, description="how often unfinished label calls are "
+    label_sweep_seconds: float = Field(default=30.0, gt=0, description="how often unfinished label calls are "
                                        "rolled forward (also at start-up)")
