@@ -6,17 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from clinishare_shared.testing import record_kicks
+
 
 async def test_every_write_names_the_document_it_staged(api: Any) -> None:
-    relay = api.app.state.infra.relay
-    kicks: list[tuple[Any, Any]] = []
-    forward = relay.kick
-
-    def record(collection: Any = None, doc_id: Any = None) -> None:
-        kicks.append((collection, doc_id))
-        forward(collection, doc_id)
-
-    relay.kick = record  # the store's kick goes through Infra.kick to this relay
+    kicks = record_kicks(api.app.state.infra.relay)
     owner, colleague = await api.register(), await api.register()
     r = await api.client.post("/v1/me/share-pin/rotate", headers=owner.auth)
     assert r.status_code == 200, r.text
