@@ -28,6 +28,8 @@ from clinishare_notify.settings import NotifySettings
 from clinishare_notify.store import NotifyStore, aware, now
 
 log = structlog.get_logger("clinishare.notify.delivery")
+BATCH = 10  # e-mails claimed from one read of the due ones (each claim still one unique insert)
+SENDING = 4  # SMTP conversations at once per worker
 
 
 class EmailWorker:
@@ -74,10 +76,17 @@ class EmailWorker:
         return max(0.0, min(poll, (due - now()).total_seconds()))
 
     async def run_once(self) -> int:
-        """Send every e-mail due now; the number of sends attempted."""
+        """Send every e-mail due now, a claimed batch at a time (``BATCH`` from one read, ``SENDING`` of them
+        at once); the number of sends attempted."""
         attempted = 0
-        while (doc := await self.store.claim_email(lease_seconds=self.settings.email_lease_seconds)) is not None:
-            attempted += await self._deliver(doc)
+        lanes = asyncio.Semaphore(SENDING)
+
+        async def deliver(doc: NotificationDoc) -> int:
+            async with lanes:
+                return await self._deliver(doc)
+
+        while batch := await self.store.claim_emails(lease_seconds=self.settings.email_lease_seconds, limit=BATCH):
+            attempted += sum(await asyncio.gather(*(deliver(doc) for doc in batch)))
         return attempted
 
     async def _deliver(self, doc: NotificationDoc) -> int:

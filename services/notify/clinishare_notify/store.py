@@ -134,17 +134,19 @@ class NotifyStore:
 
     # ---- e-mail delivery -----------------------------------------------------------------------------
 
-    async def claim_email(self, *, lease_seconds: float) -> NotificationDoc | None:
-        """Take one due e-mail: pending and due, or claimed by a worker whose lease ran out.
+    async def claim_emails(self, *, lease_seconds: float, limit: int = 10) -> list[NotificationDoc]:
+        """Take up to ``limit`` due e-mails from one read: pending and due, or claimed by a worker whose
+        lease ran out (FerretDB scans the collection for this filter, so one read serves a batch).
 
-        The claim is an INSERT of ``<notification id>#<attempt>`` into ``email_claims``: its unique ``_id``
+        Each claim is an INSERT of ``<notification id>#<attempt>`` into ``email_claims``: its unique ``_id``
         lets exactly one worker own each attempt on every engine (FerretDB 1.24 does not isolate a
         conditional update, so "set sending where pending" would let two replicas send the same e-mail)."""
         at = now()
         due: list[NotificationDoc] = await self.notifications.find(
             {"$or": [{"email.status": "pending", "email.next_attempt_at": {"$lte": at}},
                      {"email.status": "sending", "email.lease_until": {"$lte": at}}]},
-        ).sort("email.next_attempt_at", 1).limit(20).to_list()
+        ).sort("email.next_attempt_at", 1).limit(limit * 2).to_list()
+        claimed: list[NotificationDoc] = []
         for doc in due:
             attempt = int(doc["email"].get("attempts", 0)) + 1
             try:
@@ -154,8 +156,10 @@ class NotifyStore:
             email = EmailState(**{**doc["email"], "status": "sending", "attempts": attempt,
                                   "lease_until": at + timedelta(seconds=lease_seconds)})
             await self.notifications.update_one({"_id": doc["_id"]}, {"$set": {"email": email}})
-            return {**doc, "email": email}
-        return None
+            claimed.append({**doc, "email": email})
+            if len(claimed) == limit:
+                break
+        return claimed
 
     async def next_email_due(self) -> datetime | None:
         docs = await self.notifications.find({"email.status": "pending"}, {"email.next_attempt_at": 1}) \

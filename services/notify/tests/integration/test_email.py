@@ -132,3 +132,29 @@ async def test_preference_off_means_no_email(start_notify: Any, smtp: Any, signe
     bob = await svc.store.get(f"{event.id}:bob", "bob")
     assert bob["email"] == {"status": "skipped", "reason": "preference_off", "attempts": 0}
     assert await svc.worker.run_once() == 0 and len(smtp.messages) == 1
+
+
+async def test_two_workers_claim_batches_and_send_each_e_mail_once(start_notify: Any, smtp: Any) -> None:
+    """Replicas over one database: e-mails are claimed a batch per read of the due ones (fewer scans on
+    FerretDB), and each still goes out once, with its one Message-ID."""
+    from clinishare_notify.delivery import BATCH, EmailWorker
+
+    svc = await start_notify(smtp_host="127.0.0.1", smtp_port=smtp.port, email_poll_seconds=60)
+    await svc.worker.stop()  # two workers of our own, started together
+    recipients = [f"p{i}" for i in range(BATCH * 2 + 5)]
+    for r in recipients:
+        await svc.account(r, name=f"Dr {r}", email=f"{r}@clinic.test")
+    await svc.publish(ChartShareGranted(grant_id="g", owner_id="alice", rule="all", practitioner_ids=recipients,
+                                        office_ids=[]))
+    settings = svc.app.state.email_worker.settings
+    workers = [EmailWorker(store=svc.store, projection=svc.app.state.projection, mailer=SmtpMailer(settings),
+                           settings=settings) for _ in range(2)]
+    import asyncio
+
+    sent = await asyncio.gather(*(w.run_once() for w in workers))
+    assert sum(sent) == len(recipients)
+    assert sorted(m.rcpt_tos[0] for m in smtp.messages) == sorted(f"{r}@clinic.test" for r in recipients)
+    ids = [parse(m)["Message-ID"] for m in smtp.messages]
+    assert len(set(ids)) == len(ids) == len(recipients)
+    assert await workers[0].run_once() == 0  # nothing left, nothing sent twice
+    assert len(await svc.store.notifications.distinct("_id", {"email.status": "sent"})) == len(recipients)
