@@ -42,6 +42,7 @@ class FaultStack:
     notify_started: bool = False
     analytics: Counter[str] = field(default_factory=Counter)
     people: dict[str, Any] = field(default_factory=dict)
+    mail_seen: set[str] = field(default_factory=set)  # Message-IDs counted by earlier scenarios
 
     def replicas(self, service: str) -> list[str]:
         return [f"{service}-{i}" for i in range(1, REPLICAS + 1)]

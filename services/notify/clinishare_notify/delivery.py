@@ -28,8 +28,9 @@ from clinishare_notify.settings import NotifySettings
 from clinishare_notify.store import NotifyStore, aware, now
 
 log = structlog.get_logger("clinishare.notify.delivery")
-BATCH = 10  # e-mails claimed from one read of the due ones (each claim still one unique insert)
+BATCH = 25  # e-mails claimed from one read of the due ones (each claim still one unique insert)
 SENDING = 4  # SMTP conversations at once per worker
+COALESCE_SECONDS = 0.25
 
 
 class EmailWorker:
@@ -55,6 +56,7 @@ class EmailWorker:
 
     async def _run(self) -> None:
         while True:
+            self._wake.clear()  # a wake during the pass asks for another one
             try:
                 await self.run_once()
                 timeout = await self._sleep_for()
@@ -64,9 +66,11 @@ class EmailWorker:
                 # the database is away: try again after a poll interval, never die silently
                 log.warning("email_worker_pass_failed", exc_info=True)
                 timeout = self.settings.email_poll_seconds
-            self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+                # woken by an insert: let the burst it belongs to land, so one read of the due e-mails
+                # (a collection scan on FerretDB) serves many of them
+                await asyncio.sleep(COALESCE_SECONDS)
 
     async def _sleep_for(self) -> float:
         poll = self.settings.email_poll_seconds
