@@ -29,7 +29,7 @@ from clinishare_notify.store import NotifyStore, aware, now
 
 log = structlog.get_logger("clinishare.notify.delivery")
 BATCH = 25  # e-mails claimed from one read of the due ones (each claim still one unique insert)
-SENDING = 4  # SMTP conversations at once per worker
+SENDING = 8  # e-mails in delivery at once per worker (their database round trips overlap)
 COALESCE_SECONDS = 0.25
 
 
@@ -107,6 +107,11 @@ class EmailWorker:
             if reason == "no_address":  # an address that arrived meanwhile makes it due again
                 await reopen_if_address_known(store=self.store, projection=self.projection,
                                               account_id=doc["recipient_id"])
+            return 0
+        if aware(doc["email"]["lease_until"]) <= now():
+            # the claim ran out before its turn came (a slow database): another worker may hold it now, so
+            # sending it here could send it twice; it is claimed again, not lost
+            log.warning("email_lease_lapsed", **ctx)
             return 0
         message = email(doc["title"], doc["item"], doc["link"], base_url=self.settings.public_base_url)
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from clinishare_shared.mongo import insert_new
 
@@ -135,8 +135,9 @@ class NotifyStore:
     # ---- e-mail delivery -----------------------------------------------------------------------------
 
     async def claim_emails(self, *, lease_seconds: float, limit: int = 10) -> list[NotificationDoc]:
-        """Take up to ``limit`` due e-mails from one read: pending and due, or claimed by a worker whose
-        lease ran out (FerretDB scans the collection for this filter, so one read serves a batch).
+        """Take up to ``limit`` due e-mails: pending and due, or claimed by a worker whose lease ran out.
+        Three round trips whatever their number (FerretDB scans the collection for the due filter, so a
+        read per e-mail would cost a scan each): one read, one insert of the claims, one update.
 
         Each claim is an INSERT of ``<notification id>#<attempt>`` into ``email_claims``: its unique ``_id``
         lets exactly one worker own each attempt on every engine (FerretDB 1.24 does not isolate a
@@ -145,21 +146,29 @@ class NotifyStore:
         due: list[NotificationDoc] = await self.notifications.find(
             {"$or": [{"email.status": "pending", "email.next_attempt_at": {"$lte": at}},
                      {"email.status": "sending", "email.lease_until": {"$lte": at}}]},
-        ).sort("email.next_attempt_at", 1).limit(limit * 2).to_list()
-        claimed: list[NotificationDoc] = []
-        for doc in due:
-            attempt = int(doc["email"].get("attempts", 0)) + 1
-            try:
-                await self.email_claims.insert_one({"_id": f"{doc['_id']}#{attempt}", "at": at})
-            except DuplicateKeyError:
-                continue  # another worker took this attempt
-            email = EmailState(**{**doc["email"], "status": "sending", "attempts": attempt,
-                                  "lease_until": at + timedelta(seconds=lease_seconds)})
-            await self.notifications.update_one({"_id": doc["_id"]}, {"$set": {"email": email}})
-            claimed.append({**doc, "email": email})
-            if len(claimed) == limit:
-                break
-        return claimed
+        ).sort("email.next_attempt_at", 1).limit(limit).to_list()
+        if not due:
+            return []
+        attempts = [int(doc["email"].get("attempts", 0)) + 1 for doc in due]
+        lost: set[int] = set()
+        try:
+            await self.email_claims.insert_many(
+                [{"_id": f"{doc['_id']}#{n}", "at": at} for doc, n in zip(due, attempts)], ordered=False)
+        except BulkWriteError as exc:  # another worker took those attempts
+            lost = {e["index"] for e in exc.details.get("writeErrors", []) if e.get("code") == 11000}
+            if len(lost) != len(exc.details.get("writeErrors", [])):
+                raise
+        mine = [(doc, n) for i, (doc, n) in enumerate(zip(due, attempts)) if i not in lost]
+        if not mine:
+            return []
+        # the lease runs from now, after the claims: what took long to claim still has all of it
+        until = now() + timedelta(seconds=lease_seconds)
+        ids = [doc["_id"] for doc, _ in mine]
+        await self.notifications.update_many({"_id": ids[0] if len(ids) == 1 else {"$in": ids}},
+                                             {"$set": {"email.status": "sending", "email.lease_until": until},
+                                              "$inc": {"email.attempts": 1}})
+        return [{**doc, "email": EmailState(**{**doc["email"], "status": "sending", "attempts": n,
+                                                "lease_until": until})} for doc, n in mine]
 
     async def next_email_due(self) -> datetime | None:
         docs = await self.notifications.find({"email.status": "pending"}, {"email.next_attempt_at": 1}) \

@@ -158,3 +158,20 @@ async def test_two_workers_claim_batches_and_send_each_e_mail_once(start_notify:
     assert len(set(ids)) == len(ids) == len(recipients)
     assert await workers[0].run_once() == 0  # nothing left, nothing sent twice
     assert len(await svc.store.notifications.distinct("_id", {"email.status": "sent"})) == len(recipients)
+
+
+async def test_an_e_mail_whose_claim_ran_out_before_its_turn_is_not_sent_then_but_claimed_again(
+        start_notify: Any, smtp: Any) -> None:
+    """A slow database can let a claim lapse before its send: another worker may hold it by then, so it
+    is not sent on the lapsed claim (that could send it twice), and it is sent once on the next claim."""
+    svc = await start_notify(smtp_host="127.0.0.1", smtp_port=smtp.port, email_poll_seconds=60)
+    await svc.worker.stop()
+    await svc.account("bob", name="Dr Bob", email="bob@clinic.test")
+    await svc.publish(ChartShareGranted(grant_id="g", owner_id="alice", rule="all", practitioner_ids=["bob"],
+                                        office_ids=[]))
+    [doc] = await svc.store.claim_emails(lease_seconds=0.001, limit=5)
+    assert doc["email"]["attempts"] == 1
+    assert await svc.worker._deliver(doc) == 0 and smtp.messages == []
+    assert await svc.worker.run_once() == 1  # claimed again (attempt 2) and sent once
+    assert len(smtp.messages) == 1
+    assert (await svc.store.claim_emails(lease_seconds=60, limit=5)) == []
