@@ -25,6 +25,11 @@ from clinishare_documents.settings import DocumentsSettings
 
 SHARING = ("documents.shared", "documents.unshared")
 
+
+class Crash(Exception):
+    """The process dies here: nothing after this point of the call runs."""
+
+
 class Harness:
     """One running documents service, a client, and helpers that speak for identity."""
 
@@ -97,6 +102,24 @@ class Harness:
                     remove: dict[str, Any] | None = None) -> httpx.Response:
         return await self.client.post("/v1/documents/labels", headers=self.auth(who),
                                       json={"document_ids": ids, "add": add or {}, "remove": remove or {}})
+
+    async def label_that_dies_after_one_document(self, who: str, ids: list[str], add: dict[str, Any]) -> None:
+        """A label call whose process dies right after it wrote the first of its documents."""
+        store = self.app.state.store
+        real, written = store.write_planned, []
+
+        async def dies_after_one(intent_id: str, planned: Any) -> bool:
+            if written:
+                raise Crash
+            written.append(planned.document_id)
+            return await real(intent_id, planned)
+
+        store.write_planned = dies_after_one
+        try:
+            resp = await self.label(who, ids, add=add)
+        finally:
+            del store.write_planned  # the restarted process runs the real code
+        assert resp.status_code == 500 and written == ids[:1], resp.text
 
     async def shared_ids(self, who: str, kind: str = "practitioner") -> list[str]:
         resp = await self.client.get("/v1/documents", params={"scope": "shared"}, headers=self.auth(who, kind))
