@@ -299,7 +299,7 @@ async def relay_cost(report: Report, sizes: Sizes, mongodb_url: str | None) -> N
             cleanup.append(close)
             relay = OutboxRelay(db, ChartStore.outbox_collections, bus)
             await relay.ensure_indexes()
-            store = ChartStore(db, on_write=relay.kick)
+            store = ChartStore(db, kick=relay.kick)
             now = time.time()
             docs = [{"_id": f"{i:024x}", "owner_id": "o", "rule": "all", "practitioner_ids": ["v"], "office_ids": [],
                      "revoked_at": None, "created_at": now} for i in range(n)]

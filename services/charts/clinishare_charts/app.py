@@ -30,7 +30,7 @@ def create_app(settings: ChartsSettings | None = None, *, bus: EventBus | None =
         await infra.open()
         try:
             projection = await infra.open_projection()
-            store = ChartStore(infra.db, on_write=infra.kick)
+            store = ChartStore(infra.db, kick=infra.kick)
             await store.ensure_indexes()
             await infra.start_relay(ChartStore.outbox_collections)
             # an empty or behind identity projection catches up (identity's snapshot, else the stream)

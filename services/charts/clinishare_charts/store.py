@@ -69,14 +69,14 @@ def _and(*parts: dict[str, Any]) -> dict[str, Any]:
 
 
 class ChartStore:
-    def __init__(self, db: Any, *, on_write: Callable[[str | None, str | None], None] | None = None) -> None:
+    def __init__(self, db: Any, *, kick: Callable[[str | None, str | None], None] | None = None) -> None:
         self.db = db
         self.charts = db[CHARTS]
         self.notes = db[NOTES]
         self.grants = db[GRANTS]
         self.accesses = db[ACCESSES]
         self.expiries = db[EXPIRIES]
-        self.on_write = on_write  # wakes the outbox relay after a write that staged events
+        self._kick = kick  # wakes the outbox relay after a write that staged events
 
     outbox_collections = (CHARTS, GRANTS, NOTES, ACCESSES, EXPIRIES)
 
@@ -96,8 +96,8 @@ class ChartStore:
     def _wrote(self, collection: str | None = None, doc_id: str | None = None) -> None:
         """Tell the outbox relay which document a write staged events in: its next pass reads just that
         (naming none asks for a full sweep)."""
-        if self.on_write is not None:
-            self.on_write(collection, doc_id)
+        if self._kick is not None:
+            self._kick(collection, doc_id)
 
     # ---- charts ------------------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ def create_app(settings: DocumentsSettings | None = None, *, bus: EventBus | Non
         await infra.open()
         try:
             projection = await infra.open_projection()
-            store = DocumentStore(infra.db, bucket=settings.gridfs_bucket, on_write=infra.kick)
+            store = DocumentStore(infra.db, bucket=settings.gridfs_bucket, kick=infra.kick)
             await store.ensure_indexes()
             await infra.start_relay([DOCUMENTS, ACCESSES, EXPIRIES])
             # an empty or behind identity projection catches up (identity's snapshot, else the stream)

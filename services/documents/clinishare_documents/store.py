@@ -40,7 +40,7 @@ def _staging(update: dict[str, Any], events: Iterable[Envelope]) -> dict[str, An
 
 class DocumentStore:
     def __init__(self, db: Any, *, bucket: str = "fs",
-                 on_write: Callable[[str | None, str | None], None] | None = None) -> None:
+                 kick: Callable[[str | None, str | None], None] | None = None) -> None:
         self.db = db
         self.documents = db[DOCUMENTS]
         self.accesses = db[ACCESSES]
@@ -48,12 +48,12 @@ class DocumentStore:
         self.intents = db[INTENTS]
         self.intent_claims = db[INTENT_CLAIMS]
         self.grid = GridStore(db, bucket)
-        self.on_write = on_write
+        self._kick = kick
 
     def _wrote(self, collection: str, doc_id: str) -> None:
         """Tell the outbox relay which document a write staged events in: its next pass reads just that."""
-        if self.on_write is not None:
-            self.on_write(collection, doc_id)
+        if self._kick is not None:
+            self._kick(collection, doc_id)
 
     async def ensure_indexes(self) -> None:
         await self.grid.ensure_indexes()

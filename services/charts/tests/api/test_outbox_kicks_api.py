@@ -6,23 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
-from clinishare_shared.testing import wait_for
+from clinishare_shared.testing import record_kicks, wait_for
 
 
-async def test_each_write_names_its_document_for_the_relay(charts: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_each_write_names_its_document_for_the_relay(charts: Any) -> None:
     await charts.identity.connect("dr-a", "dr-b")
     pid = await charts.identity.patient("Ada", "dr-a")
-    relay = charts.app.state.infra.relay
-    kicks: list[tuple[str | None, str | None]] = []
-    real_kick = relay.kick
-
-    def recording(collection: str | None = None, doc_id: Any = None) -> None:
-        kicks.append((collection, doc_id))
-        real_kick(collection, doc_id)
-
-    monkeypatch.setattr(relay, "kick", recording)
+    kicks = record_kicks(charts.app.state.infra.relay)
 
     chart = await charts.chart("dr-a", pid)
     edited = await charts.http.patch(f"/v1/charts/{chart['id']}", json={"title": "Renamed"},

@@ -77,7 +77,7 @@ async def test_a_restarted_replica_rolls_the_call_forward_at_start(api: Any, sta
 async def test_two_roll_forward_workers_racing_apply_it_once(api: Any, unique: str) -> None:
     ids, shared = await _crash_after_first_document(api, unique)
     kick = api.app.state.infra.kick
-    workers = [DocumentStore(yielding(api.db), on_write=kick) for _ in range(2)]
+    workers = [DocumentStore(yielding(api.db), kick=kick) for _ in range(2)]
     later = now_ms() + LEASE * 1.5
     rolled = await asyncio.gather(*(service.settle_label_calls(store=w, now=later, lease=LEASE) for w in workers))
     assert sorted(rolled) == [0, 1]  # one claim per lease period
@@ -91,7 +91,7 @@ async def test_an_intent_written_twice_stages_each_documents_events_once(api: An
     raw = await api.db["document_label_intents"].find_one({"done_at": None})
     intent = LabelIntent.model_validate(raw)
     kick = api.app.state.infra.kick
-    workers = [DocumentStore(yielding(api.db), on_write=kick) for _ in range(3)]
+    workers = [DocumentStore(yielding(api.db), kick=kick) for _ in range(3)]
     await asyncio.gather(*(service.roll_forward(w, intent) for w in workers))
     await _all_applied_once(api, ids, shared)
 

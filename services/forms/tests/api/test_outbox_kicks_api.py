@@ -5,21 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
+from clinishare_shared.testing import record_kicks
 
 A, B, PATIENT_B = "prac-a", "prac-b", "pat-b"  # the author, a practitioner it is shared with, B's patient
 
 
-async def test_each_write_names_its_document_for_the_relay(clinic: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    relay = clinic.app.state.infra.relay
-    kicks: list[tuple[str | None, str | None]] = []
-    real_kick = relay.kick
-
-    def recording(collection: str | None = None, doc_id: Any = None) -> None:
-        kicks.append((collection, doc_id))
-        real_kick(collection, doc_id)
-
-    monkeypatch.setattr(relay, "kick", recording)
+async def test_each_write_names_its_document_for_the_relay(clinic: Any) -> None:
+    kicks = record_kicks(clinic.app.state.infra.relay)
 
     form = await clinic.create_form(author_all=True)
     edited = await clinic.http.patch(f"/v1/forms/{form['id']}", json={"title": "Renamed"}, headers=clinic.as_(A))
