@@ -14,7 +14,7 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from clinishare_shared.mongo import insert_new
+from clinishare_shared.mongo import insert_new, now_ms
 
 from clinishare_notify.domain.stored import EmailState, NotificationDoc
 
@@ -22,7 +22,8 @@ NOTIFICATIONS, PREFERENCES, WITHDRAWN = "notifications", "notification_preferenc
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    """The one clock (``mongo.now_ms``: what a write returns equals what a later read returns)."""
+    return now_ms()
 
 
 def aware(at: datetime) -> datetime:
