@@ -118,11 +118,33 @@ _ASYNC_PASSTHROUGH = (
 )
 
 
+def _by_id(collection: Any) -> None:
+    """Give a mongomock collection the primary-key lookup every server has: a filter that is exactly
+    ``{"_id": <string or ObjectId>}`` reads that one document from the store (a dict keyed by ``_id``)
+    instead of testing every document. The filter is still applied to it, so the answer is the same."""
+    from mongomock.filtering import filter_applies
+
+    scan = collection._iter_documents
+
+    def iter_documents(filter: Any) -> Any:
+        if isinstance(filter, dict) and len(filter) == 1 and isinstance(filter.get("_id"), (str, ObjectId)):
+            store = collection._store
+            key = filter["_id"]
+            if key not in store:
+                return iter(())
+            doc = store[key]
+            return iter((doc,) if filter_applies(filter, doc) else ())
+        return scan(filter)
+
+    collection._iter_documents = iter_documents
+
+
 class InProcessCollection:
     def __init__(self, collection: Any) -> None:
         self._c = collection
         self.name = collection.name
         self.database = collection.database
+        _by_id(collection)
 
     async def create_index(self, keys: Any, **kwargs: Any) -> str:
         await asyncio.sleep(0)

@@ -167,3 +167,33 @@ async def test_atomic_across_processes(mongodb_url: str | None, db_name: str, mo
     procs = [subprocess.Popen([sys.executable, "-c", script, mongodb_url, db_name]) for _ in range(3)]
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
     assert (await mongo_client[db_name].t.find_one({"_id": "x"}))["n"] == 120
+
+
+async def test_in_process_engine_reads_a_document_by_id_without_a_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like a server's primary key: an ``_id`` equality touches one document, whatever the collection's
+    size; every other filter still scans. Finds, updates and deletes by ``_id`` mean what they did."""
+    import mongomock.filtering
+
+    from clinishare_shared.mongo import InProcessMongoClient
+
+    coll = InProcessMongoClient()["db"]["docs"]
+    await coll.insert_many([{"_id": f"d{i}", "n": i} for i in range(500)])
+    tested: list[Any] = []
+    real = mongomock.filtering.filter_applies
+
+    def counting(filter: Any, doc: Any) -> bool:
+        tested.append(doc.get("_id"))
+        return real(filter, doc)
+
+    monkeypatch.setattr(mongomock.filtering, "filter_applies", counting)
+    monkeypatch.setattr("mongomock.collection.filter_applies", counting)
+    assert (await coll.find_one({"_id": "d7"}))["n"] == 7
+    assert await coll.find_one({"_id": "missing"}) is None
+    assert (await coll.update_one({"_id": "d8"}, {"$set": {"n": 80}})).modified_count == 1
+    assert (await coll.find_one({"_id": "d8"}))["n"] == 80
+    assert (await coll.delete_one({"_id": "d9"})).deleted_count == 1
+    assert await coll.count_documents({"_id": "d9"}) == 0
+    assert len(tested) <= 6, tested  # one document per call, not 500
+    tested.clear()
+    assert (await coll.find_one({"_id": "d7", "n": 7}))["n"] == 7  # anything more than _id: a scan, same answer
+    assert len(tested) > 6
