@@ -85,15 +85,20 @@ class EmailWorker:
         attempted = 0
         lanes = asyncio.Semaphore(SENDING)
 
-        async def deliver(doc: NotificationDoc) -> int:
+        async def deliver(doc: NotificationDoc, sent: list[str]) -> int:
             async with lanes:
-                return await self._deliver(doc)
+                return await self._deliver(doc, sent)
 
         while batch := await self.store.claim_emails(lease_seconds=self.settings.email_lease_seconds, limit=BATCH):
-            attempted += sum(await asyncio.gather(*(deliver(doc) for doc in batch)))
+            sent: list[str] = []
+            try:
+                attempted += sum(await asyncio.gather(*(deliver(doc, sent) for doc in batch)))
+            finally:
+                await self.store.emails_sent(sent)  # the batch's sends in one write
         return attempted
 
-    async def _deliver(self, doc: NotificationDoc) -> int:
+    async def _deliver(self, doc: NotificationDoc, sent: list[str]) -> int:
+        """Send one claimed e-mail; a success is appended to ``sent`` (recorded with its batch)."""
         nid, attempts = doc["_id"], doc["email"]["attempts"]
         ctx = {"notification_id": nid, "event_type": doc["type"], "attempt": attempts}
         account = await self.projection.account(doc["recipient_id"]) or {}
@@ -130,7 +135,7 @@ class EmailWorker:
                 EMAILS_FAILED.labels("false").inc()
                 log.warning("email_failed_will_retry", error=exc.reason, retry_in_seconds=delay, **ctx)
             return 1
-        await self.store.email_sent(nid)
+        sent.append(nid)
         EMAILS_SENT.inc()
         log.info("email_sent", **ctx)
         return 1

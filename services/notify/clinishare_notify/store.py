@@ -183,8 +183,16 @@ class NotifyStore:
         await self.notifications.update_one({"_id": notification_id, "email.status": "sending"},
                                             {"$set": {f"email.{k}": v for k, v in fields.items()}, "$unset": unset})
 
-    async def email_sent(self, notification_id: str) -> None:
-        await self._finish(notification_id, {"status": "sent", "sent_at": now(), "last_error": None})
+    async def emails_sent(self, notification_ids: list[str]) -> None:
+        """Record sends, a batch in one write: on FerretDB every read-modify-write of a collection is
+        serialized (``AtomicWritesClient``), so one write per e-mail bounded the rate of all replicas."""
+        if not notification_ids:
+            return
+        ids = notification_ids
+        await self.notifications.update_many(
+            {"_id": ids[0] if len(ids) == 1 else {"$in": ids}, "email.status": "sending"},
+            {"$set": {"email.status": "sent", "email.sent_at": now(), "email.last_error": None},
+             "$unset": {"email.lease_until": "", "email.next_attempt_at": ""}})
 
     async def email_skipped(self, notification_id: str, reason: str) -> None:
         await self._finish(notification_id, {"status": "skipped", "reason": reason})
