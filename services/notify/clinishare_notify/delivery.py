@@ -1,5 +1,6 @@
-"""The e-mail worker: claims due e-mails one at a time (atomically, so several replicas never send the same
-one), sends them, and records the outcome on the notification. A failed send is retried with exponential
+"""The e-mail worker: claims due e-mails a batch at a time (each attempt by a unique insert, so several
+replicas never send the same one), sends them (several at once), and records the outcome on the
+notification (a batch's sends in one write). A failed send is retried with exponential
 back-off for ``email_retry_seconds`` (24 h) from the notification's creation, then marked failed for good. It is woken after each insert and
 polls besides, so e-mails whose back-off ran out, or whose worker died mid-send, are picked up too.
 
