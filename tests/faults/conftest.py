@@ -94,7 +94,7 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack
         "charts": {"CHARTS_OUTBOX_LEASE_SECONDS": "10"},
         "notify": {"NOTIFY_SMTP_HOST": "127.0.0.1", "NOTIFY_SMTP_PORT": str(smtp.port),
                    "NOTIFY_EMAIL_BACKOFF_BASE_SECONDS": "0.5", "NOTIFY_EMAIL_BACKOFF_MAX_SECONDS": "2",
-                   "NOTIFY_EMAIL_POLL_SECONDS": "1", "NOTIFY_EMAIL_LEASE_SECONDS": "15"},
+                   "NOTIFY_EMAIL_POLL_SECONDS": "5", "NOTIFY_EMAIL_LEASE_SECONDS": "15"},
     }
     gateway_env = {**common, "GATEWAY_PORT": str(ports["gateway-1"])}
     for service in SERVICES:
