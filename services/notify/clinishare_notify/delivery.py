@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 import structlog
 
 from clinishare_shared.observability import EMAILS_FAILED, EMAILS_SENT
@@ -43,6 +43,7 @@ class EmailWorker:
         self.settings = settings
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._retries: list[datetime] = []  # when the e-mails this worker failed are due again
 
     def wake(self) -> None:
         self._wake.set()
@@ -74,11 +75,15 @@ class EmailWorker:
                 await asyncio.sleep(COALESCE_SECONDS)
 
     async def _sleep_for(self) -> float:
+        """Until the earliest retry this worker scheduled, at most a poll (which also finds other
+        replicas' retries and e-mails whose worker died). Kept in memory: asking the database for the next
+        due e-mail after every pass was one more collection scan on FerretDB."""
         poll = self.settings.email_poll_seconds
-        due = await self.store.next_email_due()
-        if due is None:
+        at = now()
+        self._retries = [t for t in self._retries if t > at]
+        if not self._retries:
             return poll
-        return max(0.0, min(poll, (due - now()).total_seconds()))
+        return max(0.0, min(poll, (min(self._retries) - at).total_seconds()))
 
     async def run_once(self) -> int:
         """Send every e-mail due now, a claimed batch at a time (``BATCH`` from one read, ``SENDING`` of them
@@ -132,7 +137,9 @@ class EmailWorker:
             else:
                 delay = delivery.backoff_seconds(attempts, base=self.settings.email_backoff_base_seconds,
                                                  cap=self.settings.email_backoff_max_seconds)
-                await self.store.email_failed(nid, error=exc.reason, retry_at=now() + timedelta(seconds=delay))
+                retry_at = now() + timedelta(seconds=delay)
+                await self.store.email_failed(nid, error=exc.reason, retry_at=retry_at)
+                self._retries.append(retry_at)
                 EMAILS_FAILED.labels("false").inc()
                 log.warning("email_failed_will_retry", error=exc.reason, retry_in_seconds=delay, **ctx)
             return 1

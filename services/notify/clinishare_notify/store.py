@@ -171,11 +171,6 @@ class NotifyStore:
         return [{**doc, "email": EmailState(**{**doc["email"], "status": "sending", "attempts": n,
                                                 "lease_until": until})} for doc, n in mine]
 
-    async def next_email_due(self) -> datetime | None:
-        docs = await self.notifications.find({"email.status": "pending"}, {"email.next_attempt_at": 1}) \
-            .sort("email.next_attempt_at", 1).limit(1).to_list()
-        return docs[0]["email"]["next_attempt_at"] if docs else None
-
     async def _finish(self, notification_id: str, fields: dict[str, Any]) -> None:
         unset = {"email.lease_until": ""}
         if fields["status"] != "pending":
