@@ -6,7 +6,9 @@ with a unique ``(chain, seq)``; of two appenders racing for one position exactly
 every engine, FerretDB included, where conditional updates are not isolated), the other re-reads the
 chain's last entry and tries the next position (``service.append``). A unique ``(event_id, chain)`` makes
 recording an event idempotent: a redelivered event, even one delivered to two replicas at once, is
-recorded once. audit publishes nothing, so no write stages events.
+recorded once. A ``chain_heads`` document per chain names its last entry, so an append reads two documents
+by ``_id`` instead of the chain; it is a hint (a stale one costs one failed insert and one full look).
+audit publishes nothing, so no write stages events.
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ from clinishare_audit.domain.stored import DisclosureDoc
 from clinishare_shared.mongo import insert_new
 from clinishare_shared.pagination import PageQuery
 
-ENTRIES = "disclosures"
+ENTRIES, HEADS = "disclosures", "chain_heads"
 
 
 class AuditStore:
     def __init__(self, db: Any) -> None:
         self.db = db
         self.entries = db[ENTRIES]
+        self.heads = db[HEADS]
+        self._conflicted: set[str] = set()  # chains whose last insert here failed: look at them in full
 
     async def ensure_indexes(self) -> None:
         await self.entries.create_index([("chain", ASCENDING), ("seq", ASCENDING)], unique=True, name="position")
@@ -35,15 +39,44 @@ class AuditStore:
         await self.entries.create_index([("chain", ASCENDING), ("_id", DESCENDING)], name="chain_newest")
 
     async def last(self, chain: str) -> DisclosureDoc | None:
+        """The chain's last entry. Fast path: the entry the ``chain_heads`` hint names, read by ``_id``
+        (on FerretDB any other filter scans every entry, and this ran for every append). The hint is only
+        a hint: if it is stale, the insert at the position after it fails on the unique position, and the
+        next look (``_conflicted``) reads the chain itself and repairs the hint."""
+        if chain not in self._conflicted:
+            head = await self.heads.find_one({"_id": chain})
+            if head is not None:
+                entry: DisclosureDoc | None = await self.entries.find_one({"_id": head["entry_id"]})
+                if entry is not None:
+                    return entry
         found: list[DisclosureDoc] = await self.entries.find({"chain": chain}).sort("seq", DESCENDING).limit(1).to_list()
+        if found:
+            await self._advance_head(found[0])
         return found[0] if found else None
 
     async def recorded(self, event_id: str, chain: str) -> bool:
+        """Whether this event is in this chain. Asked of the database only after an insert into the chain
+        failed: otherwise the unique ``(event_id, chain)`` makes a repeat's insert fail, and the retry asks."""
+        if chain not in self._conflicted:
+            return False
         return await self.entries.find_one({"event_id": event_id, "chain": chain}, {"_id": 1}) is not None
 
     async def insert(self, entry: DisclosureDoc) -> bool:
         """False when its position (or this event in this chain) was taken meanwhile."""
-        return await insert_new(self.entries, entry)
+        if not await insert_new(self.entries, entry):
+            self._conflicted.add(entry["chain"])
+            return False
+        self._conflicted.discard(entry["chain"])
+        await self._advance_head(entry)
+        return True
+
+    async def _advance_head(self, entry: DisclosureDoc) -> None:
+        """Point the chain's hint at ``entry`` unless it names a later one already."""
+        fields = {"seq": entry["seq"], "entry_id": entry["_id"]}
+        if (await self.heads.update_one({"_id": entry["chain"], "seq": {"$lt": entry["seq"]}},
+                                        {"$set": fields})).matched_count:
+            return
+        await insert_new(self.heads, {"_id": entry["chain"], **fields})  # taken: a head exists already
 
     @staticmethod
     def _query(chains: Iterable[str], since: datetime | None, until: datetime | None) -> dict[str, Any]:

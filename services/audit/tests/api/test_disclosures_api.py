@@ -162,3 +162,24 @@ async def test_concurrent_appends_to_one_chain_are_serialized(mongo_client: Any,
     assert sum(results) == 10
     chain = await stores[0].chain("patient:p")
     assert [e["seq"] for e in chain] == list(range(1, 11)) and verify(chain).ok
+
+
+async def test_a_stale_chain_head_hint_costs_a_retry_not_a_wrong_chain(mongo_client: Any, db_name: str) -> None:
+    """The ``chain_heads`` hint (two reads by ``_id`` per append instead of reading the chain) may lag: a
+    crash between an entry's insert and the hint's update, or a slower replica. The append still lands at
+    the true end, and the hint is repaired."""
+    from clinishare_audit.domain.chain import verify
+
+    a, b = AuditStore(mongo_client[db_name]), AuditStore(mongo_client[db_name])
+    await a.ensure_indexes()
+    base = {"chain": "patient:q", "at": datetime.now(UTC), "action": "accessed", "item_type": "chart",
+            "practitioner_ids": [], "office_ids": [], "patient_ids": [], "grant_ids": []}
+    for i in range(3):
+        assert await append(store=a, entry={**base, "event_id": f"e{i}"})
+    first = (await a.chain("patient:q"))[0]
+    await a.heads.update_one({"_id": "patient:q"}, {"$set": {"seq": 1, "entry_id": first["_id"]}})  # stale
+    assert await append(store=b, entry={**base, "event_id": "e3"})
+    assert not await append(store=b, entry={**base, "event_id": "e1"})  # already there: recorded once
+    chain = await a.chain("patient:q")
+    assert [e["seq"] for e in chain] == [1, 2, 3, 4] and verify(chain).ok
+    assert (await a.heads.find_one({"_id": "patient:q"}))["seq"] == 4
