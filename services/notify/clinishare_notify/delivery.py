@@ -1,6 +1,6 @@
 """The e-mail worker: claims due e-mails a batch at a time (each attempt by a unique insert, so several
 replicas never send the same one), sends them (several at once), and records the outcome on the
-notification (a batch's sends in one write). A failed send is retried with exponential
+notification (a batch's sends recorded together). A failed send is retried with exponential
 back-off for ``email_retry_seconds`` (24 h) from the notification's creation, then marked failed for good. It is woken after each insert and
 polls besides, so e-mails whose back-off ran out, or whose worker died mid-send, are picked up too.
 
@@ -100,7 +100,7 @@ class EmailWorker:
             try:
                 attempted += sum(await asyncio.gather(*(deliver(doc, sent) for doc in batch)))
             finally:
-                await self.store.emails_sent(sent)  # the batch's sends in one write
+                await self.store.emails_sent(sent)  # the batch's sends, recorded together
         return attempted
 
     async def _deliver(self, doc: NotificationDoc, sent: list[str]) -> int:
