@@ -177,10 +177,8 @@ class NotifyStore:
         await self.notifications.update_one({"_id": notification_id, "email.status": "sending"},
                                             {"$set": {f"email.{k}": v for k, v in fields.items()}, "$unset": unset})
 
-    async def emails_sent(self, notification_ids: list[str]) -> None:
-        """Record a batch's sends (each by its ``_id``: a filter FerretDB looks up rather than scans)."""
-        for notification_id in notification_ids:
-            await self._finish(notification_id, {"status": "sent", "sent_at": now(), "last_error": None})
+    async def email_sent(self, notification_id: str) -> None:
+        await self._finish(notification_id, {"status": "sent", "sent_at": now(), "last_error": None})
 
     async def email_skipped(self, notification_id: str, reason: str) -> None:
         await self._finish(notification_id, {"status": "skipped", "reason": reason})
