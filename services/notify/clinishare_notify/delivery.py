@@ -1,6 +1,6 @@
 """The e-mail worker: claims due e-mails a batch at a time (each attempt by a unique insert, so several
 replicas never send the same one), sends them (several at once), and records the outcome on the
-notification, each as soon as it is known. A failed send is retried with exponential
+notification (a batch's sends in one write). A failed send is retried with exponential
 back-off for ``email_retry_seconds`` (24 h) from the notification's creation, then marked failed for good. It is woken after each insert and
 polls besides, so e-mails whose back-off ran out, or whose worker died mid-send, are picked up too.
 
@@ -91,17 +91,20 @@ class EmailWorker:
         attempted = 0
         lanes = asyncio.Semaphore(SENDING)
 
-        async def deliver(doc: NotificationDoc) -> int:
+        async def deliver(doc: NotificationDoc, sent: list[str]) -> int:
             async with lanes:
-                return await self._deliver(doc)
+                return await self._deliver(doc, sent)
 
         while batch := await self.store.claim_emails(lease_seconds=self.settings.email_lease_seconds, limit=BATCH):
-            attempted += sum(await asyncio.gather(*(deliver(doc) for doc in batch)))
+            sent: list[str] = []
+            try:
+                attempted += sum(await asyncio.gather(*(deliver(doc, sent) for doc in batch)))
+            finally:
+                await self.store.emails_sent(sent)  # the batch's sends in one write
         return attempted
 
-    async def _deliver(self, doc: NotificationDoc) -> int:
-        """Send one claimed e-mail and record the outcome at once (a send recorded late, after its lease,
-        could be sent again by another worker)."""
+    async def _deliver(self, doc: NotificationDoc, sent: list[str]) -> int:
+        """Send one claimed e-mail; a success is appended to ``sent`` (recorded with its batch)."""
         nid, attempts = doc["_id"], doc["email"]["attempts"]
         ctx = {"notification_id": nid, "event_type": doc["type"], "attempt": attempts}
         account = await self.projection.account(doc["recipient_id"]) or {}
@@ -140,7 +143,7 @@ class EmailWorker:
                 EMAILS_FAILED.labels("false").inc()
                 log.warning("email_failed_will_retry", error=exc.reason, retry_in_seconds=delay, **ctx)
             return 1
-        await self.store.email_sent(nid)
+        sent.append(nid)
         EMAILS_SENT.inc()
         log.info("email_sent", **ctx)
         return 1

@@ -137,8 +137,8 @@ class NotifyStore:
 
     async def claim_emails(self, *, lease_seconds: float, limit: int = 10) -> list[NotificationDoc]:
         """Take up to ``limit`` due e-mails: pending and due, or claimed by a worker whose lease ran out.
-        One read for the batch (FerretDB scans the collection for the due filter, so a read per e-mail
-        would cost a scan each), one insert of the claims, then one update by ``_id`` per claimed e-mail.
+        Three round trips whatever their number (FerretDB scans the collection for the due filter, so a
+        read per e-mail would cost a scan each): one read, one insert of the claims, one update.
 
         Each claim is an INSERT of ``<notification id>#<attempt>`` into ``email_claims``: its unique ``_id``
         lets exactly one worker own each attempt on every engine (FerretDB 1.24 does not isolate a
@@ -164,9 +164,10 @@ class NotifyStore:
             return []
         # the lease runs from now, after the claims: what took long to claim still has all of it
         until = now() + timedelta(seconds=lease_seconds)
-        for doc, n in mine:  # by bare _id: the one filter FerretDB looks up instead of scanning
-            await self.notifications.update_one({"_id": doc["_id"]}, {"$set": {
-                "email.status": "sending", "email.lease_until": until, "email.attempts": n}})
+        ids = [doc["_id"] for doc, _ in mine]
+        await self.notifications.update_many({"_id": ids[0] if len(ids) == 1 else {"$in": ids}},
+                                             {"$set": {"email.status": "sending", "email.lease_until": until},
+                                              "$inc": {"email.attempts": 1}})
         return [{**doc, "email": EmailState(**{**doc["email"], "status": "sending", "attempts": n,
                                                 "lease_until": until})} for doc, n in mine]
 
@@ -177,8 +178,16 @@ class NotifyStore:
         await self.notifications.update_one({"_id": notification_id, "email.status": "sending"},
                                             {"$set": {f"email.{k}": v for k, v in fields.items()}, "$unset": unset})
 
-    async def email_sent(self, notification_id: str) -> None:
-        await self._finish(notification_id, {"status": "sent", "sent_at": now(), "last_error": None})
+    async def emails_sent(self, notification_ids: list[str]) -> None:
+        """Record sends, a batch in one write: on FerretDB every read-modify-write of a collection is
+        serialized (``AtomicWritesClient``), so one write per e-mail bounded the rate of all replicas."""
+        if not notification_ids:
+            return
+        ids = notification_ids
+        await self.notifications.update_many(
+            {"_id": ids[0] if len(ids) == 1 else {"$in": ids}, "email.status": "sending"},
+            {"$set": {"email.status": "sent", "email.sent_at": now(), "email.last_error": None},
+             "$unset": {"email.lease_until": "", "email.next_attempt_at": ""}})
 
     async def email_skipped(self, notification_id: str, reason: str) -> None:
         await self._finish(notification_id, {"status": "skipped", "reason": reason})

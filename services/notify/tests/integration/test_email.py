@@ -171,7 +171,7 @@ async def test_an_e_mail_whose_claim_ran_out_before_its_turn_is_not_sent_then_bu
                                         office_ids=[]))
     [doc] = await svc.store.claim_emails(lease_seconds=0.001, limit=5)
     assert doc["email"]["attempts"] == 1
-    assert await svc.worker._deliver(doc) == 0 and smtp.messages == []
+    assert await svc.worker._deliver(doc, []) == 0 and smtp.messages == []
     assert await svc.worker.run_once() == 1  # claimed again (attempt 2) and sent once
     assert len(smtp.messages) == 1
     assert (await svc.store.claim_emails(lease_seconds=60, limit=5)) == []
