@@ -21,14 +21,9 @@ from typing import Any
 
 import httpx
 
+from clinishare_shared.ferretdb import free_port  # noqa: F401 - the one copy, for the process harnesses
 from clinishare_shared.testing import wait_for
 from clinishare_shared.lifecycle import terminate
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def port_answers(port: int, host: str = "127.0.0.1") -> bool:

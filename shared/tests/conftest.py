@@ -4,7 +4,6 @@ and are handed out as fixtures)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlparse
@@ -16,6 +15,7 @@ from clinishare_shared.events import (
     ConnectionCreated, Envelope, EventData, OfficeMember, OfficeMemberAdded, make_event,
 )
 from clinishare_shared.testing import delete_broker_objects
+from clinishare_shared.processes import free_port
 
 
 @pytest.fixture
@@ -46,11 +46,6 @@ def member_added() -> Callable[..., Envelope]:
 
     return build
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class TcpProxy:

@@ -1,7 +1,6 @@
 """The gateway forwards each path to the service that owns it, streams bodies both ways, and answers
 problem+json itself for unknown paths and unreachable services."""
 
-import socket
 from contextlib import asynccontextmanager
 
 import httpx
@@ -9,6 +8,7 @@ from fastapi import FastAPI, Request
 
 from clinishare_gateway.app import GatewaySettings, create_app
 from clinishare_shared.testing import LiveServer
+from clinishare_shared.processes import free_port
 
 
 def upstream(name: str) -> FastAPI:
@@ -24,11 +24,6 @@ def upstream(name: str) -> FastAPI:
 
     return app
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_routes_each_path_to_its_owner_and_streams_bodies() -> None:

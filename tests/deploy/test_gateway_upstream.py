@@ -5,7 +5,6 @@ as sent, kept-alive connections reused only while fresh, a refusal told apart fr
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 import httpx
@@ -16,12 +15,8 @@ from fastapi.responses import Response, StreamingResponse
 from clinishare_gateway.app import GatewaySettings, create_app
 from clinishare_gateway.upstream import Refused, UpstreamError, UpstreamPool
 from clinishare_shared.testing import LiveServer
+from clinishare_shared.processes import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def service(seen: dict[str, Any]) -> FastAPI:

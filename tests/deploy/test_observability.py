@@ -5,8 +5,6 @@ the event as its correlation_id."""
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,14 +30,10 @@ from clinishare_shared.bus.rabbit import RabbitBus
 from clinishare_shared.events import Envelope
 from clinishare_shared.routes import SERVICES
 from clinishare_shared.testing import LiveServer, wait_for
+from clinishare_shared.processes import free_port
 
 PASSWORD = "correct horse 42"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

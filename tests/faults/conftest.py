@@ -25,8 +25,6 @@ from pymongo import AsyncMongoClient
 from clinishare_shared.processes import PrivateRabbit, Processes, SmtpServer, free_port, start_ferretdb
 from clinishare_shared.routes import SERVICES
 
-# issue 11's port range (32000-32999): the private node's AMQP and distribution ports
-RABBIT_PORT, RABBIT_DIST_PORT = 32672, 32673
 ANALYTICS = "analytics.faults"
 REPLICAS = 2
 
@@ -72,8 +70,10 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack
     # kept after the run (pytest prunes its own temp directories): the logs of every process are here
     base = Path(tempfile.mkdtemp(prefix="clinishare-faults-"))
     print(f"fault suite: logs and data in {base}", flush=True)
-    rabbit = PrivateRabbit(base / "rabbit", node=f"clinishare-fault-{os.getpid()}@localhost", port=RABBIT_PORT,
-                           dist_port=RABBIT_DIST_PORT)
+    amqp_port = free_port()  # free ports, not fixed ones: two runs on one machine never collide
+    dist_port = next(p for p in iter(free_port, None) if p != amqp_port)
+    rabbit = PrivateRabbit(base / "rabbit", node=f"clinishare-fault-{os.getpid()}@localhost", port=amqp_port,
+                           dist_port=dist_port)
     rabbit.start()
     try:
         ferret = start_ferretdb(base / "ferretdb")

@@ -3,7 +3,6 @@ in-memory bus), fed the way production feeds it, by events on the bus; and a rea
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -19,12 +18,8 @@ from clinishare_shared.bus.base import EventBus
 from clinishare_shared.bus.memory import InMemoryBus
 from clinishare_shared.events import AccountRegistered, Envelope, EventData, OfficeCreated, OfficeMember, make_event
 from clinishare_shared.testing import LiveServer, delete_broker_objects, wait_for
+from clinishare_shared.processes import free_port
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -46,7 +41,7 @@ class Smtp:
 
 @pytest.fixture
 def smtp() -> Iterator[Smtp]:
-    server = Smtp(port=_free_port())
+    server = Smtp(port=free_port())
     controller = Controller(server, hostname="127.0.0.1", port=server.port)
     controller.start()
     yield server

@@ -16,25 +16,16 @@ import pytest
 from fastapi import FastAPI
 
 from clinishare_shared.ferretdb import FerretDB, find_binary
-from clinishare_shared.processes import Processes, free_port, port_answers
+from clinishare_shared.processes import Processes, free_port
 from clinishare_shared.starting import WaitForDatabase
 from clinishare_shared.testing import delete_broker_objects, wait_for
 
 
 
-def _port_in_range() -> int:
-    """A free port of issue 11's range (32000-32999), for the FerretDB that comes later."""
-    for port in range(32700, 32800):
-        if not port_answers(port):
-            return port
-    raise AssertionError("no free port in 32700-32799")
-
-
-@pytest.mark.broker
 @pytest.mark.skipif(find_binary() is None, reason="needs the FerretDB binary (make ferretdb, or FERRETDB_BIN)")
 async def test_a_service_started_before_its_database_waits_and_comes_up_by_itself(
         tmp_path: Path, amqp_url: str, unique: str) -> None:
-    db_port = _port_in_range()
+    db_port = free_port()  # nothing listens there until FerretDB is started on it below
     exchange = f"dbdown.{unique}"
     procs = Processes(logs=tmp_path)
     env = {**os.environ, "MONGODB_URL": f"mongodb://127.0.0.1:{db_port}/", "AMQP_URL": amqp_url,
