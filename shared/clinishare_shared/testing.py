@@ -267,8 +267,16 @@ def record_kicks(relay: Any) -> list[tuple[Any, Any]]:
 
 async def flush_outbox(app: Any, bus: Any) -> None:
     """Publish whatever ``app``'s outbox holds now and, on the in-memory bus, wait until every consumer
-    handled it: only after this does "nothing was published" mean something."""
-    await app.state.infra.relay.run_once()
+    handled it: only after this does "nothing was published" mean something. A pass that a write's kick
+    started may hold documents this pass skips (they are claimed), so it passes again until nothing is
+    left staged."""
+    relay = app.state.infra.relay
+
+    async def flushed() -> bool:
+        await relay.run_once()
+        return await relay.pending() == 0
+
+    await wait_for(flushed, timeout=10.0, interval=0.02, message="the outbox to be published")
     drain = getattr(bus, "drain", None)
     if drain is not None:
         await drain()
