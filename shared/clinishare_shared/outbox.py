@@ -29,7 +29,7 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,6 +46,12 @@ OUTBOX = "_outbox"
 CLAIMS = "_outbox_claims"
 # the projection every read of a document with an outbox uses
 NO_OUTBOX = {OUTBOX: 0}
+# what a store calls after a write that staged events: the collection and the document (``Infra.kick``)
+Kick = Callable[[str | None, Any], None]
+
+
+def no_kick(collection: str | None = None, doc_id: Any = None) -> None:
+    """A store's kick when no relay runs beside it (scripts, tests): its staged events wait for a sweep."""
 log = structlog.get_logger("clinishare.outbox")
 
 

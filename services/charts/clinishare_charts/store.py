@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
@@ -20,7 +20,8 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from clinishare_charts.domain.access import GrantRef
 from clinishare_charts.domain.stored import AccessDoc, ChartDoc, ExpiryDoc, GrantDoc, NoteDoc
 from clinishare_shared.events import Envelope
-from clinishare_shared.outbox import NO_OUTBOX, insert_once, push_events, strip_outbox, with_events
+from clinishare_shared.outbox import (NO_OUTBOX, Kick, insert_once, no_kick, push_events, strip_outbox,
+                                      with_events)
 from clinishare_shared.pagination import PageQuery
 
 CHARTS, NOTES, GRANTS, ACCESSES, EXPIRIES = "charts", "chart_notes", "chart_grants", "chart_accesses", "chart_expiries"
@@ -69,7 +70,7 @@ def _and(*parts: dict[str, Any]) -> dict[str, Any]:
 
 
 class ChartStore:
-    def __init__(self, db: Any, *, kick: Callable[[str | None, str | None], None] | None = None) -> None:
+    def __init__(self, db: Any, *, kick: Kick = no_kick) -> None:
         self.db = db
         self.charts = db[CHARTS]
         self.notes = db[NOTES]
@@ -93,17 +94,11 @@ class ChartStore:
         await self.grants.create_index([("expires_at", ASCENDING)], name="expiry")
         await self.accesses.create_index([("chart_id", ASCENDING), ("_id", DESCENDING)], name="chart_newest")
 
-    def _wrote(self, collection: str | None = None, doc_id: str | None = None) -> None:
-        """Tell the outbox relay which document a write staged events in: its next pass reads just that
-        (naming none asks for a full sweep)."""
-        if self._kick is not None:
-            self._kick(collection, doc_id)
-
     # ---- charts ------------------------------------------------------------------------------------
 
     async def insert_chart(self, chart: ChartDoc, *events: Envelope) -> None:
         await self.charts.insert_one(with_events(chart, *events))
-        self._wrote(CHARTS, chart["_id"])
+        self._kick(CHARTS, chart["_id"])
 
     async def chart(self, chart_id: str) -> ChartDoc | None:
         return cast(ChartDoc | None, await self.charts.find_one({"_id": chart_id}, NO_OUTBOX))
@@ -119,7 +114,7 @@ class ChartStore:
         updated = strip_outbox(await self.charts.find_one_and_update(
             query, push_events({"$set": changes}, *events), return_document=ReturnDocument.AFTER))
         if updated is not None:
-            self._wrote(CHARTS, chart_id)
+            self._kick(CHARTS, chart_id)
         return cast(ChartDoc | None, updated)
 
     async def has_charts_for(self, author_id: str, patient_id: str) -> bool:
@@ -144,7 +139,7 @@ class ChartStore:
 
     async def insert_note(self, note: NoteDoc, *events: Envelope) -> None:
         await self.notes.insert_one(with_events(note, *events))
-        self._wrote(NOTES, note["_id"])
+        self._kick(NOTES, note["_id"])
 
     async def notes_of(self, chart_id: str) -> list[NoteDoc]:
         return await self.notes.find({"chart_id": chart_id}, NO_OUTBOX).sort("_id", ASCENDING).to_list()
@@ -169,7 +164,7 @@ class ChartStore:
 
     async def insert_grant(self, grant: GrantDoc, *events: Envelope) -> None:
         await self.grants.insert_one(with_events(grant, *events))
-        self._wrote(GRANTS, grant["_id"])
+        self._kick(GRANTS, grant["_id"])
 
     async def grant(self, grant_id: str, *, owner_id: str) -> GrantDoc | None:
         return cast(GrantDoc | None, await self.grants.find_one({"_id": grant_id, "owner_id": owner_id}, NO_OUTBOX))
@@ -189,7 +184,7 @@ class ChartStore:
             push_events({"$set": {"revoked_at": at}}, *events),
         )
         if res.modified_count:
-            self._wrote(GRANTS, grant["_id"])
+            self._kick(GRANTS, grant["_id"])
         return bool(res.modified_count)
 
     async def due_grants(self, now: datetime, *, batch: int) -> list[GrantDoc]:
@@ -203,7 +198,7 @@ class ChartStore:
         grant ``expired_at`` so it is no longer due. True if this call made the claim."""
         claimed = await insert_once(self.expiries, claim, *events)
         if claimed:
-            self._wrote(EXPIRIES, claim["_id"])
+            self._kick(EXPIRIES, claim["_id"])
         await self.grants.update_one({"_id": claim["_id"], "expired_at": None}, {"$set": {"expired_at": claim["at"]}})
         return claimed
 
@@ -211,7 +206,7 @@ class ChartStore:
 
     async def insert_access(self, entry: AccessDoc, *events: Envelope) -> None:
         await self.accesses.insert_one(with_events(entry, *events))
-        self._wrote(ACCESSES, entry["_id"])
+        self._kick(ACCESSES, entry["_id"])
 
     async def accesses_of(self, chart_id: str, page: PageQuery) -> list[AccessDoc]:
         query = {"chart_id": chart_id, **page.id_filter()}

@@ -1,19 +1,19 @@
 """The only module that talks to MongoDB: document metadata (``documents``), content (GridFS), the access
 log and the label calls' intents. It hands out and takes in the typed documents of ``domain.stored``;
 events are built by the service and written here in the same single-document write as their change
-(outbox), and every such write names its document to the relay (``_wrote``).
+(outbox), and every such write names its document to the relay (``kick``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from clinishare_shared.events import Envelope
 from clinishare_shared.gridfs import FileInfo, GridStore
 from clinishare_shared.mongo import ensure_ttl_index, insert_new, now_ms
-from clinishare_shared.outbox import NO_OUTBOX, insert_once, push_events, with_events
+from clinishare_shared.outbox import Kick, NO_OUTBOX, insert_once, no_kick, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 
 from clinishare_documents.domain.access import ShareState, share_keys
@@ -40,7 +40,7 @@ def _staging(update: dict[str, Any], events: Iterable[Envelope]) -> dict[str, An
 
 class DocumentStore:
     def __init__(self, db: Any, *, bucket: str = "fs",
-                 kick: Callable[[str | None, str | None], None] | None = None) -> None:
+                 kick: Kick = no_kick) -> None:
         self.db = db
         self.documents = db[DOCUMENTS]
         self.accesses = db[ACCESSES]
@@ -49,11 +49,6 @@ class DocumentStore:
         self.intent_claims = db[INTENT_CLAIMS]
         self.grid = GridStore(db, bucket)
         self._kick = kick
-
-    def _wrote(self, collection: str, doc_id: str) -> None:
-        """Tell the outbox relay which document a write staged events in: its next pass reads just that."""
-        if self._kick is not None:
-            self._kick(collection, doc_id)
 
     async def ensure_indexes(self) -> None:
         await self.grid.ensure_indexes()
@@ -90,7 +85,7 @@ class DocumentStore:
     async def insert(self, doc: Document, *events: Envelope) -> None:
         await self.documents.insert_one(with_events(doc.to_mongo(), *events))
         if events:
-            self._wrote(DOCUMENTS, doc.id)
+            self._kick(DOCUMENTS, doc.id)
 
     async def get(self, document_id: str) -> Document | None:
         raw = await self.documents.find_one({"_id": document_id, **NOT_DELETED}, _HIDE)
@@ -136,7 +131,7 @@ class DocumentStore:
         res = await self.documents.update_one({"_id": doc.id, "version": doc.version, **NOT_DELETED, **UNLOCKED},
                                               update)
         if res.matched_count and events:
-            self._wrote(DOCUMENTS, doc.id)
+            self._kick(DOCUMENTS, doc.id)
         return bool(res.matched_count)
 
     # ---- label calls: reservations, intents, roll-forward --------------------------------------------
@@ -193,7 +188,7 @@ class DocumentStore:
         res = await self.documents.update_one(
             {"_id": planned.document_id, "version": planned.version, f"{LOCK}.call": intent_id}, update)
         if res.matched_count and planned.events:
-            self._wrote(DOCUMENTS, planned.document_id)
+            self._kick(DOCUMENTS, planned.document_id)
         return bool(res.matched_count)
 
     async def finish(self, intent_id: str) -> None:
@@ -224,7 +219,7 @@ class DocumentStore:
         replicas sweeping at once exactly one stages it, on every engine."""
         fact_id = f"{doc.id}|{key}|{at.isoformat()}"
         if await insert_once(self.expiries, {"_id": fact_id, "document_id": doc.id, "at": now}, event):
-            self._wrote(EXPIRIES, fact_id)
+            self._kick(EXPIRIES, fact_id)
             return True
         return False
 
@@ -242,4 +237,4 @@ class DocumentStore:
     async def record_access(self, entry: AccessEntry, event: Envelope) -> None:
         """A download by someone other than the owner: the log entry and its event in one insert."""
         await self.accesses.insert_one(with_events(entry.to_mongo(), event))
-        self._wrote(ACCESSES, entry.id)
+        self._kick(ACCESSES, entry.id)

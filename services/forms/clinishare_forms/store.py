@@ -9,12 +9,12 @@ Every write carries the events ``service`` built for it, in the same single-docu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, cast
 
 from clinishare_forms.domain.stored import AccessDoc, AssignmentDoc, FormDoc, SubmissionDoc, VersionDoc
 from clinishare_shared.events import Envelope
-from clinishare_shared.outbox import NO_OUTBOX, push_events, with_events
+from clinishare_shared.outbox import Kick, NO_OUTBOX, no_kick, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 
 FORMS, ASSIGNMENTS, ACCESSES = "forms", "assignments", "submission_accesses"
@@ -23,7 +23,7 @@ _FORM_READ = {**NO_OUTBOX, "versions": 0}
 
 
 class FormStore:
-    def __init__(self, db: Any, *, kick: Callable[[str | None, str | None], None] = lambda c, i: None) -> None:
+    def __init__(self, db: Any, *, kick: Kick = no_kick) -> None:
         self._kick = kick  # wakes the outbox relay after a write that staged events
         self.db = db
         self.forms = db[FORMS]
@@ -37,16 +37,11 @@ class FormStore:
         await self.assignments.create_index([("patient_id", 1), ("status", 1), ("_id", -1)])
         await self.assignments.create_index([("form_id", 1), ("status", 1), ("practitioner_id", 1), ("_id", -1)])
 
-    def _wrote(self, collection: str, doc_id: str) -> None:
-        """Tell the outbox relay which document a write staged events in: its next pass reads just that
-        one (a kick naming nothing would make it sweep every outbox collection)."""
-        self._kick(collection, doc_id)
-
     # ---- forms -------------------------------------------------------------------------------------
 
     async def insert_form(self, doc: FormDoc, *events: Envelope) -> None:
         await self.forms.insert_one(with_events(doc, *events))
-        self._wrote(FORMS, doc["_id"])
+        self._kick(FORMS, doc["_id"])
 
     async def form(self, form_id: str) -> FormDoc | None:
         return cast(FormDoc | None, await self.forms.find_one({"_id": form_id}, _FORM_READ))
@@ -75,14 +70,14 @@ class FormStore:
             update = push_events(update, *events)
         res = await self.forms.update_one({"_id": form_id, "revision": revision}, update)
         if res.matched_count and events:
-            self._wrote(FORMS, form_id)
+            self._kick(FORMS, form_id)
         return await self.form(form_id) if res.matched_count else None
 
     # ---- assignments and submissions ---------------------------------------------------------------
 
     async def insert_assignment(self, doc: AssignmentDoc, *events: Envelope) -> None:
         await self.assignments.insert_one(with_events(doc, *events))
-        self._wrote(ASSIGNMENTS, doc["_id"])
+        self._kick(ASSIGNMENTS, doc["_id"])
 
     async def assignment(self, assignment_id: str) -> AssignmentDoc | None:
         return cast(AssignmentDoc | None, await self.assignments.find_one({"_id": assignment_id}, NO_OUTBOX))
@@ -98,7 +93,7 @@ class FormStore:
             push_events({"$set": {"status": "submitted", "submission": submission}}, *events),
         )
         if res.matched_count == 1:
-            self._wrote(ASSIGNMENTS, assignment_id)
+            self._kick(ASSIGNMENTS, assignment_id)
         return res.matched_count == 1
 
     async def has_assigned(self, form_id: str, practitioner_id: str) -> bool:
@@ -126,4 +121,4 @@ class FormStore:
         """One read of a submission by someone other than the practitioner who assigned it: the log entry
         and its event in one insert (recorded even while the broker is down)."""
         await self.accesses.insert_one(with_events(entry, *events))
-        self._wrote(ACCESSES, entry["_id"])
+        self._kick(ACCESSES, entry["_id"])

@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from clinishare_shared.domain.sharing import ConnectionView, OfficeView
 from clinishare_shared.events import Envelope
 from clinishare_shared.mongo import insert_new, now_ms
-from clinishare_shared.outbox import NO_OUTBOX, push_events, with_events
+from clinishare_shared.outbox import Kick, NO_OUTBOX, no_kick, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 from clinishare_shared.throttle import AttemptThrottle
 from clinishare_identity.domain.stored import (
@@ -34,7 +34,7 @@ __all__ = ["DuplicateKeyError", "IdentityStore", "SigningKeyStore", "EVENT_COLLE
 
 
 class IdentityStore:
-    def __init__(self, db: Any, *, kick: Callable[[str | None, str | None], None] = lambda c, d: None,
+    def __init__(self, db: Any, *, kick: Kick = no_kick,
                  clock: Callable[[], datetime] = now_ms, pin_fail_limit: int = 10,
                  pin_window: timedelta = timedelta(minutes=15), login_fail_limit: int = 5,
                  login_window: timedelta = timedelta(minutes=15)) -> None:
@@ -66,17 +66,12 @@ class IdentityStore:
         await self.pin_throttle.ensure_indexes()
         await self.login_throttle.ensure_indexes()
 
-    def _wrote(self, collection: str, doc_id: str) -> None:
-        """Tell the outbox relay which document a write staged events in: its next pass reads just that
-        one (a kick naming nothing would make it sweep every outbox collection)."""
-        self._kick(collection, doc_id)
-
     # ---- accounts ---------------------------------------------------------------------------------
 
     async def insert_account(self, account: AccountDoc, event: Envelope) -> None:
         """Raises DuplicateKeyError for a taken e-mail (or id)."""
         await self.accounts.insert_one(with_events(dict(account), event))
-        self._wrote(ACCOUNTS, account["_id"])
+        self._kick(ACCOUNTS, account["_id"])
 
     async def account(self, account_id: str) -> AccountDoc | None:
         return await self.accounts.find_one({"_id": account_id}, NO_OUTBOX)
@@ -93,7 +88,7 @@ class IdentityStore:
         res = await self.accounts.update_one({"_id": account_id, "kind": "practitioner"},
                                              push_events({"$set": {"share_pin": pin}}, event))
         if res.matched_count:
-            self._wrote(ACCOUNTS, account_id)
+            self._kick(ACCOUNTS, account_id)
         return res.matched_count == 1
 
     # ---- PINs -------------------------------------------------------------------------------------
@@ -113,7 +108,7 @@ class IdentityStore:
 
     async def insert_office(self, office: OfficeDoc, event: Envelope) -> None:
         await self.offices.insert_one(with_events(dict(office), event))
-        self._wrote(OFFICES, office["_id"])
+        self._kick(OFFICES, office["_id"])
 
     async def office(self, office_id: str) -> OfficeDoc | None:
         return await self.offices.find_one({"_id": office_id}, NO_OUTBOX)
@@ -136,21 +131,21 @@ class IdentityStore:
             push_events({"$set": {"members": written["members"], "version": written["version"]}}, event))
         if res.matched_count != 1:
             return False
-        self._wrote(OFFICES, read["_id"])
+        self._kick(OFFICES, read["_id"])
         return True
 
     async def set_office_pin(self, office_id: str, pin: str, event: Envelope) -> None:
         """Rotate an office's PIN with its event; raises DuplicateKeyError when the PIN is taken."""
         res = await self.offices.update_one({"_id": office_id}, push_events({"$set": {"share_pin": pin}}, event))
         if res.matched_count:
-            self._wrote(OFFICES, office_id)
+            self._kick(OFFICES, office_id)
 
     # ---- connections ------------------------------------------------------------------------------
 
     async def insert_connection(self, conn: ConnectionDoc, event: Envelope) -> None:
         """Raises DuplicateKeyError when the same live connection exists (its ``live_key``)."""
         await self.connections.insert_one(with_events(dict(conn), event))
-        self._wrote(CONNECTIONS, conn["_id"])
+        self._kick(CONNECTIONS, conn["_id"])
 
     async def connection(self, connection_id: str) -> ConnectionDoc | None:
         return await self.connections.find_one({"_id": connection_id, "deleted_at": None}, NO_OUTBOX)
@@ -170,7 +165,7 @@ class IdentityStore:
         update = {"$set": {"deleted_at": at, "deleted_by": deleted_by}, "$unset": {"live_key": ""}}
         res = await self.connections.update_one({"_id": conn["_id"], "deleted_at": None}, push_events(update, event))
         if res.matched_count == 1:
-            self._wrote(CONNECTIONS, conn["_id"])
+            self._kick(CONNECTIONS, conn["_id"])
         return res.matched_count == 1
 
     async def sharing_inputs(self, account_id: str) -> tuple[list[OfficeView], list[ConnectionView], set[str]]:
@@ -189,7 +184,7 @@ class IdentityStore:
 
     async def insert_patient(self, patient: PatientDoc, event: Envelope) -> None:
         await self.patients.insert_one(with_events(dict(patient), event))
-        self._wrote(PATIENTS, patient["_id"])
+        self._kick(PATIENTS, patient["_id"])
 
     async def patient(self, patient_id: str) -> PatientDoc | None:
         return await self.patients.find_one({"_id": patient_id}, NO_OUTBOX)
@@ -211,7 +206,7 @@ class IdentityStore:
             push_events({"$set": {"care_team": written["care_team"], "version": written["version"]}}, event))
         if res.matched_count != 1:
             return False
-        self._wrote(PATIENTS, read["_id"])
+        self._kick(PATIENTS, read["_id"])
         return True
 
     async def set_invite(self, patient_id: str, invite: InviteDoc) -> None:
