@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -384,9 +385,11 @@ def _log_events(path: Path, prefix: str) -> dict[str, float]:
     return out
 
 
-async def five_processes(report: Report, sizes: Sizes, amqp_url: str) -> None:
+async def five_processes(report: Report, sizes: Sizes, amqp_url: str, *, query_stats: bool = False) -> None:
     sys.path.insert(0, str(ROOT))
     from aiosmtpd.controller import Controller
+
+    from clinishare_shared import querystats
 
     from tests.e2e.conftest import Mailbox, _processes
 
@@ -396,8 +399,13 @@ async def five_processes(report: Report, sizes: Sizes, amqp_url: str) -> None:
     box.port = controller.port  # type: ignore[attr-defined]
     tmp = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     unique = uuid.uuid4().hex[:10]
+    if query_stats:  # each service process counts its database commands and writes them at exit
+        os.environ[querystats.ENV] = str(tmp / "querystats")
     gen = _processes(tmp, amqp_url, unique, box, os.environ.get("MONGODB_URL") or None)
-    stack = await gen.__anext__()
+    try:
+        stack = await gen.__anext__()
+    finally:
+        os.environ.pop(querystats.ENV, None)
     try:
         await _stack_scenarios(report, sizes, stack, unique, amqp_url)
     finally:
@@ -406,6 +414,10 @@ async def five_processes(report: Report, sizes: Sizes, amqp_url: str) -> None:
         except StopAsyncIteration:
             pass
         controller.stop()
+        if query_stats:
+            print(f"database commands of the five processes, by shape ([{report.engine}]; 'id?': served by the "
+                  f"_id index on FerretDB's SQLite handler, else a collection scan there):", flush=True)
+            print(querystats.table(querystats.load(tmp / "querystats")), flush=True)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -618,6 +630,11 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[],
                         choices=["engine", "single", "gateway", "listing", "relay", "stack"], help="run only these scenarios")
     parser.add_argument("--json", help="also write the lines as JSON here")
+    parser.add_argument("--query-stats", action="store_true",
+                        help="stack: print the service processes' database commands by filter shape "
+                        "(clinishare_shared.querystats)")
+    parser.add_argument("--shares", type=int, help="stack: shares for the latency line (default 200)")
+    parser.add_argument("--throughput-shares", type=int, help="stack: shares for the throughput line (default 2000)")
     parser.add_argument("--engine", choices=["auto", "ferretdb", "inprocess", "both"], default="auto",
                         help="MONGODB_URL if set; else auto: FerretDB when its binary is built (make test "
                         "builds it), else the in-process engine; both: the in-process engine, then FerretDB "
@@ -628,6 +645,9 @@ async def main(argv: list[str] | None = None) -> int:
     configure_logging(service="bench", level="WARNING", json=False)
     profile_env()
     sizes = QUICK if args.quick else FULL
+    if args.shares or args.throughput_shares:
+        sizes = dataclasses.replace(sizes, shares=args.shares or sizes.shares,
+                                    throughput_shares=args.throughput_shares or sizes.throughput_shares)
     engines = ["inprocess", "ferretdb"] if args.engine == "both" else [args.engine]
     lines: list[dict[str, Any]] = []
     for engine in engines:
@@ -686,7 +706,7 @@ async def _run(args: Any, sizes: Sizes, mongodb_url: str | None) -> list[dict[st
     if "relay" in only:
         await relay_cost(report, sizes, mongodb_url)
     if "stack" in only:
-        await five_processes(report, sizes, amqp_url)
+        await five_processes(report, sizes, amqp_url, query_stats=args.query_stats)
     return report.lines
 
 

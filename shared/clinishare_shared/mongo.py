@@ -252,7 +252,10 @@ def open_client(url: str | None) -> Any:
     writes are made atomic by ``AtomicWritesClient`` (see there)."""
     if not url or url == IN_PROCESS:
         return InProcessMongoClient()
-    client: Any = AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5000, uuidRepresentation="standard")
+    from clinishare_shared import querystats
+
+    client: Any = AsyncMongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5000, uuidRepresentation="standard",
+                                   event_listeners=querystats.listeners())
     return AtomicWritesClient(client, url)
 
 
@@ -343,9 +346,12 @@ class AtomicWritesClient:
         return AtomicWritesDatabase(self, self._client.get_database(name, **kwargs))
 
     async def close(self) -> None:
+        from clinishare_shared import querystats
+
         for lock in self._locks.values():
             lock.close()
         await self._client.close()
+        querystats.flush()
 
     __getitem__ = get_database
 
