@@ -25,7 +25,7 @@ import fcntl
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -452,6 +452,16 @@ async def insert_new(coll: Any, document: Mapping[str, Any]) -> bool:
     except DuplicateKeyError:
         return False
     return True
+
+
+async def find_by_ids(coll: Any, ids: Iterable[Any], projection: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The documents with these ``_id``s that exist, in the order of ``ids`` (repeats read once): one
+    ``find_one({"_id": x})`` each, all at once. FerretDB's SQLite handler serves nothing but a bare ``_id``
+    equality from an index; ``{"_id": {"$in": ids}}`` (even of one id) or any sort reads the whole
+    collection there. On MongoDB both use the ``_id`` index; this costs it round trips, not scans."""
+    unique = list(dict.fromkeys(ids))
+    found = await asyncio.gather(*(coll.find_one({"_id": i}, projection) for i in unique))
+    return [d for d in found if d is not None]
 
 
 # (database name, collection name) -> (date field, seconds): TTL indexes the server refused

@@ -38,7 +38,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from clinishare_shared.bus.base import EventBus
 from clinishare_shared.events import Envelope
-from clinishare_shared.mongo import insert_new, pull_exact
+from clinishare_shared.mongo import find_by_ids, insert_new, pull_exact
 from clinishare_shared.observability import TRACE_KEY, carrier
 from clinishare_shared.lifecycle import cancel_and_wait
 
@@ -92,11 +92,6 @@ OUTBOX_INDEX = [(f"{OUTBOX}.id", 1)]
 
 def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
-def _ids_filter(ids: list[Any]) -> dict[str, Any]:
-    """``_id`` equality for one id (FerretDB's SQLite handler pushes down only that), ``$in`` for more."""
-    return {"_id": ids[0]} if len(ids) == 1 else {"_id": {"$in": ids}}
 
 
 def relay_name() -> str:
@@ -196,7 +191,7 @@ class OutboxRelay:
         keys = {f"{coll.name}/{d['_id']}": d["_id"] for d in candidates if not self._is_parked(d, loop_now)}
         if not keys:
             return [], None
-        leases = {c["_id"]: c for c in await self.db[CLAIMS].find(_ids_filter(list(keys))).to_list()}
+        leases = {c["_id"]: c for c in await find_by_ids(self.db[CLAIMS], keys)}
         token = f"{self.name}:{uuid.uuid4().hex[:8]}"
         taken_at = datetime.now(UTC)
         until = taken_at + timedelta(seconds=self.lease_seconds)
@@ -207,7 +202,7 @@ class OutboxRelay:
         if not held_ids:
             return [], None
         self._until = until
-        held = await coll.find(_ids_filter(held_ids), {OUTBOX: 1}).sort("_id", 1).to_list()
+        held = await find_by_ids(coll, sorted(held_ids), {OUTBOX: 1})
         return held, token
 
     async def _finish(self, coll: Any, doc_id: Any, published: list[dict[str, Any]]) -> None:
@@ -268,10 +263,8 @@ class OutboxRelay:
             ordered = sorted(ids)
             for i in range(0, len(ordered), self.batch):
                 chunk = ordered[i:i + self.batch]
-                # by _id alone, one document at a time: FerretDB's SQLite handler pushes down nothing but a
-                # bare _id equality (any other condition, $in included, reads the whole collection)
-                found = [await coll.find_one({"_id": doc_id}, {"_id": 1, OUTBOX: 1}) for doc_id in chunk]
-                candidates = [d for d in found if d is not None and d.get(OUTBOX)]
+                found = await find_by_ids(coll, chunk, {"_id": 1, OUTBOX: 1})
+                candidates = [d for d in found if d.get(OUTBOX)]
                 docs, token = await self._claim_candidates(coll, candidates)
                 if token is None:
                     continue

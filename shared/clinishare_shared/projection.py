@@ -20,6 +20,7 @@ from clinishare_shared.events import (
     AccountRegistered, ConnectionCreated, ConnectionDeleted, Envelope, OfficeCreated, OfficeMemberAdded,
     OfficeMemberRemoved, PatientCareTeamChanged, PatientRegistered,
 )
+from clinishare_shared.mongo import find_by_ids
 
 ACCOUNTS, OFFICES, CONNECTIONS, PATIENTS = "idp_accounts", "idp_offices", "idp_connections", "idp_patients"
 
@@ -134,14 +135,14 @@ class IdentityProjection:
         ids = list(dict.fromkeys(account_ids))
         if not ids:
             return {}
-        docs = await self.db[ACCOUNTS].find({"_id": {"$in": ids}}, {"name": 1}).to_list()
+        docs = await find_by_ids(self.db[ACCOUNTS], ids, {"name": 1})
         return {d["_id"]: d["name"] for d in docs if d.get("name")}
 
     async def office_names(self, office_ids: Iterable[str]) -> dict[str, str]:
         ids = list(dict.fromkeys(office_ids))
         if not ids:
             return {}
-        docs = await self.db[OFFICES].find({"_id": {"$in": ids}}, {"name": 1}).to_list()
+        docs = await find_by_ids(self.db[OFFICES], ids, {"name": 1})
         return {d["_id"]: d["name"] for d in docs if d.get("name")}
 
     async def office_rosters(self, office_ids: Iterable[str]) -> dict[str, dict[str, str]]:
@@ -149,7 +150,7 @@ class IdentityProjection:
         ids = list(dict.fromkeys(office_ids))
         if not ids:
             return {}
-        docs = await self.db[OFFICES].find({"_id": {"$in": ids}}, {"members": 1}).to_list()
+        docs = await find_by_ids(self.db[OFFICES], ids, {"members": 1})
         return {d["_id"]: {m["account_id"]: m["role"] for m in d.get("members", [])} for d in docs}
 
     async def offices_of(self, account_id: str) -> list[dict[str, Any]]:

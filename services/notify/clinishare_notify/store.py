@@ -14,7 +14,7 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError
 
-from clinishare_shared.mongo import insert_new, now_ms
+from clinishare_shared.mongo import find_by_ids, insert_new, now_ms
 
 from clinishare_notify.domain.stored import EmailState, NotificationDoc
 
@@ -85,7 +85,7 @@ class NotifyStore:
         """Which of ``keys`` were withdrawn at or after ``at``."""
         if not keys:
             return set()
-        docs = await self.withdrawn.find({"_id": {"$in": keys}}).to_list()
+        docs = await find_by_ids(self.withdrawn, keys)
         # stored times have millisecond precision: compare at that precision (a tie counts as withdrawn)
         at = at.replace(microsecond=at.microsecond // 1000 * 1000)
         return {d["_id"] for d in docs if aware(d["at"]) >= at}

@@ -12,7 +12,7 @@ import pytest
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from clinishare_shared.mongo import (
-    InProcessMongoClient, ensure_ttl_index, insert_new, open_client, pull_exact, purge_expired,
+    InProcessMongoClient, ensure_ttl_index, find_by_ids, insert_new, open_client, pull_exact, purge_expired,
 )
 
 
@@ -197,3 +197,10 @@ async def test_in_process_engine_reads_a_document_by_id_without_a_scan(monkeypat
     tested.clear()
     assert (await coll.find_one({"_id": "d7", "n": 7}))["n"] == 7  # anything more than _id: a scan, same answer
     assert len(tested) > 6
+
+
+async def test_find_by_ids_reads_each_id_once_in_the_order_given_and_skips_missing_ones(any_db: Any) -> None:
+    await any_db.docs.insert_many([{"_id": f"d{i}", "n": i, "secret": "x"} for i in range(5)])
+    found = await find_by_ids(any_db.docs, ["d3", "missing", "d1", "d3", "d0"], {"n": 1})
+    assert found == [{"_id": "d3", "n": 3}, {"_id": "d1", "n": 1}, {"_id": "d0", "n": 0}]
+    assert await find_by_ids(any_db.docs, []) == []

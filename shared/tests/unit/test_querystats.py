@@ -1,0 +1,44 @@
+"""``MONGO_QUERY_STATS``: the bench's count of database commands by filter shape. No value reaches it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from clinishare_shared import querystats
+from clinishare_shared.mongo import find_by_ids
+
+
+def test_a_shape_keeps_fields_and_operators_and_drops_every_value() -> None:
+    f = {"_id": {"$in": ["a", "b"]}, "email": "ann@example.org", "$or": [{"n": 1}, {"m": {"$lte": 2}}]}
+    assert querystats.shape(f) == {"_id": {"$in": "[2]"}, "email": "?", "$or": [{"n": "?"}, {"m": {"$lte": "?"}}]}
+    assert "ann" not in json.dumps(querystats.shape(f))
+
+
+async def test_commands_are_counted_by_shape_and_written_without_values(mongodb_url: str | None, db_name: str,
+                                                                        tmp_path: Path) -> None:
+    if not mongodb_url:
+        pytest.skip("counts a real client's commands: needs a server (FerretDB under make test, or MONGODB_URL)")
+    stats = querystats.QueryStats()
+    client: Any = AsyncMongoClient(mongodb_url, event_listeners=[stats])
+    try:
+        coll = client[db_name]["people"]
+        await coll.insert_one({"_id": "p1", "email": "ann@example.org"})
+        await find_by_ids(coll, ["p1", "p2"])
+        await coll.find_one({"email": "ann@example.org"})
+        await coll.update_one({"_id": "p1"}, {"$set": {"email": "bob@example.org"}})
+    finally:
+        await client.close()
+    path = stats.dump(str(tmp_path))
+    text = path.read_text()
+    assert "example.org" not in text and "p1" not in text
+    rows = {(r["collection"], r["command"], r["filter"]): r for r in json.loads(text) if r["collection"] == "people"}
+    assert rows[("people", "find", '{"_id": "?"}')]["count"] == 2
+    assert rows[("people", "find", '{"_id": "?"}')]["pushed_down"] is True
+    assert rows[("people", "find", '{"email": "?"}')]["pushed_down"] is False
+    assert rows[("people", "update", '{"_id": "?"}')]["pushed_down"] is True
+    assert "people" in querystats.table(json.loads(text))
