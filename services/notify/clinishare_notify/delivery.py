@@ -1,5 +1,6 @@
-"""The e-mail worker: claims due e-mails a batch at a time (each attempt by a unique insert, so several
-replicas never send the same one), sends them (several at once), and records the outcome on the
+"""The e-mail worker: claims due e-mails a batch at a time, found on the due queue (``store``: a small
+collection of the e-mails in flight, not a scan of every notification), each attempt by a unique insert, so
+several replicas never send the same one; sends them (several at once), and records the outcome on the
 notification (a batch's sends in one write). A failed send is retried with exponential
 back-off for ``email_retry_seconds`` (24 h) from the notification's creation, then marked failed for good. It is woken after each insert and
 polls besides, so e-mails whose back-off ran out, or whose worker died mid-send, are picked up too.
@@ -57,9 +58,14 @@ class EmailWorker:
         self._task = None
 
     async def _run(self) -> None:
+        queued = False
         while True:
             self._wake.clear()  # a wake during the pass asks for another one
             try:
+                if not queued:  # once: e-mails made pending before the due queue existed
+                    if n := await self.store.queue_unqueued():
+                        log.info("emails_queued_at_start", count=n)
+                    queued = True
                 await self.run_once()
                 timeout = await self._sleep_for()
             except asyncio.CancelledError:

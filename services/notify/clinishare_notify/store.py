@@ -5,6 +5,16 @@ A notification's ``_id`` is ``"{event_id}:{recipient_id}"``, so a redelivered ev
 several times at once, inserts it once; the e-mail rides on that one document, so it goes out once.
 Ids are therefore not ObjectIds: listings page by ``seq``, a time-ordered ObjectId hex from ``new_id``.
 The documents are built by the use cases (``service``); notify publishes nothing, so no write stages events.
+
+The e-mail due queue (``email_due``): one small document per e-mail that may need work, ``_id`` = the
+notification's, with ``due_at``. The worker finds due e-mails there (FerretDB's SQLite handler scans a
+collection for any filter but a bare ``_id`` equality: scanning this queue, which holds only e-mails in
+flight, instead of every notification ever made) and reads their notifications by ``_id``. The queue is a
+superset: whatever makes an e-mail pending writes its entry FIRST, so a crash between the two writes
+leaves an entry whose notification the worker re-checks, never a pending e-mail without one. An entry is
+deleted only once its e-mail is settled for good (sent, failed, skipped for a reason that never reopens),
+or when it named no e-mail that needs work for ``QUEUE_GRACE`` (then only if no writer touched it since:
+each write gives it a new ``stamp``).
 """
 
 from __future__ import annotations
@@ -14,11 +24,15 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError
 
-from clinishare_shared.mongo import find_by_ids, insert_new, now_ms
+from clinishare_shared.mongo import find_by_ids, insert_new, new_id, now_ms
 
 from clinishare_notify.domain.stored import EmailState, NotificationDoc
 
-NOTIFICATIONS, PREFERENCES, WITHDRAWN = "notifications", "notification_preferences", "withdrawn"
+NOTIFICATIONS, PREFERENCES, WITHDRAWN, EMAIL_DUE = "notifications", "notification_preferences", "withdrawn", "email_due"
+# how long a queue entry may name a notification that is missing or skipped for want of an address (its
+# writer may be between its two writes) before it is dropped; looked at again every QUEUE_RECHECK meanwhile
+QUEUE_GRACE = timedelta(seconds=30)
+QUEUE_RECHECK = timedelta(seconds=1)
 
 
 def now() -> datetime:
@@ -30,6 +44,13 @@ def aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
+def _email_due(email: EmailState, at: datetime) -> bool:
+    """Pending and due, or claimed by a worker whose lease ran out."""
+    if email["status"] == "pending":
+        return aware(email.get("next_attempt_at") or at) <= at
+    return email["status"] == "sending" and aware(email.get("lease_until") or at) <= at
+
+
 class NotifyStore:
     def __init__(self, db: Any) -> None:
         self.db = db
@@ -37,18 +58,24 @@ class NotifyStore:
         self.preferences = db[PREFERENCES]
         self.withdrawn = db[WITHDRAWN]
         self.email_claims = db["email_claims"]
+        self.email_due = db[EMAIL_DUE]
 
     async def ensure_indexes(self) -> None:
         await self.notifications.create_index([("recipient_id", 1), ("seq", -1)], name="inbox")
         await self.notifications.create_index([("recipient_id", 1), ("read", 1), ("seq", -1)], name="inbox_unread")
         await self.notifications.create_index([("email.status", 1), ("email.next_attempt_at", 1)], name="email_due")
+        await self.email_due.create_index("due_at", name="due")
         await self.notifications.create_index("ref.grant_id", name="by_grant", sparse=True)
         await self.notifications.create_index([("recipient_id", 1), ("email.status", 1)], name="by_recipient_email")
 
     # ---- notifications -------------------------------------------------------------------------------
 
     async def insert(self, notification: NotificationDoc) -> bool:
-        """Insert the notification; False when it is already there (a redelivery)."""
+        """Insert the notification (its pending e-mail queued first); False when it is already there (a
+        redelivery)."""
+        email = notification["email"]
+        if email["status"] == "pending":
+            await self.queue_emails([notification["_id"]], email.get("next_attempt_at") or now())
         return await insert_new(self.notifications, notification)
 
     async def page(self, recipient_id: str, *, unread: bool | None, limit: int,
@@ -120,12 +147,16 @@ class NotifyStore:
         return res.modified_count
 
     async def reopen_no_address(self, recipient_id: str) -> int:
-        """E-mails skipped for want of an address become due once the address is known."""
+        """E-mails skipped for want of an address become due once the address is known (queued first)."""
+        query = {"recipient_id": recipient_id, "email.status": "skipped", "email.reason": "no_address",
+                 "withdrawn": {"$ne": True}}
+        ids = [d["_id"] async for d in self.notifications.find(query, {"_id": 1})]
+        if not ids:
+            return 0
+        at = now()
+        await self.queue_emails(ids, at)
         res = await self.notifications.update_many(
-            {"recipient_id": recipient_id, "email.status": "skipped", "email.reason": "no_address",
-             "withdrawn": {"$ne": True}},
-            {"$set": {"email.status": "pending", "email.next_attempt_at": now()}, "$unset": {"email.reason": ""}},
-        )
+            query, {"$set": {"email.status": "pending", "email.next_attempt_at": at}, "$unset": {"email.reason": ""}})
         return res.modified_count
 
     async def no_address_recipients(self) -> list[str]:
@@ -135,19 +166,74 @@ class NotifyStore:
 
     # ---- e-mail delivery -----------------------------------------------------------------------------
 
+    async def queue_emails(self, notification_ids: list[str], due_at: datetime) -> None:
+        """Put e-mails on the due queue (or make their entries due at ``due_at``), each with a new stamp.
+        Called BEFORE the write that makes them pending (see the module's docstring)."""
+        since = now()
+        for nid in notification_ids:  # by bare _id: FerretDB looks these up instead of scanning
+            await self.email_due.update_one({"_id": nid}, {"$set": {"due_at": due_at, "since": since,
+                                                                    "stamp": new_id()}}, upsert=True)
+
+    async def dequeue_emails(self, notification_ids: list[str]) -> None:
+        """Drop the entries of e-mails settled for good (after the write that settled them)."""
+        if notification_ids:
+            ids = notification_ids
+            await self.email_due.delete_many({"_id": ids[0] if len(ids) == 1 else {"$in": ids}})
+
+    async def queue_unqueued(self) -> int:
+        """Queue every pending or in-flight e-mail that has no entry (notifications written before the
+        queue existed): a scan of the notifications, run once when a worker starts. How many were queued."""
+        queued = 0
+        async for doc in self.notifications.find({"email.status": {"$in": ["pending", "sending"]}}, {"email": 1}):
+            due = doc["email"].get("next_attempt_at") or doc["email"].get("lease_until") or now()
+            res = await self.email_due.update_one(
+                {"_id": doc["_id"]}, {"$setOnInsert": {"due_at": due, "since": now(), "stamp": new_id()}}, upsert=True)
+            queued += 1 if res.upserted_id is not None else 0
+        return queued
+
+    async def _settle_entry(self, entry: dict[str, Any], doc: NotificationDoc | None, at: datetime) -> None:
+        """An entry that came due but whose e-mail is not due: make it due when the e-mail is, or drop it."""
+        email = doc["email"] if doc is not None else None
+        if email is not None and email["status"] == "pending":
+            due = email.get("next_attempt_at") or at
+        elif email is not None and email["status"] == "sending":
+            due = email.get("lease_until") or at
+        elif email is not None and not (email["status"] == "skipped" and email.get("reason") == "no_address"
+                                        and not doc.get("withdrawn")):  # type: ignore[union-attr]
+            await self.email_due.delete_one({"_id": entry["_id"]})  # settled for good: nothing reopens it
+            return
+        elif aware(entry["since"]) <= at - QUEUE_GRACE:
+            # no notification, or one that only a known address would reopen (and the reopening writes its
+            # entry anew first): dropped unless a writer touched it since we read it
+            await self.email_due.delete_one({"_id": entry["_id"], "stamp": entry["stamp"]})
+            return
+        else:  # its writer may be between its two writes: look again soon
+            due = at + QUEUE_RECHECK
+        await self.email_due.update_one({"_id": entry["_id"], "stamp": entry["stamp"]}, {"$set": {"due_at": due}})
+
     async def claim_emails(self, *, lease_seconds: float, limit: int = 10) -> list[NotificationDoc]:
         """Take up to ``limit`` due e-mails: pending and due, or claimed by a worker whose lease ran out.
-        Three round trips whatever their number (FerretDB scans the collection for the due filter, so a
-        read per e-mail would cost a scan each): one read, one insert of the claims, one update.
+        The due ones are found on the queue (``email_due``, small), their notifications read by ``_id``;
+        an entry whose e-mail turns out not to be due is settled (``_settle_entry``) and the next ones read.
 
         Each claim is an INSERT of ``<notification id>#<attempt>`` into ``email_claims``: its unique ``_id``
         lets exactly one worker own each attempt on every engine (FerretDB 1.24 does not isolate a
         conditional update, so "set sending where pending" would let two replicas send the same e-mail)."""
         at = now()
-        due: list[NotificationDoc] = await self.notifications.find(
-            {"$or": [{"email.status": "pending", "email.next_attempt_at": {"$lte": at}},
-                     {"email.status": "sending", "email.lease_until": {"$lte": at}}]},
-        ).sort("email.next_attempt_at", 1).limit(limit).to_list()
+        due: list[NotificationDoc] = []
+        while not due:
+            entries = await self.email_due.find({"due_at": {"$lte": at}}).sort("due_at", 1).limit(limit).to_list()
+            if not entries:
+                return []
+            docs = {d["_id"]: d for d in await find_by_ids(self.notifications, [e["_id"] for e in entries])}
+            for entry in entries:
+                doc = docs.get(entry["_id"])
+                if doc is not None and _email_due(doc["email"], at):
+                    due.append(doc)
+                else:
+                    await self._settle_entry(entry, doc, at)
+            if len(entries) < limit:
+                break
         if not due:
             return []
         attempts = [int(doc["email"].get("attempts", 0)) + 1 for doc in due]
@@ -165,7 +251,10 @@ class NotifyStore:
         # the lease runs from now, after the claims: what took long to claim still has all of it
         until = now() + timedelta(seconds=lease_seconds)
         ids = [doc["_id"] for doc, _ in mine]
-        await self.notifications.update_many({"_id": ids[0] if len(ids) == 1 else {"$in": ids}},
+        one_or_all = ids[0] if len(ids) == 1 else {"$in": ids}
+        # the entries come due again when the lease runs out (a worker that dies mid-send is taken over)
+        await self.email_due.update_many({"_id": one_or_all}, {"$set": {"due_at": until}})
+        await self.notifications.update_many({"_id": one_or_all},
                                              {"$set": {"email.status": "sending", "email.lease_until": until},
                                               "$inc": {"email.attempts": 1}})
         return [{**doc, "email": EmailState(**{**doc["email"], "status": "sending", "attempts": n,
@@ -188,15 +277,21 @@ class NotifyStore:
             {"_id": ids[0] if len(ids) == 1 else {"$in": ids}, "email.status": "sending"},
             {"$set": {"email.status": "sent", "email.sent_at": now(), "email.last_error": None},
              "$unset": {"email.lease_until": "", "email.next_attempt_at": ""}})
+        await self.dequeue_emails(ids)
 
     async def email_skipped(self, notification_id: str, reason: str) -> None:
         await self._finish(notification_id, {"status": "skipped", "reason": reason})
+        if reason != "no_address":  # a known address reopens that one (its entry is left to the worker)
+            await self.dequeue_emails([notification_id])
 
     async def email_failed(self, notification_id: str, *, error: str, retry_at: datetime | None) -> None:
-        """Record a failed send: retried at ``retry_at``, or given up for good when it is None."""
+        """Record a failed send: retried at ``retry_at`` (queued for then first), or given up for good when
+        it is None."""
         if retry_at is None:
             await self._finish(notification_id, {"status": "failed", "last_error": error, "failed_at": now()})
+            await self.dequeue_emails([notification_id])
         else:
+            await self.queue_emails([notification_id], retry_at)
             await self._finish(notification_id, {"status": "pending", "last_error": error, "next_attempt_at": retry_at})
 
     # ---- preferences ---------------------------------------------------------------------------------
