@@ -33,7 +33,7 @@ import bson
 import structlog
 from bson import ObjectId
 from bson.codec_options import CodecOptions
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 log = structlog.get_logger("clinishare.mongo")
@@ -462,6 +462,19 @@ async def find_by_ids(coll: Any, ids: Iterable[Any], projection: Mapping[str, An
     unique = list(dict.fromkeys(ids))
     found = await asyncio.gather(*(coll.find_one({"_id": i}, projection) for i in unique))
     return [d for d in found if d is not None]
+
+
+async def update_by_ids(coll: Any, ids: Iterable[Any], update: Mapping[str, Any]) -> None:
+    """Apply ``update`` to the documents with these ``_id``s in ONE round trip whose every statement's filter
+    is a bare ``{"_id": x}`` (a ``bulk_write`` of ``UpdateOne``s): FerretDB's SQLite handler looks each one up
+    by the ``_id`` index, where ``update_many({"_id": {"$in": ids}})`` reads the whole collection (measured
+    at 2·10⁴ documents, 25 ids: 16 ms against 990 ms). Same effect on MongoDB, in one round trip too."""
+    unique = list(dict.fromkeys(ids))
+    if isinstance(coll, InProcessCollection):  # mongomock's bulk_write predates PyMongo 4.20's UpdateOne
+        for i in unique:
+            await coll.update_one({"_id": i}, dict(update))
+    elif unique:
+        await coll.bulk_write([UpdateOne({"_id": i}, dict(update)) for i in unique], ordered=False)
 
 
 # (database name, collection name) -> (date field, seconds): TTL indexes the server refused

@@ -35,6 +35,7 @@ def create_app(settings: NotifySettings | None = None, *, bus: EventBus | None =
             projection = await infra.open_projection()
             store = NotifyStore(infra.db)
             await store.ensure_indexes()
+            await store.index_refs()  # once: notices written before the lookup existed (before consuming)
             mailer = SmtpMailer(settings) if settings.email_enabled else None
             worker = EmailWorker(store=store, projection=projection, mailer=mailer, settings=settings)
             infra.expose(app, store=store, projection=projection, email_worker=worker)

@@ -19,19 +19,23 @@ each write gives it a new ``stamp``).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.errors import BulkWriteError
 
-from clinishare_shared.mongo import find_by_ids, insert_new, new_id, now_ms
+from clinishare_shared.mongo import find_by_ids, insert_new, new_id, now_ms, update_by_ids
 
-from clinishare_notify.domain.stored import EmailState, NotificationDoc
+from clinishare_notify.domain.stored import EmailState, NotificationDoc, notification_id
 
 NOTIFICATIONS, PREFERENCES, WITHDRAWN, EMAIL_DUE = "notifications", "notification_preferences", "withdrawn", "email_due"
 # how long a queue entry may name a notification that is missing or skipped for want of an address (its
 # writer may be between its two writes) before it is dropped; looked at again every QUEUE_RECHECK meanwhile
 QUEUE_GRACE = timedelta(seconds=30)
+# the notice lookup: ``grant:<id>`` / ``document:<id>`` -> the ids of the notices that told of it
+REFS, REFS_INDEXED = "notice_refs", "indexed"
+_REF_FIELDS = ("grant_id", "document_id")
 QUEUE_RECHECK = timedelta(seconds=1)
 
 
@@ -42,6 +46,10 @@ def now() -> datetime:
 
 def aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _ref_keys(ref: dict[str, str]) -> list[str]:
+    return [f"{f.removesuffix('_id')}:{ref[f]}" for f in _REF_FIELDS if f in ref]
 
 
 def _email_due(email: EmailState, at: datetime) -> bool:
@@ -59,6 +67,7 @@ class NotifyStore:
         self.withdrawn = db[WITHDRAWN]
         self.email_claims = db["email_claims"]
         self.email_due = db[EMAIL_DUE]
+        self.refs = db[REFS]
 
     async def ensure_indexes(self) -> None:
         await self.notifications.create_index([("recipient_id", 1), ("seq", -1)], name="inbox")
@@ -76,6 +85,7 @@ class NotifyStore:
         email = notification["email"]
         if email["status"] == "pending":
             await self.queue_emails([notification["_id"]], email.get("next_attempt_at") or now())
+        await self.remember_refs(notification)
         return await insert_new(self.notifications, notification)
 
     async def page(self, recipient_id: str, *, unread: bool | None, limit: int,
@@ -117,34 +127,63 @@ class NotifyStore:
         at = at.replace(microsecond=at.microsecond // 1000 * 1000)
         return {d["_id"] for d in docs if aware(d["at"]) >= at}
 
+    # ---- what a grant or a document share told whom: the notice lookup (``notice_refs``) --------------
+
+    async def remember_refs(self, notification: NotificationDoc) -> None:
+        """Add the notification's id to the lookup documents of the grant and the document it tells of
+        (``grant:<id>``, ``document:<id>``). Called BEFORE its insert: a crash between leaves an id that
+        names nothing (``_told`` re-checks), never a notice the lookup misses."""
+        for key in _ref_keys(notification["ref"]):
+            await self.refs.update_one({"_id": key}, {"$addToSet": {"ids": notification["_id"]}}, upsert=True)
+
+    async def index_refs(self) -> int:
+        """Fill the lookup from the notifications written before it existed: a scan of the notifications,
+        once (a marker records that it ran to its end). How many lookup documents were written."""
+        if await self.refs.find_one({"_id": REFS_INDEXED}):
+            return 0
+        by_key: dict[str, list[str]] = defaultdict(list)
+        async for doc in self.notifications.find({"$or": [{f"ref.{f}": {"$exists": True}} for f in _REF_FIELDS]},
+                                                 {"ref": 1}):
+            for key in _ref_keys(doc.get("ref") or {}):
+                by_key[key].append(doc["_id"])
+        for key, ids in by_key.items():
+            await self.refs.update_one({"_id": key}, {"$addToSet": {"ids": {"$each": ids}}}, upsert=True)
+        await self.refs.update_one({"_id": REFS_INDEXED}, {"$set": {"at": now()}}, upsert=True)
+        return len(by_key)
+
+    async def _told(self, field: str, value: str) -> list[NotificationDoc]:
+        """The notices that told of this grant or document (``field`` ``grant_id`` or ``document_id``): the
+        ids in its lookup document, each read by ``_id`` and checked."""
+        lookup = await self.refs.find_one({"_id": f"{field.removesuffix('_id')}:{value}"})
+        docs = await find_by_ids(self.notifications, (lookup or {}).get("ids", []))
+        return [d for d in docs if d.get("ref", {}).get(field) == value]
+
     async def told_about(self, *, grant_id: str | None = None, document_id: str | None = None) -> set[str]:
         """Who was told of this grant or document being shared with them (not of its end)."""
-        query = {"ref.grant_id": grant_id} if grant_id is not None else {"ref.document_id": document_id}
-        return {d["recipient_id"] async for d in self.notifications.find(query, {"recipient_id": 1})}
+        docs = await (self._told("grant_id", grant_id) if grant_id is not None
+                      else self._told("document_id", document_id or ""))
+        return {d["recipient_id"] for d in docs}
+
+    async def _withdraw(self, docs: list[NotificationDoc]) -> int:
+        """Unread notices marked read and withdrawn, e-mails not sent yet cancelled (each by bare ``_id``:
+        as before, an e-mail a worker already claimed still goes out). How many were unread."""
+        await update_by_ids(self.notifications, [d["_id"] for d in docs if d["email"]["status"] == "pending"],
+                            {"$set": {"email.status": "skipped", "email.reason": "withdrawn"},
+                             "$unset": {"email.next_attempt_at": ""}})
+        unread = [d["_id"] for d in docs if not d["read"]]
+        await update_by_ids(self.notifications, unread, {"$set": {"read": True, "read_at": now(), "withdrawn": True}})
+        return len(unread)
 
     async def withdraw_grant(self, grant_id: str) -> int:
         """A revoked chart grant: its unread notices are marked read (the link no longer opens anything)
         and e-mails not yet sent are cancelled."""
-        at = now()
-        await self.notifications.update_many(
-            {"ref.grant_id": grant_id, "email.status": "pending"},
-            {"$set": {"email.status": "skipped", "email.reason": "withdrawn"}, "$unset": {"email.next_attempt_at": ""}},
-        )
-        res = await self.notifications.update_many({"ref.grant_id": grant_id, "read": False},
-                                                   {"$set": {"read": True, "read_at": at, "withdrawn": True}})
-        return res.modified_count
+        return await self._withdraw(await self._told("grant_id", grant_id))
 
     async def withdraw_document(self, document_id: str, recipient_ids: list[str], *, event_id: str) -> int:
         """The notices one share event of ``document_id`` gave these recipients: unread ones marked read,
         pending e-mails cancelled."""
-        query = {"event_id": event_id, "ref.document_id": document_id, "recipient_id": {"$in": recipient_ids}}
-        await self.notifications.update_many(
-            {**query, "email.status": "pending"},
-            {"$set": {"email.status": "skipped", "email.reason": "withdrawn"}, "$unset": {"email.next_attempt_at": ""}},
-        )
-        res = await self.notifications.update_many({**query, "read": False},
-                                                   {"$set": {"read": True, "read_at": now(), "withdrawn": True}})
-        return res.modified_count
+        docs = await find_by_ids(self.notifications, [notification_id(event_id, r) for r in recipient_ids])
+        return await self._withdraw([d for d in docs if d.get("ref", {}).get("document_id") == document_id])
 
     async def reopen_no_address(self, recipient_id: str) -> int:
         """E-mails skipped for want of an address become due once the address is known (queued first)."""
@@ -251,12 +290,10 @@ class NotifyStore:
         # the lease runs from now, after the claims: what took long to claim still has all of it
         until = now() + timedelta(seconds=lease_seconds)
         ids = [doc["_id"] for doc, _ in mine]
-        one_or_all = ids[0] if len(ids) == 1 else {"$in": ids}
         # the entries come due again when the lease runs out (a worker that dies mid-send is taken over)
-        await self.email_due.update_many({"_id": one_or_all}, {"$set": {"due_at": until}})
-        await self.notifications.update_many({"_id": one_or_all},
-                                             {"$set": {"email.status": "sending", "email.lease_until": until},
-                                              "$inc": {"email.attempts": 1}})
+        await update_by_ids(self.email_due, ids, {"$set": {"due_at": until}})
+        await update_by_ids(self.notifications, ids, {"$set": {"email.status": "sending", "email.lease_until": until},
+                                                      "$inc": {"email.attempts": 1}})
         return [{**doc, "email": EmailState(**{**doc["email"], "status": "sending", "attempts": n,
                                                 "lease_until": until})} for doc, n in mine]
 
@@ -268,16 +305,16 @@ class NotifyStore:
                                             {"$set": {f"email.{k}": v for k, v in fields.items()}, "$unset": unset})
 
     async def emails_sent(self, notification_ids: list[str]) -> None:
-        """Record sends, a batch in one write: on FerretDB every read-modify-write of a collection is
-        serialized (``AtomicWritesClient``), so one write per e-mail bounded the rate of all replicas."""
+        """Record sends, a batch in one write (on FerretDB every read-modify-write of a collection is
+        serialized, ``AtomicWritesClient``, so one write per e-mail bounded the rate of all replicas), each
+        statement by bare ``_id``. Unconditionally: whatever another worker recorded meanwhile (its claim
+        after our lease ran out failed, skipped or sent it too), this e-mail was sent."""
         if not notification_ids:
             return
-        ids = notification_ids
-        await self.notifications.update_many(
-            {"_id": ids[0] if len(ids) == 1 else {"$in": ids}, "email.status": "sending"},
-            {"$set": {"email.status": "sent", "email.sent_at": now(), "email.last_error": None},
-             "$unset": {"email.lease_until": "", "email.next_attempt_at": ""}})
-        await self.dequeue_emails(ids)
+        await update_by_ids(self.notifications, notification_ids, {
+            "$set": {"email.status": "sent", "email.sent_at": now(), "email.last_error": None},
+            "$unset": {"email.lease_until": "", "email.next_attempt_at": ""}})
+        await self.dequeue_emails(notification_ids)
 
     async def email_skipped(self, notification_id: str, reason: str) -> None:
         await self._finish(notification_id, {"status": "skipped", "reason": reason})

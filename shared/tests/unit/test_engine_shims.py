@@ -13,6 +13,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from clinishare_shared.mongo import (
     InProcessMongoClient, ensure_ttl_index, find_by_ids, insert_new, open_client, pull_exact, purge_expired,
+    update_by_ids,
 )
 
 
@@ -204,3 +205,11 @@ async def test_find_by_ids_reads_each_id_once_in_the_order_given_and_skips_missi
     found = await find_by_ids(any_db.docs, ["d3", "missing", "d1", "d3", "d0"], {"n": 1})
     assert found == [{"_id": "d3", "n": 3}, {"_id": "d1", "n": 1}, {"_id": "d0", "n": 0}]
     assert await find_by_ids(any_db.docs, []) == []
+
+
+async def test_update_by_ids_updates_each_named_document_once_and_no_other(any_db: Any) -> None:
+    await any_db.docs.insert_many([{"_id": f"d{i}", "n": 0} for i in range(4)])
+    await update_by_ids(any_db.docs, ["d1", "d3", "d1", "missing"], {"$inc": {"n": 1}})
+    assert {d["_id"]: d["n"] async for d in any_db.docs.find({})} == {"d0": 0, "d1": 1, "d2": 0, "d3": 1}
+    await update_by_ids(any_db.docs, [], {"$inc": {"n": 1}})  # nothing to do: no round trip
+    assert await any_db.docs.count_documents({"missing": {"$exists": True}}) == 0
