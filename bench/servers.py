@@ -90,6 +90,9 @@ async def seed_charts(app: FastAPI, charts: int, signer: Any) -> dict[str, Any]:
     for n in range(3):
         await store.notes.insert_one({"_id": new_id(), "chart_id": read_chart, "author_id": viewer,
                                       "text": f"note {n}", "created_at": now})
+    build = getattr(store, "build_lookups", None)  # written around the store: list them where it looks
+    if build is not None:
+        await build()
     for author in authors[:SHARED_FROM + 1]:  # grants reach only recipients on the sharer's sharing list
         await projection.handlers[ConnectionCreated.event_type](make_event(
             ConnectionCreated(connection_id=new_id(), owner_id=author, target_kind="practitioner", target_id=viewer),

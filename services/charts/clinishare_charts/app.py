@@ -32,6 +32,7 @@ def create_app(settings: ChartsSettings | None = None, *, bus: EventBus | None =
             projection = await infra.open_projection()
             store = ChartStore(infra.db, kick=infra.kick)
             await store.ensure_indexes()
+            await store.ensure_lookups()
             await infra.start_relay(ChartStore.outbox_collections)
             # an empty or behind identity projection catches up (identity's snapshot, else the stream)
             await infra.start_consumer(events.consumed(projection), catch_up=projection.handlers,

@@ -31,9 +31,14 @@ from clinishare_shared.projection import IdentityProjection
 
 async def read_grounds(*, store: ChartStore, projection: IdentityProjection, chart: ChartDoc,
                        viewer_id: str, now: datetime) -> list[Ground]:
-    """How a viewer other than the author reads the chart now (empty: they may not)."""
-    grants = [GrantRef.from_doc(g) for g in await store.grants_covering(chart)]
-    return grounds(viewer_id, ChartRef.from_doc(chart), grants, await projection.roles_of(viewer_id),
+    """How a viewer other than the author reads the chart now (empty: they may not). The candidates are
+    the grants the viewer's lookups (and their offices') list for this chart; ``grounds`` decides on them
+    as loaded, with the viewer's offices and the author's sharing list now."""
+    roles = await projection.roles_of(viewer_id)
+    docs = await store.grants_reaching_chart(chart, viewer_id, practitioner_offices(roles))
+    if not docs:
+        return []
+    return grounds(viewer_id, ChartRef.from_doc(chart), [GrantRef.from_doc(g) for g in docs], roles,
                    await projection.sharing_list(chart["author_id"]), now)
 
 
@@ -215,5 +220,5 @@ async def expire_due(*, store: ChartStore, now: datetime, batch: int = 100) -> i
     claimed = 0
     for grant in await store.due_grants(now, batch=batch):
         claim: ExpiryDoc = {"_id": grant["_id"], "owner_id": grant["owner_id"], "at": now}
-        claimed += await store.expire_grant(claim, events.share_expired(grant))
+        claimed += await store.expire_grant(grant, claim, events.share_expired(grant))
     return claimed

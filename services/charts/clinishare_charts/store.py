@@ -1,30 +1,88 @@
-"""The only module that talks to MongoDB: charts, notes, chart grants, the access log and expiry claims.
+"""The only module that talks to MongoDB: charts, notes, chart grants, the access log, expiry claims, and
+the lookup documents that keep the hot reads ``_id``-keyed.
 
 Charts, grants, notes and access-log entries carry their events (built by ``service``) in an ``_outbox``
 written in the same single-document write as the change itself. Grants are never deleted: revoking sets ``revoked_at`` (pushing its
 event in that update); an expiry is claimed by a unique insert into ``chart_expiries`` that carries the
 event (so of several replicas sweeping at once exactly one claims a grant, on every engine), and the grant
 then gets ``expired_at``.
+
+Lookups. FerretDB's SQLite handler serves only a bare ``_id`` equality from an index (every other filter,
+``$in`` on ``_id`` included, reads the whole collection), so the hot reads (Charts Shared With You, reading
+a chart) go through small documents keyed by ``_id`` that list *candidates*, and load each candidate by
+``_id``:
+- ``chart_reach``: ``r:p:<practitioner>`` / ``r:o:<office>`` -> ``grants``: one entry per grant naming that
+  recipient (grant id, owner, rule, the chart or patient it is about);
+- ``chart_index``: ``a:<author>`` -> ``ids`` of every chart the author wrote; ``ap:<author>:<patient>`` -> of
+  that patient's; ``n:<chart>`` -> ``ids`` of the chart's notes.
+A lookup is only a candidate list: what it names is loaded and the access rule re-checked on what was
+loaded (a revoked grant, a left office, a chart not covered are refused as before). Without transactions
+the write order keeps it a superset: an entry is added BEFORE the document it names is written and
+removed AFTER the grant is revoked or expired, so a crash between the two writes leaves an entry that the
+read filters out, never a missing one. ``ensure_lookups`` builds them once for data written before they
+existed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, cast
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
-from clinishare_charts.domain.access import GrantRef
+from clinishare_charts.domain.access import ChartRef, GrantRef, covers
 from clinishare_charts.domain.stored import AccessDoc, ChartDoc, ExpiryDoc, GrantDoc, NoteDoc
 from clinishare_shared.events import Envelope
+from clinishare_shared.mongo import insert_new, pull_exact
 from clinishare_shared.outbox import (NO_OUTBOX, Kick, insert_once, no_kick, push_events, strip_outbox,
                                       with_events)
 from clinishare_shared.pagination import PageQuery
 
 CHARTS, NOTES, GRANTS, ACCESSES, EXPIRIES = "charts", "chart_notes", "chart_grants", "chart_accesses", "chart_expiries"
+REACH, INDEX = "chart_reach", "chart_index"
+LOOKUPS_BUILT = "built:v1"  # in chart_index: the lookups hold everything written before they existed
+
+
+def reach_key(kind: str, recipient_id: str) -> str:
+    """The lookup of the grants naming a practitioner (``p``) or an office (``o``)."""
+    return f"r:{kind}:{recipient_id}"
+
+
+def reach_entry(grant: GrantDoc) -> dict[str, Any]:
+    """What a recipient's lookup says of a grant: facts that never change once it is written (its id, owner,
+    rule and the chart or patient it is about), in one field order so ``$pullAll`` finds it by value."""
+    about = grant.get("chart_id") if grant["rule"] == "chart" else grant.get("patient_id")
+    return {"g": grant["_id"], "o": grant["owner_id"], "r": grant["rule"], "t": about if grant["rule"] != "all" else None}
+
+
+def reach_keys(grant: GrantDoc) -> list[str]:
+    return [reach_key("p", p) for p in grant["practitioner_ids"]] + [reach_key("o", o) for o in grant["office_ids"]]
+
+
+def entry_may_cover(entry: dict[str, Any], chart: ChartDoc) -> bool:
+    """Whether the grant an entry names can be about this chart (``covers`` decides on the loaded grant)."""
+    if entry.get("o") != chart["author_id"]:
+        return False
+    rule = entry.get("r")
+    return rule == "all" or (rule == "patient" and entry.get("t") == chart["patient_id"]) \
+        or (rule == "chart" and entry.get("t") == chart["_id"])
+
+
+def author_key(author_id: str) -> str:
+    return f"a:{author_id}"
+
+
+def patient_key(author_id: str, patient_id: str) -> str:
+    return f"ap:{author_id}:{patient_id}"
+
+
+def notes_key(chart_id: str) -> str:
+    return f"n:{chart_id}"
 
 
 def search_filter(q: str | None) -> dict[str, Any]:
@@ -62,6 +120,32 @@ def grants_filter(grants: Iterable[GrantRef]) -> dict[str, Any] | None:
     return {"$or": clauses} if clauses else None
 
 
+def index_sources(grants: Iterable[GrantRef]) -> tuple[list[str], set[str]]:
+    """Where the charts the given (active) grants cover are listed: the ``chart_index`` lookups to read
+    (an author's, or an author's for one patient) and the chart ids ``chart`` grants name. The same split
+    as ``grants_filter``; a candidate is kept only if ``covers`` says so once the chart is loaded."""
+    everything: set[str] = set()
+    patients: set[tuple[str, str]] = set()
+    chart_ids: set[str] = set()
+    for g in grants:
+        if g.revoked:
+            continue
+        if g.rule == "all":
+            everything.add(g.owner_id)
+        elif g.rule == "patient" and g.patient_id:
+            patients.add((g.owner_id, g.patient_id))
+        elif g.rule == "chart" and g.chart_id:
+            chart_ids.add(g.chart_id)
+    keys = [author_key(a) for a in sorted(everything)]
+    keys += [patient_key(a, p) for a, p in sorted(patients) if a not in everything]
+    return keys, chart_ids
+
+
+async def _gather(calls: Iterable[Awaitable[Any]]) -> list[Any]:
+    """Round trips that do not depend on each other, in flight together."""
+    return list(await asyncio.gather(*calls))
+
+
 def _and(*parts: dict[str, Any]) -> dict[str, Any]:
     parts = tuple(p for p in parts if p)
     if not parts:
@@ -77,6 +161,8 @@ class ChartStore:
         self.grants = db[GRANTS]
         self.accesses = db[ACCESSES]
         self.expiries = db[EXPIRIES]
+        self.reach = db[REACH]
+        self.index = db[INDEX]
         self._kick = kick  # wakes the outbox relay after a write that staged events
 
     outbox_collections = (CHARTS, GRANTS, NOTES, ACCESSES, EXPIRIES)
@@ -94,9 +180,67 @@ class ChartStore:
         await self.grants.create_index([("expires_at", ASCENDING)], name="expiry")
         await self.accesses.create_index([("chart_id", ASCENDING), ("_id", DESCENDING)], name="chart_newest")
 
+    # ---- lookups (see the module's docstring) --------------------------------------------------------
+
+    @staticmethod
+    async def _add(coll: Any, key: str, field: str, *values: Any) -> None:
+        update = {"$addToSet": {field: {"$each": list(values)}}}
+        try:
+            await coll.update_one({"_id": key}, update, upsert=True)
+        except DuplicateKeyError:  # a racing upsert created the document first: it exists now
+            await coll.update_one({"_id": key}, update)
+
+    async def _ids(self, key: str) -> list[str]:
+        doc = await self.index.find_one({"_id": key})
+        return list(doc.get("ids", ())) if doc else []
+
+    async def _by_ids(self, coll: Any, ids: Iterable[str]) -> list[Any]:
+        """The documents with these ids, in this order (missing ones left out): one ``_id`` find each."""
+        docs = await _gather(coll.find_one({"_id": i}, NO_OUTBOX) for i in ids)
+        return [d for d in docs if d is not None]
+
+    async def ensure_lookups(self) -> None:
+        """Build the lookups from what was written before they existed, once per database (a marker says
+        it was done; replicas racing here add the same entries, which changes nothing)."""
+        if await self.index.find_one({"_id": LOOKUPS_BUILT}, {"_id": 1}) is None:
+            await self.build_lookups()
+            await insert_new(self.index, {"_id": LOOKUPS_BUILT})
+
+    async def build_lookups(self) -> None:
+        """Add every active grant, chart and note to its lookups (idempotent: entries are sets)."""
+        reach: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        async for grant in self.grants.find({"revoked_at": None, "expired_at": None}, NO_OUTBOX):
+            for key in reach_keys(grant):
+                reach[key].append(reach_entry(grant))
+        ids: dict[str, list[str]] = defaultdict(list)
+        async for chart in self.charts.find({}, {"author_id": 1, "patient_id": 1}):
+            ids[author_key(chart["author_id"])].append(chart["_id"])
+            ids[patient_key(chart["author_id"], chart["patient_id"])].append(chart["_id"])
+        async for note in self.notes.find({}, {"chart_id": 1}):
+            ids[notes_key(note["chart_id"])].append(note["_id"])
+        for key, entries in reach.items():
+            await self._add(self.reach, key, "grants", *entries)
+        for key, values in ids.items():
+            await self._add(self.index, key, "ids", *values)
+
+    async def _load_page(self, candidates: Iterable[str], keep: Callable[[ChartDoc], bool],
+                         page: PageQuery) -> list[ChartDoc]:
+        """Newest first, a page (plus one, for the cursor) of the candidate charts that exist and ``keep``
+        accepts, loaded by ``_id`` as many as the page still needs at a time."""
+        ids = sorted({c for c in candidates if not page.cursor or c < page.cursor}, reverse=True)
+        want, out, pos = page.limit + 1, [], 0
+        while len(out) < want and pos < len(ids):
+            batch = ids[pos:pos + want - len(out)]
+            pos += len(batch)
+            out += [d for d in await self._by_ids(self.charts, batch) if keep(d)]
+        return cast(list[ChartDoc], out)
+
     # ---- charts ------------------------------------------------------------------------------------
 
     async def insert_chart(self, chart: ChartDoc, *events: Envelope) -> None:
+        """Listed in its author's lookups first, then written (a crash between leaves an id that lists nothing)."""
+        for key in (author_key(chart["author_id"]), patient_key(chart["author_id"], chart["patient_id"])):
+            await self._add(self.index, key, "ids", chart["_id"])
         await self.charts.insert_one(with_events(chart, *events))
         self._kick(CHARTS, chart["_id"])
 
@@ -118,42 +262,84 @@ class ChartStore:
         return cast(ChartDoc | None, updated)
 
     async def has_charts_for(self, author_id: str, patient_id: str) -> bool:
-        return await self.charts.find_one({"author_id": author_id, "patient_id": patient_id}, {"_id": 1}) is not None
+        for chart_id in reversed(await self._ids(patient_key(author_id, patient_id))):
+            chart = await self.charts.find_one({"_id": chart_id}, {"author_id": 1, "patient_id": 1})
+            if chart is not None and chart["author_id"] == author_id and chart["patient_id"] == patient_id:
+                return True
+        return False
 
     async def own_charts(self, author_id: str, *, q: str | None, page: PageQuery) -> list[ChartDoc]:
-        query = _and({"author_id": author_id}, search_filter(q), page.id_filter())
-        return await self.charts.find(query, NO_OUTBOX).sort("_id", DESCENDING).limit(page.limit + 1).to_list()
+        """Your Charts. A search reads the author's charts with a query (a substring match has no index on
+        any engine); without one, the page is loaded from the author's lookup by ``_id``."""
+        if search_filter(q):
+            query = _and({"author_id": author_id}, search_filter(q), page.id_filter())
+            return await self.charts.find(query, NO_OUTBOX).sort("_id", DESCENDING).limit(page.limit + 1).to_list()
+        return await self._load_page(await self._ids(author_key(author_id)), lambda d: d["author_id"] == author_id,
+                                     page)
 
     async def shared_charts(self, viewer_id: str, grants: list[GrantRef], *, q: str | None,
                             page: PageQuery) -> list[ChartDoc]:
-        """Charts covered by ``grants`` (active grants that reach the viewer, checked by the caller): one $or
-        over charts whatever the number of charts or grants. A chart covered twice is still one document."""
+        """Charts covered by ``grants`` (active grants that reach the viewer, checked by the caller), newest
+        first; a chart covered twice is still one. Without a search: the candidates from the lookups of
+        ``index_sources``, loaded by ``_id`` and kept only if a grant ``covers`` the loaded chart. With one:
+        one $or query over charts (a substring match has no index on any engine)."""
         # the viewer's own charts are "Your Charts", even when a grant of theirs reaches them via an office
-        covered = grants_filter(g for g in grants if g.owner_id != viewer_id)
-        if covered is None:
-            return []
-        query = _and(covered, search_filter(q), page.id_filter())
-        return await self.charts.find(query, NO_OUTBOX).sort("_id", DESCENDING).limit(page.limit + 1).to_list()
+        grants = [g for g in grants if g.owner_id != viewer_id and not g.revoked]
+        if search_filter(q):
+            covered = grants_filter(grants)
+            if covered is None:
+                return []
+            query = _and(covered, search_filter(q), page.id_filter())
+            return await self.charts.find(query, NO_OUTBOX).sort("_id", DESCENDING).limit(page.limit + 1).to_list()
+        keys, candidates = index_sources(grants)
+        for ids in await _gather(self._ids(k) for k in keys):
+            candidates.update(ids)
+
+        def keep(chart: ChartDoc) -> bool:
+            ref = ChartRef.from_doc(chart)
+            return chart["author_id"] != viewer_id and any(covers(g, ref) for g in grants)
+
+        return await self._load_page(candidates, keep, page)
 
     # ---- notes -------------------------------------------------------------------------------------
 
     async def insert_note(self, note: NoteDoc, *events: Envelope) -> None:
+        """Listed in its chart's lookup first, then written."""
+        await self._add(self.index, notes_key(note["chart_id"]), "ids", note["_id"])
         await self.notes.insert_one(with_events(note, *events))
         self._kick(NOTES, note["_id"])
 
     async def notes_of(self, chart_id: str) -> list[NoteDoc]:
-        return await self.notes.find({"chart_id": chart_id}, NO_OUTBOX).sort("_id", ASCENDING).to_list()
+        """Oldest first: the chart's lookup, each note loaded by ``_id``."""
+        notes = await self._by_ids(self.notes, sorted(set(await self._ids(notes_key(chart_id)))))
+        return [n for n in notes if n["chart_id"] == chart_id]
 
     # ---- grants ------------------------------------------------------------------------------------
+
+    async def reach_entries(self, viewer_id: str, office_ids: list[str]) -> list[dict[str, Any]]:
+        """The entries of the lookups of the viewer and of ``office_ids``: candidates, not yet checked."""
+        keys = [reach_key("p", viewer_id)] + [reach_key("o", o) for o in office_ids]
+        docs = await _gather(self.reach.find_one({"_id": k}) for k in keys)
+        return [e for d in docs if d is not None for e in d.get("grants", ())]
+
+    async def _reaching(self, entries: Iterable[dict[str, Any]], viewer_id: str,
+                        office_ids: list[str]) -> list[GrantDoc]:
+        """The grants the entries name, loaded by ``_id``, oldest first: those not revoked nor marked
+        expired that name the viewer or one of ``office_ids`` (what the lookup said is not trusted)."""
+        offices = set(office_ids)
+        docs = await self._by_ids(self.grants, sorted({e["g"] for e in entries}))
+        return [g for g in docs if g.get("revoked_at") is None and g.get("expired_at") is None
+                and (viewer_id in g["practitioner_ids"] or offices.intersection(g["office_ids"]))]
 
     async def grants_reaching(self, viewer_id: str, office_ids: list[str]) -> list[GrantDoc]:
         """Active grants naming the viewer directly or one of ``office_ids`` (the offices the viewer is a
         practitioner member of now)."""
-        reach: list[dict[str, Any]] = [{"practitioner_ids": viewer_id}]
-        if office_ids:
-            reach.append({"office_ids": {"$in": office_ids}})
-        query = {"$or": reach, "revoked_at": None, "expired_at": None}
-        return await self.grants.find(query, NO_OUTBOX).to_list()
+        return await self._reaching(await self.reach_entries(viewer_id, office_ids), viewer_id, office_ids)
+
+    async def grants_reaching_chart(self, chart: ChartDoc, viewer_id: str, office_ids: list[str]) -> list[GrantDoc]:
+        """Of ``grants_reaching``, those that may cover this chart (``covers`` decides)."""
+        entries = [e for e in await self.reach_entries(viewer_id, office_ids) if entry_may_cover(e, chart)]
+        return [g for g in await self._reaching(entries, viewer_id, office_ids) if g["owner_id"] == chart["author_id"]]
 
     async def grants_covering(self, chart: ChartDoc) -> list[GrantDoc]:
         """The author's unrevoked, unexpired-by-sweep grants that may cover this chart (``covers`` decides)."""
@@ -163,6 +349,9 @@ class ChartStore:
         return await self.grants.find(query, NO_OUTBOX).sort("_id", ASCENDING).to_list()
 
     async def insert_grant(self, grant: GrantDoc, *events: Envelope) -> None:
+        """Listed in every recipient's lookup first, then written."""
+        entry = reach_entry(grant)
+        await _gather(self._add(self.reach, key, "grants", entry) for key in reach_keys(grant))
         await self.grants.insert_one(with_events(grant, *events))
         self._kick(GRANTS, grant["_id"])
 
@@ -185,14 +374,22 @@ class ChartStore:
         )
         if res.modified_count:
             self._kick(GRANTS, grant["_id"])
+        # revoked now, or before (this also clears what a crash after an earlier revocation left listed)
+        await self.unlist_grant(grant)
         return bool(res.modified_count)
+
+    async def unlist_grant(self, grant: GrantDoc) -> None:
+        """Take a grant that is revoked or expired for good out of its recipients' lookups (only after it
+        was marked so: until then the lookups must still list it)."""
+        entry = reach_entry(grant)
+        await _gather(self.reach.update_one({"_id": key}, pull_exact("grants", entry)) for key in reach_keys(grant))
 
     async def due_grants(self, now: datetime, *, batch: int) -> list[GrantDoc]:
         """Grants past their ``expires_at`` and not yet marked expired (nor revoked)."""
         return await self.grants.find({"revoked_at": None, "expired_at": None, "expires_at": {"$lte": now}},
                                       NO_OUTBOX).limit(batch).to_list()
 
-    async def expire_grant(self, claim: ExpiryDoc, *events: Envelope) -> bool:
+    async def expire_grant(self, grant: GrantDoc, claim: ExpiryDoc, *events: Envelope) -> bool:
         """Claim the announcement of a grant's expiry by a unique insert into ``chart_expiries`` carrying
         ``events`` (of several replicas only the winner's insert succeeds, on every engine), then mark the
         grant ``expired_at`` so it is no longer due. True if this call made the claim."""
@@ -200,6 +397,7 @@ class ChartStore:
         if claimed:
             self._kick(EXPIRIES, claim["_id"])
         await self.grants.update_one({"_id": claim["_id"], "expired_at": None}, {"$set": {"expired_at": claim["at"]}})
+        await self.unlist_grant(grant)
         return claimed
 
     # ---- the access log ----------------------------------------------------------------------------

@@ -1,0 +1,241 @@
+"""The lookups behind the hot reads (``chart_reach``, ``chart_index``) are candidate lists only: whatever
+they name is loaded by ``_id`` and the access rule re-checked on it, so a tampered or stale lookup gives
+nobody anything the rule does not. Their write order (add before writing, remove after revoking) leaves a
+superset when a process dies between the two writes, never a missing entry; each crash is simulated here
+by failing the second write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from clinishare_charts import service
+from clinishare_charts.store import LOOKUPS_BUILT, ChartStore, author_key, patient_key, reach_entry, reach_key
+from clinishare_shared.mongo import new_id
+
+
+class Crash(Exception):
+    """The process dying between two writes."""
+
+
+class _Failing:
+    """A collection whose ``method`` fails (the crash) while everything else goes through."""
+
+    def __init__(self, coll: Any, method: str) -> None:
+        self._coll, self._method = coll, method
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self._method:
+            async def crash(*args: Any, **kwargs: Any) -> Any:
+                raise Crash(name)
+            return crash
+        return getattr(self._coll, name)
+
+
+def store_of(charts: Any) -> ChartStore:
+    return charts.app.state.store
+
+
+async def grant_ids_listed(store: ChartStore, key: str) -> list[str]:
+    doc = await store.reach.find_one({"_id": key})
+    return [e["g"] for e in doc["grants"]] if doc else []
+
+
+async def test_a_crash_between_listing_a_grant_and_writing_it_gives_nothing(charts: Any,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    idp = charts.identity
+    await idp.connect("dr-a", "dr-b")
+    pid = await idp.patient("Ada", "dr-a")
+    chart = await charts.chart("dr-a", pid)
+    store = store_of(charts)
+    monkeypatch.setattr(store, "grants", _Failing(store.grants, "insert_one"))
+    with pytest.raises(Crash):
+        await service.stage_grant(store=store, owner_id="dr-a", rule="all", chart_id=None, patient_id=None,
+                                  practitioner_ids=["dr-b"], office_ids=[])
+    monkeypatch.undo()
+    assert len(await grant_ids_listed(store, reach_key("p", "dr-b"))) == 1  # listed, never written
+    assert await charts.shared_ids("dr-b") == []
+    assert await charts.status("dr-b", chart["id"]) == 404
+    # the next share is unaffected by the leftover entry
+    await charts.share("dr-a", "chart", chart_id=chart["id"], practitioner_ids=["dr-b"])
+    assert await charts.shared_ids("dr-b") == [chart["id"]]
+    assert await charts.status("dr-b", chart["id"]) == 200
+
+
+async def test_a_crash_between_revoking_and_unlisting_still_refuses(charts: Any,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    idp = charts.identity
+    await idp.connect("dr-a", "dr-b")
+    pid = await idp.patient("Ada", "dr-a")
+    chart = await charts.chart("dr-a", pid)
+    grant = await charts.share("dr-a", "patient", patient_id=pid, practitioner_ids=["dr-b"])
+    assert await charts.status("dr-b", chart["id"]) == 200
+    store = store_of(charts)
+    monkeypatch.setattr(store, "reach", _Failing(store.reach, "update_one"))
+    with pytest.raises(Crash):
+        await service.revoke_grant(store=store, grant_id=grant["id"], owner_id="dr-a")
+    monkeypatch.undo()
+    assert await grant_ids_listed(store, reach_key("p", "dr-b")) == [grant["id"]]  # revoked, still listed
+    assert await charts.shared_ids("dr-b") == []
+    assert await charts.status("dr-b", chart["id"]) == 404
+    # revoking again changes nothing on the grant and clears the leftover entry
+    r = await charts.http.delete(f"/v1/chart-shares/{grant['id']}", headers=charts.auth("dr-a"))
+    assert r.status_code == 204
+    assert await grant_ids_listed(store, reach_key("p", "dr-b")) == []
+
+
+async def test_a_crash_between_listing_a_chart_or_note_and_writing_it_shows_nothing(
+        charts: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    idp = charts.identity
+    await idp.connect("dr-a", "dr-b")
+    pid = await idp.patient("Ada", "dr-a")
+    chart = await charts.chart("dr-a", pid, title="kept")
+    await charts.share("dr-a", "all", practitioner_ids=["dr-b"])
+    store = store_of(charts)
+    monkeypatch.setattr(store, "charts", _Failing(store.charts, "insert_one"))
+    with pytest.raises(Crash):
+        await service.stage_chart(store=store, author_id="dr-a", patient_id="p-new", patient_name="N", title="lost",
+                                  body="")
+    monkeypatch.setattr(store, "notes", _Failing(store.notes, "insert_one"))
+    with pytest.raises(Crash):
+        await service.add_note(store=store, chart=await store.chart(chart["id"]), author_id="dr-b", text="lost")
+    monkeypatch.undo()
+    assert len((await store.index.find_one({"_id": author_key("dr-a")}))["ids"]) == 2  # one never written
+    assert await charts.shared_ids("dr-b") == [chart["id"]]
+    own = await charts.http.get("/v1/charts", headers=charts.auth("dr-a"))
+    assert [c["id"] for c in own.json()["items"]] == [chart["id"]]
+    read = await charts.http.get(f"/v1/charts/{chart['id']}", headers=charts.auth("dr-b"))
+    assert read.status_code == 200 and read.json()["notes"] == []
+    # "a patient of yours" is not inferred from a chart that was never written
+    assert not await store.has_charts_for("dr-a", "p-new")
+    await charts.share("dr-a", "patient", expect=422, patient_id="p-new", practitioner_ids=["dr-b"])
+
+
+async def _tamper(store: ChartStore, key: str, entry: dict[str, Any]) -> None:
+    await store.reach.update_one({"_id": key}, {"$addToSet": {"grants": entry}}, upsert=True)
+
+
+async def test_a_lookup_naming_the_wrong_recipient_gives_them_nothing(charts: Any) -> None:
+    """Entries put where they do not belong (another practitioner's lookup, an office the grant does not
+    name, a rule wider than the grant's) change nothing: the loaded grant decides."""
+    idp = charts.identity
+    await idp.connect("dr-a", "dr-b")
+    await idp.connect("dr-a", "dr-c")
+    office = await idp.office("dr-a", {"dr-c": "practitioner"})
+    pid = await idp.patient("Ada", "dr-a")
+    shared = await charts.chart("dr-a", pid, title="shared")
+    other = await charts.chart("dr-a", pid, title="not shared")
+    grant = await charts.share("dr-a", "chart", chart_id=shared["id"], practitioner_ids=["dr-b"])
+    store = store_of(charts)
+    doc = await store.grants.find_one({"_id": grant["id"]})
+    entry = reach_entry(doc)
+    await _tamper(store, reach_key("p", "dr-c"), entry)  # wrong practitioner
+    await _tamper(store, reach_key("o", office), entry)  # an office the grant does not name (C is a member)
+    assert await charts.shared_ids("dr-c") == []
+    assert await charts.status("dr-c", shared["id"]) == 404
+    # an entry claiming the grant covers all of A's charts: B still reads only the chart granted
+    await _tamper(store, reach_key("p", "dr-b"), {**entry, "r": "all", "t": None})
+    assert await charts.shared_ids("dr-b") == [shared["id"]]
+    assert await charts.status("dr-b", other["id"]) == 404
+    # an entry naming a grant id that does not exist
+    await _tamper(store, reach_key("p", "dr-c"), {**entry, "g": new_id(), "r": "all", "t": None})
+    assert await charts.shared_ids("dr-c") == []
+    assert await charts.status("dr-c", other["id"]) == 404
+
+
+async def test_an_office_lookup_is_re_checked_against_membership_now(charts: Any) -> None:
+    """The office's lookup keeps listing the grant; a member who left, or a staff member, reads nothing."""
+    idp = charts.identity
+    office = await idp.office("dr-a", {"dr-b": "practitioner", "st-s": "staff"})
+    pid = await idp.patient("Ada", "dr-a")
+    chart = await charts.chart("dr-a", pid)
+    grant = await charts.share("dr-a", "all", office_ids=[office])
+    store = store_of(charts)
+    assert await charts.shared_ids("dr-b") == [chart["id"]]
+    assert await charts.shared_ids("st-s", kind="staff") == []
+    assert await charts.status("st-s", chart["id"], kind="staff") == 404
+    await idp.leave(office, "dr-b")
+    assert await grant_ids_listed(store, reach_key("o", office)) == [grant["id"]]
+    assert await charts.shared_ids("dr-b") == []
+    assert await charts.status("dr-b", chart["id"]) == 404
+
+
+async def test_lookups_are_built_for_data_written_before_them(charts: Any) -> None:
+    """A database from before the lookups (documents only, no lookup, no marker) is listed in full by
+    ``ensure_lookups`` at start-up; revoked grants are not listed."""
+    idp = charts.identity
+    await idp.connect("dr-a", "dr-b")
+    pid = await idp.patient("Ada", "dr-a")
+    first = await charts.chart("dr-a", pid, title="first")
+    await charts.http.post(f"/v1/charts/{first['id']}/notes", json={"text": "seen"}, headers=charts.auth("dr-a"))
+    second = await charts.chart("dr-a", pid, title="second")
+    await charts.share("dr-a", "patient", patient_id=pid, practitioner_ids=["dr-b"])
+    revoked = await charts.share("dr-a", "all", practitioner_ids=["dr-b"])
+    await charts.http.delete(f"/v1/chart-shares/{revoked['id']}", headers=charts.auth("dr-a"))
+    store = store_of(charts)
+    await store.reach.delete_many({})
+    await store.index.delete_many({})
+    assert await charts.shared_ids("dr-b") == []  # nothing listed: nothing found (the lookups are the way in)
+    await store.ensure_lookups()
+    assert await grant_ids_listed(store, reach_key("p", "dr-b")) != []
+    assert revoked["id"] not in await grant_ids_listed(store, reach_key("p", "dr-b"))
+    assert await charts.shared_ids("dr-b") == [second["id"], first["id"]]
+    read = (await charts.http.get(f"/v1/charts/{first['id']}", headers=charts.auth("dr-b"))).json()
+    assert [n["text"] for n in read["notes"]] == ["seen"]
+    assert await store.index.find_one({"_id": LOOKUPS_BUILT}) is not None
+    # built once: a later start does not scan again
+    await store.index.delete_many({"_id": {"$ne": LOOKUPS_BUILT}})
+    await store.ensure_lookups()
+    assert await store.index.count_documents({}) == 1
+
+
+async def test_paging_through_the_lookups_keeps_newest_first(charts: Any) -> None:
+    """Several sharers, every rule: pages of two follow the cursor over exactly the charts shared, newest
+    first, each once."""
+    idp = charts.identity
+    for sharer in ("dr-a", "dr-c"):
+        await idp.connect(sharer, "dr-b")
+    pa = await idp.patient("Ada", "dr-a")
+    pb = await idp.patient("Bo", "dr-a")
+    pc = await idp.patient("Cy", "dr-c")
+    made = []
+    for author, pid in (("dr-a", pa), ("dr-c", pc), ("dr-a", pb), ("dr-a", pa), ("dr-c", pc), ("dr-a", pb)):
+        made.append((await charts.chart(author, pid))["id"])
+    await charts.chart("dr-b", await idp.patient("Own", "dr-b"))  # B's own chart is not "shared with" B
+    await charts.share("dr-a", "patient", patient_id=pa, practitioner_ids=["dr-b"])
+    await charts.share("dr-a", "chart", chart_id=made[2], practitioner_ids=["dr-b"])
+    await charts.share("dr-c", "all", practitioner_ids=["dr-b"])
+    expected = [made[i] for i in (4, 3, 2, 1, 0)]  # not made[5]: B's patient-Bo chart that was not granted
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await charts.http.get("/v1/charts/shared-with-me", params=params, headers=charts.auth("dr-b"))).json()
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == expected
+    assert await charts.shared_ids("dr-b", limit=100) == expected
+
+
+
+async def test_a_chart_lookup_naming_charts_not_covered_lists_nothing_more(charts: Any) -> None:
+    """Chart ids put in a lookup they do not belong to (another patient's chart, another author's) are
+    loaded and dropped: a listing shows only what a grant covers, "Your Charts" only the caller's."""
+    idp = charts.identity
+    await idp.connect("dr-a", "dr-b")
+    pa = await idp.patient("Ada", "dr-a")
+    pb = await idp.patient("Bo", "dr-a")
+    px = await idp.patient("Xi", "dr-x")
+    covered = await charts.chart("dr-a", pa)
+    other_patient = await charts.chart("dr-a", pb)
+    other_author = await charts.chart("dr-x", px)
+    await charts.share("dr-a", "patient", patient_id=pa, practitioner_ids=["dr-b"])
+    store = store_of(charts)
+    for key in (patient_key("dr-a", pa), author_key("dr-a")):
+        await store.index.update_one({"_id": key}, {"$addToSet": {"ids": {"$each": [other_patient["id"],
+                                                                                     other_author["id"]]}}})
+    assert await charts.shared_ids("dr-b") == [covered["id"]]
+    own = (await charts.http.get("/v1/charts", headers=charts.auth("dr-a"))).json()
+    assert [c["id"] for c in own["items"]] == [other_patient["id"], covered["id"]]
