@@ -54,10 +54,14 @@ class Recorder(monitoring.CommandListener):
             filters = [u.get("q") for u in cmd.get("updates", [])]
         elif event.command_name == "aggregate":
             filters = [cmd.get("pipeline")]
-        self.commands.append({"collection": coll, "command": event.command_name, "filters": filters})
+        self.commands.append({"collection": coll, "command": event.command_name, "filters": filters,
+                              "request_id": event.request_id, "ms": None})
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        return None
+        for c in reversed(self.commands):
+            if c["request_id"] == event.request_id:
+                c["ms"] = event.duration_micros / 1000
+                break
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         return None
@@ -127,7 +131,8 @@ def report(counted: dict[str, list[dict[str, Any]]]) -> None:
         for c in cmds:
             filters = "; ".join(str(shape(f)) for f in c["filters"])
             mark = "" if not c["filters"] or all(pushed_down(f) for f in c["filters"]) else "  <- scans"
-            print(f"    {c['collection']:<22} {c['command']:<14} {filters}{mark}")
+            took = f"{c['ms']:7.2f} ms" if c["ms"] is not None else "       ?  "
+            print(f"    {took} {c['collection']:<22} {c['command']:<14} {filters}{mark}")
 
 
 async def main(argv: list[str] | None = None) -> int:
