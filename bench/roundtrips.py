@@ -2,72 +2,35 @@
 
 Starts its own FerretDB (or uses ``MONGODB_URL``), serves the charts service on it in this process, seeds it
 as the single-service bench does (``bench.servers.seed_charts``), then makes one of each request the bench
-times (Charts Shared With You, reading a chart, creating a chart share) and prints, for each, every command
-the service sent: collection, command name and the filter's shape (its keys, values elided). A command whose
-filter is anything but a bare ``_id`` equality makes FerretDB's SQLite handler read the whole collection.
+times (Charts Shared With You, reading a chart, creating a chart share) and prints, for each, the commands
+it sent (the outbox relay's pass after a write included), counted by shape with ``querystats`` (collection,
+command, filter shape, time), marking those FerretDB's SQLite handler answers by reading the whole
+collection. ``bench --query-stats`` gives the same table for whole bench runs of the five processes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
-from pymongo import monitoring
-
-_SKIP = {"buildInfo", "hello", "ismaster", "isMaster", "ping", "endSessions", "getMore", "killCursors"}
+from clinishare_shared import querystats
 
 
-def shape(value: Any) -> Any:
-    """A filter with its values elided: the keys and operators that decide what the server does."""
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [shape(v) for v in value[:2]] + (["..."] if len(value) > 2 else [])
-    return "?"
-
-
-def pushed_down(filter_: Any) -> bool:
-    """Whether FerretDB 1.24's SQLite handler can serve this filter by its ``_id`` index."""
-    return isinstance(filter_, dict) and set(filter_) == {"_id"} and isinstance(filter_["_id"], str)
-
-
-class Recorder(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.commands: list[dict[str, Any]] = []
-        self.on = False
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if not self.on or event.command_name in _SKIP:
-            return
-        cmd = event.command
-        coll = cmd.get(event.command_name)
-        filters: list[Any] = []
-        if event.command_name in ("find", "count", "delete", "findAndModify"):
-            filters = [cmd.get("filter", cmd.get("query", {}))]
-            if event.command_name == "delete":
-                filters = [d.get("q") for d in cmd.get("deletes", [])]
-        elif event.command_name == "update":
-            filters = [u.get("q") for u in cmd.get("updates", [])]
-        elif event.command_name == "aggregate":
-            filters = [cmd.get("pipeline")]
-        self.commands.append({"collection": coll, "command": event.command_name, "filters": filters,
-                              "request_id": event.request_id, "ms": None})
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        for c in reversed(self.commands):
-            if c["request_id"] == event.request_id:
-                c["ms"] = event.duration_micros / 1000
-                break
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        return None
+def rows_of(stats: querystats.QueryStats) -> list[dict[str, Any]]:
+    """What ``stats`` counted, as ``querystats.load`` gives it (each row with ``pushed_down``)."""
+    with tempfile.TemporaryDirectory(prefix="roundtrips-") as tmp:
+        stats.dump(tmp)
+        return querystats.load(tmp)
 
 
 async def run(url: str, charts: int) -> dict[str, list[dict[str, Any]]]:
+    """One listing, one read and one share creation on a charts service seeded with ``charts`` charts:
+    request -> its commands (rows of ``querystats``)."""
     import httpx
     from pymongo import AsyncMongoClient
 
@@ -80,9 +43,9 @@ async def run(url: str, charts: int) -> dict[str, list[dict[str, Any]]]:
     from clinishare_shared.mongo import AtomicWritesClient
     from clinishare_shared.testing import LiveServer
 
-    rec = Recorder()
+    stats = querystats.QueryStats()
     client = AtomicWritesClient(AsyncMongoClient(url, tz_aware=True, uuidRepresentation="standard",
-                                                 event_listeners=[rec]), url)
+                                                 event_listeners=[stats]), url)
     signer = TokenSigner.generate()
     bus = InMemoryBus()
     await bus.start()
@@ -103,16 +66,15 @@ async def run(url: str, charts: int) -> dict[str, list[dict[str, Any]]]:
                 "read": ("GET", f"/v1/charts/{info['read_chart']}", viewer, None),
                 "create_share": ("POST", "/v1/chart-shares", owner, share),
             }
-            await asyncio.sleep(0.5)  # let start-up work (relay sweep, consumer) finish outside the count
+            await asyncio.sleep(0.5)  # start-up work (relay sweep, consumer) done outside the count
             for name, (method, path, headers, body) in requests.items():
                 await http.request(method, path, headers=headers, json=body)  # warm
-                rec.commands.clear()
-                rec.on = True
+                await asyncio.sleep(0.3)
+                stats.rows.clear()
                 r = await http.request(method, path, headers=headers, json=body)
                 await asyncio.sleep(0.3)  # the relay's pass after the write belongs to the request
-                rec.on = False
                 assert r.status_code in (200, 201), r.text
-                out[name] = list(rec.commands)
+                out[name] = rows_of(stats)
     finally:
         await client.drop_database(db_name)
         await client.close()
@@ -125,19 +87,14 @@ async def _discard(event: Any) -> None:
 
 
 def report(counted: dict[str, list[dict[str, Any]]]) -> None:
-    for name, cmds in counted.items():
-        scans = sum(1 for c in cmds if c["filters"] and not all(pushed_down(f) for f in c["filters"]))
-        print(f"{name}: {len(cmds)} commands, {scans} not served by the _id index")
-        for c in cmds:
-            filters = "; ".join(str(shape(f)) for f in c["filters"])
-            mark = "" if not c["filters"] or all(pushed_down(f) for f in c["filters"]) else "  <- scans"
-            took = f"{c['ms']:7.2f} ms" if c["ms"] is not None else "       ?  "
-            print(f"    {took} {c['collection']:<22} {c['command']:<14} {filters}{mark}")
+    for name, rows in counted.items():
+        calls = sum(r["count"] for r in rows)
+        scans = sum(r["count"] for r in rows if not r["pushed_down"])
+        print(f"{name}: {calls} commands, {scans} not served by the _id index on FerretDB's SQLite handler")
+        print(querystats.table(rows))
 
 
 async def main(argv: list[str] | None = None) -> int:
-    import os
-
     parser = argparse.ArgumentParser(prog="python -m bench.roundtrips")
     parser.add_argument("--charts", type=int, default=1000)
     args = parser.parse_args(argv)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, cast
 
@@ -38,7 +38,7 @@ from pymongo.errors import DuplicateKeyError
 from clinishare_charts.domain.access import ChartRef, GrantRef, covers
 from clinishare_charts.domain.stored import AccessDoc, ChartDoc, ExpiryDoc, GrantDoc, NoteDoc
 from clinishare_shared.events import Envelope
-from clinishare_shared.mongo import insert_new, pull_exact
+from clinishare_shared.mongo import find_by_ids, insert_new, pull_exact
 from clinishare_shared.outbox import (NO_OUTBOX, Kick, insert_once, no_kick, push_events, strip_outbox,
                                       with_events)
 from clinishare_shared.pagination import PageQuery
@@ -141,11 +141,6 @@ def index_sources(grants: Iterable[GrantRef]) -> tuple[list[str], set[str]]:
     return keys, chart_ids
 
 
-async def _gather(calls: Iterable[Awaitable[Any]]) -> list[Any]:
-    """Round trips that do not depend on each other, in flight together."""
-    return list(await asyncio.gather(*calls))
-
-
 def _and(*parts: dict[str, Any]) -> dict[str, Any]:
     parts = tuple(p for p in parts if p)
     if not parts:
@@ -194,11 +189,6 @@ class ChartStore:
         doc = await self.index.find_one({"_id": key})
         return list(doc.get("ids", ())) if doc else []
 
-    async def _by_ids(self, coll: Any, ids: Iterable[str]) -> list[Any]:
-        """The documents with these ids, in this order (missing ones left out): one ``_id`` find each."""
-        docs = await _gather(coll.find_one({"_id": i}, NO_OUTBOX) for i in ids)
-        return [d for d in docs if d is not None]
-
     async def ensure_lookups(self) -> None:
         """Build the lookups from what was written before they existed, once per database (a marker says
         it was done; replicas racing here add the same entries, which changes nothing)."""
@@ -232,7 +222,7 @@ class ChartStore:
         while len(out) < want and pos < len(ids):
             batch = ids[pos:pos + want - len(out)]
             pos += len(batch)
-            out += [d for d in await self._by_ids(self.charts, batch) if keep(d)]
+            out += [d for d in await find_by_ids(self.charts, batch, NO_OUTBOX) if keep(d)]
         return cast(list[ChartDoc], out)
 
     # ---- charts ------------------------------------------------------------------------------------
@@ -292,8 +282,8 @@ class ChartStore:
             query = _and(covered, search_filter(q), page.id_filter())
             return await self.charts.find(query, NO_OUTBOX).sort("_id", DESCENDING).limit(page.limit + 1).to_list()
         keys, candidates = index_sources(grants)
-        for ids in await _gather(self._ids(k) for k in keys):
-            candidates.update(ids)
+        for doc in await find_by_ids(self.index, keys):
+            candidates.update(doc.get("ids", ()))
 
         def keep(chart: ChartDoc) -> bool:
             ref = ChartRef.from_doc(chart)
@@ -311,7 +301,7 @@ class ChartStore:
 
     async def notes_of(self, chart_id: str) -> list[NoteDoc]:
         """Oldest first: the chart's lookup, each note loaded by ``_id``."""
-        notes = await self._by_ids(self.notes, sorted(set(await self._ids(notes_key(chart_id)))))
+        notes = await find_by_ids(self.notes, sorted(await self._ids(notes_key(chart_id))), NO_OUTBOX)
         return [n for n in notes if n["chart_id"] == chart_id]
 
     # ---- grants ------------------------------------------------------------------------------------
@@ -319,15 +309,14 @@ class ChartStore:
     async def reach_entries(self, viewer_id: str, office_ids: list[str]) -> list[dict[str, Any]]:
         """The entries of the lookups of the viewer and of ``office_ids``: candidates, not yet checked."""
         keys = [reach_key("p", viewer_id)] + [reach_key("o", o) for o in office_ids]
-        docs = await _gather(self.reach.find_one({"_id": k}) for k in keys)
-        return [e for d in docs if d is not None for e in d.get("grants", ())]
+        return [e for d in await find_by_ids(self.reach, keys) for e in d.get("grants", ())]
 
     async def _reaching(self, entries: Iterable[dict[str, Any]], viewer_id: str,
                         office_ids: list[str]) -> list[GrantDoc]:
         """The grants the entries name, loaded by ``_id``, oldest first: those not revoked nor marked
         expired that name the viewer or one of ``office_ids`` (what the lookup said is not trusted)."""
         offices = set(office_ids)
-        docs = await self._by_ids(self.grants, sorted({e["g"] for e in entries}))
+        docs = await find_by_ids(self.grants, sorted({e["g"] for e in entries}), NO_OUTBOX)
         return [g for g in docs if g.get("revoked_at") is None and g.get("expired_at") is None
                 and (viewer_id in g["practitioner_ids"] or offices.intersection(g["office_ids"]))]
 
@@ -351,7 +340,7 @@ class ChartStore:
     async def insert_grant(self, grant: GrantDoc, *events: Envelope) -> None:
         """Listed in every recipient's lookup first, then written."""
         entry = reach_entry(grant)
-        await _gather(self._add(self.reach, key, "grants", entry) for key in reach_keys(grant))
+        await asyncio.gather(*(self._add(self.reach, key, "grants", entry) for key in reach_keys(grant)))
         await self.grants.insert_one(with_events(grant, *events))
         self._kick(GRANTS, grant["_id"])
 
@@ -382,7 +371,8 @@ class ChartStore:
         """Take a grant that is revoked or expired for good out of its recipients' lookups (only after it
         was marked so: until then the lookups must still list it)."""
         entry = reach_entry(grant)
-        await _gather(self.reach.update_one({"_id": key}, pull_exact("grants", entry)) for key in reach_keys(grant))
+        await asyncio.gather(*(self.reach.update_one({"_id": key}, pull_exact("grants", entry))
+                               for key in reach_keys(grant)))
 
     async def due_grants(self, now: datetime, *, batch: int) -> list[GrantDoc]:
         """Grants past their ``expires_at`` and not yet marked expired (nor revoked)."""
