@@ -36,7 +36,7 @@ from typing import Any
 import structlog
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from clinishare_shared.bus.base import EventBus
+from clinishare_shared.bus.base import EventBus, PublishFailed
 from clinishare_shared.events import Envelope
 from clinishare_shared.mongo import find_by_ids, insert_new, pull_exact
 from clinishare_shared.observability import TRACE_KEY, carrier
@@ -44,6 +44,8 @@ from clinishare_shared.lifecycle import cancel_and_wait
 
 OUTBOX = "_outbox"
 CLAIMS = "_outbox_claims"
+# on a lease: the event a lost confirm left in doubt ({"event": id, "sent": when})
+DOUBT = "doubt"
 # the projection every read of a document with an outbox uses
 NO_OUTBOX = {OUTBOX: 0}
 # what a store calls after a write that staged events: the collection and the document (``Infra.kick``)
@@ -112,6 +114,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
+        self.doubts_asked = 0  # events in doubt (confirm lost) the broker was asked about
+        self.doubts_routed = 0  # ... of which it had routed (so not published again)
         # event id -> (retry at, current delay): an unroutable event is retried with back-off, so a
         # missing consumer costs one log line per back-off period instead of one per pass
         self._parked: dict[str, tuple[float, float]] = {}
@@ -127,6 +131,9 @@ class OutboxRelay:
         self._last_sweep = float("-inf")
         # (collection, document id) -> loop time to look at it again (its first event is parked)
         self._retry_docs: dict[tuple[str, Any], float] = {}
+        # (collection, document id) -> the doubt its lease carried when this relay took it: the first
+        # pending event's id and when it was sent (see _resolve_doubts)
+        self._doubts: dict[tuple[str, Any], dict[str, Any]] = {}
 
     async def ensure_indexes(self) -> None:
         for name in self.collections:
@@ -155,17 +162,25 @@ class OutboxRelay:
         """Try to become the holder of ``key``: insert the lease, or, when the lease there has expired, take
         it over (one relay only: the one whose ``takeover`` marker insert succeeds) and insert anew."""
         claims = self.db[CLAIMS]
+        lease: dict[str, Any] = {"_id": key, "by": token, "until": now + timedelta(seconds=self.lease_seconds)}
         if current is not None:
-            if _aware(current["until"]) > now:
+            if current.get(DOUBT):
+                lease[DOUBT] = current[DOUBT]  # whoever holds it next must ask the broker first
+            if current.get(DOUBT) and str(current["by"]).startswith(f"{self.name}:"):
+                # our own lease, kept after a lost confirm: take it back at once (the unique insert
+                # below still lets one pass win if several race)
+                await claims.delete_one({"_id": key, "by": current["by"]})
+            elif _aware(current["until"]) > now:
                 return False
-            try:
-                await claims.insert_one({"_id": f"takeover/{key}/{current['by']}", "at": now})
-            except DuplicateKeyError:
-                return False  # another relay is taking this one over
-            log.warning("outbox_lease_taken_over", claim=key, relay=self.name)
-            await claims.delete_one({"_id": key})
+            else:
+                try:
+                    await claims.insert_one({"_id": f"takeover/{key}/{current['by']}", "at": now})
+                except DuplicateKeyError:
+                    return False  # another relay is taking this one over
+                log.warning("outbox_lease_taken_over", claim=key, relay=self.name)
+                await claims.delete_one({"_id": key})
         try:
-            await claims.insert_one({"_id": key, "by": token, "until": now + timedelta(seconds=self.lease_seconds)})
+            await claims.insert_one(lease)
         except DuplicateKeyError:
             return False
         return True
@@ -199,6 +214,8 @@ class OutboxRelay:
         for key in [k for k in keys if k in leases]:  # held by someone: taken over only if expired
             if await self._take(key, token, taken_at, leases[key]):
                 held_ids.append(keys[key])
+                if leases[key].get(DOUBT):
+                    self._doubts[(coll.name, keys[key])] = leases[key][DOUBT]
         if not held_ids:
             return [], None
         self._until = until
@@ -295,8 +312,16 @@ class OutboxRelay:
         loop = asyncio.get_running_loop()
         pending = {d["_id"]: list(d.get(OUTBOX) or []) for d in docs}
         published: dict[Any, list[dict[str, Any]]] = {d["_id"]: [] for d in docs}
-        going = [d["_id"] for d in docs if pending[d["_id"]]]
+        doubts = {d["_id"]: self._doubts.pop((coll.name, d["_id"])) for d in docs if (coll.name, d["_id"]) in self._doubts}
+        in_doubt: dict[Any, dict[str, Any]] = {}  # documents whose first event is in doubt after this pass
         broker_down = False
+        if doubts:
+            try:
+                await self._resolve_doubts(pending, published, doubts)
+            except PublishFailed as exc:  # cannot ask now: publish none of them, keep their doubts
+                log.warning("outbox_broker_unavailable", reason=str(exc))
+                in_doubt, broker_down = doubts, True
+        going = [d["_id"] for d in docs if pending[d["_id"]] and d["_id"] not in in_doubt]
         k = 0
         while going and not broker_down:
             # never publish on a lease that may run out under us: what is not started by the time half
@@ -304,6 +329,7 @@ class OutboxRelay:
             deadline = loop.time() + (self._until - datetime.now(UTC)).total_seconds() - self.lease_seconds / 2
             raws = [pending[doc_id][k] for doc_id in going]
             events = [Envelope.model_validate(raw) for raw in raws]
+            sent_at = datetime.now(UTC)
             results = await self.bus.publish_many(events, deadline=deadline,
                                                   traces=[raw.get(TRACE_KEY) for raw in raws])
             now = loop.time()
@@ -325,8 +351,11 @@ class OutboxRelay:
                     log.error("outbox_event_unroutable", event_id=event.id, event_type=event.type,
                               collection=coll.name, retry_in_seconds=delay)
                 else:
-                    log.warning("outbox_broker_unavailable", event_id=event.id, reason=str(failure))
+                    log.warning("outbox_broker_unavailable", event_id=event.id, reason=str(failure),
+                                in_doubt=failure.in_doubt)
                     broker_down = True
+                    if failure.in_doubt:  # it may have gone out: whoever publishes it next asks first
+                        in_doubt[doc_id] = {"event": event.id, "sent": sent_at}
             confirmed = [e.id for e, r in zip(events, results) if r is None]
             if confirmed:
                 log.info("outbox_events_published", count=len(confirmed), collection=coll.name, round=k)
@@ -338,8 +367,29 @@ class OutboxRelay:
                 await self._finish(coll, doc_id, events_out)
                 sent += len(events_out)
                 self.published += len(events_out)
-        await self._release(coll, [d["_id"] for d in docs], token)
+        await self._release(coll, [d["_id"] for d in docs if d["_id"] not in in_doubt], token)
+        for doc_id, doubt in in_doubt.items():  # kept, saying what is in doubt, until someone asks the broker
+            await self.db[CLAIMS].update_one({"_id": f"{coll.name}/{doc_id}", "by": token}, {"$set": {DOUBT: doubt}})
         return sent, broker_down
+
+    async def _resolve_doubts(self, pending: dict[Any, list[dict[str, Any]]],
+                              published: dict[Any, list[dict[str, Any]]], doubts: dict[Any, dict[str, Any]]) -> None:
+        """Documents whose first pending event was sent to a broker that closed the connection before
+        confirming it: ask the broker which of those it routed (``bus.routed_since``). Those count as
+        published (removed with the rest, not sent again); the others are published as usual. Raises
+        PublishFailed when the broker cannot be asked now."""
+        ids = {doc_id: d["event"] for doc_id, d in doubts.items() if pending[doc_id] and pending[doc_id][0].get("id") == d["event"]}
+        if not ids:
+            return
+        since = min(_aware(doubts[doc_id]["sent"]) for doc_id in ids)
+        routed = await self.bus.routed_since(set(ids.values()), since)
+        self.doubts_asked += len(ids)
+        for doc_id, event_id in ids.items():
+            if routed is not None and event_id in routed:
+                published[doc_id].append(pending[doc_id].pop(0))
+                self.doubts_routed += 1
+        log.info("outbox_doubts_resolved", in_doubt=len(ids), already_routed=len(routed or ()),
+                 asked=routed is not None)
 
     async def backlog(self) -> tuple[int, float]:
         """Events pending in every collection, and the age in seconds of the oldest (0 when none)."""

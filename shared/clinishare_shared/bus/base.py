@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from clinishare_shared.events import Envelope
@@ -11,11 +12,15 @@ Handler = Callable[[Envelope], Awaitable[None]]
 
 class PublishFailed(Exception):
     """The broker did not confirm the event. ``unroutable`` means it answered and no queue took it;
-    otherwise the broker could not be reached in time (the relay stops its pass and retries later)."""
+    otherwise the broker could not be reached in time (the relay stops its pass and retries later).
+    ``in_doubt`` means the event reached a live broker that closed the connection before confirming it:
+    it may have been routed. Before publishing it again, ask ``routed_since`` (a lost confirm is then
+    not a duplicate)."""
 
-    def __init__(self, reason: str, *, unroutable: bool = False) -> None:
+    def __init__(self, reason: str, *, unroutable: bool = False, in_doubt: bool = False) -> None:
         super().__init__(reason)
         self.unroutable = unroutable
+        self.in_doubt = in_doubt
 
 
 class EventBus(ABC):
@@ -34,6 +39,12 @@ class EventBus(ABC):
     @abstractmethod
     async def publish(self, event: Envelope) -> None:
         """Return once the broker has confirmed the event; raise PublishFailed otherwise."""
+
+    async def routed_since(self, event_ids: Collection[str], since: datetime) -> set[str] | None:
+        """Which of ``event_ids`` (published no earlier than ``since``) the broker routed although their
+        confirms were lost; None when this bus cannot tell (then they must be published again). Raises
+        PublishFailed when it could tell but cannot now (the broker is away: ask again later)."""
+        return None
 
     async def publish_many(self, events: Sequence[Envelope], *, deadline: float | None = None,
                            traces: Sequence[Mapping[str, Any] | None] | None = None) -> list[PublishFailed | None]:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -79,6 +80,24 @@ async def declare_queue_tolerant(connection: Any, channel: Any, name: str, argum
         log.warning("queue_declared_with_other_arguments_kept", queue=name, reason=str(exc)[:200])
         channel = await connection.channel()
         return channel, await channel.declare_queue(name, passive=True)
+
+
+# Reading the stream for events whose confirms were lost: start this much before the first was sent (the
+# stream's timestamp offset is in whole seconds), stop when nothing new came for DOUBT_IDLE_SECONDS or
+# after DOUBT_READ_SECONDS in all.
+DOUBT_MARGIN_SECONDS = 2.0
+DOUBT_IDLE_SECONDS = 0.5
+DOUBT_READ_SECONDS = 10.0
+
+
+def forced_close(exc: aiormq.exceptions.ConnectionClosed) -> bool:
+    """The broker closed the connection itself (CONNECTION_FORCED, e.g. ``rabbitmqctl
+    close_connection``) while staying up: what its channel had read was routed to every bound queue or
+    to none, and stays so. A broker shutting down or dying (a reset socket) promises nothing of the kind:
+    its queues may each keep or lose an unconfirmed message, so such an event is published again."""
+    code = exc.args[0] if exc.args else None
+    text = str(exc.args[1]) if len(exc.args) > 1 else ""
+    return type(exc) is aiormq.exceptions.ConnectionClosed and code == 320 and "shutdown" not in text.lower()
 
 
 class RabbitBus(EventBus):
@@ -207,9 +226,64 @@ class RabbitBus(EventBus):
             raise PublishFailed(f"unroutable: {what}", unroutable=True) from exc
         except aiormq.exceptions.DeliveryError as exc:
             raise PublishFailed(f"not confirmed: {exc!r}") from exc
+        except aiormq.exceptions.ConnectionClosed as exc:
+            raise PublishFailed(f"broker unavailable: {exc!r}", in_doubt=forced_close(exc)) from exc
         except (asyncio.TimeoutError, OSError, RuntimeError, aiormq.exceptions.AMQPError,
                 aio_pika.exceptions.ChannelInvalidStateError) as exc:
             raise PublishFailed(f"broker unavailable: {type(exc).__name__}") from exc
+
+    async def routed_since(self, event_ids: Collection[str], since: datetime) -> set[str] | None:
+        """Read the events stream from ``since`` (less a margin) until every id is found, nothing new
+        arrives for ``DOUBT_IDLE_SECONDS`` or ``DOUBT_READ_SECONDS`` have passed. The stream is bound
+        to every routing key, and a message the channel routed before the broker closed the connection
+        went to every bound queue, the stream included (the broker stayed up: see ``forced_close``).
+        None when there is no stream to ask; PublishFailed when it cannot be read now (ask again later,
+        do not publish again meanwhile)."""
+        wanted = set(event_ids)
+        if self.stream is None:
+            return None
+        if self._conn is None or not self._connected.is_set() or self._conn.is_closed:
+            raise PublishFailed("broker not connected: the events stream cannot be read")
+        if not wanted:
+            return set()
+        loop = asyncio.get_running_loop()
+        found: set[str] = set()
+        heard = loop.time()
+        complete = asyncio.Event()
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            nonlocal heard
+            heard = loop.time()
+            if message.message_id in wanted:
+                found.add(message.message_id)
+                if found == wanted:
+                    complete.set()
+            await message.ack()
+
+        try:
+            channel = await asyncio.wait_for(self._conn.channel(), self.publish_timeout)
+        except Exception as exc:  # the broker went away again: the caller tries later
+            log.warning("outbox_doubt_unresolved", reason=type(exc).__name__, events=len(wanted))
+            raise PublishFailed(f"broker unavailable: {type(exc).__name__}") from exc
+        try:
+            await channel.set_qos(prefetch_count=500)
+            queue = await channel.declare_queue(self.stream.name, passive=True)
+            start = since - timedelta(seconds=DOUBT_MARGIN_SECONDS)
+            tag = await queue.consume(on_message, arguments={"x-stream-offset": start})
+            deadline = loop.time() + DOUBT_READ_SECONDS
+            while not complete.is_set() and loop.time() < deadline and loop.time() - heard < DOUBT_IDLE_SECONDS:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(complete.wait(), 0.05)
+            await queue.cancel(tag)
+        except Exception as exc:
+            log.warning("outbox_doubt_unresolved", reason=type(exc).__name__, events=len(wanted))
+            raise PublishFailed(f"broker unavailable: {type(exc).__name__}") from exc
+        finally:
+            if not channel.is_closed:
+                with contextlib.suppress(Exception):
+                    await channel.close()
+        log.info("outbox_doubt_resolved", events=len(wanted), routed=len(found))
+        return found
 
     def _message(self, event: Envelope) -> aio_pika.Message:
         return aio_pika.Message(

@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
+import aiormq
 import pytest
 
-from clinishare_shared.bus.rabbit import RabbitBus
+from clinishare_shared.bus.base import PublishFailed
+from clinishare_shared.bus.rabbit import RabbitBus, forced_close
 from clinishare_shared.bus.stream import StreamSpec, declare_stream, stream_name
 from clinishare_shared.events import ChartCreated, Envelope, FormCreated, make_event
 from clinishare_shared.settings import ServiceSettings
@@ -128,3 +130,31 @@ def test_services_get_the_stream_from_make_bus() -> None:
     settings = ServiceSettings(amqp_url="amqp://guest:guest@127.0.0.1:5672/", event_exchange="x.y")
     assert make_bus(settings).stream == StreamSpec(name="x.y.stream")  # type: ignore[attr-defined]
     assert make_bus(ServiceSettings(amqp_url=None)).stream is True  # type: ignore[attr-defined]
+
+
+async def test_routed_since_finds_what_the_broker_routed_and_only_that(amqp_url, names) -> None:
+    """How a relay learns whether an event whose confirm was lost went out: it is in the stream."""
+    bus = RabbitBus(amqp_url, exchange=names["exchange"], stream=StreamSpec(names["stream"]))
+    await bus.start()
+    try:
+        before = datetime.now(UTC)
+        routed = [_chart(i) for i in range(3)]
+        for e in routed:
+            await bus.publish(e)
+        never = _chart(99)
+        assert await bus.routed_since({routed[0].id, routed[2].id, never.id}, before) == {routed[0].id, routed[2].id}
+        assert await bus.routed_since(set(), before) == set()
+    finally:
+        await bus.close()
+    # a bus without a stream cannot tell; a closed bus cannot ask now
+    assert await RabbitBus(amqp_url, exchange=names["exchange"]).routed_since({routed[0].id}, before) is None
+    with pytest.raises(PublishFailed):
+        await bus.routed_since({routed[0].id}, before)
+
+
+def test_only_a_connection_the_broker_closed_while_staying_up_leaves_events_in_doubt() -> None:
+    closed = aiormq.exceptions.ConnectionClosed
+    assert forced_close(closed(320, "CONNECTION_FORCED - fault test"))
+    assert not forced_close(closed(320, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"))
+    assert not forced_close(closed(501, "FRAME_ERROR"))
+    assert not forced_close(aiormq.exceptions.ConnectionSyntaxError(502, "x"))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from clinishare_shared.bus.base import EventBus, Handler
+from clinishare_shared.bus.base import EventBus, Handler, PublishFailed
 from clinishare_shared.events import ChartNoteAdded, Envelope, make_event
 from clinishare_shared.outbox import CLAIMS, OUTBOX, OutboxRelay, push_events, strip_outbox, with_events
 
@@ -149,3 +149,92 @@ async def test_a_pass_gives_back_what_it_cannot_publish_within_half_its_lease(db
     while await relay.pending():
         await relay.run_once()
     assert len({e.id for e in bus.sent}) == len(bus.sent) == 10
+
+
+class LostConfirmsBus(RecordingBus):
+    """A broker that closes the connection while confirms are outstanding: the events listed in
+    ``lose`` reach the broker (they are in ``routed``) but their publish fails in doubt; the events in
+    ``drop`` fail in doubt without reaching it. ``routed_since`` answers from what was routed."""
+
+    def __init__(self, *, lose: set[str] = frozenset(), drop: set[str] = frozenset(), can_tell: bool = True) -> None:
+        super().__init__()
+        self.lose, self.drop, self.can_tell = set(lose), set(drop), can_tell
+        self.asked: list[tuple[set[str], datetime]] = []
+        self.away = False
+
+    async def publish(self, event: Envelope) -> None:
+        if event.id in self.drop:
+            self.drop.discard(event.id)
+            raise PublishFailed("broker unavailable: connection closed", in_doubt=True)
+        self.sent.append(event)  # routed: every bound queue has it
+        if event.id in self.lose:
+            self.lose.discard(event.id)
+            raise PublishFailed("broker unavailable: connection closed", in_doubt=True)
+
+    async def routed_since(self, event_ids: Any, since: datetime) -> set[str] | None:
+        if self.away:
+            raise PublishFailed("broker not connected")
+        self.asked.append((set(event_ids), since))
+        if not self.can_tell:
+            return None
+        return {e.id for e in self.sent} & set(event_ids)
+
+
+async def test_an_event_whose_confirm_was_lost_is_not_published_again_when_the_broker_routed_it(db: Any) -> None:
+    staged = await _stage(db, docs=3, per_doc=2)
+    first = {chart: ids[0] for chart, ids in staged.items()}
+    # ch0's first event reached the broker but its confirm was lost; ch1's never reached it
+    bus = LostConfirmsBus(lose={first["ch0"]}, drop={first["ch1"]})
+    relay = OutboxRelay(db, ["charts"], bus)
+    await relay.run_once()
+    leases = {c["_id"]: c async for c in db[CLAIMS].find({})}
+    # the relay keeps the leases of the documents in doubt, saying which event is in doubt
+    assert {k: v["doubt"]["event"] for k, v in leases.items()} == {"charts/ch0000": first["ch0"],
+                                                                    "charts/ch0001": first["ch1"]}
+    await relay.run_once()  # the broker is back: ask it first, then publish the rest
+    assert bus.asked and bus.asked[0][0] == {first["ch0"], first["ch1"]}
+    ids = [e.id for e in bus.sent]
+    assert Counter(ids)[first["ch0"]] == 1  # routed once, not published again
+    assert Counter(ids)[first["ch1"]] == 1  # never routed: published now
+    assert sorted(ids) == sorted(i for chart in staged.values() for i in chart) and len(ids) == 6
+    for chart, expected in staged.items():
+        assert [e.id for e in bus.sent if e.subject == chart] == expected  # order kept
+    assert await relay.pending() == 0 and await db[CLAIMS].count_documents({}) == 0
+
+
+async def test_a_relay_taking_over_a_lease_in_doubt_asks_the_broker_first(db: Any) -> None:
+    staged = await _stage(db, docs=1, per_doc=2)
+    bus = LostConfirmsBus(lose={staged["ch0"][0]})
+    dying = OutboxRelay(db, ["charts"], bus, lease_seconds=30)
+    await dying.run_once()  # the confirm is lost, then this relay dies holding the lease in doubt
+    other = OutboxRelay(db, ["charts"], bus)
+    assert await other.run_once() == 0  # not expired: left alone
+    await db[CLAIMS].update_many({}, {"$set": {"until": datetime.now(UTC) - timedelta(seconds=1)}})
+    await other.run_once()
+    assert [e.id for e in bus.sent] == staged["ch0"]  # each once, in order
+    assert await other.pending() == 0
+
+
+async def test_events_in_doubt_wait_while_the_broker_cannot_be_asked(db: Any) -> None:
+    staged = await _stage(db, docs=1, per_doc=1)
+    bus = LostConfirmsBus(lose={staged["ch0"][0]})
+    relay = OutboxRelay(db, ["charts"], bus)
+    await relay.run_once()
+    bus.away = True
+    await relay.run_once()  # cannot ask: nothing is published again, the doubt stays on the lease
+    assert [e.id for e in bus.sent] == staged["ch0"]
+    assert (await db[CLAIMS].find_one({}))["doubt"]["event"] == staged["ch0"][0]
+    bus.away = False
+    await relay.run_once()
+    assert [e.id for e in bus.sent] == staged["ch0"] and await relay.pending() == 0
+
+
+async def test_a_bus_that_cannot_tell_publishes_events_in_doubt_again(db: Any) -> None:
+    """At least once: without a way to ask (no events stream), an event in doubt goes out again and
+    consumers absorb the repeat by its id."""
+    staged = await _stage(db, docs=1, per_doc=1)
+    bus = LostConfirmsBus(lose={staged["ch0"][0]}, can_tell=False)
+    relay = OutboxRelay(db, ["charts"], bus)
+    await relay.run_once()
+    await relay.run_once()
+    assert [e.id for e in bus.sent] == staged["ch0"] * 2 and await relay.pending() == 0
