@@ -13,11 +13,14 @@ isolation, so several relays racing "set the claim where it is free" would all w
 the document, publishes its events in order with publisher confirms, removes exactly those events
 (``mongo.pull_exact``: ``$pullAll`` of the stored elements, equality, which FerretDB supports) and deletes its lease. A relay
 that dies leaves its lease to expire; then exactly one other relay takes it over (it must first insert a
-``takeover/<claim>/<lease token>`` marker, again unique) and claims the document anew. Relays never write a claim
-into the domain document, so they cannot overwrite a concurrent change to it.
+``<claim>/<lease token>`` marker into ``_outbox_takeovers``, again unique) and claims the document anew.
+Relays never write a claim into the domain document, so they cannot overwrite a concurrent change to it.
 
 Delivery is at least once: a crash between the confirm and the removal re-publishes that event once the
 lease has expired, and a relay that stalled longer than its lease may meet a replica that took over.
+A confirm lost because the broker closed the connection (it stayed up) is not such a case: the publish
+is "in doubt", the relay keeps that document's lease marked with the event, and whoever publishes it
+next first asks the events stream whether the broker routed it (``EventBus.routed_since``).
 Consumers are idempotent by event id. Per-document order is kept: one relay publishes a document's events
 at a time, oldest first, and stops at the first one that fails. If the broker is down, events stay in
 their documents and go out when it is back.
@@ -44,6 +47,10 @@ from clinishare_shared.lifecycle import cancel_and_wait
 
 OUTBOX = "_outbox"
 CLAIMS = "_outbox_claims"
+# one document per lease that ran out and was taken over (``<claim>/<lease token>``): the unique insert
+# that lets one relay only take it over. Kept apart from the leases, which stay few (FerretDB scans a
+# collection for any filter but a bare _id, and every relay reads the leases on every pass).
+TAKEOVERS = "_outbox_takeovers"
 # on a lease: the event a lost confirm left in doubt ({"event": id, "sent": when})
 DOUBT = "doubt"
 # the projection every read of a document with an outbox uses
@@ -138,7 +145,7 @@ class OutboxRelay:
     async def ensure_indexes(self) -> None:
         for name in self.collections:
             await self.db[name].create_index(OUTBOX_INDEX, sparse=True, name="outbox_pending")
-        await self.db[CLAIMS].create_index("at", name="takeover_age")
+        await self.db[TAKEOVERS].create_index("at", name="takeover_age")
 
     def retry_parked(self) -> None:
         """Forget the back-off of unroutable events (say, once their consumer is deployed)."""
@@ -174,7 +181,7 @@ class OutboxRelay:
                 return False
             else:
                 try:
-                    await claims.insert_one({"_id": f"takeover/{key}/{current['by']}", "at": now})
+                    await self.db[TAKEOVERS].insert_one({"_id": f"{key}/{current['by']}", "at": now})
                 except DuplicateKeyError:
                     return False  # another relay is taking this one over
                 log.warning("outbox_lease_taken_over", claim=key, relay=self.name)
@@ -300,7 +307,7 @@ class OutboxRelay:
             return
         self._swept_at = now
         cutoff = datetime.now(UTC) - timedelta(hours=1)
-        await self.db[CLAIMS].delete_many({"_id": {"$regex": "^takeover/"}, "at": {"$lt": cutoff}})
+        await self.db[TAKEOVERS].delete_many({"at": {"$lt": cutoff}})
 
     async def _publish_held(self, coll: Any, docs: list[dict[str, Any]], token: str) -> tuple[int, bool]:
         """Publish the events of the documents this relay holds, pipelined: in round k the k-th pending
