@@ -93,9 +93,9 @@ def search_filter(q: str | None) -> dict[str, Any]:
     return {"$or": [{"title": pattern}, {"patient_name": pattern}]}
 
 
-def grants_filter(grants: Iterable[GrantRef]) -> dict[str, Any] | None:
-    """The charts the given (active) grants cover, as one query clause; None if they cover nothing.
-    Mirrors ``access.covers``: a grant covers only charts its owner wrote."""
+def coverage(grants: Iterable[GrantRef]) -> tuple[set[str], dict[str, set[str]], dict[str, set[str]]]:
+    """What the given grants cover, as ``covers`` reads them (revoked ones left out): the owners whose every
+    chart is covered, owner -> patients, owner -> chart ids (an owner covered entirely appears only once)."""
     chart_ids: dict[str, set[str]] = defaultdict(set)
     patients: dict[str, set[str]] = defaultdict(set)
     everything: set[str] = set()
@@ -108,37 +108,30 @@ def grants_filter(grants: Iterable[GrantRef]) -> dict[str, Any] | None:
             patients[g.owner_id].add(g.patient_id)
         elif g.rule == "chart" and g.chart_id:
             chart_ids[g.owner_id].add(g.chart_id)
+    return (everything, {o: p for o, p in patients.items() if o not in everything},
+            {o: c for o, c in chart_ids.items() if o not in everything})
+
+
+def grants_filter(grants: Iterable[GrantRef]) -> dict[str, Any] | None:
+    """The charts the given (active) grants cover, as one query clause; None if they cover nothing.
+    Mirrors ``access.covers``: a grant covers only charts its owner wrote."""
+    everything, patients, chart_ids = coverage(grants)
     clauses: list[dict[str, Any]] = []
     if everything:
         clauses.append({"author_id": {"$in": sorted(everything)}})
-    for owner, pids in sorted(patients.items()):
-        if owner not in everything:
-            clauses.append({"author_id": owner, "patient_id": {"$in": sorted(pids)}})
-    for owner, cids in sorted(chart_ids.items()):
-        if owner not in everything:
-            clauses.append({"author_id": owner, "_id": {"$in": sorted(cids)}})
+    clauses += [{"author_id": owner, "patient_id": {"$in": sorted(pids)}} for owner, pids in sorted(patients.items())]
+    clauses += [{"author_id": owner, "_id": {"$in": sorted(cids)}} for owner, cids in sorted(chart_ids.items())]
     return {"$or": clauses} if clauses else None
 
 
 def index_sources(grants: Iterable[GrantRef]) -> tuple[list[str], set[str]]:
-    """Where the charts the given (active) grants cover are listed: the ``chart_index`` lookups to read
-    (an author's, or an author's for one patient) and the chart ids ``chart`` grants name. The same split
-    as ``grants_filter``; a candidate is kept only if ``covers`` says so once the chart is loaded."""
-    everything: set[str] = set()
-    patients: set[tuple[str, str]] = set()
-    chart_ids: set[str] = set()
-    for g in grants:
-        if g.revoked:
-            continue
-        if g.rule == "all":
-            everything.add(g.owner_id)
-        elif g.rule == "patient" and g.patient_id:
-            patients.add((g.owner_id, g.patient_id))
-        elif g.rule == "chart" and g.chart_id:
-            chart_ids.add(g.chart_id)
+    """Where the charts the given (active) grants cover are listed (``coverage``): the ``chart_index``
+    lookups to read (an author's, or an author's for one patient) and the chart ids ``chart`` grants name.
+    A candidate is kept only if ``covers`` says so once the chart is loaded."""
+    everything, patients, chart_ids = coverage(grants)
     keys = [author_key(a) for a in sorted(everything)]
-    keys += [patient_key(a, p) for a, p in sorted(patients) if a not in everything]
-    return keys, chart_ids
+    keys += [patient_key(a, p) for a, pids in sorted(patients.items()) for p in sorted(pids)]
+    return keys, {c for cids in chart_ids.values() for c in cids}
 
 
 def _and(*parts: dict[str, Any]) -> dict[str, Any]:

@@ -87,6 +87,18 @@ class Charts:
         assert r.status_code == 200, r.text
         return [c["id"] for c in r.json()["items"]]
 
+    async def walk(self, path: str, who: str, *, limit: int) -> list[str]:
+        """Every id of a listing, page by page (``limit`` a page), following ``next_cursor`` to the end."""
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+            page = (await self.http.get(path, params=params, headers=self.auth(who))).json()
+            seen += [c["id"] for c in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return seen
+
     async def status(self, who: str, chart_id: str, kind: str = "practitioner") -> int:
         return (await self.http.get(f"/v1/charts/{chart_id}", headers=self.auth(who, kind))).status_code
 

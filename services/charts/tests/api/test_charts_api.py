@@ -57,15 +57,7 @@ async def test_your_charts_are_mine_only_newest_first_and_paginated(charts: Any)
     pid = await charts.identity.patient("Ada", "dr-a", "dr-b")
     mine = [(await charts.chart("dr-a", pid, title=f"c{i}"))["id"] for i in range(5)]
     await charts.chart("dr-b", pid)
-    seen, cursor = [], None
-    while True:
-        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
-        page = (await charts.http.get("/v1/charts", params=params, headers=charts.auth("dr-a"))).json()
-        seen += [c["id"] for c in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
-    assert seen == list(reversed(mine))
+    assert await charts.walk("/v1/charts", "dr-a", limit=2) == list(reversed(mine))
     bad = await charts.http.get("/v1/charts", params={"cursor": "nope"}, headers=charts.auth("dr-a"))
     assert bad.status_code == 422
 

@@ -207,15 +207,7 @@ async def test_paging_through_the_lookups_keeps_newest_first(charts: Any) -> Non
     await charts.share("dr-a", "chart", chart_id=made[2], practitioner_ids=["dr-b"])
     await charts.share("dr-c", "all", practitioner_ids=["dr-b"])
     expected = [made[i] for i in (4, 3, 2, 1, 0)]  # not made[5]: B's patient-Bo chart that was not granted
-    seen, cursor = [], None
-    while True:
-        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
-        page = (await charts.http.get("/v1/charts/shared-with-me", params=params, headers=charts.auth("dr-b"))).json()
-        seen += [c["id"] for c in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
-    assert seen == expected
+    assert await charts.walk("/v1/charts/shared-with-me", "dr-b", limit=2) == expected
     assert await charts.shared_ids("dr-b", limit=100) == expected
 
 

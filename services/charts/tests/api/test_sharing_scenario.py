@@ -96,12 +96,5 @@ async def test_shared_with_me_is_searchable_and_paginated(charts: Any) -> None:
     assert await charts.shared_ids("dr-b", q="cardio") == [cardio["id"]]
     assert await charts.shared_ids("dr-b", q="[") == []
 
-    seen, cursor = [], None
-    while True:
-        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
-        page = (await charts.http.get("/v1/charts/shared-with-me", params=params, headers=charts.auth("dr-b"))).json()
-        seen += [c["id"] for c in page["items"]]
-        cursor = page["next_cursor"]
-        if not cursor:
-            break
+    seen = await charts.walk("/v1/charts/shared-with-me", "dr-b", limit=3)
     assert seen == [cardio["id"], *reversed(ada_charts)]
