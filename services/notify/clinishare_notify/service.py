@@ -26,6 +26,7 @@ this service) is re-evaluated when the address arrives (``identity.account.regis
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import structlog
@@ -76,14 +77,16 @@ def new_notification(event: Envelope, data: EventData, recipient: Recipient, not
         link=notice.link, actor_id=actor_id, ref=_ref(data), created_at=at, read=False, read_at=None, email=email)
 
 
+async def _none() -> None:
+    return None
+
+
 async def _offices(projection: IdentityProjection, office_ids: list[str]) -> dict[str, Office]:
-    out: dict[str, Office] = {}
-    for office_id in dict.fromkeys(office_ids):
-        doc = await projection.office(office_id)
-        if doc is not None:
-            out[office_id] = Office(members={m["account_id"]: m["role"] for m in doc.get("members", [])},
-                                    owner_id=doc.get("owner_id"))
-    return out
+    ids = list(dict.fromkeys(office_ids))
+    docs = await asyncio.gather(*(projection.office(office_id) for office_id in ids))
+    return {office_id: Office(members={m["account_id"]: m["role"] for m in doc.get("members", [])},
+                              owner_id=doc.get("owner_id"))
+            for office_id, doc in zip(ids, docs) if doc is not None}
 
 
 async def _withdrawn(store: NotifyStore, event: Envelope, data: EventData) -> EventData | None:
@@ -123,30 +126,36 @@ async def notify(event: Envelope, *, store: NotifyStore, projection: IdentityPro
                  on_created: Callable[[], None], only: set[str] | None = None) -> None:
     """One notice per recipient of ``event``. ``only``: tell no one else (an ended share is told to those
     who were told it began)."""
-    data = await _withdrawn(store, event, event.payload())
+    # the reads a notice depends on, all at once (each by _id): whether it was withdrawn, the offices it
+    # names, who acted (every read is independent; the round trips, not the work, are the cost)
+    payload = event.payload()
+    actor_id = messages.actor_of(payload)
+    data, offices, actor = await asyncio.gather(
+        _withdrawn(store, event, payload), _offices(projection, offices_needed(payload)),
+        projection.account(actor_id) if actor_id else _none())
     if data is None:
         log.info("notifications_already_withdrawn")
         return
-    targets = recipients(data, await _offices(projection, offices_needed(data)))
+    targets = recipients(data, offices)
     if only is not None:
         targets = [r for r in targets if r.account_id in only]
-    actor_id = messages.actor_of(data)
-    actor = await projection.account(actor_id) if actor_id else None
-    created = 0
-    for r in targets:
+
+    async def tell(r: Recipient) -> bool:
         notice = messages.notice(data, r, actor.get("name") if actor else None)
-        account = await projection.account(r.account_id) or {}
-        skip = delivery.skip_reason(smtp_enabled=settings.email_enabled,
-                                    wants_email=await store.wants_email(r.account_id),
-                                    address=account.get("email"), kind=r.kind)
-        if await store.insert(new_notification(event, data, r, notice, actor_id=actor_id, email_skip_reason=skip)):
-            created += 1
-            if skip:  # with SMTP off this log line is the whole "e-mail" (ids only, never an address)
-                log.info("email_skipped", notification_id=notification_id(event.id, r.account_id), reason=skip)
-            if skip == "no_address":
-                # the address may have arrived while we decided (another replica processed the
-                # account event between our read and our insert): look again, after the insert
-                await reopen_if_address_known(store=store, projection=projection, account_id=r.account_id)
+        account, wants_email = await asyncio.gather(projection.account(r.account_id), store.wants_email(r.account_id))
+        skip = delivery.skip_reason(smtp_enabled=settings.email_enabled, wants_email=wants_email,
+                                    address=(account or {}).get("email"), kind=r.kind)
+        if not await store.insert(new_notification(event, data, r, notice, actor_id=actor_id, email_skip_reason=skip)):
+            return False
+        if skip:  # with SMTP off this log line is the whole "e-mail" (ids only, never an address)
+            log.info("email_skipped", notification_id=notification_id(event.id, r.account_id), reason=skip)
+        if skip == "no_address":
+            # the address may have arrived while we decided (another replica processed the
+            # account event between our read and our insert): look again, after the insert
+            await reopen_if_address_known(store=store, projection=projection, account_id=r.account_id)
+        return True
+
+    created = sum(await asyncio.gather(*(tell(r) for r in targets)))  # recipients are independent
     log.info("notifications_created", recipients=len(targets), created=created)
     if created and (again := await _withdrawn(store, event, data)) != data:
         # a withdrawal processed meanwhile (another replica) left its tombstone after our check

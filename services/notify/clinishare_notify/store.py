@@ -19,6 +19,7 @@ each write gives it a new ``stamp``).
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -83,9 +84,10 @@ class NotifyStore:
         """Insert the notification (its pending e-mail queued first); False when it is already there (a
         redelivery)."""
         email = notification["email"]
+        first = [self.remember_refs(notification)]
         if email["status"] == "pending":
-            await self.queue_emails([notification["_id"]], email.get("next_attempt_at") or now())
-        await self.remember_refs(notification)
+            first.append(self.queue_emails([notification["_id"]], email.get("next_attempt_at") or now()))
+        await asyncio.gather(*first)  # both before the insert (each a superset its reader re-checks)
         return await insert_new(self.notifications, notification)
 
     async def page(self, recipient_id: str, *, unread: bool | None, limit: int,
