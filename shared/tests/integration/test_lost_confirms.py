@@ -17,6 +17,7 @@ from clinishare_shared.bus.rabbit import RabbitBus
 from clinishare_shared.bus.stream import StreamSpec
 from clinishare_shared.events import ChartNoteAdded, Envelope, make_event
 from clinishare_shared.processes import PrivateRabbit
+from clinishare_shared.testing import wait_for
 from clinishare_shared.ferretdb import free_port
 
 pytestmark = pytest.mark.integration  # a RabbitMQ node of its own
@@ -77,7 +78,17 @@ async def test_a_lost_confirm_is_in_doubt_and_the_stream_tells_whether_it_was_ro
             await closing
             assert await bus.wait_connected(timeout=60)
         doubtful = {i for i, f in failed.items() if f.in_doubt}
-        routed = await bus.routed_since(doubtful, since) if doubtful else set()
+        answer: dict[str, set[str] | None] = {}
+
+        async def asked() -> bool:  # while the connection is being restored the bus says "not now"
+            try:
+                answer["routed"] = await bus.routed_since(doubtful, since)
+            except PublishFailed:
+                return False
+            return True
+
+        await wait_for(asked, timeout=60, interval=0.2, message="the bus could read the events stream")
+        routed = answer["routed"]
     finally:
         await bus.close()
     assert doubtful, f"no close in {closes} caught an event in flight: the case was not tested"
