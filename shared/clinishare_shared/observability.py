@@ -41,6 +41,11 @@ EVENTS_FAILED = Counter("clinishare_events_failed", "deliveries whose handler ra
                         ["queue", "type"])
 EVENTS_DEAD_LETTERED = Counter("clinishare_events_dead_lettered", "events moved to a dead-letter queue",
                                ["queue", "type"])
+EVENTS_UNCONFIRMED = Counter(
+    "clinishare_outbox_events_unconfirmed",
+    "events sent to the broker whose confirm never came, by what became of them: routed (the events stream "
+    "had it: not sent again), not_routed (sent again), unverifiable (the broker died or shut down, or has no "
+    "stream: sent again, so consumers may see it twice)", ["source", "resolution"])
 EMAILS_SENT = Counter("clinishare_emails_sent", "e-mails the SMTP server accepted")
 EMAILS_FAILED = Counter("clinishare_emails_failed", "e-mail attempts that failed", ["final"])
 
@@ -115,6 +120,11 @@ def publishing(event: Any, staged_carrier: Mapping[str, Any] | None = None) -> I
 
 def published(event: Any) -> None:
     EVENTS_PUBLISHED.labels(event.source, event.type).inc()
+
+
+def unconfirmed(source: str, resolution: str, n: int = 1) -> None:
+    if n:
+        EVENTS_UNCONFIRMED.labels(source, resolution).inc(n)
 
 
 def dead_lettered(queue: str, event_type: str | None) -> None:

@@ -42,7 +42,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from clinishare_shared.bus.base import EventBus, PublishFailed
 from clinishare_shared.events import Envelope
 from clinishare_shared.mongo import find_by_ids, insert_new, pull_exact
-from clinishare_shared.observability import TRACE_KEY, carrier
+from clinishare_shared.observability import TRACE_KEY, carrier, unconfirmed
 from clinishare_shared.lifecycle import cancel_and_wait
 
 OUTBOX = "_outbox"
@@ -123,6 +123,7 @@ class OutboxRelay:
         self.published = 0
         self.doubts_asked = 0  # events in doubt (confirm lost) the broker was asked about
         self.doubts_routed = 0  # ... of which it had routed (so not published again)
+        self.unverifiable = 0  # events sent again although the broker may have routed them (may repeat)
         # event id -> (retry at, current delay): an unroutable event is retried with back-off, so a
         # missing consumer costs one log line per back-off period instead of one per pass
         self._parked: dict[str, tuple[float, float]] = {}
@@ -363,6 +364,9 @@ class OutboxRelay:
                     broker_down = True
                     if failure.in_doubt:  # it may have gone out: whoever publishes it next asks first
                         in_doubt[doc_id] = {"event": event.id, "sent": sent_at}
+                    elif failure.sent:  # it may have gone out, and no one can tell: it goes out again
+                        unconfirmed(event.source, "unverifiable")
+                        self.unverifiable += 1
             confirmed = [e.id for e, r in zip(events, results) if r is None]
             if confirmed:
                 log.info("outbox_events_published", count=len(confirmed), collection=coll.name, round=k)
@@ -392,9 +396,16 @@ class OutboxRelay:
         routed = await self.bus.routed_since(set(ids.values()), since)
         self.doubts_asked += len(ids)
         for doc_id, event_id in ids.items():
-            if routed is not None and event_id in routed:
+            source = str(pending[doc_id][0].get("source", ""))
+            if routed is None:
+                unconfirmed(source, "unverifiable")
+                self.unverifiable += 1
+            elif event_id in routed:
                 published[doc_id].append(pending[doc_id].pop(0))
+                unconfirmed(source, "routed")
                 self.doubts_routed += 1
+            else:
+                unconfirmed(source, "not_routed")
         log.info("outbox_doubts_resolved", in_doubt=len(ids), already_routed=len(routed or ()),
                  asked=routed is not None)
 

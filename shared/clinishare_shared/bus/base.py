@@ -13,14 +13,16 @@ Handler = Callable[[Envelope], Awaitable[None]]
 class PublishFailed(Exception):
     """The broker did not confirm the event. ``unroutable`` means it answered and no queue took it;
     otherwise the broker could not be reached in time (the relay stops its pass and retries later).
-    ``in_doubt`` means the event reached a live broker that closed the connection before confirming it:
-    it may have been routed. Before publishing it again, ask ``routed_since`` (a lost confirm is then
-    not a duplicate)."""
+    ``sent`` means the event may have reached the broker (it was handed over and no confirm came), so
+    publishing it again may repeat it. ``in_doubt`` means it reached a live broker that closed the
+    connection before confirming it: ask ``routed_since`` before publishing it again (a lost confirm is
+    then not a duplicate)."""
 
-    def __init__(self, reason: str, *, unroutable: bool = False, in_doubt: bool = False) -> None:
+    def __init__(self, reason: str, *, unroutable: bool = False, in_doubt: bool = False, sent: bool = False) -> None:
         super().__init__(reason)
         self.unroutable = unroutable
         self.in_doubt = in_doubt
+        self.sent = sent or in_doubt
 
 
 class EventBus(ABC):

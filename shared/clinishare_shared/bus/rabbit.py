@@ -227,10 +227,12 @@ class RabbitBus(EventBus):
         except aiormq.exceptions.DeliveryError as exc:
             raise PublishFailed(f"not confirmed: {exc!r}") from exc
         except aiormq.exceptions.ConnectionClosed as exc:
-            raise PublishFailed(f"broker unavailable: {exc!r}", in_doubt=forced_close(exc)) from exc
-        except (asyncio.TimeoutError, OSError, RuntimeError, aiormq.exceptions.AMQPError,
-                aio_pika.exceptions.ChannelInvalidStateError) as exc:
+            raise PublishFailed(f"broker unavailable: {exc!r}", in_doubt=forced_close(exc), sent=True) from exc
+        except aio_pika.exceptions.ChannelInvalidStateError as exc:  # the channel was closed: nothing was sent
             raise PublishFailed(f"broker unavailable: {type(exc).__name__}") from exc
+        except (asyncio.TimeoutError, OSError, RuntimeError, aiormq.exceptions.AMQPError) as exc:
+            # the connection broke or the confirm did not come in time: the event may be there
+            raise PublishFailed(f"broker unavailable: {type(exc).__name__}", sent=True) from exc
 
     async def routed_since(self, event_ids: Collection[str], since: datetime) -> set[str] | None:
         """Read the events stream from ``since`` (less a margin) until every id is found, nothing new

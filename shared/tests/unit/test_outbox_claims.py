@@ -196,6 +196,7 @@ async def test_an_event_whose_confirm_was_lost_is_not_published_again_when_the_b
     ids = [e.id for e in bus.sent]
     assert Counter(ids)[first["ch0"]] == 1  # routed once, not published again
     assert Counter(ids)[first["ch1"]] == 1  # never routed: published now
+    assert (relay.doubts_asked, relay.doubts_routed, relay.unverifiable) == (2, 1, 0)
     assert sorted(ids) == sorted(i for chart in staged.values() for i in chart) and len(ids) == 6
     for chart, expected in staged.items():
         assert [e.id for e in bus.sent if e.subject == chart] == expected  # order kept
@@ -238,3 +239,31 @@ async def test_a_bus_that_cannot_tell_publishes_events_in_doubt_again(db: Any) -
     await relay.run_once()
     await relay.run_once()
     assert [e.id for e in bus.sent] == staged["ch0"] * 2 and await relay.pending() == 0
+    assert relay.unverifiable == 1  # counted (clinishare_outbox_events_unconfirmed{resolution="unverifiable"})
+
+
+async def test_an_event_sent_to_a_broker_that_died_goes_out_again_and_is_counted(db: Any) -> None:
+    """A broker that dies (or shuts down) before confirming is not asked: its queues may each have kept
+    or lost the event, so it is published again, and the possible repeat is counted."""
+    staged = await _stage(db, docs=2, per_doc=1)
+
+    class DyingBroker(RecordingBus):
+        failed = False
+
+        async def publish(self, event: Envelope) -> None:
+            if not self.failed:
+                self.failed = True
+                self.sent.append(event)  # it may be there
+                raise PublishFailed("broker unavailable: ConnectionResetError", sent=True)
+            await super().publish(event)
+
+        async def routed_since(self, event_ids: Any, since: datetime) -> set[str] | None:
+            raise AssertionError("a broker that died is not asked")
+
+    bus = DyingBroker()
+    relay = OutboxRelay(db, ["charts"], bus)
+    await relay.run_once()
+    await relay.run_once()
+    assert relay.unverifiable == 1 and relay.doubts_asked == 0
+    assert sorted(e.id for e in bus.sent) == sorted([staged["ch0"][0], *staged["ch0"], *staged["ch1"]])
+    assert await relay.pending() == 0 and await db[CLAIMS].count_documents({}) == 0
