@@ -25,7 +25,7 @@ import fcntl
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -469,12 +469,17 @@ async def update_by_ids(coll: Any, ids: Iterable[Any], update: Mapping[str, Any]
     is a bare ``{"_id": x}`` (a ``bulk_write`` of ``UpdateOne``s): FerretDB's SQLite handler looks each one up
     by the ``_id`` index, where ``update_many({"_id": {"$in": ids}})`` reads the whole collection (measured
     at 2·10⁴ documents, 25 ids: 16 ms against 990 ms). Same effect on MongoDB, in one round trip too."""
-    unique = list(dict.fromkeys(ids))
+    await update_each(coll, [(i, update) for i in dict.fromkeys(ids)])
+
+
+async def update_each(coll: Any, updates: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
+    """Apply each ``(id, update)`` to the document with that ``_id``, in ONE round trip whose every
+    statement's filter is a bare ``{"_id": x}`` (as ``update_by_ids``, with an update of its own each)."""
     if isinstance(coll, InProcessCollection):  # mongomock's bulk_write predates PyMongo 4.20's UpdateOne
-        for i in unique:
+        for i, update in updates:
             await coll.update_one({"_id": i}, dict(update))
-    elif unique:
-        await coll.bulk_write([UpdateOne({"_id": i}, dict(update)) for i in unique], ordered=False)
+    elif updates:
+        await coll.bulk_write([UpdateOne({"_id": i}, dict(update)) for i, update in updates], ordered=False)
 
 
 # (database name, collection name) -> (date field, seconds): TTL indexes the server refused

@@ -41,7 +41,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from clinishare_shared.bus.base import EventBus, PublishFailed
 from clinishare_shared.events import Envelope
-from clinishare_shared.mongo import find_by_ids, insert_new, pull_exact
+from clinishare_shared.mongo import find_by_ids, insert_new, pull_exact, update_each
 from clinishare_shared.observability import TRACE_KEY, carrier, unconfirmed
 from clinishare_shared.lifecycle import cancel_and_wait
 
@@ -230,9 +230,9 @@ class OutboxRelay:
         held = await find_by_ids(coll, sorted(held_ids), {OUTBOX: 1})
         return held, token
 
-    async def _finish(self, coll: Any, doc_id: Any, published: list[dict[str, Any]]) -> None:
-        """Remove a document's confirmed events: the exact stored elements, in one write."""
-        await coll.update_one({"_id": doc_id}, pull_exact(OUTBOX, *published))
+    async def _finish(self, coll: Any, done: list[tuple[Any, list[dict[str, Any]]]]) -> None:
+        """Remove each document's confirmed events (the exact stored elements), all in one write."""
+        await update_each(coll, [(doc_id, pull_exact(OUTBOX, *events_out)) for doc_id, events_out in done])
 
     async def _insert_leases(self, free: list[str], keys: dict[str, Any], token: str, until: datetime) -> list[Any]:
         """Insert leases for the unclaimed documents in one round trip; the ones another relay inserted
@@ -372,12 +372,12 @@ class OutboxRelay:
                 log.info("outbox_events_published", count=len(confirmed), collection=coll.name, round=k)
             going = still if len(results) == len(raws) else [d for d in still if d in going[:len(results)]]
             k += 1
-        sent = 0
-        for doc_id, events_out in published.items():
-            if events_out:
-                await self._finish(coll, doc_id, events_out)
-                sent += len(events_out)
-                self.published += len(events_out)
+        # one write for every document's removal (each statement by bare _id): under load a removal per
+        # document could outlast the lease, and a replica taking over would publish the events again
+        done = [(doc_id, events_out) for doc_id, events_out in published.items() if events_out]
+        await self._finish(coll, done)
+        sent = sum(len(events_out) for _, events_out in done)
+        self.published += sent
         await self._release(coll, [d["_id"] for d in docs if d["_id"] not in in_doubt], token)
         for doc_id, doubt in in_doubt.items():  # kept, saying what is in doubt, until someone asks the broker
             await self.db[CLAIMS].update_one({"_id": f"{coll.name}/{doc_id}", "by": token}, {"$set": {DOUBT: doubt}})

@@ -14,6 +14,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from clinishare_shared.mongo import (
     InProcessMongoClient, ensure_ttl_index, find_by_ids, insert_new, open_client, pull_exact, purge_expired,
     update_by_ids,
+    update_each,
 )
 
 
@@ -213,3 +214,13 @@ async def test_update_by_ids_updates_each_named_document_once_and_no_other(any_d
     assert {d["_id"]: d["n"] async for d in any_db.docs.find({})} == {"d0": 0, "d1": 1, "d2": 0, "d3": 1}
     await update_by_ids(any_db.docs, [], {"$inc": {"n": 1}})  # nothing to do: no round trip
     assert await any_db.docs.count_documents({"missing": {"$exists": True}}) == 0
+
+
+async def test_update_each_applies_its_own_update_to_each_document(any_db: Any) -> None:
+    await any_db.docs.insert_many([{"_id": f"d{i}", "tags": ["a", "b", "c"]} for i in range(3)])
+    await update_each(any_db.docs, [("d0", {"$pullAll": {"tags": ["a"]}}), ("d2", {"$pullAll": {"tags": ["b", "c"]}}),
+                                    ("missing", {"$set": {"x": 1}})])
+    got = {d["_id"]: d["tags"] async for d in any_db.docs.find({})}
+    assert got == {"d0": ["b", "c"], "d1": ["a", "b", "c"], "d2": ["a"]}
+    assert await any_db.docs.count_documents({"_id": "missing"}) == 0
+    await update_each(any_db.docs, [])  # nothing to do: no round trip
