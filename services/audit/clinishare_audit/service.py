@@ -41,8 +41,11 @@ async def append(*, store: AuditStore, entry: EntryFields) -> bool:
             raise TryAgain  # the position (or this very event) was taken meanwhile: look again
         return True
 
-    return await optimistic(step, attempts=APPEND_ATTEMPTS,
-                            exhausted=Problem(503, f"could not append to chain {chain}"))
+    # one append per chain at a time in this process: racing for a position is left to replicas (a lost
+    # race makes the next look read the chain in full, a scan of every entry on FerretDB)
+    async with store.appending.hold(chain):
+        return await optimistic(step, attempts=APPEND_ATTEMPTS,
+                                exhausted=Problem(503, f"could not append to chain {chain}"))
 
 
 async def record(event: Envelope, *, store: AuditStore) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 
 from clinishare_audit.domain.stored import DisclosureDoc
+from clinishare_shared.locks import KeyedLocks
 from clinishare_shared.mongo import insert_new
 from clinishare_shared.pagination import PageQuery
 
@@ -32,6 +33,7 @@ class AuditStore:
         self.entries = db[ENTRIES]
         self.heads = db[HEADS]
         self._conflicted: set[str] = set()  # chains whose last insert here failed: look at them in full
+        self.appending = KeyedLocks()  # chain -> the append running in this process (service.append)
 
     async def ensure_indexes(self) -> None:
         await self.entries.create_index([("chain", ASCENDING), ("seq", ASCENDING)], unique=True, name="position")

@@ -183,3 +183,28 @@ async def test_a_stale_chain_head_hint_costs_a_retry_not_a_wrong_chain(mongo_cli
     chain = await a.chain("patient:q")
     assert [e["seq"] for e in chain] == [1, 2, 3, 4] and verify(chain).ok
     assert (await a.heads.find_one({"_id": "patient:q"}))["seq"] == 4
+
+
+async def test_appends_to_one_chain_in_one_process_take_turns_and_never_lose_a_race(mongo_client: Any,
+                                                                                  db_name: str) -> None:
+    """Deliveries handled at once by one process (prefetch) wait for each other per chain: none loses a
+    race for a position, so none makes the next append read the whole chain (a scan on FerretDB)."""
+    from clinishare_audit.domain.chain import verify
+
+    store = AuditStore(mongo_client[db_name])
+    await store.ensure_indexes()
+    inserted: list[bool] = []
+    insert = store.insert
+
+    async def counting(entry: Any) -> bool:
+        inserted.append(await insert(entry))
+        return inserted[-1]
+
+    store.insert = counting  # type: ignore[method-assign]
+    base = {"chain": "patient:r", "at": datetime.now(UTC), "action": "accessed", "item_type": "chart",
+            "practitioner_ids": [], "office_ids": [], "patient_ids": [], "grant_ids": []}
+    results = await asyncio.gather(*(append(store=store, entry={**base, "event_id": f"e{i}"}) for i in range(10)))
+    assert all(results) and inserted == [True] * 10
+    chain = await store.chain("patient:r")
+    assert [e["seq"] for e in chain] == list(range(1, 11)) and verify(chain).ok
+    assert len(store.appending) == 0  # no lock kept once nobody appends
