@@ -5,10 +5,19 @@ It lets a service answer "who is in office O now", "is P on A's sharing list", "
 care" without calling identity, so reading shared data keeps working while identity is down. Office and
 care-team events carry a version and a snapshot: an older or repeated event never overwrites a newer one,
 so the projection is right whatever order events arrive in and however often.
+
+"Which offices is A in", "which connections does A own", "whose care team is P on" are answered through
+lookup documents in ``idp_links`` (``offices:<account>``, ``connections:<owner>``, ``patients:<practitioner>``
+-> ids), then the documents by ``_id``: FerretDB's SQLite handler scans a whole collection for any filter
+but a bare ``_id`` equality, and these ran on every share and every listing. An id is added BEFORE the
+document that it points at is written, and never removed (a member who left, a deleted connection): the
+lookup is a superset, and every read checks each document it loads. ``ensure_indexes`` builds the lookups
+once from documents written before they existed (the marker ``built`` records that it ran to its end).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +32,7 @@ from clinishare_shared.events import (
 from clinishare_shared.mongo import find_by_ids
 
 ACCOUNTS, OFFICES, CONNECTIONS, PATIENTS = "idp_accounts", "idp_offices", "idp_connections", "idp_patients"
+LINKS, LINKS_BUILT = "idp_links", "built"
 
 
 async def _versioned_upsert(coll: Any, _id: str, version: int, fields: dict[str, Any]) -> None:
@@ -47,6 +57,38 @@ class IdentityProjection:
         await self.db[OFFICES].create_index("member_ids")
         await self.db[CONNECTIONS].create_index([("owner_id", 1), ("deleted", 1)])
         await self.db[PATIENTS].create_index("care_team")
+        await self.build_links()
+
+    # ---- the lookups: account -> its offices, owner -> its connections, practitioner -> patients in care --
+
+    async def _link(self, kind: str, keys: Iterable[str], target: str) -> None:
+        """Add ``target`` to the lookups ``<kind>:<key>`` (before ``target`` itself is written)."""
+        await asyncio.gather(*(self.db[LINKS].update_one({"_id": f"{kind}:{k}"}, {"$addToSet": {"ids": target}},
+                                                         upsert=True) for k in dict.fromkeys(keys)))
+
+    async def _linked(self, kind: str, coll: str, keys: Iterable[str]) -> list[dict[str, Any]]:
+        """The documents of ``coll`` that the lookups ``<kind>:<key>`` name (unchecked: callers check)."""
+        links = await find_by_ids(self.db[LINKS], [f"{kind}:{k}" for k in keys])
+        return await find_by_ids(self.db[coll], [i for link in links for i in link.get("ids", [])])
+
+    async def build_links(self) -> int:
+        """The lookups of documents written before they existed: one scan of each collection, once per
+        database. How many lookup documents were written."""
+        if await self.db[LINKS].find_one({"_id": LINKS_BUILT}):
+            return 0
+        links: dict[str, set[str]] = {}
+        async for o in self.db[OFFICES].find({}, {"member_ids": 1}):
+            for m in o.get("member_ids", []):
+                links.setdefault(f"offices:{m}", set()).add(o["_id"])
+        async for c in self.db[CONNECTIONS].find({}, {"owner_id": 1}):
+            links.setdefault(f"connections:{c['owner_id']}", set()).add(c["_id"])
+        async for p in self.db[PATIENTS].find({}, {"care_team": 1}):
+            for m in p.get("care_team", []):
+                links.setdefault(f"patients:{m}", set()).add(p["_id"])
+        for key, ids in links.items():
+            await self.db[LINKS].update_one({"_id": key}, {"$addToSet": {"ids": {"$each": sorted(ids)}}}, upsert=True)
+        await self.db[LINKS].update_one({"_id": LINKS_BUILT}, {"$set": {"built": True}}, upsert=True)
+        return len(links)
 
     # ---- events ------------------------------------------------------------------------------------
 
@@ -81,6 +123,7 @@ class IdentityProjection:
         }
         if isinstance(data, OfficeCreated):
             fields.update(name=data.name, owner_id=data.owner_id)
+        await self._link("offices", fields["member_ids"], data.office_id)
         await _versioned_upsert(self.db[OFFICES], data.office_id, data.version, fields)
         if isinstance(data, OfficeCreated):
             # name and owner come only with "created" and never change: set them even when a newer
@@ -91,6 +134,7 @@ class IdentityProjection:
     async def _on_connection_created(self, event: Envelope) -> None:
         data = event.payload()
         assert isinstance(data, ConnectionCreated)
+        await self._link("connections", [data.owner_id], data.connection_id)
         # $setOnInsert: a "deleted" that overtook this event must not be undone by it
         await self.db[CONNECTIONS].update_one(
             {"_id": data.connection_id},
@@ -102,6 +146,7 @@ class IdentityProjection:
     async def _on_connection_deleted(self, event: Envelope) -> None:
         data = event.payload()
         assert isinstance(data, ConnectionDeleted)
+        await self._link("connections", [data.owner_id], data.connection_id)
         await self.db[CONNECTIONS].update_one(
             {"_id": data.connection_id},
             {"$set": {"owner_id": data.owner_id, "target_kind": data.target_kind,
@@ -112,6 +157,7 @@ class IdentityProjection:
     async def _on_patient(self, event: Envelope) -> None:
         data = event.payload()
         assert isinstance(data, PatientRegistered | PatientCareTeamChanged)
+        await self._link("patients", data.care_team, data.patient_id)
         await _versioned_upsert(self.db[PATIENTS], data.patient_id, data.version, {"care_team": data.care_team})
 
     async def high_water(self) -> int:
@@ -154,7 +200,8 @@ class IdentityProjection:
         return {d["_id"]: {m["account_id"]: m["role"] for m in d.get("members", [])} for d in docs}
 
     async def offices_of(self, account_id: str) -> list[dict[str, Any]]:
-        return await self.db[OFFICES].find({"member_ids": account_id}).to_list()
+        return [o for o in await self._linked("offices", OFFICES, [account_id])
+                if account_id in o.get("member_ids", [])]
 
     async def roles_of(self, account_id: str) -> dict[str, str]:
         """Office id -> the account's role there now (membership is read at read time, principle 2)."""
@@ -180,9 +227,9 @@ class IdentityProjection:
         ids = sorted(set(account_ids))
         if not ids:
             return {}
-        match: Any = ids[0] if len(ids) == 1 else {"$in": ids}
-        offices = await self.db[OFFICES].find({"member_ids": match}).to_list()
-        conns = await self.db[CONNECTIONS].find({"owner_id": match, "deleted": False}).to_list()
+        offices, conns = await asyncio.gather(self._linked("offices", OFFICES, ids),
+                                              self._linked("connections", CONNECTIONS, ids))
+        conns = [c for c in conns if c.get("deleted") is False]
         out = {}
         for account_id in ids:
             out[account_id] = sharing_list(
@@ -199,8 +246,8 @@ class IdentityProjection:
         return list(patient["care_team"]) if patient else []
 
     async def in_care(self, patient_id: str, practitioner_id: str) -> bool:
-        return await self.db[PATIENTS].find_one({"_id": patient_id, "care_team": practitioner_id}, {"_id": 1}) \
-            is not None
+        return practitioner_id in await self.care_team(patient_id)  # by bare _id: no scan on FerretDB
 
     async def patients_in_care(self, practitioner_id: str) -> list[str]:
-        return [p["_id"] async for p in self.db[PATIENTS].find({"care_team": practitioner_id}, {"_id": 1})]
+        return [p["_id"] for p in await self._linked("patients", PATIENTS, [practitioner_id])
+                if practitioner_id in p.get("care_team", [])]

@@ -5,7 +5,7 @@ from clinishare_shared.events import (
     AccountRegistered, ConnectionCreated, ConnectionDeleted, OfficeCreated, OfficeMember, OfficeMemberRemoved,
     PatientCareTeamChanged, PatientRegistered, make_event,
 )
-from clinishare_shared.projection import OFFICES, IdentityProjection
+from clinishare_shared.projection import CONNECTIONS, LINKS, OFFICES, PATIENTS, IdentityProjection
 
 
 def _members(m: dict[str, str]) -> list[OfficeMember]:
@@ -155,3 +155,33 @@ async def test_racing_versions_of_a_new_office_keep_the_newest(db: Any, member_a
     office = await db[OFFICES].find_one({"_id": "o1"})
     assert office["version"] == 3
     assert sorted(office["member_ids"]) == ["p1", "p2", "p3"]
+
+
+async def test_a_lookup_naming_a_document_never_written_is_ignored(db: Any) -> None:
+    """The lookup is written before its document: a crash between leaves an id naming nothing."""
+    proj = IdentityProjection(db)
+    await proj._link("offices", ["p1"], "o-lost")
+    await proj._link("connections", ["p1"], "k-lost")
+    await proj._link("patients", ["p1"], "pat-lost")
+    await _apply(proj, OfficeCreated(office_id="o1", owner_id="p1", name="N", version=1,
+                                     members=_members({"p1": "practitioner"})))
+    assert await proj.office_ids_of("p1") == ["o1"]
+    assert (await proj.sharing_list("p1")).offices == {"o1": "member"}
+    assert await proj.patients_in_care("p1") == []
+
+
+async def test_lookups_are_built_once_for_documents_written_before_them(db: Any) -> None:
+    await db[OFFICES].insert_one({"_id": "o1", "members": [{"account_id": "p1", "role": "practitioner"}],
+                                  "member_ids": ["p1"], "version": 1})
+    await db[CONNECTIONS].insert_one({"_id": "k1", "owner_id": "p1", "target_kind": "practitioner",
+                                      "target_id": "p2", "deleted": False})
+    await db[PATIENTS].insert_one({"_id": "pat1", "care_team": ["p1"], "version": 1})
+    proj = IdentityProjection(db)
+    assert await proj.office_ids_of("p1") == []  # not built yet: the lookups name nothing
+    await proj.ensure_indexes()
+    assert await proj.office_ids_of("p1") == ["o1"]
+    assert (await proj.sharing_list("p1")).practitioners == {"p2": "pin"}
+    assert await proj.patients_in_care("p1") == ["pat1"] and await proj.in_care("pat1", "p1")
+    assert not await proj.in_care("pat1", "p2")
+    assert await db[LINKS].find_one({"_id": "built"}) is not None
+    assert await proj.build_links() == 0  # once
