@@ -53,11 +53,27 @@ def reach_key(kind: str, recipient_id: str) -> str:
     return f"r:{kind}:{recipient_id}"
 
 
-def reach_entry(grant: GrantDoc) -> dict[str, Any]:
+def entry_text(g: str, o: str, r: str, t: str | None) -> str:
+    """A lookup entry as stored: one string ``grant|owner|rule|about``. A string, not a sub-document:
+    FerretDB decodes an array of sub-documents about seven times slower (3,000 entries: 146 ms to read
+    against 21 ms, measured on FerretDB v1.24.2 under load), and a busy recipient's lookup is read on every
+    listing and rewritten on every share."""
+    return f"{g}|{o}|{r}|{t or ''}"
+
+
+def reach_entry(grant: GrantDoc) -> str:
     """What a recipient's lookup says of a grant: facts that never change once it is written (its id, owner,
-    rule and the chart or patient it is about), in one field order so ``$pullAll`` finds it by value."""
+    rule and the chart or patient it is about), always spelled the same so ``$pullAll`` finds it by value."""
     about = grant.get("chart_id") if grant["rule"] == "chart" else grant.get("patient_id")
-    return {"g": grant["_id"], "o": grant["owner_id"], "r": grant["rule"], "t": about if grant["rule"] != "all" else None}
+    return entry_text(grant["_id"], grant["owner_id"], grant["rule"], about if grant["rule"] != "all" else None)
+
+
+def parse_entry(raw: Any) -> dict[str, Any]:
+    """An entry as ``{"g", "o", "r", "t"}`` (entries written as sub-documents by earlier code pass as they are)."""
+    if isinstance(raw, dict):
+        return raw
+    g, o, r, t = (str(raw).split("|") + ["", "", "", ""])[:4]
+    return {"g": g, "o": o, "r": r, "t": t or None}
 
 
 def reach_keys(grant: GrantDoc) -> list[str]:
@@ -302,7 +318,7 @@ class ChartStore:
     async def reach_entries(self, viewer_id: str, office_ids: list[str]) -> list[dict[str, Any]]:
         """The entries of the lookups of the viewer and of ``office_ids``: candidates, not yet checked."""
         keys = [reach_key("p", viewer_id)] + [reach_key("o", o) for o in office_ids]
-        return [e for d in await find_by_ids(self.reach, keys) for e in d.get("grants", ())]
+        return [parse_entry(e) for d in await find_by_ids(self.reach, keys) for e in d.get("grants", ())]
 
     async def _reaching(self, entries: Iterable[dict[str, Any]], viewer_id: str,
                         office_ids: list[str]) -> list[GrantDoc]:
@@ -364,7 +380,8 @@ class ChartStore:
         """Take a grant that is revoked or expired for good out of its recipients' lookups (only after it
         was marked so: until then the lookups must still list it)."""
         entry = reach_entry(grant)
-        await asyncio.gather(*(self.reach.update_one({"_id": key}, pull_exact("grants", entry))
+        earlier = parse_entry(entry)  # as written before entries were strings
+        await asyncio.gather(*(self.reach.update_one({"_id": key}, pull_exact("grants", entry, earlier))
                                for key in reach_keys(grant)))
 
     async def due_grants(self, now: datetime, *, batch: int) -> list[GrantDoc]:

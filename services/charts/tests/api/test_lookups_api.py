@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from clinishare_charts import service
-from clinishare_charts.store import LOOKUPS_BUILT, ChartStore, author_key, patient_key, reach_entry, reach_key
+from clinishare_charts.store import (LOOKUPS_BUILT, ChartStore, author_key, entry_text, parse_entry, patient_key,
+                                     reach_entry, reach_key)
 from clinishare_shared.mongo import new_id
 
 
@@ -39,7 +40,7 @@ def store_of(charts: Any) -> ChartStore:
 
 async def grant_ids_listed(store: ChartStore, key: str) -> list[str]:
     doc = await store.reach.find_one({"_id": key})
-    return [e["g"] for e in doc["grants"]] if doc else []
+    return [parse_entry(e)["g"] for e in doc["grants"]] if doc else []
 
 
 async def test_a_crash_between_listing_a_grant_and_writing_it_gives_nothing(charts: Any,
@@ -113,7 +114,7 @@ async def test_a_crash_between_listing_a_chart_or_note_and_writing_it_shows_noth
 
 
 async def _tamper(store: ChartStore, key: str, entry: dict[str, Any]) -> None:
-    await store.reach.update_one({"_id": key}, {"$addToSet": {"grants": entry}}, upsert=True)
+    await store.reach.update_one({"_id": key}, {"$addToSet": {"grants": entry_text(**entry)}}, upsert=True)
 
 
 async def test_a_lookup_naming_the_wrong_recipient_gives_them_nothing(charts: Any) -> None:
@@ -129,7 +130,7 @@ async def test_a_lookup_naming_the_wrong_recipient_gives_them_nothing(charts: An
     grant = await charts.share("dr-a", "chart", chart_id=shared["id"], practitioner_ids=["dr-b"])
     store = store_of(charts)
     doc = await store.grants.find_one({"_id": grant["id"]})
-    entry = reach_entry(doc)
+    entry = parse_entry(reach_entry(doc))
     await _tamper(store, reach_key("p", "dr-c"), entry)  # wrong practitioner
     await _tamper(store, reach_key("o", office), entry)  # an office the grant does not name (C is a member)
     assert await charts.shared_ids("dr-c") == []
@@ -231,3 +232,25 @@ async def test_a_chart_lookup_naming_charts_not_covered_lists_nothing_more(chart
     assert await charts.shared_ids("dr-b") == [covered["id"]]
     own = (await charts.http.get("/v1/charts", headers=charts.auth("dr-a"))).json()
     assert [c["id"] for c in own["items"]] == [other_patient["id"], covered["id"]]
+
+
+async def test_lookup_entries_are_strings_and_those_written_as_documents_still_count(charts: Any) -> None:
+    """Entries are stored as one string each (cheap for FerretDB to decode in a long lookup); an entry
+    written as a sub-document by earlier code is still read, and a revoke still takes it out."""
+    idp = charts.identity
+    await idp.connect("dr-a", "dr-b")
+    pid = await idp.patient("Ada", "dr-a")
+    chart = await charts.chart("dr-a", pid)
+    grant = await charts.share("dr-a", "chart", chart_id=chart["id"], practitioner_ids=["dr-b"])
+    store = store_of(charts)
+    key = reach_key("p", "dr-b")
+    doc = await store.reach.find_one({"_id": key})
+    assert doc["grants"] == [f"{grant['id']}|dr-a|chart|{chart['id']}"]
+    # as earlier code wrote it
+    await store.reach.update_one({"_id": key}, {"$set": {"grants": [parse_entry(doc["grants"][0])]}})
+    assert await charts.shared_ids("dr-b") == [chart["id"]]
+    assert await charts.status("dr-b", chart["id"]) == 200
+    r = await charts.http.delete(f"/v1/chart-shares/{grant['id']}", headers=charts.auth("dr-a"))
+    assert r.status_code == 204
+    assert await grant_ids_listed(store, key) == []
+    assert await charts.shared_ids("dr-b") == []
