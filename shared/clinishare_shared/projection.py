@@ -222,8 +222,9 @@ class IdentityProjection:
         return (await self.sharing_lists([account_id]))[account_id]
 
     async def sharing_lists(self, account_ids: Iterable[str]) -> dict[str, SharingList]:
-        """The sharing lists of several accounts in two queries (their offices, their connections),
-        whatever their number: a listing reaching the grants of many sharers asks once, not per sharer."""
+        """The sharing lists of several accounts together: their lookups, then the offices and connections
+        they name, each read by ``_id`` and all at once (two rounds of reads whatever their number), so a
+        listing reaching the grants of many sharers waits once, not per sharer."""
         ids = sorted(set(account_ids))
         if not ids:
             return {}
