@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clinishare_charts import service
-from clinishare_charts.store import ChartStore
+from clinishare_charts.store import ChartStore, reach_key
 from clinishare_shared.testing import wait_for
 
 
@@ -94,6 +94,8 @@ async def test_replicas_sweeping_at_once_claim_each_grant_once(mongo_client: Any
     now = datetime.now(UTC)
     claimed = await asyncio.gather(*(service.expire_due(store=r, now=now) for r in replicas for _ in range(2)))
     assert sum(claimed) == 4
+    # expired or revoked, every grant is out of the recipient's lookup
+    assert (await replicas[0].reach.find_one({"_id": reach_key("p", "dr-b")}))["grants"] == []
     staged = [e for coll in ("chart_grants", "chart_expiries") for g in await db[coll].find({}).to_list()
               for e in g.get("_outbox", []) if e["type"] == "charts.share.expired"]
     assert sorted(e["data"]["grant_id"] for e in staged) == sorted(g["_id"] for g in grants[1:])

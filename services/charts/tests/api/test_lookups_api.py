@@ -160,6 +160,10 @@ async def test_an_office_lookup_is_re_checked_against_membership_now(charts: Any
     assert await grant_ids_listed(store, reach_key("o", office)) == [grant["id"]]
     assert await charts.shared_ids("dr-b") == []
     assert await charts.status("dr-b", chart["id"]) == 404
+    # revoking takes the grant out of the office's lookup
+    r = await charts.http.delete(f"/v1/chart-shares/{grant['id']}", headers=charts.auth("dr-a"))
+    assert r.status_code == 204
+    assert await grant_ids_listed(store, reach_key("o", office)) == []
 
 
 async def test_lookups_are_built_for_data_written_before_them(charts: Any) -> None:
