@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from clinishare_charts import service
-from clinishare_charts.store import (LOOKUPS_BUILT, ChartStore, author_key, entry_text, parse_entry, patient_key,
-                                     reach_entry, reach_key)
+from clinishare_charts.store import (
+    LOOKUPS_BUILT, REACH_CHUNK, ChartStore, ChunkedSets, author_key, entry_text, parse_entry, patient_key, reach_entry, reach_key,
+)
 from clinishare_shared.mongo import new_id
 
 
@@ -39,8 +40,7 @@ def store_of(charts: Any) -> ChartStore:
 
 
 async def grant_ids_listed(store: ChartStore, key: str) -> list[str]:
-    doc = await store.reach.find_one({"_id": key})
-    return [parse_entry(e)["g"] for e in doc["grants"]] if doc else []
+    return [parse_entry(e)["g"] for e in (await store.reach_sets.members([key])).get(key, [])]
 
 
 async def test_a_crash_between_listing_a_grant_and_writing_it_gives_nothing(charts: Any,
@@ -73,7 +73,7 @@ async def test_a_crash_between_revoking_and_unlisting_still_refuses(charts: Any,
     grant = await charts.share("dr-a", "patient", patient_id=pid, practitioner_ids=["dr-b"])
     assert await charts.status("dr-b", chart["id"]) == 200
     store = store_of(charts)
-    monkeypatch.setattr(store, "reach", _Failing(store.reach, "update_one"))
+    monkeypatch.setattr(store.reach_sets, "coll", _Failing(store.reach, "update_one"))
     with pytest.raises(Crash):
         await service.revoke_grant(store=store, grant_id=grant["id"], owner_id="dr-a")
     monkeypatch.undo()
@@ -258,3 +258,47 @@ async def test_lookup_entries_are_strings_and_those_written_as_documents_still_c
     assert r.status_code == 204
     assert await grant_ids_listed(store, key) == []
     assert await charts.shared_ids("dr-b") == []
+
+
+async def test_chunked_sets_keep_every_value_in_bounded_documents(mongo_client: Any, db_name: str) -> None:
+    """Values spread over documents of at most ``chunk`` (a lone writer never overfills one); adding again
+    changes nothing; removing finds a value in whichever document holds it; a chunk announced but never
+    filled (a crash between the two writes) reads as empty."""
+    coll = mongo_client[db_name]["sets"]
+    sets = ChunkedSets(coll, "v", chunk=3)
+    await sets.add("k", *[f"x{i}" for i in range(7)])
+    await sets.add("k", "x8")
+    await sets.add("k", "x0")  # already there
+    docs = await coll.find({}).to_list()
+    assert {d["_id"] for d in docs} == {"k", "k#1", "k#2"} and all(len(d["v"]) <= 3 for d in docs)
+    assert sorted((await sets.members(["k", "other"]))["k"]) == sorted([f"x{i}" for i in range(7)] + ["x8"])
+    await sets.remove("k", "x1", "x6")
+    assert sorted((await sets.members(["k"]))["k"]) == ["x0", "x2", "x3", "x4", "x5", "x8"]
+    await coll.update_one({"_id": "k"}, {"$max": {"more": 3}})  # announced, then the process died
+    assert len((await sets.members(["k"]))["k"]) == 6
+    await sets.add("k", "x9")
+    assert "x9" in (await sets.members(["k"]))["k"]
+
+
+async def test_a_busy_recipient_s_lookup_spans_chunks(charts: Any) -> None:
+    """More grants than one lookup document holds: every one still reaches, each document stays bounded,
+    and a revoke finds its entry in whichever document holds it."""
+    idp = charts.identity
+    await idp.connect("dr-a", "dr-b")
+    pid = await idp.patient("Ada", "dr-a")
+    chart = await charts.chart("dr-a", pid)
+    store = store_of(charts)
+    grants = [await service.stage_grant(store=store, owner_id="dr-a", rule="chart", chart_id=chart["id"],
+                                        patient_id=pid, practitioner_ids=["dr-b"], office_ids=[])
+              for _ in range(REACH_CHUNK + 6)]
+    key = reach_key("p", "dr-b")
+    docs = await store.reach.find({"_id": {"$in": [key, f"{key}#1", f"{key}#2"]}}).to_list()
+    assert sorted(d["_id"] for d in docs) == [key, f"{key}#1"] and all(len(d["grants"]) <= REACH_CHUNK for d in docs)
+    assert len(await grant_ids_listed(store, key)) == REACH_CHUNK + 6
+    assert await charts.shared_ids("dr-b") == [chart["id"]]
+    for g in grants[:-1]:
+        await service.revoke_grant(store=store, grant_id=g["_id"], owner_id="dr-a")
+    assert await grant_ids_listed(store, key) == [grants[-1]["_id"]]  # the last one sits in key#1
+    assert await charts.status("dr-b", chart["id"]) == 200
+    await service.revoke_grant(store=store, grant_id=grants[-1]["_id"], owner_id="dr-a")
+    assert await charts.status("dr-b", chart["id"]) == 404
