@@ -224,3 +224,11 @@ async def test_update_each_applies_its_own_update_to_each_document(any_db: Any) 
     assert got == {"d0": ["b", "c"], "d1": ["a", "b", "c"], "d2": ["a"]}
     assert await any_db.docs.count_documents({"_id": "missing"}) == 0
     await update_each(any_db.docs, [])  # nothing to do: no round trip
+
+
+async def test_update_each_finishes_however_many_documents(any_db: Any) -> None:
+    """FerretDB 1.24.2 never finishes one bulk of more than about 100 updates (each statement holds one of
+    its 100 SQLite connections until the command ends): the updates go in small bulks."""
+    await any_db.docs.insert_many([{"_id": f"d{i:03d}", "n": 0} for i in range(250)])
+    await asyncio.wait_for(update_by_ids(any_db.docs, [f"d{i:03d}" for i in range(250)], {"$inc": {"n": 1}}), 60)
+    assert await any_db.docs.count_documents({"n": 1}) == 250
