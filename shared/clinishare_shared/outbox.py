@@ -375,6 +375,9 @@ class OutboxRelay:
         # one write for every document's removal (each statement by bare _id): under load a removal per
         # document could outlast the lease, and a replica taking over would publish the events again
         done = [(doc_id, events_out) for doc_id, events_out in published.items() if events_out]
+        if done and datetime.now(UTC) >= self._until:  # another replica may have taken them over meanwhile
+            log.warning("outbox_lease_lapsed_during_pass", collection=coll.name, documents=len(done),
+                        lease_seconds=self.lease_seconds, hint="a longer lease or a smaller batch")
         await self._finish(coll, done)
         sent = sum(len(events_out) for _, events_out in done)
         self.published += sent
