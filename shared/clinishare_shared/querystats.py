@@ -75,18 +75,30 @@ class QueryStats(monitoring.CommandListener):
                 for f in _filters(name, command)]
         self._started[(event.connection_id, event.request_id)] = keys
 
-    def _done(self, event: Any) -> None:
+    def _done(self, event: Any, *, left_open: bool = False) -> None:
         keys = self._started.pop((event.connection_id, event.request_id), None)
         if not keys:
             return
         share = event.duration_micros / 1000 / len(keys)
         for key in keys:
-            row = self.rows.setdefault(key, [0, 0.0])
+            row = self.rows.setdefault(key, [0, 0.0, 0])
             row[0] += 1
             row[1] += share
+            row[2] += 1 if left_open else 0
 
-    succeeded = _done
-    failed = _done
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        # a reply whose cursor id is not 0 left a cursor open on the server (the client must exhaust or kill
+        # it; on FerretDB's SQLite handler each one holds one of a database's 100 pooled connections)
+        cursor = event.reply.get("cursor") if isinstance(event.reply, dict) else None
+        self._done(event, left_open=bool(cursor and cursor.get("id")))
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        # counted apart, under "<command> failed <code name>": an error's path can differ on the server
+        started = self._started.get((event.connection_id, event.request_id)) or []
+        code = event.failure.get("codeName") or event.failure.get("code") if isinstance(event.failure, dict) else None
+        self._started[(event.connection_id, event.request_id)] = [
+            (db, coll, f"{name} failed {code}", key) for db, coll, name, key in started]
+        self._done(event)
 
     def dump(self, directory: str) -> Path:
         program = Path(sys.argv[0]).parent.name if sys.argv and sys.argv[0].endswith("__main__.py") \
@@ -96,8 +108,8 @@ class QueryStats(monitoring.CommandListener):
             {"program": program, "database": db, "collection": coll, "command": name, "filter": key,
              "pushed_down": name not in ("find", "update", "delete", "findAndModify", "count", "distinct",
                                          "aggregate") or key == _ID_ONLY,
-             "count": int(n), "total_ms": round(ms, 3)}
-            for (db, coll, name, key), (n, ms) in self.rows.items()], indent=1))
+             "count": int(n), "total_ms": round(ms, 3), "cursors_left_open": int(left_open)}
+            for (db, coll, name, key), (n, ms, left_open) in self.rows.items()], indent=1))
         return path
 
 
@@ -137,12 +149,17 @@ def table(rows: Iterable[dict[str, Any]], *, top: int = 40) -> str:
     merged: dict[tuple[str, str, str, str, bool], list[float]] = {}
     for r in rows:
         k = (r["program"], r["collection"], r["command"], r["filter"], r["pushed_down"])
-        m = merged.setdefault(k, [0, 0.0])
+        m = merged.setdefault(k, [0, 0.0, 0])
         m[0] += r["count"]
         m[1] += r["total_ms"]
-    lines = [f"{'process':<20} {'collection':<24} {'command':<13} {'calls':>7} {'total ms':>10} {'mean ms':>8}  "
-             f"id? filter"]
-    for (prog, coll, name, key, pushed), (n, ms) in sorted(merged.items(), key=lambda kv: -kv[1][1])[:top]:
-        lines.append(f"{prog[:20]:<20} {coll[:24]:<24} {name:<13} {int(n):>7} {ms:>10.1f} {ms / n:>8.2f}  "
-                     f"{'yes' if pushed else 'NO '} {key[:110]}")
+        m[2] += r.get("cursors_left_open", 0)
+    lines = [f"{'process':<20} {'collection':<24} {'command':<13} {'calls':>7} {'total ms':>10} {'mean ms':>8} "
+             f"{'open':>5}  id? filter"]
+    for (prog, coll, name, key, pushed), (n, ms, left_open) in sorted(merged.items(), key=lambda kv: -kv[1][1])[:top]:
+        lines.append(f"{prog[:20]:<20} {coll[:24]:<24} {name:<13} {int(n):>7} {ms:>10.1f} {ms / n:>8.2f} "
+                     f"{int(left_open):>5}  {'yes' if pushed else 'NO '} {key[:110]}")
+    opened = sorted(((k, int(v[2])) for k, v in merged.items() if v[2]), key=lambda kv: -kv[1])
+    if opened:
+        lines.append("replies that left a cursor open (exhausted or killed later, or held until then):")
+        lines += [f"  {p} {c} {n}: {o} of {int(merged[(p, c, n, f, d)][0])} {f[:100]}" for (p, c, n, f, d), o in opened]
     return "\n".join(lines)

@@ -42,3 +42,27 @@ async def test_commands_are_counted_by_shape_and_written_without_values(mongodb_
     assert rows[("people", "find", '{"email": "?"}')]["pushed_down"] is False
     assert rows[("people", "update", '{"_id": "?"}')]["pushed_down"] is True
     assert "people" in querystats.table(json.loads(text))
+
+
+async def test_failed_commands_and_cursors_left_open_are_counted_apart(mongodb_url: str | None, db_name: str,
+                                                                       tmp_path: Path) -> None:
+    if not mongodb_url:
+        pytest.skip("counts a real client's commands: needs a server (FerretDB under make test, or MONGODB_URL)")
+    stats = querystats.QueryStats()
+    client: Any = AsyncMongoClient(mongodb_url, event_listeners=[stats])
+    try:
+        coll = client[db_name]["things"]
+        await coll.insert_many([{"_id": i} for i in range(5)])
+        with pytest.raises(Exception):
+            await coll.find({"a": {"$bogus": 1}}).to_list()  # the server refuses the command
+        cursor = coll.find({}, batch_size=2)
+        await cursor.next()  # the first batch of 2: the server keeps the rest behind an open cursor
+        await cursor.close()
+    finally:
+        await client.close()
+    rows = json.loads(stats.dump(str(tmp_path)).read_text())
+    failed = [r for r in rows if r["collection"] == "things" and r["command"].startswith("find failed")]
+    assert len(failed) == 1 and failed[0]["count"] == 1 and failed[0]["filter"] == '{"a": {"$bogus": "?"}}'
+
+    finds = [r for r in rows if r["collection"] == "things" and r["command"] == "find"]
+    assert len(finds) == 1 and finds[0]["filter"] == "{}" and finds[0]["cursors_left_open"] == 1
