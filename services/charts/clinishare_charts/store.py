@@ -165,12 +165,14 @@ class ChunkedSets:
     cost its size. The key's first document ``<key>`` holds the first values and ``more``, the number of
     further documents ``<key>#1`` .. ``<key>#<more>``. A new document is announced in the first (``$max``
     of ``more``) before any value is put in it, so whoever reads ``more`` then finds every value added
-    before. Values are added with ``$addToSet`` to the last document (so one added again later may sit in
-    two: ``members`` lists it once, ``remove`` takes it out of all); ``n`` counts what was added and only
-    bounds a document's size (racing writers may overfill one a little)."""
+    before. Values are added with ``$addToSet`` to the document being filled (so one added again later may
+    sit in two: ``members`` lists it once, ``remove`` takes it out of all); ``n`` counts what was added and
+    only bounds a document's size (racing writers, or a process that does not know yet that the first is
+    full, overfill one a little)."""
 
     def __init__(self, coll: Any, field: str, *, chunk: int) -> None:
         self.coll, self.field, self.chunk = coll, field, chunk
+        self._last: dict[str, int] = {}  # key -> the document this process appends to (announced)
 
     async def _update(self, doc_id: str, update: dict[str, Any]) -> None:
         try:
@@ -194,18 +196,36 @@ class ChunkedSets:
         return {k: list(v.values()) for k, v in found.items() if v}
 
     async def add(self, key: str, *values: Any) -> None:
+        """Append to the document this process last wrote for the key (the first one when it does not
+        know): one write, which answers how full it is now; a full one makes the next one announced (in the
+        first document, before anything goes into it) and used from then on. Whatever document is written
+        is already announced, so readers find the values."""
         todo = list(values)
         while todo:
-            head = await self.coll.find_one({"_id": key}, {"more": 1, "n": 1})
-            more = head.get("more", 0) if head else 0
-            target = key if more == 0 else f"{key}#{more}"
-            doc = head if more == 0 else await self.coll.find_one({"_id": target}, {"n": 1})
-            room = self.chunk - (doc.get("n", 0) if doc else 0)
-            if room <= 0:
-                await self._update(key, {"$max": {"more": more + 1}})
-                continue
-            part, todo = todo[:room], todo[room:]
-            await self._update(target, {"$addToSet": {self.field: {"$each": part}}, "$inc": {"n": len(part)}})
+            k = self._last.get(key, 0)
+            part, todo = todo[:self.chunk], todo[self.chunk:]
+            doc = await self._append(key if k == 0 else f"{key}#{k}", part)
+            # the first document tells how far others went on; a full one with nothing after it: announce one
+            after = max(k, doc.get("more", 0)) if k == 0 else k
+            if after == k and doc.get("n", 0) >= self.chunk:
+                await self._update(key, {"$max": {"more": k + 1}})
+                after = k + 1
+            if after != k:
+                self._remember(key, after)
+
+    async def _append(self, doc_id: str, part: list[Any]) -> dict[str, Any]:
+        update = {"$addToSet": {self.field: {"$each": part}}, "$inc": {"n": len(part)}}
+        try:
+            doc = await self.coll.find_one_and_update({"_id": doc_id}, update, upsert=True,
+                                                      return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:  # a racing upsert created the document first: it exists now
+            doc = await self.coll.find_one_and_update({"_id": doc_id}, update, return_document=ReturnDocument.AFTER)
+        return doc or {}
+
+    def _remember(self, key: str, k: int) -> None:
+        if len(self._last) >= 10_000:  # a bound, not a cache policy: forgetting only costs one extra write
+            self._last.clear()
+        self._last[key] = k
 
     async def remove(self, key: str, *values: Any) -> None:
         """Take ``values`` out of the key's set, wherever they are (``pull_exact`` of the stored elements)."""

@@ -278,6 +278,13 @@ async def test_chunked_sets_keep_every_value_in_bounded_documents(mongo_client: 
     assert len((await sets.members(["k"]))["k"]) == 6
     await sets.add("k", "x9")
     assert "x9" in (await sets.members(["k"]))["k"]
+    # another process, which does not know the first document is full: one more value there, then on
+    elsewhere = ChunkedSets(coll, "v", chunk=3)
+    await elsewhere.add("k", "y0")
+    await elsewhere.add("k", "y1")
+    assert "y0" in (await coll.find_one({"_id": "k"}))["v"] and "y1" in (await coll.find_one({"_id": "k#3"}))["v"]
+    assert {"x9", "y0", "y1"} <= set((await sets.members(["k"]))["k"])
+    assert len((await sets.members(["k"]))["k"]) == 9
 
 
 async def test_a_busy_recipient_s_lookup_spans_chunks(charts: Any) -> None:
