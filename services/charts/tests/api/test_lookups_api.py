@@ -43,12 +43,16 @@ async def grant_ids_listed(store: ChartStore, key: str) -> list[str]:
     return [parse_entry(e)["g"] for e in (await store.reach_sets.members([key])).get(key, [])]
 
 
+async def shared_chart_setup(charts: Any) -> tuple[str, dict[str, Any]]:
+    """B on A's sharing list (a PIN connection), A's patient Ada and one chart of hers: (patient, chart)."""
+    await charts.identity.connect("dr-a", "dr-b")
+    pid = await charts.identity.patient("Ada", "dr-a")
+    return pid, await charts.chart("dr-a", pid)
+
+
 async def test_a_crash_between_listing_a_grant_and_writing_it_gives_nothing(charts: Any,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    idp = charts.identity
-    await idp.connect("dr-a", "dr-b")
-    pid = await idp.patient("Ada", "dr-a")
-    chart = await charts.chart("dr-a", pid)
+    pid, chart = await shared_chart_setup(charts)
     store = store_of(charts)
     monkeypatch.setattr(store, "grants", _Failing(store.grants, "insert_one"))
     with pytest.raises(Crash):
@@ -66,10 +70,7 @@ async def test_a_crash_between_listing_a_grant_and_writing_it_gives_nothing(char
 
 async def test_a_crash_between_revoking_and_unlisting_still_refuses(charts: Any,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    idp = charts.identity
-    await idp.connect("dr-a", "dr-b")
-    pid = await idp.patient("Ada", "dr-a")
-    chart = await charts.chart("dr-a", pid)
+    pid, chart = await shared_chart_setup(charts)
     grant = await charts.share("dr-a", "patient", patient_id=pid, practitioner_ids=["dr-b"])
     assert await charts.status("dr-b", chart["id"]) == 200
     store = store_of(charts)
@@ -241,10 +242,7 @@ async def test_a_chart_lookup_naming_charts_not_covered_lists_nothing_more(chart
 async def test_lookup_entries_are_strings_and_those_written_as_documents_still_count(charts: Any) -> None:
     """Entries are stored as one string each (cheap for FerretDB to decode in a long lookup); an entry
     written as a sub-document by earlier code is still read, and a revoke still takes it out."""
-    idp = charts.identity
-    await idp.connect("dr-a", "dr-b")
-    pid = await idp.patient("Ada", "dr-a")
-    chart = await charts.chart("dr-a", pid)
+    pid, chart = await shared_chart_setup(charts)
     grant = await charts.share("dr-a", "chart", chart_id=chart["id"], practitioner_ids=["dr-b"])
     store = store_of(charts)
     key = reach_key("p", "dr-b")
@@ -290,10 +288,7 @@ async def test_chunked_sets_keep_every_value_in_bounded_documents(mongo_client: 
 async def test_a_busy_recipient_s_lookup_spans_chunks(charts: Any) -> None:
     """More grants than one lookup document holds: every one still reaches, each document stays bounded,
     and a revoke finds its entry in whichever document holds it."""
-    idp = charts.identity
-    await idp.connect("dr-a", "dr-b")
-    pid = await idp.patient("Ada", "dr-a")
-    chart = await charts.chart("dr-a", pid)
+    pid, chart = await shared_chart_setup(charts)
     store = store_of(charts)
     grants = [await service.stage_grant(store=store, owner_id="dr-a", rule="chart", chart_id=chart["id"],
                                         patient_id=pid, practitioner_ids=["dr-b"], office_ids=[])
