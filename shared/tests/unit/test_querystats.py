@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +20,24 @@ def test_a_shape_keeps_fields_and_operators_and_drops_every_value() -> None:
     assert "ann" not in json.dumps(querystats.shape(f))
 
 
-async def test_commands_are_counted_by_shape_and_written_without_values(mongodb_url: str | None, db_name: str,
-                                                                        tmp_path: Path) -> None:
+@pytest.fixture
+async def counted(mongodb_url: str | None, db_name: str) -> AsyncIterator[tuple[querystats.QueryStats, Any]]:
+    """A QueryStats and a database of a client that reports to it."""
     if not mongodb_url:
         pytest.skip("counts a real client's commands: needs a server (FerretDB under make test, or MONGODB_URL)")
     stats = querystats.QueryStats()
     client: Any = AsyncMongoClient(mongodb_url, event_listeners=[stats])
-    try:
-        coll = client[db_name]["people"]
-        await coll.insert_one({"_id": "p1", "email": "ann@example.org"})
-        await find_by_ids(coll, ["p1", "p2"])
-        await coll.find_one({"email": "ann@example.org"})
-        await coll.update_one({"_id": "p1"}, {"$set": {"email": "bob@example.org"}})
-    finally:
-        await client.close()
+    yield stats, client[db_name]
+    await client.close()
+
+
+async def test_commands_are_counted_by_shape_and_written_without_values(counted: Any, tmp_path: Path) -> None:
+    stats, db = counted
+    coll = db["people"]
+    await coll.insert_one({"_id": "p1", "email": "ann@example.org"})
+    await find_by_ids(coll, ["p1", "p2"])
+    await coll.find_one({"email": "ann@example.org"})
+    await coll.update_one({"_id": "p1"}, {"$set": {"email": "bob@example.org"}})
     path = stats.dump(str(tmp_path))
     text = path.read_text()
     assert "example.org" not in text and "p1" not in text
@@ -44,22 +49,15 @@ async def test_commands_are_counted_by_shape_and_written_without_values(mongodb_
     assert "people" in querystats.table(json.loads(text))
 
 
-async def test_failed_commands_and_cursors_left_open_are_counted_apart(mongodb_url: str | None, db_name: str,
-                                                                       tmp_path: Path) -> None:
-    if not mongodb_url:
-        pytest.skip("counts a real client's commands: needs a server (FerretDB under make test, or MONGODB_URL)")
-    stats = querystats.QueryStats()
-    client: Any = AsyncMongoClient(mongodb_url, event_listeners=[stats])
-    try:
-        coll = client[db_name]["things"]
-        await coll.insert_many([{"_id": i} for i in range(5)])
-        with pytest.raises(Exception):
-            await coll.find({"a": {"$bogus": 1}}).to_list()  # the server refuses the command
-        cursor = coll.find({}, batch_size=2)
-        await cursor.next()  # the first batch of 2: the server keeps the rest behind an open cursor
-        await cursor.close()
-    finally:
-        await client.close()
+async def test_failed_commands_and_cursors_left_open_are_counted_apart(counted: Any, tmp_path: Path) -> None:
+    stats, db = counted
+    coll = db["things"]
+    await coll.insert_many([{"_id": i} for i in range(5)])
+    with pytest.raises(Exception):
+        await coll.find({"a": {"$bogus": 1}}).to_list()  # the server refuses the command
+    cursor = coll.find({}, batch_size=2)
+    await cursor.next()  # the first batch of 2: the server keeps the rest behind an open cursor
+    await cursor.close()
     rows = json.loads(stats.dump(str(tmp_path)).read_text())
     failed = [r for r in rows if r["collection"] == "things" and r["command"].startswith("find failed")]
     assert len(failed) == 1 and failed[0]["count"] == 1 and failed[0]["filter"] == '{"a": {"$bogus": "?"}}'
