@@ -122,9 +122,8 @@ def published(event: Any) -> None:
     EVENTS_PUBLISHED.labels(event.source, event.type).inc()
 
 
-def unconfirmed(source: str, resolution: str, n: int = 1) -> None:
-    if n:
-        EVENTS_UNCONFIRMED.labels(source, resolution).inc(n)
+def unconfirmed(source: str, resolution: str) -> None:
+    EVENTS_UNCONFIRMED.labels(source, resolution).inc()
 
 
 def dead_lettered(queue: str, event_type: str | None) -> None:

@@ -231,7 +231,7 @@ class OutboxRelay:
         return held, token
 
     async def _finish(self, coll: Any, done: list[tuple[Any, list[dict[str, Any]]]]) -> None:
-        """Remove each document's confirmed events (the exact stored elements), all in one write."""
+        """Remove each document's confirmed events (the exact stored elements) in bulk writes."""
         await update_each(coll, [(doc_id, pull_exact(OUTBOX, *events_out)) for doc_id, events_out in done])
 
     async def _insert_leases(self, free: list[str], keys: dict[str, Any], token: str, until: datetime) -> list[Any]:
@@ -372,8 +372,8 @@ class OutboxRelay:
                 log.info("outbox_events_published", count=len(confirmed), collection=coll.name, round=k)
             going = still if len(results) == len(raws) else [d for d in still if d in going[:len(results)]]
             k += 1
-        # one write for every document's removal (each statement by bare _id): under load a removal per
-        # document could outlast the lease, and a replica taking over would publish the events again
+        # the removals in bulk writes (each statement by bare _id): under load a removal per document
+        # could outlast the lease, and a replica taking over would publish the events again
         done = [(doc_id, events_out) for doc_id, events_out in published.items() if events_out]
         if done and datetime.now(UTC) >= self._until:  # another replica may have taken them over meanwhile
             log.warning("outbox_lease_lapsed_during_pass", collection=coll.name, documents=len(done),

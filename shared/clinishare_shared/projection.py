@@ -8,8 +8,9 @@ so the projection is right whatever order events arrive in and however often.
 
 "Which offices is A in", "which connections does A own", "whose care team is P on" are answered through
 lookup documents in ``idp_links`` (``offices:<account>``, ``connections:<owner>``, ``patients:<practitioner>``
--> ids), then the documents by ``_id``: FerretDB's SQLite handler scans a whole collection for any filter
-but a bare ``_id`` equality, and these ran on every share and every listing. An id is added BEFORE the
+-> ids, kept as ``lookups.ChunkedSets`` of bounded documents), then the documents by ``_id``: FerretDB's
+SQLite handler scans a whole collection for any filter but a bare ``_id`` equality, and these ran on every
+share and every listing. An id is added BEFORE the
 document that it points at is written, and never removed (a member who left, a deleted connection): the
 lookup is a superset, and every read checks each document it loads. ``ensure_indexes`` builds the lookups
 once from documents written before they existed (the marker ``built`` records that it ran to its end).
@@ -29,10 +30,12 @@ from clinishare_shared.events import (
     AccountRegistered, ConnectionCreated, ConnectionDeleted, Envelope, OfficeCreated, OfficeMemberAdded,
     OfficeMemberRemoved, PatientCareTeamChanged, PatientRegistered,
 )
+from clinishare_shared.lookups import ChunkedSets
 from clinishare_shared.mongo import find_by_ids
 
 ACCOUNTS, OFFICES, CONNECTIONS, PATIENTS = "idp_accounts", "idp_offices", "idp_connections", "idp_patients"
 LINKS, LINKS_BUILT = "idp_links", "built"
+LINKS_CHUNK = 512
 
 
 async def _versioned_upsert(coll: Any, _id: str, version: int, fields: dict[str, Any]) -> None:
@@ -52,6 +55,8 @@ async def _versioned_upsert(coll: Any, _id: str, version: int, fields: dict[str,
 class IdentityProjection:
     def __init__(self, db: Any) -> None:
         self.db = db
+        # a busy practitioner's patients, a big office's members: bounded documents, whatever the count
+        self.links = ChunkedSets(db[LINKS], "ids", chunk=LINKS_CHUNK)
 
     async def ensure_indexes(self) -> None:
         await self.db[OFFICES].create_index("member_ids")
@@ -63,13 +68,12 @@ class IdentityProjection:
 
     async def _link(self, kind: str, keys: Iterable[str], target: str) -> None:
         """Add ``target`` to the lookups ``<kind>:<key>`` (before ``target`` itself is written)."""
-        await asyncio.gather(*(self.db[LINKS].update_one({"_id": f"{kind}:{k}"}, {"$addToSet": {"ids": target}},
-                                                         upsert=True) for k in dict.fromkeys(keys)))
+        await asyncio.gather(*(self.links.add(f"{kind}:{k}", target) for k in dict.fromkeys(keys)))
 
     async def _linked(self, kind: str, coll: str, keys: Iterable[str]) -> list[dict[str, Any]]:
         """The documents of ``coll`` that the lookups ``<kind>:<key>`` name (unchecked: callers check)."""
-        links = await find_by_ids(self.db[LINKS], [f"{kind}:{k}" for k in keys])
-        return await find_by_ids(self.db[coll], [i for link in links for i in link.get("ids", [])])
+        links = await self.links.members([f"{kind}:{k}" for k in keys])
+        return await find_by_ids(self.db[coll], [i for ids in links.values() for i in ids])
 
     async def build_links(self) -> int:
         """The lookups of documents written before they existed: one scan of each collection, once per
@@ -86,7 +90,7 @@ class IdentityProjection:
             for m in p.get("care_team", []):
                 links.setdefault(f"patients:{m}", set()).add(p["_id"])
         for key, ids in links.items():
-            await self.db[LINKS].update_one({"_id": key}, {"$addToSet": {"ids": {"$each": sorted(ids)}}}, upsert=True)
+            await self.links.add(key, *sorted(ids))
         await self.db[LINKS].update_one({"_id": LINKS_BUILT}, {"$set": {"built": True}}, upsert=True)
         return len(links)
 

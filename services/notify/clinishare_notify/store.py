@@ -26,6 +26,7 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError
 
+from clinishare_shared.lookups import ChunkedSets
 from clinishare_shared.mongo import find_by_ids, insert_new, new_id, now_ms, update_by_ids
 
 from clinishare_notify.domain.stored import EmailState, NotificationDoc, notification_id
@@ -36,6 +37,7 @@ NOTIFICATIONS, PREFERENCES, WITHDRAWN, EMAIL_DUE = "notifications", "notificatio
 QUEUE_GRACE = timedelta(seconds=30)
 # the notice lookup: ``grant:<id>`` / ``document:<id>`` -> the ids of the notices that told of it
 REFS, REFS_INDEXED = "notice_refs", "indexed"
+REFS_CHUNK = 512
 _REF_FIELDS = ("grant_id", "document_id")
 QUEUE_RECHECK = timedelta(seconds=1)
 
@@ -69,6 +71,7 @@ class NotifyStore:
         self.email_claims = db["email_claims"]
         self.email_due = db[EMAIL_DUE]
         self.refs = db[REFS]
+        self.ref_sets = ChunkedSets(self.refs, "ids", chunk=REFS_CHUNK)
 
     async def ensure_indexes(self) -> None:
         await self.notifications.create_index([("recipient_id", 1), ("seq", -1)], name="inbox")
@@ -136,7 +139,7 @@ class NotifyStore:
         (``grant:<id>``, ``document:<id>``). Called BEFORE its insert: a crash between leaves an id that
         names nothing (``_told`` re-checks), never a notice the lookup misses."""
         for key in _ref_keys(notification["ref"]):
-            await self.refs.update_one({"_id": key}, {"$addToSet": {"ids": notification["_id"]}}, upsert=True)
+            await self.ref_sets.add(key, notification["_id"])
 
     async def index_refs(self) -> int:
         """Fill the lookup from the notifications written before it existed: a scan of the notifications,
@@ -149,15 +152,15 @@ class NotifyStore:
             for key in _ref_keys(doc.get("ref") or {}):
                 by_key[key].append(doc["_id"])
         for key, ids in by_key.items():
-            await self.refs.update_one({"_id": key}, {"$addToSet": {"ids": {"$each": ids}}}, upsert=True)
+            await self.ref_sets.add(key, *ids)
         await self.refs.update_one({"_id": REFS_INDEXED}, {"$set": {"at": now()}}, upsert=True)
         return len(by_key)
 
     async def _told(self, field: str, value: str) -> list[NotificationDoc]:
         """The notices that told of this grant or document (``field`` ``grant_id`` or ``document_id``): the
         ids in its lookup document, each read by ``_id`` and checked."""
-        lookup = await self.refs.find_one({"_id": f"{field.removesuffix('_id')}:{value}"})
-        docs = await find_by_ids(self.notifications, (lookup or {}).get("ids", []))
+        key = f"{field.removesuffix('_id')}:{value}"
+        docs = await find_by_ids(self.notifications, (await self.ref_sets.members([key])).get(key, []))
         return [d for d in docs if d.get("ref", {}).get(field) == value]
 
     async def told_about(self, *, grant_id: str | None = None, document_id: str | None = None) -> set[str]:
