@@ -56,7 +56,8 @@ class IdentityProjection:
     def __init__(self, db: Any) -> None:
         self.db = db
         # a busy practitioner's patients, a big office's members: bounded documents, whatever the count
-        self.links = ChunkedSets(db[LINKS], "ids", chunk=LINKS_CHUNK)
+        # (none without a database: topology builds a projection only to read its event types)
+        self.links = ChunkedSets(db[LINKS], "ids", chunk=LINKS_CHUNK) if db is not None else None
 
     async def ensure_indexes(self) -> None:
         await self.db[OFFICES].create_index("member_ids")
