@@ -24,6 +24,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from pymongo.errors import BulkWriteError
 
 from clinishare_shared.lookups import ChunkedSets
@@ -31,6 +32,7 @@ from clinishare_shared.mongo import find_by_ids, insert_new, new_id, now_ms, upd
 
 from clinishare_notify.domain.stored import EmailState, NotificationDoc, notification_id
 
+log = structlog.get_logger("clinishare.notify.store")
 NOTIFICATIONS, PREFERENCES, WITHDRAWN, EMAIL_DUE = "notifications", "notification_preferences", "withdrawn", "email_due"
 # how long a queue entry may name a notification that is missing or skipped for want of an address (its
 # writer may be between its two writes) before it is dropped; looked at again every QUEUE_RECHECK meanwhile
@@ -289,6 +291,9 @@ class NotifyStore:
             lost = {e["index"] for e in exc.details.get("writeErrors", []) if e.get("code") == 11000}
             if len(lost) != len(exc.details.get("writeErrors", [])):
                 raise
+        if lost:
+            lost = await self._retake_stale_claims({i: f"{due[i]['_id']}#{attempts[i]}" for i in lost}, at,
+                                                   lease_seconds)
         mine = [(doc, n) for i, (doc, n) in enumerate(zip(due, attempts)) if i not in lost]
         if not mine:
             return []
@@ -301,6 +306,23 @@ class NotifyStore:
                                                       "$inc": {"email.attempts": 1}})
         return [{**doc, "email": EmailState(**{**doc["email"], "status": "sending", "attempts": n,
                                                 "lease_until": until})} for doc, n in mine]
+
+    async def _retake_stale_claims(self, claims: dict[int, str], at: datetime, lease_seconds: float) -> set[int]:
+        """Of the attempts another worker claimed first (index -> claim id), take over those claimed more
+        than a lease ago: their e-mail is still due as it was, so that worker died between claiming and
+        marking it sending, and without this the attempt would stay claimed, and the e-mail unsent, for
+        ever. The stale claim is deleted by its exact ``at`` and claimed anew by a unique insert, so one
+        worker wins. The indexes still lost."""
+        still: set[int] = set()
+        for i, claim_id in claims.items():
+            claim = await self.email_claims.find_one({"_id": claim_id})
+            if claim is not None and aware(claim["at"]) <= at - timedelta(seconds=lease_seconds):
+                await self.email_claims.delete_one({"_id": claim_id, "at": claim["at"]})
+                if await insert_new(self.email_claims, {"_id": claim_id, "at": at}):
+                    log.warning("email_claim_taken_over", claim=claim_id)
+                    continue
+            still.add(i)
+        return still
 
     async def _finish(self, notification_id: str, fields: dict[str, Any]) -> None:
         unset = {"email.lease_until": ""}

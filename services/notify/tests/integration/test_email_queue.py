@@ -123,3 +123,19 @@ async def test_a_pass_finds_notifications_only_by_id_and_an_idle_pass_touches_no
         assert not [k for k in stats.rows if k[1] == "notifications"]
     finally:
         await client.close()
+
+
+async def test_an_attempt_claimed_by_a_worker_that_died_before_marking_it_is_taken_over(start_notify: Any,
+                                                                                       smtp: Any) -> None:
+    """A worker killed between inserting its claim and marking the e-mail sending leaves the claim of an
+    e-mail still pending: once that claim is a lease old another worker takes the attempt over, and the
+    e-mail goes out once; a fresh claim of another worker is left alone."""
+    svc = await start_notify(smtp_host="127.0.0.1", smtp_port=smtp.port, email_poll_seconds=60)
+    await svc.worker.stop()
+    stale, fresh = await _share(svc, "bob", "carol")
+    await svc.store.email_claims.insert_many([{"_id": f"{stale}#1", "at": now() - timedelta(seconds=120)},
+                                              {"_id": f"{fresh}#1", "at": now()}])
+    claimed = await svc.store.claim_emails(lease_seconds=60, limit=5)
+    assert [d["_id"] for d in claimed] == [stale]
+    assert claimed[0]["email"]["attempts"] == 1
+    assert (await svc.store.notifications.find_one({"_id": fresh}))["email"]["status"] == "pending"
