@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from clinishare_shared import mongo
 from clinishare_shared.mongo import (
     InProcessMongoClient, ensure_ttl_index, find_by_ids, insert_new, open_client, pull_exact, purge_expired,
-    update_by_ids,
-    update_each,
+    scans_id_sets, server_engine, update_by_ids, update_each,
 )
 
 
@@ -197,6 +197,10 @@ async def test_in_process_engine_reads_a_document_by_id_without_a_scan(monkeypat
     assert await coll.count_documents({"_id": "d9"}) == 0
     assert len(tested) <= 6, tested  # one document per call, not 500
     tested.clear()
+    found = await coll.find({"_id": {"$in": ["d3", "missing", "d1", "d3"]}}).to_list()
+    assert sorted(d["n"] for d in found) == [1, 3] and len(tested) <= 2, tested  # a set of ids: those only
+    assert (await coll.update_many({"_id": {"$in": ["d1", "d2"]}}, {"$set": {"n": 0}})).modified_count == 2
+    tested.clear()
     assert (await coll.find_one({"_id": "d7", "n": 7}))["n"] == 7  # anything more than _id: a scan, same answer
     assert len(tested) > 6
 
@@ -206,6 +210,48 @@ async def test_find_by_ids_reads_each_id_once_in_the_order_given_and_skips_missi
     found = await find_by_ids(any_db.docs, ["d3", "missing", "d1", "d3", "d0"], {"n": 1})
     assert found == [{"_id": "d3", "n": 3}, {"_id": "d1", "n": 1}, {"_id": "d0", "n": 0}]
     assert await find_by_ids(any_db.docs, []) == []
+
+
+class Spy:
+    """A collection that records each call's method and filter."""
+
+    def __init__(self, coll: Any) -> None:
+        self._coll, self.calls = coll, []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._coll, name)
+        if name not in ("find", "find_one", "update_one", "update_many", "bulk_write"):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((name, args[0] if args and name != "bulk_write" else None))
+            return attr(*args, **kwargs)
+
+        return call
+
+
+async def test_many_ids_are_one_id_set_query_where_the_index_serves_it_and_bare_look_ups_on_ferretdb(
+        any_db: Any, mongo_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MongoDB and the in-process engine answer ``{"_id": {"$in": ids}}`` from the ``_id`` index, in one round
+    trip per batch of ids; FerretDB's SQLite handler scans for it, so there each id is a bare look-up."""
+    in_process = isinstance(any_db, mongo.InProcessDatabase)
+    ferretdb = not in_process and "FerretDB" in await server_engine(mongo_client)
+    assert await scans_id_sets(any_db.docs) is ferretdb
+    await any_db.docs.insert_many([{"_id": f"d{i}", "n": i} for i in range(5)])
+    monkeypatch.setattr(mongo, "ID_SET_BATCH", 2)
+    spy = Spy(any_db.docs)
+    found = await find_by_ids(spy, ["d3", "missing", "d1", "d3", "d0"], {"n": 1})
+    assert found == [{"_id": "d3", "n": 3}, {"_id": "d1", "n": 1}, {"_id": "d0", "n": 0}]
+    await update_by_ids(spy, ["d4", "d2", "d4", "d0"], {"$inc": {"n": 10}})
+    assert {d["_id"]: d["n"] async for d in any_db.docs.find({})} == {"d0": 10, "d1": 1, "d2": 12, "d3": 3, "d4": 14}
+    if ferretdb:
+        assert spy.calls[:4] == [("find_one", {"_id": i}) for i in ("d3", "missing", "d1", "d0")]
+        assert [name for name, _ in spy.calls[4:]] == ["bulk_write"]  # three bare-_id statements, one bulk
+    else:
+        assert spy.calls == [("find", {"_id": {"$in": ["d3", "missing"]}}), ("find", {"_id": {"$in": ["d1", "d0"]}}),
+                             ("update_many", {"_id": {"$in": ["d4", "d2"]}}), ("update_many", {"_id": {"$in": ["d0"]}})]
+    with pytest.raises(ValueError):
+        await find_by_ids(any_db.docs, ["d0"], {"_id": 0, "n": 1})
 
 
 async def test_update_by_ids_updates_each_named_document_once_and_no_other(any_db: Any) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from clinishare_shared.events import ConnectionCreated, ConnectionDeleted, OfficeCreated, OfficeMember, make_event
+from clinishare_shared.mongo import scans_id_sets
 from clinishare_shared.projection import IdentityProjection
 
 
@@ -16,14 +17,14 @@ async def _apply(proj: IdentityProjection, data: Any) -> None:
 
 class CountingDb:
     def __init__(self, db: Any) -> None:
-        self._db, self.finds = db, 0
+        self._db, self.finds = db, []
 
     def __getitem__(self, name: str) -> Any:
         outer, coll = self, self._db[name]
 
         class Counting:
             def find(self, *args: Any, **kwargs: Any) -> Any:
-                outer.finds += 1
+                outer.finds.append(args[0] if args else kwargs.get("filter"))
                 return coll.find(*args, **kwargs)
 
             def __getattr__(self, attr: str) -> Any:
@@ -49,7 +50,11 @@ async def test_sharing_lists_equal_one_by_one_and_read_only_by_id(db: Any) -> No
     counting = IdentityProjection(CountingDb(db))
     together = await counting.sharing_lists(accounts + ["a"])
     assert together == one_by_one
-    assert counting.db.finds == 0  # every read a find_one by _id (find_by_ids)
+    # every read by _id (find_by_ids): bare look-ups on FerretDB, else sets of ids the index serves
+    if await scans_id_sets(db["idp_links"]):
+        assert counting.db.finds == []
+    else:
+        assert counting.db.finds and all(set(f) == {"_id"} and set(f["_id"]) == {"$in"} for f in counting.db.finds)
     assert "d" in together["a"].practitioners and "e" not in together["a"].practitioners  # deleted: gone
     assert together["nobody"].practitioners == {} and together["nobody"].offices == {}
     assert await counting.sharing_lists([]) == {}
