@@ -226,6 +226,19 @@ async def single_service(report: Report, sizes: Sizes) -> None:
                               f"(p50 {r.p50:.1f} ms, {sizes.base_charts} charts)", met=ratio >= target,
                               target=f">= {target}x", profile=profile, rate=r.rate, baseline_rate=base.rate,
                               ratio=ratio)
+        # the floors under those targets, in the same run: what a request of this service costs before its
+        # own work, and with the least work a shared chart needs (one read by _id, on this engine)
+        floors = {"frame": ("floor: the service's middlewares, log line and token check, no database",
+                            lambda i: ("GET", "/bench/frame", viewer, None)),
+                  "one_read": ("floor: the same plus one read by _id",
+                               lambda i: ("GET", f"/bench/one-read?chart_id={charts.info['read_chart']}", viewer,
+                                          None))}
+        viewer = {"Authorization": f"Bearer {charts.info['viewer_token']}"}
+        for key, (label, make) in floors.items():
+            r = await load(charts.url, make, requests=sizes.requests)
+            await report.line(label, f"{r.rate:.0f}/s vs bare FastAPI {bare_get.rate:.0f}/s = "
+                              f"{r.rate / bare_get.rate:.3f}x (p50 {r.p50:.1f} ms)", rate=r.rate,
+                              baseline_rate=bare_get.rate, ratio=r.rate / bare_get.rate, floor=key)
 
 
 async def engine_costs(report: Report, sizes: Sizes, mongodb_url: str | None) -> None:

@@ -7,7 +7,8 @@ the gateway's overhead; ``python -m bench.servers gateway PORT UPSTREAM_URL``: t
 service at UPSTREAM_URL.
 ``python -m bench.servers charts PORT CHARTS INFO_FILE``: the charts service on the bench's engine
 (``MONGODB_URL``, else the in-process one), seeded with CHARTS charts before it accepts requests; the
-ids and tokens the client needs are written to INFO_FILE once it is ready.
+ids and tokens the client needs are written to INFO_FILE once it is ready. It also serves the bench's two
+floor endpoints (``bench.floor``).
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ AUTHORS = 100  # charts are spread over this many authors; the viewer holds "all
 SHARED_FROM = 10
 
 
+def bare_items() -> list[dict[str, Any]]:
+    return [{"id": new_id(), "title": f"item {i}", "created_at": datetime.now(UTC).isoformat()} for i in range(20)]
+
+
 def bare_app() -> FastAPI:
     app = FastAPI()
-    items = [{"id": new_id(), "title": f"item {i}", "created_at": datetime.now(UTC).isoformat()} for i in range(20)]
+    items = bare_items()
 
     @app.get("/bare")
     async def bare() -> dict[str, Any]:
@@ -110,10 +115,13 @@ def charts_app(charts: int, info_file: str, port: int) -> tuple[FastAPI, Service
     from clinishare_shared.bus.memory import InMemoryBus
     from clinishare_shared.directory import StaticDirectory
 
+    from bench.floor import add_floor_routes
+
     signer = TokenSigner.generate()
     settings = ChartsSettings(port=port)
     bus = InMemoryBus()
     app = create_app(settings, bus=bus, keys=StaticKeyProvider(signer.jwks()), directory=StaticDirectory())
+    add_floor_routes(app, bare_items())
     inner = app.router.lifespan_context
 
     @asynccontextmanager

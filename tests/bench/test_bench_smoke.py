@@ -39,6 +39,10 @@ def test_bench_quick_prints_every_target_line(tmp_path: Path, amqp_url: str, mon
             if line["verdict"] == "MISSED":
                 # a missed target comes with the profile that shows why
                 assert line["profiles"] and all(Path(p).exists() for p in line["profiles"]), line
+    # the floors under the single-service targets, in the same run and against the same baseline
+    floors = {r["floor"]: r for r in lines if "floor" in r}
+    assert set(floors) == {"frame", "one_read"}
+    assert all(r["ratio"] > 0 and r["baseline_rate"] > 0 for r in floors.values())
     # the engine's own cost per call, what every figure stands on
     assert len([r for r in lines if r["scenario"].startswith("engine: find_one by _id")]) >= 2
     sizes = [r["charts"] for r in lines if r["scenario"].startswith("listing latency")]
