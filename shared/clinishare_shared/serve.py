@@ -8,6 +8,7 @@ process use the embedded engines, with ``EMBEDDED_ENGINES=true``, and that is lo
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -52,8 +53,33 @@ def refuse_embedded(settings: ServiceSettings) -> None:
 UVICORN_OPTIONS: dict[str, Any] = {"log_config": None, "access_log": False, "lifespan": "on", "server_header": False}
 
 
+class FreezeAfterStartup:
+    """ASGI wrapper: once the application has started, everything it holds by then (modules, classes, the
+    app, settings, schemas: most of a process's objects) is moved out of the cyclic garbage collector's
+    reach (``gc.freeze``), so a full collection walks only what requests and events create. Those full
+    collections are the long pauses of a Python service: they stop every request and event of the
+    process while they walk the whole heap (measured: notify's were 71-81 ms during a stream of shares on
+    the in-process engine, and set the p99 of share -> notification; with the freeze none over 5 ms)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            return await self.app(scope, receive, send)
+
+        async def started(message: Any) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                gc.collect()  # what start-up left behind goes first: frozen garbage would never be freed
+                gc.freeze()
+                log.info("gc_frozen_after_startup", objects=gc.get_freeze_count())
+            await send(message)
+
+        return await self.app(scope, receive, started)
+
+
 def run(app: Any, settings: ProcessSettings) -> None:
-    uvicorn.run(app, host=settings.host, port=settings.port, **UVICORN_OPTIONS)
+    uvicorn.run(FreezeAfterStartup(app), host=settings.host, port=settings.port, **UVICORN_OPTIONS)
 
 
 def run_service(settings_cls: type[ServiceSettings], create_app: Callable[[Any], Any]) -> None:
