@@ -481,16 +481,20 @@ ID_SET_BATCH = 1000  # ids per ``$in`` query: far below MongoDB's 16 MB command 
 _id_sets_scan: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()  # client -> scans?
 
 
+def _in_process(coll: Any) -> bool:
+    """Whether ``coll`` is the in-process engine's (also under a wrapper that hands on ``database``)."""
+    return isinstance(coll, InProcessCollection) or not isinstance(
+        getattr(coll.database, "client", None), AsyncMongoClient)
+
+
 async def scans_id_sets(coll: Any) -> bool:
     """Whether the server behind ``coll`` reads the whole collection for ``{"_id": {"$in": ...}}``
     (FerretDB's SQLite handler); asked once per client (``buildInfo``)."""
-    if isinstance(coll, InProcessCollection):
+    if _in_process(coll):
         return False
     if isinstance(coll, AtomicWritesCollection):
         return await coll._owner.needs_locks()
     client = coll.database.client
-    if not isinstance(client, AsyncMongoClient):  # mongomock's, under a wrapper
-        return False
     if client not in _id_sets_scan:
         _id_sets_scan[client] = "ferretdbVersion" in await client.admin.command("buildInfo")
     return _id_sets_scan[client]
@@ -540,7 +544,7 @@ async def update_each(coll: Any, updates: Sequence[tuple[Any, Mapping[str, Any]]
     """Apply each ``(id, update)`` to the document with that ``_id``, in bulk writes whose every filter is a
     bare ``{"_id": x}``: of at most ``BULK_STATEMENTS`` statements on FerretDB (below), ``ID_SET_BATCH``
     elsewhere."""
-    if isinstance(coll, InProcessCollection):  # mongomock's bulk_write predates PyMongo 4.20's UpdateOne
+    if _in_process(coll):  # mongomock's bulk_write predates PyMongo 4.20's UpdateOne
         for i, update in updates:
             await coll.update_one({"_id": i}, dict(update))
         return

@@ -211,24 +211,41 @@ class OutboxRelay:
         """Take the leases of ``candidates`` (documents with pending events) that are free and not parked;
         the documents now held, re-read, and the lease token."""
         loop_now = asyncio.get_running_loop().time()
-        keys = {f"{coll.name}/{d['_id']}": d["_id"] for d in candidates if not self._is_parked(d, loop_now)}
+        return await self._claim_ids(coll, [d["_id"] for d in candidates if not self._is_parked(d, loop_now)])
+
+    async def _claim_ids(self, coll: Any, ids: list[Any]) -> tuple[list[dict[str, Any]], str | None]:
+        """Take the leases of the documents ``ids`` names: one insert of them all first (the usual case,
+        nobody holds them, costs that one round trip); only those already held are read, and taken over
+        if their lease ran out (``_take``). The documents held are re-read (what another relay published
+        meanwhile is not published again); those with nothing pending now, or gone, are given back at once.
+        Returns the documents held and the lease token."""
+        keys = {f"{coll.name}/{i}": i for i in ids}
         if not keys:
             return [], None
-        leases = {c["_id"]: c for c in await find_by_ids(self.db[CLAIMS], keys)}
         token = f"{self.name}:{uuid.uuid4().hex[:8]}"
         taken_at = datetime.now(UTC)
         until = taken_at + timedelta(seconds=self.lease_seconds)
-        held_ids = await self._insert_leases([k for k in keys if k not in leases], keys, token, until)
-        for key in [k for k in keys if k in leases]:  # held by someone: taken over only if expired
-            if await self._take(key, token, taken_at, leases[key]):
-                held_ids.append(keys[key])
-                if leases[key].get(DOUBT):
-                    self._doubts[(coll.name, keys[key])] = leases[key][DOUBT]
+        held_ids = await self._insert_leases(list(keys), keys, token, until)
+        taken = set(held_ids)
+        lost = [k for k, i in keys.items() if i not in taken]
+        if lost:
+            leases = {c["_id"]: c for c in await find_by_ids(self.db[CLAIMS], lost)}
+            for key in lost:  # held by someone (or given back since our insert): taken over only if expired
+                current = leases.get(key)
+                if await self._take(key, token, taken_at, current):
+                    held_ids.append(keys[key])
+                    if current is not None and current.get(DOUBT):
+                        self._doubts[(coll.name, keys[key])] = current[DOUBT]
         if not held_ids:
             return [], None
         self._until = until
-        held = await find_by_ids(coll, sorted(held_ids), {OUTBOX: 1})
-        return held, token
+        held = [d for d in await find_by_ids(coll, sorted(held_ids), {OUTBOX: 1}) if d.get(OUTBOX)]
+        idle = sorted(set(held_ids) - {d["_id"] for d in held})
+        if idle:
+            await self._release(coll, idle, token)
+            for doc_id in idle:
+                self._doubts.pop((coll.name, doc_id), None)
+        return held, token if held else None
 
     async def _finish(self, coll: Any, done: list[tuple[Any, list[dict[str, Any]]]]) -> None:
         """Remove each document's confirmed events (the exact stored elements) in bulk writes."""
@@ -274,8 +291,8 @@ class OutboxRelay:
 
     async def pass_after_write(self) -> int:
         """The pass a write's kick triggers: only the documents named by kicks since the last pass (and
-        those whose parked event is due again), each found by ``_id``, so its cost does not grow with the
-        collection. Returns how many events were published."""
+        those whose parked event is due again), claimed and read by ``_id``, so its cost does not grow with
+        the collection. Returns how many events were published."""
         now = asyncio.get_running_loop().time()
         for (name, doc_id), at in list(self._retry_docs.items()):
             if at <= now:
@@ -287,10 +304,10 @@ class OutboxRelay:
             coll = self.db[name]
             ordered = sorted(ids)
             for i in range(0, len(ordered), self.batch):
-                chunk = ordered[i:i + self.batch]
-                found = await find_by_ids(coll, chunk, {"_id": 1, OUTBOX: 1})
-                candidates = [d for d in found if d.get(OUTBOX)]
-                docs, token = await self._claim_candidates(coll, candidates)
+                # a kick names a document its write staged events on: claimed without reading it first
+                # (the claim re-reads what it holds); one parked by this relay waits for its retry time
+                chunk = [d for d in ordered[i:i + self.batch] if (name, d) not in self._retry_docs]
+                docs, token = await self._claim_ids(coll, chunk)
                 if token is None:
                     continue
                 n, broker_down = await self._publish_held(coll, docs, token)

@@ -10,6 +10,7 @@ from typing import Any
 
 from clinishare_shared.bus.base import EventBus, Handler, PublishFailed
 from clinishare_shared.events import ChartNoteAdded, Envelope, make_event
+from clinishare_shared.mongo import scans_id_sets
 from clinishare_shared.outbox import OUTBOX, OutboxRelay, push_events, with_events
 
 
@@ -105,9 +106,13 @@ async def test_pass_after_write_reads_only_the_staged_document(db: Any) -> None:
     assert [e.id for e in bus.sent] == [e.id for e in mine]
     scans = [q for q in counting.finds if "_id" not in q]
     assert scans == [], scans  # every read named its documents by _id
-    # and by a bare _id equality (the only condition FerretDB's SQLite handler pushes down)
-    assert {"_id": "mine"} in counting.finds and all(isinstance(q["_id"], str) or set(q) == {"_id"}
-                                                      for q in counting.finds)
+    # by a bare _id equality on FerretDB (the only condition its SQLite handler pushes down), else by a set
+    # of ids the _id index serves
+    assert all(set(q) == {"_id"} for q in counting.finds)
+    if await scans_id_sets(db.charts):
+        assert {"_id": "mine"} in counting.finds and all(isinstance(q["_id"], str) for q in counting.finds)
+    else:
+        assert {"_id": {"$in": ["mine"]}} in counting.finds
     assert await relay.pass_after_write() == 0  # nothing staged since: nothing read
     # the full sweep still finds what no kick named
     assert await relay.run_once() == 1 and bus.sent[-1].id == other[0].id
@@ -180,3 +185,96 @@ async def test_broker_down_during_a_sweep_asks_for_another(db: Any) -> None:
     assert relay._sweep_due  # retried at the next poll, not at the slow timer
     bus.down = False
     assert await relay.run_once() == 1
+
+
+class RecordingDb:
+    """Records (collection, method) of every database call, in order, into ``log`` (shared with the bus)."""
+
+    CALLS = ("find", "find_one", "insert_one", "insert_many", "update_one", "update_many", "delete_one",
+             "delete_many", "bulk_write", "find_one_and_update")
+
+    def __init__(self, db: Any, log: list[tuple[str, str]]) -> None:
+        self._db, self.log = db, log
+
+    def __getitem__(self, name: str) -> Any:
+        coll, log = self._db[name], self.log
+
+        class Recorded:
+            def __getattr__(self, attr: str) -> Any:
+                inner = getattr(coll, attr)
+                if attr not in RecordingDb.CALLS:
+                    return inner
+
+                def call(*args: Any, **kwargs: Any) -> Any:
+                    log.append((name, attr))
+                    return inner(*args, **kwargs)
+
+                return call
+
+        return Recorded()
+
+
+class LoggingBus(PipelineBus):
+    def __init__(self, log: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.log = log
+
+    async def publish_many(self, events: Sequence[Envelope], *, deadline: float | None = None,
+                           traces: Any = None) -> list[PublishFailed | None]:
+        self.log.append(("bus", "publish_many"))
+        return await super().publish_many(events, deadline=deadline, traces=traces)
+
+
+async def test_a_kicked_document_is_claimed_by_one_insert_and_read_once_before_its_events_leave(db: Any) -> None:
+    """The usual pass after a write, nobody else holding the document: the lease insert, then the read of
+    what it holds, then the publish: two round trips before the events leave, no lease read."""
+    log: list[tuple[str, str]] = []
+    bus = LoggingBus(log)
+    relay = OutboxRelay(RecordingDb(db, log), ["charts"], bus)
+    evs = await _stage(db, "mine", 2)
+    relay.kick("charts", "mine")
+    assert await relay.pass_after_write() == 2
+    assert [e.id for e in bus.sent] == [e.id for e in evs]
+    before = log[:log.index(("bus", "publish_many"))]
+    assert before[0] == ("_outbox_claims", "insert_many")
+    assert [c for c in before[1:]] in ([("charts", "find")], [("charts", "find_one")]), before
+    assert await db["_outbox_claims"].count_documents({}) == 0  # given back
+
+
+async def test_a_kicked_document_someone_else_holds_is_left_to_them(db: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    log: list[tuple[str, str]] = []
+    bus = LoggingBus(log)
+    relay = OutboxRelay(RecordingDb(db, log), ["charts"], bus)
+    await _stage(db, "held", 1)
+    until = datetime.now(UTC) + timedelta(seconds=60)
+    await db["_outbox_claims"].insert_one({"_id": "charts/held", "by": "other:1", "until": until})
+    relay.kick("charts", "held")
+    assert await relay.pass_after_write() == 0 and bus.sent == []
+    assert ("_outbox_claims", "insert_many") in log and ("bus", "publish_many") not in log
+    assert (await db["_outbox_claims"].find_one({"_id": "charts/held"}))["by"] == "other:1"  # still theirs
+    assert len((await db.charts.find_one({"_id": "held"}))[OUTBOX]) == 1
+
+
+async def test_a_kicked_document_with_nothing_pending_is_given_back_and_a_parked_one_waits(db: Any) -> None:
+    log: list[tuple[str, str]] = []
+    bus = LoggingBus(log)
+    relay = OutboxRelay(RecordingDb(db, log), ["charts"], bus)
+    await db.charts.insert_one({"_id": "empty"})
+    relay.kick("charts", "empty")
+    assert await relay.pass_after_write() == 0 and bus.sent == []
+    assert await db["_outbox_claims"].count_documents({}) == 0  # its lease went back at once
+    evs = await _stage(db, "parked", 2)
+    bus.unroutable = {evs[0].id}
+    relay.kick("charts", "parked")
+    assert await relay.pass_after_write() == 0  # unroutable: parked, and retried later
+    log.clear()
+    relay.kick("charts", "parked")  # a new write to it before its retry time
+    assert await relay.pass_after_write() == 0
+    assert log == []  # not claimed, not read: it waits for its retry
+    bus.unroutable = set()
+    relay._retry_docs = {k: 0.0 for k in relay._retry_docs}  # its retry time has come
+    relay._parked.clear()
+    assert await relay.pass_after_write() == 2
+    assert [e.id for e in bus.sent] == [e.id for e in evs]
