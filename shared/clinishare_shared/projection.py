@@ -76,10 +76,11 @@ class IdentityProjection:
         links = await self.links.members([f"{kind}:{k}" for k in keys])
         return await find_by_ids(self.db[coll], [i for ids in links.values() for i in ids])
 
-    async def build_links(self) -> int:
+    async def build_links(self, *, force: bool = False) -> int:
         """The lookups of documents written before they existed: one scan of each collection, once per
-        database. How many lookup documents were written."""
-        if await self.db[LINKS].find_one({"_id": LINKS_BUILT}):
+        database (``force``: again, as ``rebuild-lookups`` does after an upgrade from code that wrote no
+        lookups; adding what is there already changes nothing). How many lookup keys were written."""
+        if not force and await self.db[LINKS].find_one({"_id": LINKS_BUILT}):
             return 0
         links: dict[str, set[str]] = {}
         async for o in self.db[OFFICES].find({}, {"member_ids": 1}):
@@ -257,3 +258,10 @@ class IdentityProjection:
     async def patients_in_care(self, practitioner_id: str) -> list[str]:
         return [p["_id"] for p in await self._linked("patients", PATIENTS, [practitioner_id])
                 if practitioner_id in p.get("care_team", [])]
+
+
+async def rebuild_links(db: Any) -> dict[str, Any]:
+    """``python -m clinishare_<service> rebuild-lookups`` for the projection: its lookups from its documents
+    again (after an upgrade from a release whose replicas wrote no lookups: run it once the last of them has
+    stopped). Safe while the service runs."""
+    return {"projection_lookups": await IdentityProjection(db).build_links(force=True)}

@@ -8,9 +8,12 @@ process use the embedded engines, with ``EMBEDDED_ENGINES=true``, and that is lo
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import json
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import structlog
@@ -80,6 +83,40 @@ class FreezeAfterStartup:
 
 def run(app: Any, settings: ProcessSettings) -> None:
     uvicorn.run(FreezeAfterStartup(app), host=settings.host, port=settings.port, **UVICORN_OPTIONS)
+
+
+# an operator command of a service: (its database) -> what it did, printed as one JSON line
+Command = Callable[[Any], Awaitable[dict[str, Any]]]
+
+
+def main(settings_cls: type[ServiceSettings], create_app: Callable[[Any], Any], commands: Mapping[str, Command],
+         argv: list[str] | None = None) -> None:
+    """``python -m clinishare_<name>`` serves; ``python -m clinishare_<name> <command>`` runs one of
+    ``commands`` on the service's database (``MONGODB_URL``) and prints what it did as one JSON line."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        run_service(settings_cls, create_app)
+        return
+    service = settings_cls.model_fields["service_name"].default
+    if len(args) != 1 or args[0] not in commands:
+        print(f"usage: python -m clinishare_{service} [{' | '.join(commands)}]", file=sys.stderr)
+        raise SystemExit(2)
+    settings = load_settings(settings_cls, service=service)
+    configure_logging(service=service, level=settings.log_level, json=settings.log_json)
+    if not settings.mongodb_url:
+        print(json.dumps({"event": f"{args[0]}_refused", "detail": "MONGODB_URL is not set"}))
+        raise SystemExit(2)
+    print(json.dumps({"event": args[0].replace("-", "_"), **asyncio.run(_command(commands[args[0]], settings))}))
+
+
+async def _command(command: Command, settings: ServiceSettings) -> dict[str, Any]:
+    from clinishare_shared.mongo import open_client
+
+    client = open_client(settings.mongodb_url)
+    try:
+        return await command(client[settings.database])
+    finally:
+        await client.close()
 
 
 def run_service(settings_cls: type[ServiceSettings], create_app: Callable[[Any], Any]) -> None:

@@ -84,3 +84,27 @@ def test_no_service_imports_the_embedded_engine_or_test_packages() -> None:
     result = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("service", ["charts", "documents", "forms", "notify", "audit"])
+def test_rebuild_lookups_needs_the_service_database_and_other_commands_are_refused(service: str) -> None:
+    refused = subprocess.run([sys.executable, "-m", f"clinishare_{service}", "rebuild-lookups"], env=clean_env(),
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2
+    assert [r["detail"] for r in json_lines(refused.stdout) if r["event"] == "rebuild-lookups_refused"] == [
+        "MONGODB_URL is not set"]
+    unknown = subprocess.run([sys.executable, "-m", f"clinishare_{service}", "drop-everything"], env=clean_env(),
+                             capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2 and "usage:" in unknown.stderr and "rebuild-lookups" in unknown.stderr
+
+
+def test_rebuild_lookups_runs_on_the_service_database_and_says_what_it_did(mongodb_url: str | None,
+                                                                          db_name: str) -> None:
+    if not mongodb_url:
+        pytest.skip("needs a database server the command can reach (FerretDB under make test, or MONGODB_URL)")
+    result = subprocess.run([sys.executable, "-m", "clinishare_charts", "rebuild-lookups"],
+                            env=clean_env(MONGODB_URL=mongodb_url, CHARTS_MONGODB_DATABASE=db_name),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    [line] = [r for r in json_lines(result.stdout) if r["event"] == "rebuild_lookups"]
+    assert line["chart_lookups"] == 0 and line["projection_lookups"] == 0  # an empty database: nothing to list

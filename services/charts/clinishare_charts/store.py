@@ -202,8 +202,9 @@ class ChartStore:
             await self.build_lookups()
             await insert_new(self.index, {"_id": LOOKUPS_BUILT})
 
-    async def build_lookups(self) -> None:
-        """Add every active grant, chart and note to its lookups (idempotent: entries are sets)."""
+    async def build_lookups(self) -> int:
+        """Add every active grant, chart and note to its lookups (idempotent: entries are sets). How many
+        lookup keys were written."""
         reach: dict[str, list[dict[str, Any]]] = defaultdict(list)
         async for grant in self.grants.find({"revoked_at": None, "expired_at": None}, NO_OUTBOX):
             for key in reach_keys(grant):
@@ -218,6 +219,7 @@ class ChartStore:
             await self.reach_sets.add(key, *entries)
         for key, values in ids.items():
             await self.index_sets.add(key, *values)
+        return len(reach) + len(ids)
 
     async def _load_page(self, candidates: Iterable[str], keep: Callable[[ChartDoc], bool],
                          page: PageQuery) -> list[ChartDoc]:

@@ -143,10 +143,11 @@ class NotifyStore:
         for key in _ref_keys(notification["ref"]):
             await self.ref_sets.add(key, notification["_id"])
 
-    async def index_refs(self) -> int:
+    async def index_refs(self, *, force: bool = False) -> int:
         """Fill the lookup from the notifications written before it existed: a scan of the notifications,
-        once (a marker records that it ran to its end). How many lookup documents were written."""
-        if await self.refs.find_one({"_id": REFS_INDEXED}):
+        once (a marker records that it ran to its end; ``force``: again, for ``rebuild-lookups``). How many
+        lookup keys were written."""
+        if not force and await self.refs.find_one({"_id": REFS_INDEXED}):
             return 0
         by_key: dict[str, list[str]] = defaultdict(list)
         async for doc in self.notifications.find({"$or": [{f"ref.{f}": {"$exists": True}} for f in _REF_FIELDS]},

@@ -5,7 +5,7 @@ from clinishare_shared.events import (
     AccountRegistered, ConnectionCreated, ConnectionDeleted, OfficeCreated, OfficeMember, OfficeMemberRemoved,
     PatientCareTeamChanged, PatientRegistered, make_event,
 )
-from clinishare_shared.projection import CONNECTIONS, LINKS, OFFICES, PATIENTS, IdentityProjection
+from clinishare_shared.projection import CONNECTIONS, LINKS, OFFICES, PATIENTS, IdentityProjection, rebuild_links
 
 
 def _members(m: dict[str, str]) -> list[OfficeMember]:
@@ -185,3 +185,9 @@ async def test_lookups_are_built_once_for_documents_written_before_them(db: Any)
     assert not await proj.in_care("pat1", "p2")
     assert await db[LINKS].find_one({"_id": "built"}) is not None
     assert await proj.build_links() == 0  # once
+    # a connection written afterwards by a release that kept no lookups: found once rebuild-lookups ran
+    await db[CONNECTIONS].insert_one({"_id": "k2", "owner_id": "p1", "target_kind": "practitioner",
+                                      "target_id": "p3", "deleted": False})
+    assert "p3" not in (await proj.sharing_list("p1")).practitioners
+    assert await rebuild_links(db) == {"projection_lookups": 3}
+    assert set((await proj.sharing_list("p1")).practitioners) == {"p2", "p3"}

@@ -196,6 +196,33 @@ async def test_lookups_are_built_for_data_written_before_them(charts: Any) -> No
     assert await store.index.count_documents({}) == 1
 
 
+async def test_rebuild_lookups_lists_what_a_release_without_lookups_wrote_after_they_were_built(
+        charts: Any) -> None:
+    """During an upgrade from a release that wrote no lookups, its replicas keep writing after the new
+    ones built the lookups (the marker is set): a grant and a chart of theirs reach nobody until
+    ``python -m clinishare_charts rebuild-lookups`` runs; then they do, and nothing else changes."""
+    from clinishare_charts.__main__ import rebuild_lookups
+
+    pid, chart = await shared_chart_setup(charts)
+    store = store_of(charts)
+    assert await store.index.find_one({"_id": LOOKUPS_BUILT}) is not None
+    # what an old replica writes: the documents alone
+    old_chart = {**(await store.chart(chart["id"])), "_id": new_id(), "title": "written by the old release"}
+    await store.charts.insert_one(old_chart)
+    grant = await service.stage_grant(store=store, owner_id="dr-a", rule="patient", chart_id=None, patient_id=pid,
+                                      practitioner_ids=["dr-b"], office_ids=[])
+    await store.reach.delete_many({})  # as if the grant had been written without its entry
+    await store.index.delete_many({"_id": author_key("dr-a")})
+    await store.index.delete_many({"_id": patient_key("dr-a", pid)})
+    assert await charts.shared_ids("dr-b") == []
+    done = await rebuild_lookups(store.db)
+    assert done["chart_lookups"] >= 3 and "projection_lookups" in done
+    assert grant["_id"] in await grant_ids_listed(store, reach_key("p", "dr-b"))
+    assert await charts.shared_ids("dr-b") == [old_chart["_id"], chart["id"]]
+    assert await charts.shared_ids("dr-c") == []  # nobody else gains anything
+    assert await rebuild_lookups(store.db) == done  # again: the same sets, nothing added
+
+
 async def test_paging_through_the_lookups_keeps_newest_first(charts: Any) -> None:
     """Several sharers, every rule: pages of two follow the cursor over exactly the charts shared, newest
     first, each once."""

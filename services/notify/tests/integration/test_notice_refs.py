@@ -67,5 +67,14 @@ async def test_notices_written_before_the_lookup_existed_are_indexed_once_at_sta
     assert await svc.store.index_refs() == 1
     assert await svc.store.told_about(grant_id="g1") == {"bob"}
     assert await svc.store.index_refs() == 0  # ran to its end once: not again
+    # a notice written afterwards by a release that kept no lookup: listed once rebuild-lookups ran
+    from clinishare_notify.__main__ import rebuild_lookups
+
+    await svc.publish(_grant("g2", ["carol"]), source="charts")
+    await svc.db["notice_refs"].delete_many({"_id": {"$regex": "^grant:g2"}})
+    assert await svc.store.told_about(grant_id="g2") == set()
+    assert (await rebuild_lookups(svc.db))["notice_lookups"] == 2
+    assert await svc.store.told_about(grant_id="g2") == {"carol"}
+    assert await svc.store.told_about(grant_id="g1") == {"bob"}
     assert await svc.store.withdraw_grant("g1") == 1
     assert (await svc.store.get(f"{g1.id}:bob", "bob"))["read"] is True
