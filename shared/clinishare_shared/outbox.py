@@ -149,8 +149,10 @@ class OutboxRelay:
         await self.db[TAKEOVERS].create_index("at", name="takeover_age")
 
     def retry_parked(self) -> None:
-        """Forget the back-off of unroutable events (say, once their consumer is deployed)."""
+        """Forget the back-off of unroutable events (say, once their consumer is deployed): their documents
+        are due at the next pass."""
         self._parked.clear()
+        self._retry_docs = {key: 0.0 for key in self._retry_docs}
 
     def kick(self, collection: str | None = None, doc_id: Any = None) -> None:
         """Ask for a pass now, after a write that staged events in ``collection``'s document ``doc_id``:

@@ -274,7 +274,6 @@ async def test_a_kicked_document_with_nothing_pending_is_given_back_and_a_parked
     assert await relay.pass_after_write() == 0
     assert log == []  # not claimed, not read: it waits for its retry
     bus.unroutable = set()
-    relay._retry_docs = {k: 0.0 for k in relay._retry_docs}  # its retry time has come
-    relay._parked.clear()
+    relay.retry_parked()  # its consumer is there now: due at once, and the pass after a write takes it
     assert await relay.pass_after_write() == 2
     assert [e.id for e in bus.sent] == [e.id for e in evs]
