@@ -103,10 +103,11 @@ def main(settings_cls: type[ServiceSettings], create_app: Callable[[Any], Any], 
         raise SystemExit(2)
     settings = load_settings(settings_cls, service=service)
     configure_logging(service=service, level=settings.log_level, json=settings.log_json)
+    event = args[0].replace("-", "_")
     if not settings.mongodb_url:
-        print(json.dumps({"event": f"{args[0]}_refused", "detail": "MONGODB_URL is not set"}))
+        print(json.dumps({"event": f"{event}_refused", "detail": "MONGODB_URL is not set"}))
         raise SystemExit(2)
-    print(json.dumps({"event": args[0].replace("-", "_"), **asyncio.run(_command(commands[args[0]], settings))}))
+    print(json.dumps({"event": event, **asyncio.run(_command(commands[args[0]], settings))}))
 
 
 async def _command(command: Command, settings: ServiceSettings) -> dict[str, Any]:

@@ -91,7 +91,7 @@ def test_rebuild_lookups_needs_the_service_database_and_other_commands_are_refus
     refused = subprocess.run([sys.executable, "-m", f"clinishare_{service}", "rebuild-lookups"], env=clean_env(),
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2
-    assert [r["detail"] for r in json_lines(refused.stdout) if r["event"] == "rebuild-lookups_refused"] == [
+    assert [r["detail"] for r in json_lines(refused.stdout) if r["event"] == "rebuild_lookups_refused"] == [
         "MONGODB_URL is not set"]
     unknown = subprocess.run([sys.executable, "-m", f"clinishare_{service}", "drop-everything"], env=clean_env(),
                              capture_output=True, text=True, timeout=60)
