@@ -260,7 +260,7 @@ class IdentityProjection:
                 if practitioner_id in p.get("care_team", [])]
 
 
-async def rebuild_links(db: Any) -> dict[str, Any]:
+async def rebuild_links(db: Any, settings: Any = None) -> dict[str, Any]:
     """``python -m clinishare_<service> rebuild-lookups`` for the projection: its lookups from its documents
     again (after an upgrade from a release whose replicas wrote no lookups: run it once the last of them has
     stopped). Safe while the service runs."""

@@ -85,14 +85,20 @@ def run(app: Any, settings: ProcessSettings) -> None:
     uvicorn.run(FreezeAfterStartup(app), host=settings.host, port=settings.port, **UVICORN_OPTIONS)
 
 
-# an operator command of a service: (its database) -> what it did, printed as one JSON line
-Command = Callable[[Any], Awaitable[dict[str, Any]]]
+# an operator command of a service: (its database, its settings) -> what it did, printed as one JSON line
+# (named after the command, unless it gives an "event" of its own)
+Command = Callable[[Any, Any], Awaitable[dict[str, Any]]]
+
+
+class CommandRefused(Exception):
+    """An operator command that cannot run here: printed as ``<command>_refused`` with why, exit 2."""
 
 
 def main(settings_cls: type[ServiceSettings], create_app: Callable[[Any], Any], commands: Mapping[str, Command],
          argv: list[str] | None = None) -> None:
     """``python -m clinishare_<name>`` serves; ``python -m clinishare_<name> <command>`` runs one of
-    ``commands`` on the service's database (``MONGODB_URL``) and prints what it did as one JSON line."""
+    ``commands`` on the service's database (``MONGODB_URL``) and prints what it did as one JSON line, or
+    ``<command>_refused`` with why (no database, or ``CommandRefused``) and exits 2."""
     args = sys.argv[1:] if argv is None else argv
     if not args:
         run_service(settings_cls, create_app)
@@ -104,10 +110,14 @@ def main(settings_cls: type[ServiceSettings], create_app: Callable[[Any], Any], 
     settings = load_settings(settings_cls, service=service)
     configure_logging(service=service, level=settings.log_level, json=settings.log_json)
     event = args[0].replace("-", "_")
-    if not settings.mongodb_url:
-        print(json.dumps({"event": f"{event}_refused", "detail": "MONGODB_URL is not set"}))
-        raise SystemExit(2)
-    print(json.dumps({"event": event, **asyncio.run(_command(commands[args[0]], settings))}))
+    try:
+        if not settings.mongodb_url:
+            raise CommandRefused("MONGODB_URL is not set")
+        done = asyncio.run(_command(commands[args[0]], settings))
+    except CommandRefused as exc:
+        print(json.dumps({"event": f"{event}_refused", "detail": str(exc)}))
+        raise SystemExit(2) from None
+    print(json.dumps({"event": event, **done}))
 
 
 async def _command(command: Command, settings: ServiceSettings) -> dict[str, Any]:
@@ -115,7 +125,7 @@ async def _command(command: Command, settings: ServiceSettings) -> dict[str, Any
 
     client = open_client(settings.mongodb_url)
     try:
-        return await command(client[settings.database])
+        return await command(client[settings.database], settings)
     finally:
         await client.close()
 

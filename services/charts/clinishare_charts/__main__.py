@@ -16,8 +16,8 @@ from clinishare_charts.settings import ChartsSettings
 from clinishare_charts.store import ChartStore
 
 
-async def rebuild_lookups(db: Any) -> dict[str, Any]:
-    return {"chart_lookups": await ChartStore(db).build_lookups(), **await rebuild_links(db)}
+async def rebuild_lookups(db: Any, settings: Any = None) -> dict[str, Any]:
+    return {"chart_lookups": await ChartStore(db).build_lookups(), **await rebuild_links(db, settings)}
 
 
 def main(argv: list[str] | None = None) -> None:

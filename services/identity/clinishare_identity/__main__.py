@@ -6,46 +6,25 @@ their next key refresh and keep publishing the previous key until its tokens hav
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
+from typing import Any
 
-from clinishare_shared.logging import configure_logging
-from clinishare_shared.mongo import open_client
-from clinishare_shared.serve import load_settings, run_service
+from clinishare_shared.serve import CommandRefused
+from clinishare_shared.serve import main as serve_main
 
 from clinishare_identity.app import create_app
 from clinishare_identity.settings import IdentitySettings
 from clinishare_identity.tokens import rotate_key
 
 
-async def _rotate(settings: IdentitySettings) -> str:
-    client = open_client(settings.mongodb_url)
+async def _rotate(db: Any, settings: IdentitySettings) -> dict[str, Any]:
     try:
-        return await rotate_key(client[settings.database], settings)
-    finally:
-        await client.close()
+        return {"event": "signing_key_rotated", "kid": await rotate_key(db, settings)}
+    except RuntimeError as exc:  # the key comes from a mounted secret: replace that instead
+        raise CommandRefused(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    if not args:
-        run_service(IdentitySettings, create_app)
-        return
-    if args != ["rotate-key"]:
-        print("usage: python -m clinishare_identity [rotate-key]", file=sys.stderr)
-        raise SystemExit(2)
-    settings = load_settings(IdentitySettings, service="identity")
-    configure_logging(service="identity", level=settings.log_level, json=settings.log_json)
-    if not settings.mongodb_url:
-        print(json.dumps({"event": "rotate_key_refused", "detail": "MONGODB_URL is not set"}))
-        raise SystemExit(2)
-    try:
-        kid = asyncio.run(_rotate(settings))
-    except RuntimeError as exc:
-        print(json.dumps({"event": "rotate_key_refused", "detail": str(exc)}))
-        raise SystemExit(2) from None
-    print(json.dumps({"event": "signing_key_rotated", "kid": kid}))
+    serve_main(IdentitySettings, create_app, {"rotate-key": _rotate}, argv)
 
 
 if __name__ == "__main__":

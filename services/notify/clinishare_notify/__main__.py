@@ -16,8 +16,8 @@ from clinishare_notify.settings import NotifySettings
 from clinishare_notify.store import NotifyStore
 
 
-async def rebuild_lookups(db: Any) -> dict[str, Any]:
-    return {"notice_lookups": await NotifyStore(db).index_refs(force=True), **await rebuild_links(db)}
+async def rebuild_lookups(db: Any, settings: Any = None) -> dict[str, Any]:
+    return {"notice_lookups": await NotifyStore(db).index_refs(force=True), **await rebuild_links(db, settings)}
 
 
 def main(argv: list[str] | None = None) -> None:

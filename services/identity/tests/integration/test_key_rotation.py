@@ -106,12 +106,12 @@ async def test_a_replaced_key_file_rotates_and_rotate_key_refuses_it(tmp_path: P
 
 
 def test_rotate_key_command_needs_a_database(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
-    import clinishare_identity.__main__ as cli
+    from clinishare_shared import serve
 
     monkeypatch.delenv("MONGODB_URL", raising=False)
     monkeypatch.delenv("IDENTITY_MONGODB_URL", raising=False)
     # the command configures process-wide logging to this test's captured stdout: not here
-    monkeypatch.setattr(cli, "configure_logging", lambda **kwargs: None)
+    monkeypatch.setattr(serve, "configure_logging", lambda **kwargs: None)
     with pytest.raises(SystemExit) as exit_:
         identity_main(["rotate-key"])
     assert exit_.value.code == 2 and "MONGODB_URL" in capsys.readouterr().out
