@@ -14,6 +14,7 @@ again the e-mails it skipped for want of an address.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -32,16 +33,38 @@ log = structlog.get_logger("clinishare.catchup")
 async def replay_stream(url: str, stream: str, handlers: Mapping[str, Handler], *, idle_seconds: float = 2.0,
                         max_seconds: float = 600.0) -> int:
     """Read ``stream`` from its first offset and hand every event whose type is in ``handlers`` to it,
-    until nothing new arrived for ``idle_seconds`` (caught up). Returns how many events were applied."""
+    up to where the stream ended when the replay began, or until nothing new arrived for ``idle_seconds``.
+    Returns how many events were applied.
+
+    What the replay owes the projection is what the broker routed before the service's queue was bound
+    (the caller binds it first): anything later reaches that queue too. So a second consumer attaches at
+    ``next`` before the replay starts; the offset of the first message it receives is where the stream
+    ended, and the replay stops once it has handed on everything before it. Under steady traffic a
+    stream is never idle: without that end the replay would tail it, every event going to every
+    catching-up replica as well, until ``max_seconds``."""
     loop = asyncio.get_running_loop()
     applied = 0
     last = loop.time()
     failure: list[BaseException] = []
+    reached = asyncio.Event()
     connection = await aio_pika.connect(url, timeout=10)
     async with connection:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=200)  # a stream consumer needs a prefetch and acks
         queue = await channel.declare_queue(stream, passive=True)
+        end: list[int] = []  # the first offset written after the replay began
+        done: list[int] = []  # the highest offset handed on
+
+        def check() -> None:
+            if end and done and done[0] >= end[0] - 1:
+                reached.set()
+
+        async def on_next(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            offset = (message.headers or {}).get("x-stream-offset")
+            if isinstance(offset, int) and not end:
+                end.append(offset)
+                check()
+            await message.ack()
 
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             nonlocal applied, last
@@ -55,12 +78,26 @@ async def replay_stream(url: str, stream: str, handlers: Mapping[str, Handler], 
             except Exception as exc:  # stop the replay; the queue still delivers what is new
                 failure.append(exc)
             await message.ack()
+            offset = (message.headers or {}).get("x-stream-offset")
+            if isinstance(offset, int):
+                done[:] = [max([offset, *done])]
+                check()
 
+        log.info("stream_replay_started", stream=stream)
+        probe = await queue.consume(on_next, arguments={"x-stream-offset": "next"})
         tag = await queue.consume(on_message, arguments={"x-stream-offset": "first"})
         deadline = loop.time() + max_seconds
-        while not failure and loop.time() - last < idle_seconds and loop.time() < deadline:
-            await asyncio.sleep(0.1)
+        while not failure and not reached.is_set() and loop.time() - last < idle_seconds \
+                and loop.time() < deadline:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(reached.wait(), 0.1)
         await queue.cancel(tag)
+        await queue.cancel(probe)
+        if reached.is_set():
+            log.info("stream_replayed_to_its_end", stream=stream, end_offset=end[0], applied=applied)
+        elif loop.time() >= deadline:
+            log.warning("stream_replay_stopped_at_its_deadline", stream=stream, max_seconds=max_seconds,
+                        applied=applied)
     if failure:
         raise failure[0]
     return applied

@@ -158,3 +158,62 @@ def test_only_a_connection_the_broker_closed_while_staying_up_leaves_events_in_d
     assert not forced_close(closed(320, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"))
     assert not forced_close(closed(501, "FRAME_ERROR"))
     assert not forced_close(aiormq.exceptions.ConnectionSyntaxError(502, "x"))
+
+
+async def test_a_replay_ends_where_the_stream_ended_although_traffic_goes_on(amqp_url, names) -> None:
+    """A fresh replica's catch-up replays what the stream held when it began, then stops, while events
+    keep arriving every 20 ms (so the stream is never idle for the replay's idle_seconds): before, it
+    tailed the stream until max_seconds, every event going to every catching-up replica as well."""
+    from clinishare_shared.catchup import replay_stream
+    from clinishare_shared.events import AccountRegistered
+
+    bus = RabbitBus(amqp_url, exchange=names["exchange"], stream=StreamSpec(names["stream"]))
+    await bus.start()
+    early = [make_event(AccountRegistered(account_id=f"a{i}", kind="practitioner", name=f"Dr {i}"),
+                        source="identity", subject=f"a{i}") for i in range(20)]
+    for e in early:
+        await bus.publish(e)
+    stop = asyncio.Event()
+
+    async def traffic() -> int:
+        sent = 0
+        while not stop.is_set():
+            await bus.publish(_chart(100 + sent))
+            sent += 1
+            await asyncio.sleep(0.02)  # the pace of the traffic, not a wait for a condition
+        return sent
+
+    seen: list[str] = []
+
+    async def on_account(event: Envelope) -> None:
+        seen.append(event.id)
+
+    async def on_chart(event: Envelope) -> None:
+        seen.append(event.id)
+
+    going = asyncio.get_running_loop().create_task(traffic())
+    try:
+        await asyncio.sleep(0.1)  # some traffic is already flowing when the replay starts
+        applied = await asyncio.wait_for(replay_stream(
+            amqp_url, names["stream"], {"identity.account.registered": on_account, "charts.chart.created": on_chart},
+            idle_seconds=2.0, max_seconds=60), 15)
+        assert not going.done()  # the traffic never paused: the end, not the idle rule, stopped it
+    finally:
+        stop.set()
+        await going
+        await bus.close()
+    assert seen[:20] == [e.id for e in early]  # everything the stream held first, in order
+    assert applied == len(seen)
+
+
+async def test_a_replay_of_an_empty_quiet_stream_ends_when_idle(amqp_url, names) -> None:
+    from clinishare_shared.catchup import replay_stream
+
+    bus = RabbitBus(amqp_url, exchange=names["exchange"], stream=StreamSpec(names["stream"]))
+    await bus.start()
+    try:
+        applied = await asyncio.wait_for(replay_stream(amqp_url, names["stream"], {}, idle_seconds=0.3,
+                                                       max_seconds=30), 10)
+    finally:
+        await bus.close()
+    assert applied == 0
