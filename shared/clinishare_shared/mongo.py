@@ -154,12 +154,93 @@ def _by_id(collection: Any) -> None:
     collection._iter_documents = iter_documents
 
 
+_SCALAR_KEYS = (str, int, ObjectId, type(None))  # bool is an int in Python, not in BSON: not here
+_COMPLEX = object()
+
+
+def _unique_keys(collection: Any) -> None:
+    """Give a mongomock collection what a server's unique index does: look the new key up. mongomock
+    checks a unique index by testing every document of the collection on every insert and every update
+    that changes a document, so an append-only collection (audit's entries, notify's processed ids) costs
+    more with each write. Here each unique index keeps a map from its key to the ``_id`` of the documents
+    that held it when they were last written; a candidate is checked against the document as it is now
+    (a deleted or changed one no longer counts, so deletes need no hook), and the index is built from
+    the documents once, again whenever it is dropped and created anew. Where the answer could differ from
+    mongomock's (an array or any value other than a string, integer, ObjectId or null in a key, a partial
+    index, an ``_id`` that is not a plain value), mongomock's own check runs instead."""
+    from mongomock import helpers
+
+    original = collection._ensure_uniques
+
+    def key_of(doc: Mapping[str, Any], fields: Sequence[str]) -> Any:
+        values = []
+        for field in fields:
+            try:
+                value = helpers.get_value_by_dot(doc, field)
+            except KeyError:
+                value = None
+            if isinstance(value, bool) or not isinstance(value, _SCALAR_KEYS):
+                return _COMPLEX
+            values.append(value)
+        return tuple(values)
+
+    def ensure_uniques(new_data: dict[str, Any]) -> None:
+        store = collection._store
+        doc_id = new_data.get("_id")
+        indexes = [(name, index) for name, index in store.indexes.items() if index.get("unique")]
+        if not indexes:
+            return
+        if not isinstance(doc_id, (str, int, ObjectId)) or isinstance(doc_id, bool) \
+                or any(index.get("partialFilterExpression") is not None for _, index in indexes):
+            return original(new_data)
+        built: dict[str, tuple[Any, dict[Any, set[Any]] | None]] = store.__dict__.setdefault("_clinishare_unique", {})
+        checks = []
+        for name, index in indexes:
+            fields = [key for key, _ in index["key"]]
+            entry = built.get(name)
+            if entry is None or entry[0] is not index:  # new, or dropped and created again: build it
+                keys: dict[Any, set[Any]] | None = {}
+                for doc in store.documents:
+                    k = key_of(doc, fields)
+                    if k is _COMPLEX or not isinstance(doc.get("_id"), (str, int, ObjectId)):
+                        keys = None
+                        break
+                    keys.setdefault(k, set()).add(doc["_id"])
+                built[name] = entry = (index, keys)
+            key = key_of(new_data, fields)
+            if entry[1] is None or key is _COMPLEX:
+                built[name] = (index, None)  # for good: mongomock's check from now on
+                return original(new_data)
+            checks.append((entry[1], fields, key, index.get("sparse") and all(v is None for v in key)))
+        for keys, fields, key, skipped in checks:
+            if skipped:  # a sparse index holds no entry for a document without its fields
+                continue
+            holders = keys.get(key, set())
+            for other in list(holders):
+                if other == doc_id:
+                    continue
+                try:
+                    current = store[other]
+                except KeyError:
+                    current = None
+                if current is None or key_of(current, fields) != key:
+                    holders.discard(other)  # deleted, or changed since
+                else:
+                    raise DuplicateKeyError("E11000 Duplicate Key Error", 11000)
+        for keys, _, key, skipped in checks:
+            if not skipped:
+                keys.setdefault(key, set()).add(doc_id)
+
+    collection._ensure_uniques = ensure_uniques
+
+
 class InProcessCollection:
     def __init__(self, collection: Any) -> None:
         self._c = collection
         self.name = collection.name
         self.database = collection.database
         _by_id(collection)
+        _unique_keys(collection)
 
     async def create_index(self, keys: Any, **kwargs: Any) -> str:
         await asyncio.sleep(0)

@@ -278,3 +278,73 @@ async def test_update_each_finishes_however_many_documents(any_db: Any) -> None:
     await any_db.docs.insert_many([{"_id": f"d{i:03d}", "n": 0} for i in range(250)])
     await asyncio.wait_for(update_by_ids(any_db.docs, [f"d{i:03d}" for i in range(250)], {"$inc": {"n": 1}}), 60)
     assert await any_db.docs.count_documents({"n": 1}) == 250
+
+
+async def test_in_process_engine_checks_a_unique_key_without_a_scan_and_answers_as_mongomock_does(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server looks a unique key up in its index; mongomock tested every document on every write, so an
+    append-only collection (audit's chains) got slower with each entry. The in-process engine now looks
+    the key up too, and still refuses exactly what a unique index refuses: a repeat, an update into a
+    taken key (rolled back), a document that was there before the index; a deleted or moved key is free."""
+    import mongomock.filtering
+
+    from clinishare_shared.mongo import InProcessMongoClient
+
+    db = InProcessMongoClient()["db"]
+    coll = db["entries"]
+    await coll.insert_many([{"_id": f"e{i}", "chain": "c", "seq": i} for i in range(300)])  # before the index
+    await coll.create_index([("chain", 1), ("seq", 1)], unique=True, name="position")
+    tested: list[Any] = []
+    real = mongomock.filtering.filter_applies
+
+    def counting(filter: Any, doc: Any) -> bool:
+        tested.append(doc.get("_id"))
+        return real(filter, doc)
+
+    monkeypatch.setattr(mongomock.filtering, "filter_applies", counting)
+    monkeypatch.setattr("mongomock.collection.filter_applies", counting)
+    for i in range(300, 400):
+        await coll.insert_one({"_id": f"e{i}", "chain": "c", "seq": i})
+    assert tested == []  # a hundred inserts, not one document tested (it was 300..400 each)
+    with pytest.raises(DuplicateKeyError):
+        await coll.insert_one({"_id": "x", "chain": "c", "seq": 5})  # written before the index existed
+    with pytest.raises(DuplicateKeyError):
+        await coll.insert_one({"_id": "y", "chain": "c", "seq": 350})
+    with pytest.raises(DuplicateKeyError):
+        await coll.update_one({"_id": "e10"}, {"$set": {"seq": 11}})
+    assert (await coll.find_one({"_id": "e10"}))["seq"] == 10  # rolled back
+    await coll.update_one({"_id": "e12"}, {"$set": {"seq": 1012}})  # moved: 12 is free, 1012 taken
+    await coll.insert_one({"_id": "z", "chain": "c", "seq": 12})
+    with pytest.raises(DuplicateKeyError):
+        await coll.insert_one({"_id": "w", "chain": "c", "seq": 1012})
+    await coll.delete_one({"_id": "e20"})  # deleted: free again
+    await coll.insert_one({"_id": "v", "chain": "c", "seq": 20})
+    await coll.insert_one({"_id": "u", "chain": "other", "seq": 20})  # the whole key counts
+    assert await coll.count_documents({}) == 402
+    # dropped and created again: built anew from the documents, so a repeat is still caught
+    await coll.drop_index("position")
+    await coll.insert_one({"_id": "t", "chain": "c", "seq": 30_000})
+    await coll.create_index([("chain", 1), ("seq", 1)], unique=True, name="position")
+    with pytest.raises(DuplicateKeyError):
+        await coll.insert_one({"_id": "s", "chain": "c", "seq": 30_000})
+    # sparse: documents without the field are not in the index
+    await db["pins"].create_index("pin", unique=True, sparse=True, name="pin")
+    await db["pins"].insert_many([{"_id": "a"}, {"_id": "b"}, {"_id": "c", "pin": "P"}])
+    with pytest.raises(DuplicateKeyError):
+        await db["pins"].insert_one({"_id": "d", "pin": "P"})
+
+
+async def test_in_process_unique_keys_that_hold_arrays_get_mongomock_s_own_check() -> None:
+    """An array in a unique key is one index entry per element on a server (and in mongomock): that
+    index goes back to mongomock's check, so a key inside another document's array is still refused."""
+    from clinishare_shared.mongo import InProcessMongoClient
+
+    coll = InProcessMongoClient()["db"]["tags"]
+    await coll.create_index("tag", unique=True, name="tag")
+    await coll.insert_one({"_id": "a", "tag": "x"})
+    await coll.insert_one({"_id": "b", "tag": ["y", "z"]})
+    with pytest.raises(DuplicateKeyError):
+        await coll.insert_one({"_id": "c", "tag": "y"})
+    with pytest.raises(DuplicateKeyError):
+        await coll.insert_one({"_id": "d", "tag": "x"})
+    await coll.insert_one({"_id": "e", "tag": "w"})
