@@ -8,11 +8,14 @@ chain's last entry and tries the next position (``service.append``). A unique ``
 recording an event idempotent: a redelivered event, even one delivered to two replicas at once, is
 recorded once. A ``chain_heads`` document per chain names its last entry, so an append reads two documents
 by ``_id`` instead of the chain; it is a hint (a stale one costs one failed insert and one full look).
-audit publishes nothing, so no write stages events.
+Each process also remembers the last entry it wrote or read in the chains it appended to lately, so an
+append to a chain this process wrote last reads nothing: the same hint, kept in memory, and stale in the
+same harmless way when another replica appended since. audit publishes nothing, so no write stages events.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any
@@ -25,6 +28,7 @@ from clinishare_shared.mongo import insert_new
 from clinishare_shared.pagination import PageQuery
 
 ENTRIES, HEADS = "disclosures", "chain_heads"
+LAST_KEPT = 10_000  # chains whose last entry a process keeps in memory (the least recently appended go)
 
 
 class AuditStore:
@@ -34,6 +38,7 @@ class AuditStore:
         self.heads = db[HEADS]
         self._conflicted: set[str] = set()  # chains whose last insert here failed: look at them in full
         self.appending = KeyedLocks()  # chain -> the append running in this process (service.append)
+        self._last: OrderedDict[str, DisclosureDoc] = OrderedDict()  # chain -> its last entry, as seen here
 
     async def ensure_indexes(self) -> None:
         await self.entries.create_index([("chain", ASCENDING), ("seq", ASCENDING)], unique=True, name="position")
@@ -46,15 +51,26 @@ class AuditStore:
         a hint: if it is stale, the insert at the position after it fails on the unique position, and the
         next look (``_conflicted``) reads the chain itself and repairs the hint."""
         if chain not in self._conflicted:
+            if (kept := self._last.get(chain)) is not None:
+                self._last.move_to_end(chain)
+                return kept
             head = await self.heads.find_one({"_id": chain})
             if head is not None:
                 entry: DisclosureDoc | None = await self.entries.find_one({"_id": head["entry_id"]})
                 if entry is not None:
+                    self._keep(entry)
                     return entry
         found: list[DisclosureDoc] = await self.entries.find({"chain": chain}).sort("seq", DESCENDING).limit(1).to_list()
         if found:
             await self._advance_head(found[0])
+            self._keep(found[0])
         return found[0] if found else None
+
+    def _keep(self, entry: DisclosureDoc) -> None:
+        self._last[entry["chain"]] = entry
+        self._last.move_to_end(entry["chain"])
+        if len(self._last) > LAST_KEPT:
+            self._last.popitem(last=False)
 
     async def recorded(self, event_id: str, chain: str) -> bool:
         """Whether this event is in this chain. Asked of the database only after an insert into the chain
@@ -67,8 +83,10 @@ class AuditStore:
         """False when its position (or this event in this chain) was taken meanwhile."""
         if not await insert_new(self.entries, entry):
             self._conflicted.add(entry["chain"])
+            self._last.pop(entry["chain"], None)
             return False
         self._conflicted.discard(entry["chain"])
+        self._keep(entry)
         await self._advance_head(entry)
         return True
 

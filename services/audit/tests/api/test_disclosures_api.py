@@ -185,6 +185,38 @@ async def test_a_stale_chain_head_hint_costs_a_retry_not_a_wrong_chain(mongo_cli
     assert (await a.heads.find_one({"_id": "patient:q"}))["seq"] == 4
 
 
+async def test_a_process_appending_to_its_own_chain_reads_nothing_and_a_replica_in_between_costs_a_retry(
+        mongo_client: Any, db_name: str) -> None:
+    """Appends to a chain this process wrote last take its last entry from memory (no read of the hint,
+    no read of the entry); when another replica appended meanwhile, the remembered entry is stale like a
+    stale hint: one failed insert, one full look, and the entry lands at the true end."""
+    from clinishare_audit.domain.chain import verify
+
+    a, b = AuditStore(mongo_client[db_name]), AuditStore(mongo_client[db_name])
+    await a.ensure_indexes()
+    reads: list[str] = []
+    for store in (a, b):
+        for coll in (store.heads, store.entries):
+            real = coll.find_one
+
+            async def counting(*args: Any, _real: Any = real, _name: str = coll.name, **kwargs: Any) -> Any:
+                reads.append(_name)
+                return await _real(*args, **kwargs)
+
+            coll.find_one = counting  # type: ignore[method-assign]
+    base = {"chain": "patient:s", "at": datetime.now(UTC), "action": "accessed", "item_type": "chart",
+            "practitioner_ids": [], "office_ids": [], "patient_ids": [], "grant_ids": []}
+    for i in range(5):
+        assert await append(store=a, entry={**base, "event_id": f"e{i}"})
+    assert reads == ["chain_heads"]  # the first append found no hint (a new chain); then nothing
+    assert await append(store=b, entry={**base, "event_id": "e5"})  # another replica: seq 6
+    assert await append(store=a, entry={**base, "event_id": "e6"})  # a's memory said 5: retried, lands at 7
+    assert not await append(store=a, entry={**base, "event_id": "e5"})  # b's event: recorded once
+    chain = await a.chain("patient:s")
+    assert [e["seq"] for e in chain] == list(range(1, 8)) and verify(chain).ok
+    assert [e["event_id"] for e in chain] == [f"e{i}" for i in range(7)]
+
+
 async def test_appends_to_one_chain_in_one_process_take_turns_and_never_lose_a_race(mongo_client: Any,
                                                                                   db_name: str) -> None:
     """Deliveries handled at once by one process (prefetch) wait for each other per chain: none loses a
