@@ -56,6 +56,8 @@ class EmailWorker:
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
+        if (close := getattr(self.mailer, "close", None)) is not None:
+            await asyncio.to_thread(close)  # the SMTP sessions it kept open
 
     async def _run(self) -> None:
         queued = False

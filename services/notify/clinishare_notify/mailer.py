@@ -1,10 +1,20 @@
-"""SMTP client: the stdlib smtplib, run in a worker thread so the event loop never blocks on the server."""
+"""SMTP client: the stdlib smtplib, run in a worker thread so the event loop never blocks on the server.
+
+Sessions are kept open between messages (an SMTP session carries any number of mail transactions), up to
+``SESSIONS_KEPT`` of them, each used by one send at a time: a burst of notices costs one connection, one
+greeting and one EHLO (and STARTTLS and AUTH) per session instead of per e-mail. A session idle for
+``IDLE_SECONDS`` is closed rather than reused (servers drop idle clients), one that failed in any way is
+closed, and one the server dropped while it was kept is replaced once, at once (the retry carries the
+same Message-ID, as every retry does)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import smtplib
 import ssl
+import threading
+import time
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Protocol
@@ -34,6 +44,10 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}{f' {code}' if code else ''}"
 
 
+SESSIONS_KEPT = 8  # the e-mail worker sends this many at once (delivery.SENDING)
+IDLE_SECONDS = 30.0
+
+
 class SmtpMailer:
     def __init__(self, settings: NotifySettings) -> None:
         assert settings.smtp_host, "SMTP is disabled"
@@ -44,6 +58,9 @@ class SmtpMailer:
         self.username = settings.smtp_username
         self.password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         self.timeout = settings.smtp_timeout_seconds
+        self._kept: list[tuple[smtplib.SMTP, float]] = []  # idle sessions and when each was last used
+        self._lock = threading.Lock()
+        self.sessions_opened = 0
 
     def _build(self, to: str, message: Email, message_id: str | None = None) -> EmailMessage:
         msg = EmailMessage()
@@ -54,13 +71,61 @@ class SmtpMailer:
         msg.set_content(message.body)
         return msg
 
-    def _send_sync(self, to: str, message: Email, message_id: str | None) -> None:
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+    def _open(self) -> smtplib.SMTP:
+        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
             if self.starttls:
                 smtp.starttls(context=ssl.create_default_context())
             if self.username and self.password:
                 smtp.login(self.username, self.password)
-            smtp.send_message(self._build(to, message, message_id))
+        except BaseException:
+            _close(smtp)
+            raise
+        self.sessions_opened += 1
+        return smtp
+
+    def _take(self) -> smtplib.SMTP | None:
+        """A kept session, if one was used lately (older ones are closed)."""
+        with self._lock:
+            while self._kept:
+                smtp, used = self._kept.pop()
+                if time.monotonic() - used < IDLE_SECONDS:
+                    return smtp
+                _close(smtp, polite=True)
+        return None
+
+    def _keep(self, smtp: smtplib.SMTP) -> None:
+        with self._lock:
+            if len(self._kept) < SESSIONS_KEPT:
+                self._kept.append((smtp, time.monotonic()))
+                return
+        _close(smtp, polite=True)
+
+    def _send_sync(self, to: str, message: Email, message_id: str | None) -> None:
+        msg = self._build(to, message, message_id)
+        smtp = self._take()
+        try:
+            if smtp is not None:
+                try:
+                    smtp.send_message(msg)
+                except smtplib.SMTPServerDisconnected:  # dropped while kept: a new session, once
+                    _close(smtp)
+                    smtp = None
+            if smtp is None:
+                smtp = self._open()
+                smtp.send_message(msg)
+        except BaseException:
+            if smtp is not None:
+                _close(smtp)
+            raise
+        self._keep(smtp)
+
+    def close(self) -> None:
+        """Say goodbye to the kept sessions (at shutdown)."""
+        with self._lock:
+            kept, self._kept = self._kept, []
+        for smtp, _ in kept:
+            _close(smtp, polite=True)
 
     async def send(self, to: str, message: Email, *, message_id: str | None = None) -> None:
         """Raises SendFailed when the server did not accept it. A timeout after DATA raises too, although
@@ -69,3 +134,13 @@ class SmtpMailer:
             await asyncio.to_thread(self._send_sync, to, message, message_id)
         except (smtplib.SMTPException, OSError) as exc:
             raise SendFailed(_reason(exc)) from None
+
+
+def _close(smtp: smtplib.SMTP, *, polite: bool = False) -> None:
+    """Close the session, after a QUIT when ``polite`` (a healthy session we no longer need: not after a
+    failure, when the server may not answer before the timeout); never raises."""
+    if polite:
+        with contextlib.suppress(Exception):
+            smtp.quit()
+    with contextlib.suppress(Exception):
+        smtp.close()

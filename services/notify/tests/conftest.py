@@ -30,9 +30,12 @@ class Smtp:
     fail_with: str | None = None
     attempts: int = 0
     messages: list[Any] = field(default_factory=list)
+    sessions: list[Any] = field(default_factory=list)  # the client's (host, port) of each message's session
+    controller: Any = None  # what serves it (a test may restart it)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.attempts += 1
+        self.sessions.append(session.peer)
         if self.fail_with:
             return self.fail_with
         self.messages.append(envelope)
@@ -42,10 +45,10 @@ class Smtp:
 @pytest.fixture
 def smtp() -> Iterator[Smtp]:
     server = Smtp(port=free_port())
-    controller = Controller(server, hostname="127.0.0.1", port=server.port)
-    controller.start()
+    server.controller = Controller(server, hostname="127.0.0.1", port=server.port)
+    server.controller.start()
     yield server
-    controller.stop()
+    server.controller.stop()
 
 
 @dataclass

@@ -3,6 +3,7 @@ and the recipient's preference. Events arrive through the real RabbitMQ."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -111,6 +112,43 @@ async def test_nothing_listening_is_a_send_failure() -> None:
         with pytest.raises(SendFailed) as err:
             await mailer.send("bob@clinic.test", Email(subject="s", body="b"))
     assert err.value.reason == "ConnectionRefusedError"
+
+
+@pytest.mark.system  # a real SMTP server on loopback
+async def test_one_smtp_session_carries_many_e_mails_and_a_failed_or_dropped_one_is_replaced(
+        smtp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of notices goes over kept sessions (one connection, greeting and EHLO for many e-mails),
+    each still its own transaction with its own Message-ID; a session the server refused a message on is
+    not reused, one the server dropped while kept is replaced at once and the e-mail still goes, and one
+    idle too long is not reused."""
+    from aiosmtpd.controller import Controller
+
+    from clinishare_notify import mailer as mailer_module
+
+    mailer = SmtpMailer(NotifySettings(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_timeout_seconds=5))
+    for i in range(5):
+        await mailer.send(f"bob{i}@clinic.test", Email(subject="s", body="b"), message_id=f"<m{i}@clinishare>")
+    assert len(smtp.messages) == 5 and len(set(smtp.sessions)) == 1 and mailer.sessions_opened == 1
+    assert [parse(m)["Message-ID"] for m in smtp.messages] == [f"<m{i}@clinishare>" for i in range(5)]
+    assert [m.rcpt_tos for m in smtp.messages] == [[f"bob{i}@clinic.test"] for i in range(5)]
+
+    smtp.fail_with = "554 no"
+    with pytest.raises(SendFailed):
+        await mailer.send("carol@clinic.test", Email(subject="s", body="b"))
+    smtp.fail_with = None
+    await mailer.send("dave@clinic.test", Email(subject="s", body="b"))
+    assert mailer.sessions_opened == 2 and smtp.sessions[-1] != smtp.sessions[0]  # not the failed session
+
+    # the server goes away and comes back: the kept session is dead, the next e-mail still goes
+    smtp.controller.stop()
+    smtp.controller = Controller(smtp, hostname="127.0.0.1", port=smtp.port)
+    smtp.controller.start()
+    await mailer.send("erin@clinic.test", Email(subject="s", body="b"))
+    assert smtp.messages[-1].rcpt_tos == ["erin@clinic.test"] and mailer.sessions_opened == 3
+    monkeypatch.setattr(mailer_module, "IDLE_SECONDS", 0.0)  # every kept session is too old now
+    await mailer.send("frank@clinic.test", Email(subject="s", body="b"))
+    assert mailer.sessions_opened == 4
+    await asyncio.to_thread(mailer.close)
 
 
 async def test_preference_off_means_no_email(start_notify: Any, smtp: Any, signer: Any) -> None:
