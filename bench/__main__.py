@@ -461,6 +461,11 @@ async def _stack_scenarios(report: Report, sizes: Sizes, stack: Any, unique: str
     notify_log = stack.logs["notify"]
 
     # share -> notification processed, one share at a time
+    disk = await asyncio.to_thread(fsync_latency, sizes.shares)
+    await report.line("disk: fdatasync of 4 KiB (what a quorum queue's confirm and a SQLite commit wait on)",
+                      f"p50 {disk.p50:.2f} ms, p99 {disk.pct(0.99):.2f} ms, max {max(disk.latencies_ms):.1f} ms, "
+                      f"{disk.requests} calls {PACE * 1000:.0f} ms apart in {tempfile.gettempdir()}",
+                      p50_ms=disk.p50, p99_ms=disk.pct(0.99), max_ms=max(disk.latencies_ms))
     raw_lat = await raw_latency(amqp_url, sizes.shares, gap=PACE)  # as many, paced alike
     committed = await _shares_paced(stack.url, a, share, f"lat-{unique}-", sizes.shares)
     done = await _wait_processed(notify_log, f"lat-{unique}-", len(committed))
@@ -469,7 +474,9 @@ async def _stack_scenarios(report: Report, sizes: Sizes, stack: Any, unique: str
     await report.line("share -> notification processed (five processes, RabbitMQ)",
                 f"p50 {p50:.1f} ms, p99 {p99:.1f} ms vs raw aio-pika publish->consume (as many, paced alike) "
                 f"p50 {raw_lat.p50:.2f} ms, "
-                f"p99 {raw_lat.pct(0.99):.2f} ms", met=p99 <= 10.0, target="p99 <= 10 ms",
+                f"p99 {raw_lat.pct(0.99):.2f} ms" + (" (the broker alone missed the target in this run)"
+                                                      if raw_lat.pct(0.99) > 10.0 else ""),
+                met=p99 <= 10.0, target="p99 <= 10 ms",
                       profile=lambda: profiled(_procs(stack, "charts", "notify"), lambda: _shares_paced(
                           stack.url, a, share, f"plat-{unique}-", max(5, sizes.shares // 4))),
                 p50_ms=p50, p99_ms=p99, raw_p50_ms=raw_lat.p50, raw_p99_ms=raw_lat.pct(0.99))
@@ -593,6 +600,21 @@ async def raw_latency(amqp_url: str, n: int, *, gap: float = 0.0) -> Result:
         if gap:
             await asyncio.sleep(gap)  # the pace, not a wait for a condition
     await connection.close()  # the queue is exclusive to this connection: it goes with it
+    return Result(n, sum(lat) / 1000, lat)
+
+
+def fsync_latency(n: int, *, gap: float = PACE) -> Result:
+    """``n`` writes of 4 KiB to a temporary file, each followed by fdatasync, ``gap`` seconds apart: what
+    the disk makes every durable commit wait (RabbitMQ confirms a quorum queue's message after its log is
+    synced; FerretDB's SQLite commits the same way)."""
+    lat: list[float] = []
+    with tempfile.NamedTemporaryFile(prefix="bench-fsync-") as f:
+        for _ in range(n):
+            os.write(f.fileno(), b"\0" * 4096)
+            t0 = time.perf_counter()
+            os.fdatasync(f.fileno())
+            lat.append((time.perf_counter() - t0) * 1000)
+            time.sleep(gap)  # the pace, not a wait for a condition
     return Result(n, sum(lat) / 1000, lat)
 
 
