@@ -21,10 +21,11 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import DuplicateKeyError
 
 from clinishare_audit.domain.stored import DisclosureDoc
 from clinishare_shared.locks import KeyedLocks
-from clinishare_shared.mongo import insert_new
+from clinishare_shared.mongo import insert_new, scans_id_sets
 from clinishare_shared.pagination import PageQuery
 
 ENTRIES, HEADS = "disclosures", "chain_heads"
@@ -91,8 +92,18 @@ class AuditStore:
         return True
 
     async def _advance_head(self, entry: DisclosureDoc) -> None:
-        """Point the chain's hint at ``entry`` unless it names a later one already."""
+        """Point the chain's hint at ``entry`` unless it names a later one already. On FerretDB, whose
+        SQLite handler serves only a bare ``{"_id": x}`` filter from an index (the conditional update read
+        every chain's head, one per patient and author), the hint is set by ``_id`` alone: a replica that
+        appended the next entry in the same instant may see its hint set back, which makes the hint stale,
+        and a stale hint costs the next append one failed insert and one full look, as above."""
         fields = {"seq": entry["seq"], "entry_id": entry["_id"]}
+        if await scans_id_sets(self.heads):
+            try:
+                await self.heads.update_one({"_id": entry["chain"]}, {"$set": fields}, upsert=True)
+            except DuplicateKeyError:  # two first appends upserted at once: the head exists now
+                await self.heads.update_one({"_id": entry["chain"]}, {"$set": fields})
+            return
         if (await self.heads.update_one({"_id": entry["chain"], "seq": {"$lt": entry["seq"]}},
                                         {"$set": fields})).matched_count:
             return

@@ -217,6 +217,36 @@ async def test_a_process_appending_to_its_own_chain_reads_nothing_and_a_replica_
     assert [e["event_id"] for e in chain] == [f"e{i}" for i in range(7)]
 
 
+async def test_the_chain_head_is_advanced_by_id_alone_where_the_engine_indexes_nothing_else(
+        mongo_client: Any, db_name: str) -> None:
+    """On FerretDB a filter with anything besides ``_id`` reads every document of the collection: the
+    head update is one by ``_id`` there (chain_heads holds one document per patient and author), and
+    stays conditional (never moving a head back) where the server indexes it."""
+    from clinishare_shared.mongo import scans_id_sets
+
+    store = AuditStore(mongo_client[db_name])
+    await store.ensure_indexes()
+    await store.heads.insert_many([{"_id": f"patient:other{i}", "seq": 1, "entry_id": "x"} for i in range(50)])
+    filters: list[Any] = []
+    real = store.heads.update_one
+
+    async def recording(filter: Any, *args: Any, **kwargs: Any) -> Any:
+        filters.append(filter)
+        return await real(filter, *args, **kwargs)
+
+    store.heads.update_one = recording  # type: ignore[method-assign]
+    base = {"chain": "patient:t", "at": datetime.now(UTC), "action": "accessed", "item_type": "chart",
+            "practitioner_ids": [], "office_ids": [], "patient_ids": [], "grant_ids": []}
+    for i in range(4):
+        assert await append(store=store, entry={**base, "event_id": f"e{i}"})
+    head = await store.heads.find_one({"_id": "patient:t"})
+    assert head["seq"] == 4 and head["entry_id"] == (await store.chain("patient:t"))[-1]["_id"]
+    if await scans_id_sets(store.heads):
+        assert filters and all(f == {"_id": "patient:t"} for f in filters), filters
+    else:
+        assert filters and all(set(f) == {"_id", "seq"} for f in filters), filters
+
+
 async def test_appends_to_one_chain_in_one_process_take_turns_and_never_lose_a_race(mongo_client: Any,
                                                                                   db_name: str) -> None:
     """Deliveries handled at once by one process (prefetch) wait for each other per chain: none loses a
