@@ -174,21 +174,11 @@ async def test_atomic_across_processes(mongodb_url: str | None, db_name: str, mo
 async def test_in_process_engine_reads_a_document_by_id_without_a_scan(monkeypatch: pytest.MonkeyPatch) -> None:
     """Like a server's primary key: an ``_id`` equality touches one document, whatever the collection's
     size; every other filter still scans. Finds, updates and deletes by ``_id`` mean what they did."""
-    import mongomock.filtering
-
     from clinishare_shared.mongo import InProcessMongoClient
 
     coll = InProcessMongoClient()["db"]["docs"]
     await coll.insert_many([{"_id": f"d{i}", "n": i} for i in range(500)])
-    tested: list[Any] = []
-    real = mongomock.filtering.filter_applies
-
-    def counting(filter: Any, doc: Any) -> bool:
-        tested.append(doc.get("_id"))
-        return real(filter, doc)
-
-    monkeypatch.setattr(mongomock.filtering, "filter_applies", counting)
-    monkeypatch.setattr("mongomock.collection.filter_applies", counting)
+    tested = _count_documents_tested(monkeypatch)
     assert (await coll.find_one({"_id": "d7"}))["n"] == 7
     assert await coll.find_one({"_id": "missing"}) is None
     assert (await coll.update_one({"_id": "d8"}, {"$set": {"n": 80}})).modified_count == 1
@@ -286,23 +276,13 @@ async def test_in_process_engine_checks_a_unique_key_without_a_scan_and_answers_
     append-only collection (audit's chains) got slower with each entry. The in-process engine now looks
     the key up too, and still refuses exactly what a unique index refuses: a repeat, an update into a
     taken key (rolled back), a document that was there before the index; a deleted or moved key is free."""
-    import mongomock.filtering
-
     from clinishare_shared.mongo import InProcessMongoClient
 
     db = InProcessMongoClient()["db"]
     coll = db["entries"]
     await coll.insert_many([{"_id": f"e{i}", "chain": "c", "seq": i} for i in range(300)])  # before the index
     await coll.create_index([("chain", 1), ("seq", 1)], unique=True, name="position")
-    tested: list[Any] = []
-    real = mongomock.filtering.filter_applies
-
-    def counting(filter: Any, doc: Any) -> bool:
-        tested.append(doc.get("_id"))
-        return real(filter, doc)
-
-    monkeypatch.setattr(mongomock.filtering, "filter_applies", counting)
-    monkeypatch.setattr("mongomock.collection.filter_applies", counting)
+    tested = _count_documents_tested(monkeypatch)
     for i in range(300, 400):
         await coll.insert_one({"_id": f"e{i}", "chain": "c", "seq": i})
     assert tested == []  # a hundred inserts, not one document tested (it was 300..400 each)
@@ -348,3 +328,19 @@ async def test_in_process_unique_keys_that_hold_arrays_get_mongomock_s_own_check
     with pytest.raises(DuplicateKeyError):
         await coll.insert_one({"_id": "d", "tag": "x"})
     await coll.insert_one({"_id": "e", "tag": "w"})
+
+
+def _count_documents_tested(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The ``_id`` of every document mongomock tests a filter against from now on (a scan tests them all)."""
+    import mongomock.filtering
+
+    tested: list[Any] = []
+    real = mongomock.filtering.filter_applies
+
+    def counting(filter: Any, doc: Any) -> bool:
+        tested.append(doc.get("_id"))
+        return real(filter, doc)
+
+    monkeypatch.setattr(mongomock.filtering, "filter_applies", counting)
+    monkeypatch.setattr("mongomock.collection.filter_applies", counting)
+    return tested
