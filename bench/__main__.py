@@ -31,6 +31,7 @@ from bench.httpload import Connection, Result, load
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench"
+ENGINE_PID: int | None = None  # the FerretDB process the bench started, if any (its CPU is counted too)
 PACE = 0.02  # seconds between the shares of the latency line, and between the raw messages it is compared with
 
 
@@ -512,6 +513,12 @@ async def _stack_scenarios(report: Report, sizes: Sizes, stack: Any, unique: str
     # end-to-end share throughput
     raw_rate = await raw_throughput(amqp_url, sizes.raw_messages)
     prefix = f"tput-{unique}-"
+    pids = {**{name: proc.pid for name, proc in stack.processes.items()}, "bench (load, SMTP sink)": os.getpid()}
+    if (broker := _local_pid("beam.smp")) is not None:
+        pids["broker"] = broker
+    if ENGINE_PID is not None:
+        pids["FerretDB"] = ENGINE_PID
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     start = time.time()
     await load(stack.url, lambda i: ("POST", "/v1/chart-shares", {**a, "x-request-id": f"{prefix}{i}"}, share),
                requests=sizes.throughput_shares, concurrency=16, warmup=0, expect=201)
@@ -522,6 +529,15 @@ async def _stack_scenarios(report: Report, sizes: Sizes, stack: Any, unique: str
         done = _log_events(notify_log, prefix)
         rate = len(done) / (time.time() - start)
         print(f"    only {len(done)} of {sizes.throughput_shares} shares reached notify in 600 s", flush=True)
+    used = {name: (after - cpu_before[name]) * 1000 / sizes.throughput_shares
+            for name, pid in pids.items()
+            if cpu_before[name] is not None and (after := cpu_seconds(pid)) is not None}
+    total = sum(used.values())
+    cores = os.cpu_count() or 1
+    await report.line("CPU per share in the throughput burst, by process (until notify processed the last)",
+                      ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(used.items(), key=lambda x: -x[1]))
+                      + f" = {total:.1f} ms: {cores} cores do at most {cores * 1000 / total:.0f} shares/s",
+                      cpu_ms_per_share=used, ceiling_per_s=cores * 1000 / total if total else None)
     await report.line("end-to-end share throughput (five processes, RabbitMQ)",
                 f"{rate:.0f} shares/s vs raw aio-pika consume+ack {raw_rate:.0f}/s = {rate / raw_rate:.3f}x",
                 met=rate / raw_rate >= 0.10, target=">= 0.10x", rate=rate, raw_rate=raw_rate,
@@ -610,6 +626,24 @@ async def raw_latency(amqp_url: str, n: int, *, gap: float = 0.0) -> Result:
             await asyncio.sleep(gap)  # the pace, not a wait for a condition
     await connection.close()  # the queue is exclusive to this connection: it goes with it
     return Result(n, sum(lat) / 1000, lat)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time a process used so far (Linux ``/proc``; None where it cannot be read)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _local_pid(name: str) -> int | None:
+    """The oldest local process whose command line names ``name`` (the broker, when it runs here)."""
+    try:
+        out = subprocess.run(["pgrep", "-o", "-f", name], capture_output=True, text=True, timeout=5).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return int(out[0]) if out else None
 
 
 def fsync_latency(n: int, *, gap: float = PACE) -> Result:
@@ -709,6 +743,7 @@ async def main(argv: list[str] | None = None) -> int:
 
 
 async def _run_on(args: Any, sizes: Sizes, engine: str) -> list[dict[str, Any]]:
+    global ENGINE_PID
     given = os.environ.get("MONGODB_URL") or None
     mongodb_url = None if engine == "inprocess" else given
     ferret = None
@@ -721,6 +756,7 @@ async def _run_on(args: Any, sizes: Sizes, engine: str) -> list[dict[str, Any]]:
         if binary is not None:
             ferret = ferretdb.FerretDB(Path(tempfile.mkdtemp(prefix="bench-ferretdb-")), binary=binary).start()
             mongodb_url = ferret.url
+            ENGINE_PID = ferret.process.pid
     # the service processes the bench starts read it
     if mongodb_url:
         os.environ["MONGODB_URL"] = mongodb_url
@@ -735,6 +771,7 @@ async def _run_on(args: Any, sizes: Sizes, engine: str) -> list[dict[str, Any]]:
             os.environ.pop("MONGODB_URL", None)
         if ferret is not None:
             ferret.stop()
+            ENGINE_PID = None
 
 
 async def _run(args: Any, sizes: Sizes, mongodb_url: str | None) -> list[dict[str, Any]]:

@@ -48,3 +48,9 @@ def test_bench_quick_prints_every_target_line(tmp_path: Path, amqp_url: str, mon
     sizes = [r["charts"] for r in lines if r["scenario"].startswith("listing latency")]
     assert len(sizes) == 2
     assert len([r for r in lines if r["scenario"].startswith("relay pass after one write")]) == 2
+    # next to the five-process lines: the disk's sync latency, and where the burst's CPU went
+    disk = [r for r in lines if r["scenario"].startswith("disk: fdatasync")]
+    assert len(disk) == 1 and disk[0]["p50_ms"] > 0
+    cpu = [r for r in lines if r["scenario"].startswith("CPU per share in the throughput burst")]
+    assert len(cpu) == 1 and {"charts", "notify", "audit", "gateway"} <= set(cpu[0]["cpu_ms_per_share"])
+    assert sum(cpu[0]["cpu_ms_per_share"].values()) > 0 and cpu[0]["ceiling_per_s"] > 0
