@@ -1,4 +1,6 @@
 """SMTP client: the stdlib smtplib, run in a worker thread so the event loop never blocks on the server.
+The message is rendered to bytes on the event loop, so the thread only talks to the server: its socket
+calls release the GIL, where rendering in eight threads at once made them queue with the event loop for it.
 
 Sessions are kept open between messages (an SMTP session carries any number of mail transactions), up to
 ``SESSIONS_KEPT`` of them, each used by one send at a time: a burst of notices costs one connection, one
@@ -11,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import smtplib
 import ssl
 import threading
 import time
+from email.generator import BytesGenerator
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
 from typing import Protocol
 
 from clinishare_notify.domain.messages import Email
@@ -54,6 +58,7 @@ class SmtpMailer:
         self.host = settings.smtp_host
         self.port = settings.smtp_port_or_default
         self.sender = settings.smtp_from
+        self.envelope_from = parseaddr(self.sender)[1] or self.sender  # MAIL FROM, as send_message takes it
         self.starttls = settings.smtp_starttls
         self.username = settings.smtp_username
         self.password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
@@ -101,19 +106,32 @@ class SmtpMailer:
                 return
         _close(smtp, polite=True)
 
-    def _send_sync(self, to: str, message: Email, message_id: str | None) -> None:
-        msg = self._build(to, message, message_id)
+    def _render(self, to: str, message: Email, message_id: str | None) -> bytes:
+        """The message as it goes on the wire (what ``send_message`` would flatten: CRLF line ends)."""
+        out = io.BytesIO()
+        BytesGenerator(out).flatten(self._build(to, message, message_id), linesep="\r\n")
+        return out.getvalue()
+
+    def _send_sync(self, to: str, data: bytes | EmailMessage) -> None:
+        """``data``: the rendered message, or (an address that is not ASCII) the message itself, which
+        ``send_message`` sends with SMTPUTF8 where the server offers it."""
+        def transaction(smtp: smtplib.SMTP) -> None:
+            if isinstance(data, bytes):
+                smtp.sendmail(self.envelope_from, [to], data)
+            else:
+                smtp.send_message(data)
+
         smtp = self._take()
         try:
             if smtp is not None:
                 try:
-                    smtp.send_message(msg)
+                    transaction(smtp)
                 except smtplib.SMTPServerDisconnected:  # dropped while kept: a new session, once
                     _close(smtp)
                     smtp = None
             if smtp is None:
                 smtp = self._open()
-                smtp.send_message(msg)
+                transaction(smtp)
         except BaseException:
             if smtp is not None:
                 _close(smtp)
@@ -131,7 +149,11 @@ class SmtpMailer:
         """Raises SendFailed when the server did not accept it. A timeout after DATA raises too, although
         the server may have taken the message: the caller retries with the same ``message_id``."""
         try:
-            await asyncio.to_thread(self._send_sync, to, message, message_id)
+            # rendered here, between awaits; the thread only talks to the server (the socket calls
+            # release the GIL, so eight sends at once do not take turns with the event loop for it)
+            data = self._render(to, message, message_id) if to.isascii() and self.envelope_from.isascii() \
+                else self._build(to, message, message_id)
+            await asyncio.to_thread(self._send_sync, to, data)
         except (smtplib.SMTPException, OSError) as exc:
             raise SendFailed(_reason(exc)) from None
 

@@ -151,6 +151,20 @@ async def test_one_smtp_session_carries_many_e_mails_and_a_failed_or_dropped_one
     await asyncio.to_thread(mailer.close)
 
 
+@pytest.mark.system  # a real SMTP server on loopback
+async def test_an_address_that_is_not_ascii_goes_through_send_message_with_smtputf8(smtp: Any) -> None:
+    """Rendered bytes are for ASCII addresses; any other goes through smtplib's ``send_message``, which
+    asks for SMTPUTF8 (this server offers it), on the same kept session as the rest."""
+    mailer = SmtpMailer(NotifySettings(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_timeout_seconds=5))
+    await mailer.send("zoë@clinic.test", Email(subject="s", body="b"), message_id="<z1@clinishare>")
+    await mailer.send("zoe@clinic.test", Email(subject="s", body="b"), message_id="<z2@clinishare>")
+    assert [m.rcpt_tos for m in smtp.messages] == [["zoë@clinic.test"], ["zoe@clinic.test"]]
+    assert "SMTPUTF8" in smtp.messages[0].mail_options and "SMTPUTF8" not in smtp.messages[1].mail_options
+    assert [parse(m)["Message-ID"] for m in smtp.messages] == ["<z1@clinishare>", "<z2@clinishare>"]
+    assert mailer.sessions_opened == 1
+    await asyncio.to_thread(mailer.close)
+
+
 async def test_preference_off_means_no_email(start_notify: Any, smtp: Any, signer: Any) -> None:
     svc = await start_notify(rabbit=True, smtp_host="127.0.0.1", smtp_port=smtp.port)
     await svc.account("bob", name="Dr. Bob", email="bob@clinic.test")
