@@ -31,7 +31,6 @@ from bench.httpload import Connection, Result, load
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench"
-ENGINE_PID: int | None = None  # the FerretDB process the bench started, if any (its CPU is counted too)
 PACE = 0.02  # seconds between the shares of the latency line, and between the raw messages it is compared with
 
 
@@ -352,7 +351,6 @@ async def relay_cost(report: Report, sizes: Sizes, mongodb_url: str | None) -> N
                               f"{len(times)} (min {min(times):.2f}, max {max(times):.2f})", pass_ms=costs[n],
                               documents=n)
         lo, hi = min(costs), max(costs)
-        passes = runs[hi]
         growth = costs[hi] / costs[lo]
 
         async def profile() -> list[str]:
@@ -360,7 +358,7 @@ async def relay_cost(report: Report, sizes: Sizes, mongodb_url: str | None) -> N
 
             profiler = Profiler(interval=0.001, async_mode="disabled")
             profiler.start()
-            await passes(5)
+            await runs[hi](5)
             profiler.stop()
             path = OUT / "relay-pass.txt"
             path.write_text(profiler.output_text(unicode=True, color=False))
@@ -407,7 +405,8 @@ def _log_events(path: Path, prefix: str) -> dict[str, float]:
     return out
 
 
-async def five_processes(report: Report, sizes: Sizes, amqp_url: str, *, query_stats: bool = False) -> None:
+async def five_processes(report: Report, sizes: Sizes, amqp_url: str, *, query_stats: bool = False,
+                         engine_pid: int | None = None) -> None:
     sys.path.insert(0, str(ROOT))
     from aiosmtpd.controller import Controller
 
@@ -429,7 +428,7 @@ async def five_processes(report: Report, sizes: Sizes, amqp_url: str, *, query_s
     finally:
         os.environ.pop(querystats.ENV, None)
     try:
-        await _stack_scenarios(report, sizes, stack, unique, amqp_url)
+        await _stack_scenarios(report, sizes, stack, unique, amqp_url, engine_pid)
     finally:
         try:
             await gen.__anext__()
@@ -443,7 +442,9 @@ async def five_processes(report: Report, sizes: Sizes, amqp_url: str, *, query_s
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-async def _stack_scenarios(report: Report, sizes: Sizes, stack: Any, unique: str, amqp_url: str) -> None:
+async def _stack_scenarios(report: Report, sizes: Sizes, stack: Any, unique: str, amqp_url: str,
+                           engine_pid: int | None) -> None:
+    """``engine_pid``: the FerretDB process the bench started, if any (its CPU is counted too)."""
     import httpx
 
     async with httpx.AsyncClient(base_url=stack.url, timeout=30) as http:
@@ -516,8 +517,8 @@ async def _stack_scenarios(report: Report, sizes: Sizes, stack: Any, unique: str
     pids = {**{name: proc.pid for name, proc in stack.processes.items()}, "bench (load, SMTP sink)": os.getpid()}
     if (broker := _local_pid("beam.smp")) is not None:
         pids["broker"] = broker
-    if ENGINE_PID is not None:
-        pids["FerretDB"] = ENGINE_PID
+    if engine_pid is not None:
+        pids["FerretDB"] = engine_pid
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     start = time.time()
     await load(stack.url, lambda i: ("POST", "/v1/chart-shares", {**a, "x-request-id": f"{prefix}{i}"}, share),
@@ -743,7 +744,6 @@ async def main(argv: list[str] | None = None) -> int:
 
 
 async def _run_on(args: Any, sizes: Sizes, engine: str) -> list[dict[str, Any]]:
-    global ENGINE_PID
     given = os.environ.get("MONGODB_URL") or None
     mongodb_url = None if engine == "inprocess" else given
     ferret = None
@@ -756,14 +756,13 @@ async def _run_on(args: Any, sizes: Sizes, engine: str) -> list[dict[str, Any]]:
         if binary is not None:
             ferret = ferretdb.FerretDB(Path(tempfile.mkdtemp(prefix="bench-ferretdb-")), binary=binary).start()
             mongodb_url = ferret.url
-            ENGINE_PID = ferret.process.pid
     # the service processes the bench starts read it
     if mongodb_url:
         os.environ["MONGODB_URL"] = mongodb_url
     else:
         os.environ.pop("MONGODB_URL", None)
     try:
-        return await _run(args, sizes, mongodb_url)
+        return await _run(args, sizes, mongodb_url, ferret.process.pid if ferret is not None else None)
     finally:
         if given:
             os.environ["MONGODB_URL"] = given
@@ -771,10 +770,9 @@ async def _run_on(args: Any, sizes: Sizes, engine: str) -> list[dict[str, Any]]:
             os.environ.pop("MONGODB_URL", None)
         if ferret is not None:
             ferret.stop()
-            ENGINE_PID = None
 
 
-async def _run(args: Any, sizes: Sizes, mongodb_url: str | None) -> list[dict[str, Any]]:
+async def _run(args: Any, sizes: Sizes, mongodb_url: str | None, engine_pid: int | None = None) -> list[dict[str, Any]]:
     amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     report = Report(await engine_label(mongodb_url))
     only = set(args.only) or {"engine", "single", "gateway", "listing", "relay", "stack"}
@@ -792,7 +790,7 @@ async def _run(args: Any, sizes: Sizes, mongodb_url: str | None) -> list[dict[st
     if "relay" in only:
         await relay_cost(report, sizes, mongodb_url)
     if "stack" in only:
-        await five_processes(report, sizes, amqp_url, query_stats=args.query_stats)
+        await five_processes(report, sizes, amqp_url, query_stats=args.query_stats, engine_pid=engine_pid)
     return report.lines
 
 

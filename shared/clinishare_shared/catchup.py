@@ -52,22 +52,23 @@ async def replay_stream(url: str, stream: str, handlers: Mapping[str, Handler], 
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=200)  # a stream consumer needs a prefetch and acks
         queue = await channel.declare_queue(stream, passive=True)
-        end: list[int] = []  # the first offset written after the replay began
-        done: list[int] = []  # the highest offset handed on
+        end: int | None = None  # the first offset written after the replay began
+        done: int | None = None  # the highest offset handed on
 
         def check() -> None:
-            if end and done and done[0] >= end[0] - 1:
+            if end is not None and done is not None and done >= end - 1:
                 reached.set()
 
         async def on_next(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal end
             offset = (message.headers or {}).get("x-stream-offset")
-            if isinstance(offset, int) and not end:
-                end.append(offset)
+            if isinstance(offset, int) and end is None:
+                end = offset
                 check()
             await message.ack()
 
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            nonlocal applied, last
+            nonlocal applied, last, done
             last = loop.time()
             event, _ = read_event(message.body)
             handler = handlers.get(event.type) if event is not None else None
@@ -80,7 +81,7 @@ async def replay_stream(url: str, stream: str, handlers: Mapping[str, Handler], 
             await message.ack()
             offset = (message.headers or {}).get("x-stream-offset")
             if isinstance(offset, int):
-                done[:] = [max([offset, *done])]
+                done = offset if done is None else max(done, offset)
                 check()
 
         log.info("stream_replay_started", stream=stream)
@@ -94,7 +95,7 @@ async def replay_stream(url: str, stream: str, handlers: Mapping[str, Handler], 
         await queue.cancel(tag)
         await queue.cancel(probe)
         if reached.is_set():
-            log.info("stream_replayed_to_its_end", stream=stream, end_offset=end[0], applied=applied)
+            log.info("stream_replayed_to_its_end", stream=stream, end_offset=end, applied=applied)
         elif loop.time() >= deadline:
             log.warning("stream_replay_stopped_at_its_deadline", stream=stream, max_seconds=max_seconds,
                         applied=applied)
