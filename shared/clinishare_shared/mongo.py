@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import itertools
 import os
 import re
 import tempfile
@@ -34,6 +35,7 @@ import bson
 import structlog
 from bson import ObjectId
 from bson.codec_options import CodecOptions
+from bson.tz_util import utc as bson_utc
 from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
@@ -112,7 +114,7 @@ _WRITTEN_ARG = {"insert_one": 0, "insert_many": 0, "replace_one": 1, "update_one
                 "find_one_and_update": 1, "find_one_and_replace": 1}
 
 _ASYNC_PASSTHROUGH = (
-    "insert_one", "insert_many", "find_one", "update_one", "update_many", "replace_one",
+    "insert_one", "insert_many", "update_one", "update_many", "replace_one",
     "delete_one", "delete_many", "find_one_and_update", "find_one_and_delete",
     "find_one_and_replace", "count_documents", "distinct", "drop", "bulk_write",
     "drop_index", "index_information", "find_one_and_delete",
@@ -147,9 +149,12 @@ def _by_id(collection: Any) -> None:
         if keys is None:
             return scan(filter)
         store = collection._store
+        # the store's own dict, read without the lock and expiry pass each of its reads takes: nothing here
+        # expires (create_index refuses TTL indexes) and every call runs on the one event loop
+        docs = store._documents if not store._ttl_indexes else {k: store[k] for k in keys if k in store}
         if len(keys) > 1:  # {"_id": {"$in": keys}} of strings or ObjectIds: being stored under a key is a match
-            return iter([store[k] for k in keys if k in store])
-        return iter([store[k] for k in keys if k in store and filter_applies(filter, store[k])])
+            return iter([docs[k] for k in keys if k in docs])
+        return iter([docs[k] for k in keys if k in docs and filter_applies(filter, docs[k])])
 
     collection._iter_documents = iter_documents
 
@@ -234,6 +239,163 @@ def _unique_keys(collection: Any) -> None:
     collection._ensure_uniques = ensure_uniques
 
 
+# values a read hands back as they are stored: immutable, so no copy is needed (bool before int: exact types)
+_AS_STORED = frozenset({str, int, float, bool, type(None), ObjectId, bytes})
+
+
+def _read_copy(value: Any, aware: bool) -> Any:
+    """What mongomock's cursor returns for a stored value, in one pass instead of its two (a copy of every
+    field, then a second copy that makes dates aware): dicts and lists copied, immutable values shared,
+    dates made aware; any other type goes through mongomock's own two steps."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _read_copy(v, aware) for k, v in value.items()}
+    if kind is list:
+        return [_read_copy(v, aware) for v in value]
+    if kind in _AS_STORED:
+        return value
+    if kind is datetime:
+        return value.replace(tzinfo=bson_utc) if aware else value  # mongomock's utc is bson's, as PyMongo's
+    from mongomock import helpers
+    from mongomock.collection import _copy_field
+
+    copied = _copy_field(value, dict)
+    return helpers.make_datetime_timezone_aware_in_document(copied) if aware else copied
+
+
+def _projector(projection: Any, aware: bool) -> Any:
+    """A function that copies a stored document as mongomock's ``find`` would with this projection (None or
+    empty: all of it; top-level fields all included or all excluded, ``_id`` either way), or None for a
+    projection it does not cover (dotted paths, operators, mixed modes, lists): mongomock then reads."""
+    if not projection:
+        return lambda doc: _read_copy(doc, aware) if projection is None or isinstance(projection, Mapping) else None
+    if not isinstance(projection, Mapping):
+        return None
+    fields = {k: v for k, v in projection.items() if k != "_id"}
+    keep_id = projection.get("_id", 1)
+    flags = list(fields.values()) + [keep_id]
+    if any(type(v) not in (int, bool) or v not in (0, 1) for v in flags) \
+            or any("." in k or k.startswith("$") for k in fields) or len(set(fields.values())) > 1:
+        return None
+    keep_id = keep_id != 0
+    if not fields:  # only _id named: {"_id": 1} is _id alone, {"_id": 0} everything but it
+        include: bool | None = True if keep_id else None
+    else:
+        include = bool(next(iter(fields.values())))
+    names = frozenset(fields)
+
+    def project(doc: Mapping[str, Any]) -> dict[str, Any]:
+        if include is None:
+            out = {k: _read_copy(v, aware) for k, v in doc.items()}
+        elif include:
+            out = {k: _read_copy(v, aware) for k, v in doc.items() if k in names}
+        else:
+            out = {k: _read_copy(v, aware) for k, v in doc.items() if k not in names}
+        if not keep_id:
+            out.pop("_id", None)
+        elif "_id" in doc:
+            out["_id"] = doc["_id"]  # where mongomock puts it: last when fields are included
+        return out
+
+    return project
+
+
+class InProcessFind:
+    """``find`` on the in-process engine: mongomock's filter (with the ``_id`` look-up of ``_by_id``), sort,
+    skip and limit, but only the documents returned are copied, each in one pass. mongomock's cursor
+    copies every match twice before it skips and limits, so a ``find(...).sort(...).limit(n)`` over a large
+    collection, or a ``find_one`` that many documents match, copied them all. A projection or filter this
+    does not cover is read by mongomock's cursor, as before."""
+
+    def __init__(self, collection: Any, filter: Any = None, projection: Any = None, **kwargs: Any) -> None:
+        self._c, self._filter, self._projection, self._kwargs = collection, filter, projection, kwargs
+        self._sort: list[tuple[str, Any]] | None = None
+        self._skip, self._limit = 0, 0
+        self._results: list[dict[str, Any]] | None = None
+        self._emitted = 0
+
+    def sort(self, key_or_list: Any, direction: Any = None) -> "InProcessFind":
+        from mongomock import helpers
+
+        self._sort = helpers.create_index_list(key_or_list, direction)
+        return self
+
+    def limit(self, n: int) -> "InProcessFind":
+        self._limit = n
+        return self
+
+    def skip(self, n: int) -> "InProcessFind":
+        self._skip = n
+        return self
+
+    def _documents(self) -> Iterator[dict[str, Any]]:
+        """The stored documents this find returns, in order, uncopied; raises LookupError where it does not
+        cover the query (mongomock's cursor then reads)."""
+        from mongomock import filtering, helpers
+
+        spec = {} if self._filter is None else self._filter
+        if self._kwargs or not isinstance(spec, Mapping):
+            raise LookupError
+        spec = helpers.patch_datetime_awareness_in_document(spec)  # as mongomock's cursor: dates stored naive
+        dataset: Iterator[dict[str, Any]] = self._c._iter_documents(spec)
+        for key, direction in reversed(self._sort or []):  # as mongomock's Collection._get_dataset sorts
+            if key == "$natural":
+                if direction < 0:
+                    dataset = iter(reversed(list(dataset)))
+                continue
+            if key.startswith("$"):
+                raise LookupError
+            dataset = iter(sorted(dataset, key=lambda d, k=key: filtering.resolve_sort_key(k, d), reverse=direction < 0))
+        if self._skip:
+            dataset = itertools.islice(dataset, self._skip, None)
+        if self._limit:
+            dataset = itertools.islice(dataset, abs(self._limit))
+        return dataset
+
+    def _run(self, first_only: bool = False) -> list[dict[str, Any]]:
+        project = _projector(self._projection, bool(self._c.codec_options.tz_aware))
+        try:
+            if project is None:
+                raise LookupError
+            dataset = self._documents()
+        except LookupError:
+            cursor = self._c.find(self._filter, self._projection, **self._kwargs)
+            if self._sort:
+                cursor = cursor.sort(self._sort)
+            cursor = cursor.skip(self._skip).limit(self._limit)
+            return list(itertools.islice(cursor, 1)) if first_only else list(cursor)
+        if first_only:
+            dataset = itertools.islice(dataset, 1)
+        return [project(doc) for doc in dataset]
+
+    def first(self) -> dict[str, Any] | None:
+        found = self._run(first_only=True)
+        return found[0] if found else None
+
+    async def to_list(self, length: int | None = None) -> list[dict[str, Any]]:
+        await asyncio.sleep(0)
+        if self._results is None:
+            self._results = self._run()
+        out = self._results[self._emitted:] if length is None else self._results[self._emitted:self._emitted + length]
+        self._emitted += len(out)
+        return out
+
+    def __aiter__(self) -> "InProcessFind":
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        if self._results is None:
+            self._results = self._run()
+        if self._emitted >= len(self._results):
+            raise StopAsyncIteration
+        self._emitted += 1
+        return self._results[self._emitted - 1]
+
+    async def close(self) -> None:
+        return None
+
+
 class InProcessCollection:
     def __init__(self, collection: Any) -> None:
         self._c = collection
@@ -250,8 +412,19 @@ class InProcessCollection:
             raise OperationFailure('Index option "expireAfterSeconds" is not implemented yet', code=_NOT_IMPLEMENTED)
         return str(self._c.create_index(keys, **kwargs))
 
-    def find(self, *args: Any, **kwargs: Any) -> InProcessCursor:
-        return InProcessCursor(self._c.find(*args, **kwargs))
+    def find(self, *args: Any, **kwargs: Any) -> InProcessFind:
+        return InProcessFind(self._c, *args, **kwargs)
+
+    async def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        await asyncio.sleep(0)  # as every call here: a round trip's yield before and after
+        if filter is not None and not isinstance(filter, Mapping):
+            filter = {"_id": filter}
+        if len(args) > 1 or set(kwargs) - {"projection"}:
+            found = self._c.find_one(filter, *args, **kwargs)
+        else:
+            found = InProcessFind(self._c, filter, args[0] if args else kwargs.get("projection")).first()
+        await asyncio.sleep(0)
+        return found
 
     async def aggregate(self, pipeline: list[dict[str, Any]], **kwargs: Any) -> InProcessCursor:
         await asyncio.sleep(0)

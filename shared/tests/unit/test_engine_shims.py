@@ -344,3 +344,66 @@ def _count_documents_tested(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     monkeypatch.setattr(mongomock.filtering, "filter_applies", counting)
     monkeypatch.setattr("mongomock.collection.filter_applies", counting)
     return tested
+
+
+async def test_in_process_find_answers_as_mongomock_s_cursor_and_copies_only_what_it_returns(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process ``find`` and ``find_one`` filter, sort, skip, limit and project as mongomock's cursor
+    does (same documents, same values, same key order, aware dates with bson's utc) but copy only the
+    documents they return: mongomock's cursor copied every match twice before it skipped and limited."""
+    from bson.tz_util import utc
+
+    coll = InProcessMongoClient()["db"]["charts"]
+    at = datetime(2026, 3, 4, 5, 6, 7, 8000, tzinfo=UTC)
+    await coll.insert_many([{"_id": f"c{i:03d}", "author": f"a{i % 3}", "n": i % 7, "at": at + timedelta(minutes=i),
+                             "tags": ["x", {"deep": [at, i]}], "meta": {"v": i, "when": at}, "none": None}
+                            for i in range(60)])
+    filters: list[Any] = [None, {}, {"author": "a1"}, {"_id": "c005"}, {"_id": {"$in": ["c009", "c001", "zz"]}},
+                          {"n": {"$gte": 3}, "author": {"$ne": "a2"}}, {"meta.v": {"$lt": 10}}, {"author": "none"},
+                          {"at": {"$gte": at + timedelta(minutes=50, microseconds=1)}}, {"meta.when": at}]
+    projections: list[Any] = [None, {}, {"n": 1}, {"n": 1, "_id": 0}, {"tags": 0, "meta": 0}, {"_id": 0},
+                              {"_id": 1}, {"n": True, "at": True}, {"meta": 0, "_id": 0}, {"meta.v": 1}]
+    shapes: list[tuple[Any, int, int]] = [(None, 0, 0), ([("n", 1), ("_id", -1)], 0, 5), ([("at", -1)], 3, 4),
+                                          ([("$natural", -1)], 0, 0), (None, 58, 0), (None, 0, -2)]
+    for filter in filters:
+        for projection in projections:
+            for sort, skip, limit in shapes:
+                ours = coll.find(filter, projection)
+                theirs = coll._c.find(filter, projection)
+                if sort:
+                    ours, theirs = ours.sort(sort), theirs.sort(sort)
+                ours, theirs = ours.skip(skip).limit(limit), theirs.skip(skip).limit(limit)
+                got, want = await ours.to_list(), list(theirs)
+                case = (filter, projection, sort, skip, limit)
+                assert got == want, case
+                assert [list(d) for d in got] == [list(d) for d in want], case  # key order too
+                assert all(d["at"].tzinfo is utc for d in got if "at" in d), case
+            one = await coll.find_one(filter, projection)
+            assert one == coll._c.find_one(filter, projection), (filter, projection)
+    assert await coll.find_one("c004", {"n": 1}) == {"n": 4, "_id": "c004"}  # a bare value is an _id
+    # what a read returns is a copy: changing it changes nothing stored
+    doc = await coll.find_one({"_id": "c001"})
+    doc["tags"][1]["deep"].append("changed")
+    doc["meta"]["v"] = -1
+    assert await coll.find_one({"_id": "c001"}) == coll._c.find_one({"_id": "c001"})
+    assert (await coll.find_one({"_id": "c001"}))["meta"]["v"] == 1
+    # only what is returned is copied: two of sixty here, and one for a find_one many documents match
+    copied: list[Any] = []
+    real = mongo._read_copy
+
+    def counting(value: Any, aware: bool) -> Any:
+        if isinstance(value, dict) and "_id" in value:
+            copied.append(value["_id"])
+        return real(value, aware)
+
+    monkeypatch.setattr(mongo, "_read_copy", counting)
+    assert [d["_id"] for d in await coll.find({}).sort("_id", -1).limit(2).to_list()] == ["c059", "c058"]
+    assert copied == ["c059", "c058"]
+    copied.clear()
+    assert (await coll.find_one({"author": "a2"}))["_id"] == "c002"
+    assert copied == ["c002"]
+    # an async for and to_list(length) hand each document on once, in order
+    cursor = coll.find({"author": "a0"}, {"_id": 1}).sort("_id", 1)
+    first = await cursor.to_list(2)
+    rest = [d async for d in cursor]
+    assert [d["_id"] for d in first + rest] == [f"c{i:03d}" for i in range(0, 60, 3)]
