@@ -119,8 +119,11 @@ def email(title: str, item: str, link: str, *, base_url: str) -> Email:
         "Hello,\n\n"
         f"{title}.\n\n"
         f"What: {item}\n"
-        f"Open it in Clinishare: {url}\n\n"
-        "You receive this because e-mail notifications are on for your Clinishare account; you can turn\n"
-        "them off in your notification preferences. Clinishare never puts patient details in e-mails.\n"
+        f"Open it in Clinishare:\n{url}\n\n"
+        # lines of at most 78 characters (RFC 5322's advice): the body then goes as it is (7bit), not
+        # quoted-printable, and is written without the email package (mailer._plain_render)
+        "You receive this because e-mail notifications are on for your Clinishare\n"
+        "account; you can turn them off in your notification preferences.\n"
+        "Clinishare never puts patient details in e-mails.\n"
     )
     return Email(subject=f"Clinishare: {title}", body=body)
