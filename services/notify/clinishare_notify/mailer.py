@@ -168,6 +168,7 @@ class SmtpMailer:
 _ADDRESS = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+")
 _NAMED = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)* <[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+>")
 _TEXT = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
+_MESSAGE_ID = re.compile(r"<[A-Za-z0-9._%+-]{1,400}@[A-Za-z0-9.-]{1,200}>")
 _MAX_LINE = 78  # the default policy's max_line_length: longer lines are folded or encoded
 
 
@@ -179,8 +180,9 @@ def _plain_render(sender: str, to: str, message: Email, message_id: str) -> byte
     headers = (("From", sender, _NAMED.fullmatch(sender) or _ADDRESS.fullmatch(sender)),
                ("To", to, _ADDRESS.fullmatch(to)),
                ("Subject", message.subject, _TEXT.fullmatch(message.subject) and "=?" not in message.subject),
-               ("Message-ID", message_id, _TEXT.fullmatch(message_id) and " " not in message_id))
-    if not all(ok and len(name) + 2 + len(value) <= _MAX_LINE for name, value, ok in headers):
+               ("Message-ID", message_id, _MESSAGE_ID.fullmatch(message_id)))
+    # a Message-ID has nowhere to fold: the stdlib writes a long one as it is, on one line
+    if not all(ok and (name == "Message-ID" or len(name) + 2 + len(value) <= _MAX_LINE) for name, value, ok in headers):
         return None
     body = message.body if message.body.endswith("\n") else message.body + "\n"
     lines = body[:-1].split("\n")

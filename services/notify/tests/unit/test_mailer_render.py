@@ -73,11 +73,17 @@ def test_a_plain_message_is_written_without_the_email_package_and_byte_for_byte_
         ('"Clinishare, Inc." <no-reply@clinic.test>', "carol@clinic.test", typical, False),
         ("Clinishare <no-reply@clinic.test>", "Carol <carol@clinic.test>", typical, False),
     ]
+    # a notice's Message-ID (delivery.message_id) can be longer than a line: it is written as it is
+    long_id = "<6a0b1c2d3e4f5a6b7c8d9e0f.chart-grant.6a0b1c2d3e4f5a6b7c8d9e10.x@notify.clinishare>"
     for sender, to, message, plain in cases:
         mailer = SmtpMailer(NotifySettings(smtp_host="smtp.invalid", smtp_from=sender))
-        mid = "<n1.2@clinishare>"
-        assert (_plain_render(sender, to, message, mid) is not None) == plain, (sender, to, message)
-        assert mailer._render(to, message, mid) == _stdlib(mailer, to, message, mid), (sender, to, message)
+        for mid in ("<n1.2@clinishare>", long_id):
+            assert (_plain_render(sender, to, message, mid) is not None) == plain, (sender, to, message, mid)
+            assert mailer._render(to, message, mid) == _stdlib(mailer, to, message, mid), (sender, to, message, mid)
+    for mid in ("<a b@clinishare>", "no-brackets@clinishare", "<x@y>" + "z"):
+        assert _plain_render("a@b.c", "d@e.f", typical, mid) is None
+        assert SmtpMailer(NotifySettings(smtp_host="smtp.invalid", smtp_from="a@b.c"))._render("d@e.f", typical, mid) \
+            == _stdlib(SmtpMailer(NotifySettings(smtp_host="smtp.invalid", smtp_from="a@b.c")), "d@e.f", typical, mid)
     # without a Message-ID given, one is made, in either way of writing
     data = SmtpMailer(NotifySettings(smtp_host="smtp.invalid"))._render("carol@clinic.test", typical, None)
     assert message_from_bytes(data, policy=policy.default)["Message-ID"].endswith("@clinishare>")
