@@ -14,12 +14,14 @@ own idempotency is still what makes a race harmless.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
+from clinishare_shared.foreground import Foreground
 from clinishare_shared.locks import KeyedLocks
 from clinishare_shared.mongo import ensure_ttl_index
 from pymongo.errors import DuplicateKeyError
@@ -33,8 +35,9 @@ PROCESSED = "processed_events"
 
 class IdempotentConsumer:
     def __init__(self, db: Any, *, service: str, handlers: Mapping[str, Handler],
-                 retention_days: int = 30) -> None:
+                 retention_days: int = 30, foreground: Foreground | None = None) -> None:
         self.db = db
+        self.foreground = foreground  # an event being processed is foreground work (see there)
         self.service = service
         self.handlers = dict(handlers)
         self.retention_days = retention_days
@@ -49,8 +52,9 @@ class IdempotentConsumer:
                                expire_after_seconds=self.retention_days * 86400, name="processed_ttl")
 
     async def __call__(self, event: Envelope) -> None:
-        async with self._locks.hold(event.id):
-            await self._process(event)
+        with self.foreground.work() if self.foreground is not None else contextlib.nullcontext():
+            async with self._locks.hold(event.id):
+                await self._process(event)
 
     async def _process(self, event: Envelope) -> None:
         with structlog.contextvars.bound_contextvars(

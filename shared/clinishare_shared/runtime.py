@@ -14,6 +14,7 @@ from clinishare_shared.auth import JwksKeyProvider, KeyProvider, TokenVerifier
 from clinishare_shared.bus.base import EventBus, Handler
 from clinishare_shared.bus.memory import InMemoryBus
 from clinishare_shared.consumer import IdempotentConsumer
+from clinishare_shared.foreground import Foreground
 import asyncio
 import contextlib
 
@@ -50,6 +51,7 @@ class Infra:
         self.relay: OutboxRelay | None = None
         self._directory: Any = None
         self.consumer: IdempotentConsumer | None = None
+        self.foreground = Foreground()  # the events the consumer processes; background work defers to them
         self.projection: IdentityProjection | None = None
         self._catch_up: asyncio.Task[Any] | None = None
         self.engine = ""
@@ -113,7 +115,8 @@ class Infra:
         background, an empty or behind projection is rebuilt (``clinishare_shared.catchup``): from
         ``snapshot`` (the service's ``IdentityDirectory``) when it holds the internal key, else from the stream;
         ``after_catch_up`` then re-evaluates what was decided without the facts."""
-        self.consumer = IdempotentConsumer(self.db, service=self.settings.service_name, handlers=handlers)
+        self.consumer = IdempotentConsumer(self.db, service=self.settings.service_name, handlers=handlers,
+                                           foreground=self.foreground)
         await self.consumer.ensure_indexes()
         await self.bus.subscribe(self.settings.queue, self.consumer.routing_keys, self.consumer)
         if snapshot is not None and not getattr(snapshot, "internal_key", None):

@@ -37,7 +37,8 @@ def create_app(settings: NotifySettings | None = None, *, bus: EventBus | None =
             await store.ensure_indexes()
             await store.index_refs()  # once: notices written before the lookup existed (before consuming)
             mailer = SmtpMailer(settings) if settings.email_enabled else None
-            worker = EmailWorker(store=store, projection=projection, mailer=mailer, settings=settings)
+            worker = EmailWorker(store=store, projection=projection, mailer=mailer, settings=settings,
+                                 foreground=infra.foreground)
             infra.expose(app, store=store, projection=projection, email_worker=worker)
             worker.start()
             # a notify whose projection is empty replays identity's facts from the stream, then sends the

@@ -17,6 +17,7 @@ import contextlib
 from datetime import datetime, timedelta
 import structlog
 
+from clinishare_shared.foreground import Foreground
 from clinishare_shared.observability import EMAILS_FAILED, EMAILS_SENT
 from clinishare_shared.projection import IdentityProjection
 from clinishare_shared.lifecycle import cancel_and_wait
@@ -33,12 +34,15 @@ log = structlog.get_logger("clinishare.notify.delivery")
 BATCH = 25  # e-mails claimed from one read of the due ones (each claim still one unique insert)
 SENDING = 8  # e-mails in delivery at once per worker (their database round trips overlap)
 COALESCE_SECONDS = 0.25
+# each step of an e-mail waits at most this long for the events in processing (clinishare_shared.foreground)
+FOREGROUND_WAIT_SECONDS = 0.05
 
 
 class EmailWorker:
     def __init__(self, *, store: NotifyStore, projection: IdentityProjection, mailer: Mailer | None,
-                 settings: NotifySettings) -> None:
+                 settings: NotifySettings, foreground: Foreground | None = None) -> None:
         self.store = store
+        self.foreground = foreground
         self.projection = projection
         self.mailer = mailer
         self.settings = settings
@@ -93,6 +97,13 @@ class EmailWorker:
             return poll
         return max(0.0, min(poll, (min(self._retries) - at).total_seconds()))
 
+    async def _turn(self) -> None:
+        """Before each step: the events notify is processing go first (their notices are what someone waits
+        for; an e-mail goes out seconds later either way), for at most ``FOREGROUND_WAIT_SECONDS``, so a
+        steady stream of events slows e-mails down but never stops them."""
+        if self.foreground is not None:
+            await self.foreground.quiet(FOREGROUND_WAIT_SECONDS)
+
     async def run_once(self) -> int:
         """Send every e-mail due now, a claimed batch at a time (``BATCH`` from one read, ``SENDING`` of them
         at once); the number of sends attempted."""
@@ -101,13 +112,19 @@ class EmailWorker:
 
         async def deliver(doc: NotificationDoc, sent: list[str]) -> int:
             async with lanes:
+                await self._turn()
                 return await self._deliver(doc, sent)
 
-        while batch := await self.store.claim_emails(lease_seconds=self.settings.email_lease_seconds, limit=BATCH):
+        while True:
+            await self._turn()
+            batch = await self.store.claim_emails(lease_seconds=self.settings.email_lease_seconds, limit=BATCH)
+            if not batch:
+                break
             sent: list[str] = []
             try:
                 attempted += sum(await asyncio.gather(*(deliver(doc, sent) for doc in batch)))
             finally:
+                await self._turn()
                 await self.store.emails_sent(sent)  # the batch's sends in one write
         return attempted
 
@@ -133,6 +150,7 @@ class EmailWorker:
             log.warning("email_lease_lapsed", **ctx)
             return 0
         message = email(doc["title"], doc["item"], doc["link"], base_url=self.settings.public_base_url)
+        await self._turn()
         try:
             await self.mailer.send(account["email"], message, message_id=delivery.message_id(nid))
         except SendFailed as exc:

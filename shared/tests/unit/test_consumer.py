@@ -136,3 +136,31 @@ async def test_the_processed_check_is_one_id_lookup_and_never_sweeps(db: Any, ma
     calls.clear()
     await consumer(ev)  # a redelivery
     assert calls == [("find_one", {"_id": ev.id})] and handled == [ev.id]
+
+
+async def test_an_event_in_processing_is_foreground_work(db: Any, make_envelope) -> None:
+    """While the consumer processes an event, background work that asks ``quiet`` waits (at most its
+    bound); once none is in processing it goes at once."""
+    from clinishare_shared.foreground import Foreground
+
+    foreground = Foreground()
+    seen: list[int] = []
+    release = asyncio.Event()
+
+    async def h(ev: Envelope) -> None:
+        seen.append(foreground.running)
+        await release.wait()
+
+    consumer = IdempotentConsumer(db, service="charts", handlers={"identity.connection.created": h},
+                                  foreground=foreground)
+    await consumer.ensure_indexes()
+    assert await foreground.quiet(0.0) is True  # nothing in processing: no wait
+    processing = asyncio.create_task(consumer(make_envelope()))
+    await wait_for(lambda: seen == [1], message="the handler running")
+    assert await foreground.quiet(0.01) is False  # the bound ran out while the event was in processing
+    background = asyncio.create_task(foreground.quiet(30))
+    await wait_for(lambda: foreground.waiting == 1, message="background waiting")
+    assert not background.done()
+    release.set()
+    await processing
+    assert await asyncio.wait_for(background, 5) is True and foreground.running == 0 and foreground.waiting == 0

@@ -229,3 +229,33 @@ async def test_an_e_mail_whose_claim_ran_out_before_its_turn_is_not_sent_then_bu
     assert await svc.worker.run_once() == 1  # claimed again (attempt 2) and sent once
     assert len(smtp.messages) == 1
     assert (await svc.store.claim_emails(lease_seconds=60, limit=5)) == []
+
+
+async def test_e_mails_wait_for_the_events_in_processing_but_never_for_long(
+        start_notify: Any, smtp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notices first: while notify processes an event, the e-mail worker's steps wait (an e-mail goes out
+    seconds later either way, a notice is what someone waits for); each wait is bounded, so a stream of
+    events that never pauses slows e-mails down but does not stop them."""
+    from clinishare_notify import delivery
+
+    svc = await start_notify(smtp_host="127.0.0.1", smtp_port=smtp.port, email_poll_seconds=60)
+    await svc.worker.stop()
+    await svc.account("bob", name="Dr Bob", email="bob@clinic.test")
+    await svc.publish(ChartShareGranted(grant_id="g1", owner_id="alice", rule="all", practitioner_ids=["bob"],
+                                        office_ids=[]))
+    foreground = svc.app.state.infra.foreground
+    assert foreground is svc.app.state.infra.consumer.foreground and foreground.running == 0
+    monkeypatch.setattr(delivery, "FOREGROUND_WAIT_SECONDS", 30.0)
+    with foreground.work():  # an event in processing
+        sending = asyncio.create_task(svc.worker.run_once())
+        await wait_for(lambda: foreground.waiting == 1, message="the worker waiting its turn")
+        assert smtp.messages == [] and not sending.done()
+    assert await asyncio.wait_for(sending, 10) == 1  # its turn came when the event was done
+    assert len(smtp.messages) == 1
+    # an event that never ends: each step waits its bound, then goes on
+    await svc.publish(ChartShareGranted(grant_id="g2", owner_id="alice", rule="all", practitioner_ids=["bob"],
+                                        office_ids=[]))
+    monkeypatch.setattr(delivery, "FOREGROUND_WAIT_SECONDS", 0.05)
+    with foreground.work():
+        assert await asyncio.wait_for(svc.worker.run_once(), 10) == 1
+    assert len(smtp.messages) == 2
