@@ -501,6 +501,7 @@ async def _stack_scenarios(report: Report, sizes: Sizes, stack: Any, unique: str
                       f"{disk.requests} calls {PACE * 1000:.0f} ms apart in {tempfile.gettempdir()}",
                       p50_ms=disk.p50, p99_ms=disk.pct(0.99), max_ms=max(disk.latencies_ms))
     raw_lat = await raw_latency(amqp_url, sizes.shares, gap=PACE)  # as many, paced alike
+    mails_before = len(stack.mailbox.messages)
     committed = await _shares_paced(stack.url, a, share, f"lat-{unique}-", sizes.shares)
     done = await _wait_processed(notify_log, f"lat-{unique}-", len(committed))
     lat = sorted((done[c] - committed[c]) * 1000 for c in committed)
@@ -514,6 +515,10 @@ async def _stack_scenarios(report: Report, sizes: Sizes, stack: Any, unique: str
                       profile=lambda: profiled(_procs(stack, "charts", "notify"), lambda: _shares_paced(
                           stack.url, a, share, f"plat-{unique}-", max(5, sizes.shares // 4))),
                 p50_ms=p50, p99_ms=p99, raw_p50_ms=raw_lat.p50, raw_p99_ms=raw_lat.pct(0.99))
+
+    # those shares' e-mails give way to their notices (clinishare_shared.foreground), so on a slow engine
+    # many are still going out: they would weigh on the gateway line's rounds
+    await _mails_settled(stack.mailbox, mails_before + len(committed))
 
     # gateway overhead (a fresh token: a slow engine can outlast the first one), before the throughput
     # burst: its e-mails keep every process busy for a while after it, which would weigh on both sides unevenly
@@ -610,6 +615,19 @@ async def _burst(stack: Any, auth: dict[str, str], share: dict[str, Any], prefix
     await load(stack.url, lambda i: ("POST", "/v1/chart-shares", {**auth, "x-request-id": f"{prefix}{i}"}, share),
                requests=n, concurrency=16, warmup=0, expect=201)
     await _wait_processed(stack.logs["notify"], prefix, n, timeout=300)
+
+
+async def _mails_settled(mailbox: Any, expected: int, timeout: float = 120) -> None:
+    """Until the SMTP sink holds ``expected`` messages and then none came for half a second (a profiled
+    re-run may have sent more), at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    seen, since = len(mailbox.messages), time.monotonic()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        if len(mailbox.messages) != seen:
+            seen, since = len(mailbox.messages), time.monotonic()
+        elif seen >= expected and time.monotonic() - since >= 0.5:
+            return
 
 
 async def _wait_processed(log: Path, prefix: str, n: int, timeout: float = 120) -> dict[str, float]:
