@@ -195,15 +195,15 @@ async def test_a_process_appending_to_its_own_chain_reads_nothing_and_a_replica_
     a, b = AuditStore(mongo_client[db_name]), AuditStore(mongo_client[db_name])
     await a.ensure_indexes()
     reads: list[str] = []
-    for store in (a, b):
-        for coll in (store.heads, store.entries):
-            real = coll.find_one
+    # each collection object once: the in-process engine hands both stores the same one
+    for coll in {id(c): c for store in (a, b) for c in (store.heads, store.entries)}.values():
+        real = coll.find_one
 
-            async def counting(*args: Any, _real: Any = real, _name: str = coll.name, **kwargs: Any) -> Any:
-                reads.append(_name)
-                return await _real(*args, **kwargs)
+        async def counting(*args: Any, _real: Any = real, _name: str = coll.name, **kwargs: Any) -> Any:
+            reads.append(_name)
+            return await _real(*args, **kwargs)
 
-            coll.find_one = counting  # type: ignore[method-assign]
+        coll.find_one = counting  # type: ignore[method-assign]
     base = {"chain": "patient:s", "at": datetime.now(UTC), "action": "accessed", "item_type": "chart",
             "practitioner_ids": [], "office_ids": [], "patient_ids": [], "grant_ids": []}
     for i in range(5):
