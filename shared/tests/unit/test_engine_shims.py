@@ -407,3 +407,12 @@ async def test_in_process_find_answers_as_mongomock_s_cursor_and_copies_only_wha
     first = await cursor.to_list(2)
     rest = [d async for d in cursor]
     assert [d["_id"] for d in first + rest] == [f"c{i:03d}" for i in range(0, 60, 3)]
+
+
+async def test_the_in_process_engine_is_named_also_behind_the_tests_yielding_wrapper() -> None:
+    """Race tests wrap the client (``testing.yielding``); the in-process engine behind it has no server
+    to ask ``buildInfo``, and services named it at start-up by asking, so they failed to start there."""
+    from clinishare_shared.testing import yielding
+
+    client = InProcessMongoClient()
+    assert await server_engine(yielding(client)) == await server_engine(client) == InProcessMongoClient.engine
