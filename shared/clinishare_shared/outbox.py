@@ -471,8 +471,11 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox_pass_failed")
             try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            except asyncio.TimeoutError:
+                # asyncio.timeout, not wait_for: wait_for ran the wait as a task of its own, so a write's
+                # wake reached this loop a few event-loop turns later, each turn a slice of the request
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
             self._wake.clear()
 
