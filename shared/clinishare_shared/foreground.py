@@ -46,7 +46,8 @@ class Foreground:
             return True
         self.waiting += 1
         try:
-            await asyncio.wait_for(self._idle.wait(), max_wait)
+            async with asyncio.timeout(max_wait):
+                await self._idle.wait()
             return True
         except TimeoutError:
             return False

@@ -267,8 +267,8 @@ def _projector(projection: Any, aware: bool) -> Any:
     """A function that copies a stored document as mongomock's ``find`` would with this projection (None or
     empty: all of it; top-level fields all included or all excluded, ``_id`` either way), or None for a
     projection it does not cover (dotted paths, operators, mixed modes, lists): mongomock then reads."""
-    if not projection:
-        return lambda doc: _read_copy(doc, aware) if projection is None or isinstance(projection, Mapping) else None
+    if not projection:  # None, {} or []: all of it, as PyMongo 4 (and mongomock) read an empty projection
+        return lambda doc: _read_copy(doc, aware)
     if not isinstance(projection, Mapping):
         return None
     fields = {k: v for k, v in projection.items() if k != "_id"}

@@ -361,7 +361,7 @@ async def test_in_process_find_answers_as_mongomock_s_cursor_and_copies_only_wha
     filters: list[Any] = [None, {}, {"author": "a1"}, {"_id": "c005"}, {"_id": {"$in": ["c009", "c001", "zz"]}},
                           {"n": {"$gte": 3}, "author": {"$ne": "a2"}}, {"meta.v": {"$lt": 10}}, {"author": "none"},
                           {"at": {"$gte": at + timedelta(minutes=50, microseconds=1)}}, {"meta.when": at}]
-    projections: list[Any] = [None, {}, {"n": 1}, {"n": 1, "_id": 0}, {"tags": 0, "meta": 0}, {"_id": 0},
+    projections: list[Any] = [None, {}, [], ["n"], {"n": 1}, {"n": 1, "_id": 0}, {"tags": 0, "meta": 0}, {"_id": 0},
                               {"_id": 1}, {"n": True, "at": True}, {"meta": 0, "_id": 0}, {"meta.v": 1}]
     shapes: list[tuple[Any, int, int]] = [(None, 0, 0), ([("n", 1), ("_id", -1)], 0, 5), ([("at", -1)], 3, 4),
                                           ([("$natural", -1)], 0, 0), (None, 58, 0), (None, 0, -2)]
