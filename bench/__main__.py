@@ -561,9 +561,7 @@ async def _stack_scenarios(report: Report, sizes: Sizes, stack: Any, unique: str
         print(f"    only {len(done)} of {sizes.throughput_shares} shares reached notify in 600 s", flush=True)
     # the CPU a share costs includes its e-mail: e-mails give way to the events in processing
     # (clinishare_shared.foreground), so they can finish after the last notice; counted until they did
-    mails_deadline = time.monotonic() + 300
-    while len(stack.mailbox.messages) - mails_before < len(done) and time.monotonic() < mails_deadline:
-        await asyncio.sleep(0.2)
+    await _mails_reached(stack.mailbox, mails_before + len(done), timeout=300)
     mailed = len(stack.mailbox.messages) - mails_before
     mailed_after = time.time() - start
     used = {name: (after - cpu_before[name]) * 1000 / sizes.throughput_shares
@@ -617,17 +615,23 @@ async def _burst(stack: Any, auth: dict[str, str], share: dict[str, Any], prefix
     await _wait_processed(stack.logs["notify"], prefix, n, timeout=300)
 
 
-async def _mails_settled(mailbox: Any, expected: int, timeout: float = 120) -> None:
-    """Until the SMTP sink holds ``expected`` messages and then none came for half a second (a profiled
-    re-run may have sent more), at most ``timeout`` seconds."""
+async def _mails_reached(mailbox: Any, expected: int, timeout: float) -> float:
+    """Until the SMTP sink holds ``expected`` messages, at most ``timeout`` seconds; the deadline."""
     deadline = time.monotonic() + timeout
+    while len(mailbox.messages) < expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return deadline
+
+
+async def _mails_settled(mailbox: Any, expected: int, timeout: float = 120) -> None:
+    """``_mails_reached``, then until none came for half a second (a profiled re-run may have sent more),
+    within the same ``timeout``."""
+    deadline = await _mails_reached(mailbox, expected, timeout)
     seen, since = len(mailbox.messages), time.monotonic()
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and time.monotonic() - since < 0.5:
         await asyncio.sleep(0.1)
         if len(mailbox.messages) != seen:
             seen, since = len(mailbox.messages), time.monotonic()
-        elif seen >= expected and time.monotonic() - since >= 0.5:
-            return
 
 
 async def _wait_processed(log: Path, prefix: str, n: int, timeout: float = 120) -> dict[str, float]:

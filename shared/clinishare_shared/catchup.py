@@ -30,6 +30,12 @@ from clinishare_shared.events import Envelope
 log = structlog.get_logger("clinishare.catchup")
 
 
+def _offset(message: aio_pika.abc.AbstractIncomingMessage) -> int | None:
+    """The message's position in the stream (RabbitMQ's ``x-stream-offset`` header)."""
+    offset = (message.headers or {}).get("x-stream-offset")
+    return offset if isinstance(offset, int) else None
+
+
 async def replay_stream(url: str, stream: str, handlers: Mapping[str, Handler], *, idle_seconds: float = 2.0,
                         max_seconds: float = 600.0) -> int:
     """Read ``stream`` from its first offset and hand every event whose type is in ``handlers`` to it,
@@ -61,8 +67,8 @@ async def replay_stream(url: str, stream: str, handlers: Mapping[str, Handler], 
 
         async def on_next(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             nonlocal end
-            offset = (message.headers or {}).get("x-stream-offset")
-            if isinstance(offset, int) and end is None:
+            offset = _offset(message)
+            if offset is not None and end is None:
                 end = offset
                 check()
             await message.ack()
@@ -79,8 +85,8 @@ async def replay_stream(url: str, stream: str, handlers: Mapping[str, Handler], 
             except Exception as exc:  # stop the replay; the queue still delivers what is new
                 failure.append(exc)
             await message.ack()
-            offset = (message.headers or {}).get("x-stream-offset")
-            if isinstance(offset, int):
+            offset = _offset(message)
+            if offset is not None:
                 done = offset if done is None else max(done, offset)
                 check()
 

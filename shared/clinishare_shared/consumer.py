@@ -14,7 +14,6 @@ own idempotency is still what makes a race harmless.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +36,7 @@ class IdempotentConsumer:
     def __init__(self, db: Any, *, service: str, handlers: Mapping[str, Handler],
                  retention_days: int = 30, foreground: Foreground | None = None) -> None:
         self.db = db
-        self.foreground = foreground  # an event being processed is foreground work (see there)
+        self.foreground = foreground or Foreground()  # an event in processing is foreground work (see there)
         self.service = service
         self.handlers = dict(handlers)
         self.retention_days = retention_days
@@ -52,7 +51,7 @@ class IdempotentConsumer:
                                expire_after_seconds=self.retention_days * 86400, name="processed_ttl")
 
     async def __call__(self, event: Envelope) -> None:
-        with self.foreground.work() if self.foreground is not None else contextlib.nullcontext():
+        with self.foreground.work():
             async with self._locks.hold(event.id):
                 await self._process(event)
 

@@ -71,28 +71,27 @@ def bson_roundtrip(value: Any) -> Any:
 
 
 class InProcessCursor:
-    def __init__(self, cursor: Any) -> None:
-        self._cursor = cursor
+    """What a read on the in-process engine hands out, as PyMongo's cursors do (``to_list``, ``async
+    for``), yielding to the event loop on each call; ``results`` are given (``aggregate``) or computed at
+    the first read (``_compute``: ``InProcessFind``)."""
 
-    def sort(self, *args: Any, **kwargs: Any) -> "InProcessCursor":
-        self._cursor = self._cursor.sort(*args, **kwargs)
-        return self
+    def __init__(self, results: list[dict[str, Any]] | None = None) -> None:
+        self._results = results
+        self._emitted = 0
 
-    def limit(self, n: int) -> "InProcessCursor":
-        self._cursor = self._cursor.limit(n)
-        return self
+    def _compute(self) -> list[dict[str, Any]]:
+        return []
 
-    def skip(self, n: int) -> "InProcessCursor":
-        self._cursor = self._cursor.skip(n)
-        return self
+    def _all(self) -> list[dict[str, Any]]:
+        if self._results is None:
+            self._results = self._compute()
+        return self._results
 
     async def to_list(self, length: int | None = None) -> list[dict[str, Any]]:
         await asyncio.sleep(0)
-        out = []
-        for doc in self._cursor:
-            out.append(doc)
-            if length is not None and len(out) >= length:
-                break
+        rest = self._all()[self._emitted:]
+        out = rest if length is None else rest[:length]
+        self._emitted += len(out)
         return out
 
     def __aiter__(self) -> "InProcessCursor":
@@ -100,10 +99,11 @@ class InProcessCursor:
 
     async def __anext__(self) -> dict[str, Any]:
         await asyncio.sleep(0)
-        try:
-            return next(self._cursor)
-        except StopIteration:
-            raise StopAsyncIteration from None
+        results = self._all()
+        if self._emitted >= len(results):
+            raise StopAsyncIteration
+        self._emitted += 1
+        return results[self._emitted - 1]
 
     async def close(self) -> None:
         return None
@@ -239,7 +239,7 @@ def _unique_keys(collection: Any) -> None:
     collection._ensure_uniques = ensure_uniques
 
 
-# values a read hands back as they are stored: immutable, so no copy is needed (bool before int: exact types)
+# values a read hands back as they are stored: immutable, so no copy is needed (exact types only)
 _AS_STORED = frozenset({str, int, float, bool, type(None), ObjectId, bytes})
 
 
@@ -300,7 +300,7 @@ def _projector(projection: Any, aware: bool) -> Any:
     return project
 
 
-class InProcessFind:
+class InProcessFind(InProcessCursor):
     """``find`` on the in-process engine: mongomock's filter (with the ``_id`` look-up of ``_by_id``), sort,
     skip and limit, but only the documents returned are copied, each in one pass. mongomock's cursor
     copies every match twice before it skips and limits, so a ``find(...).sort(...).limit(n)`` over a large
@@ -308,11 +308,10 @@ class InProcessFind:
     does not cover is read by mongomock's cursor, as before."""
 
     def __init__(self, collection: Any, filter: Any = None, projection: Any = None, **kwargs: Any) -> None:
+        super().__init__()
         self._c, self._filter, self._projection, self._kwargs = collection, filter, projection, kwargs
         self._sort: list[tuple[str, Any]] | None = None
         self._skip, self._limit = 0, 0
-        self._results: list[dict[str, Any]] | None = None
-        self._emitted = 0
 
     def sort(self, key_or_list: Any, direction: Any = None) -> "InProcessFind":
         from mongomock import helpers
@@ -368,32 +367,12 @@ class InProcessFind:
             dataset = itertools.islice(dataset, 1)
         return [project(doc) for doc in dataset]
 
+    def _compute(self) -> list[dict[str, Any]]:
+        return self._run()
+
     def first(self) -> dict[str, Any] | None:
         found = self._run(first_only=True)
         return found[0] if found else None
-
-    async def to_list(self, length: int | None = None) -> list[dict[str, Any]]:
-        await asyncio.sleep(0)
-        if self._results is None:
-            self._results = self._run()
-        out = self._results[self._emitted:] if length is None else self._results[self._emitted:self._emitted + length]
-        self._emitted += len(out)
-        return out
-
-    def __aiter__(self) -> "InProcessFind":
-        return self
-
-    async def __anext__(self) -> dict[str, Any]:
-        await asyncio.sleep(0)
-        if self._results is None:
-            self._results = self._run()
-        if self._emitted >= len(self._results):
-            raise StopAsyncIteration
-        self._emitted += 1
-        return self._results[self._emitted - 1]
-
-    async def close(self) -> None:
-        return None
 
 
 class InProcessCollection:
@@ -428,7 +407,7 @@ class InProcessCollection:
 
     async def aggregate(self, pipeline: list[dict[str, Any]], **kwargs: Any) -> InProcessCursor:
         await asyncio.sleep(0)
-        return InProcessCursor(iter(list(self._c.aggregate(pipeline, **kwargs))))
+        return InProcessCursor(list(self._c.aggregate(pipeline, **kwargs)))
 
     def __getattr__(self, name: str) -> Any:
         if name not in _ASYNC_PASSTHROUGH:
