@@ -182,6 +182,10 @@ class IdentityProjection:
     async def account(self, account_id: str) -> dict[str, Any] | None:
         return await self.db[ACCOUNTS].find_one({"_id": account_id})
 
+    async def accounts(self, account_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Account id -> its document, for the accounts the projection knows (one read for them all)."""
+        return {d["_id"]: d for d in await find_by_ids(self.db[ACCOUNTS], account_ids)}
+
     async def names(self, account_ids: Iterable[str]) -> dict[str, str]:
         """Account id -> name now, for the accounts the projection knows (patients have no name here)."""
         ids = list(dict.fromkeys(account_ids))

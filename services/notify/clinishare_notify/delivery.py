@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime, timedelta
+from typing import Any
+
 import structlog
 
 from clinishare_shared.foreground import Foreground
@@ -36,6 +38,8 @@ SENDING = 8  # e-mails in delivery at once per worker (their database round trip
 COALESCE_SECONDS = 0.25
 # each step of an e-mail waits at most this long for the events in processing (clinishare_shared.foreground)
 FOREGROUND_WAIT_SECONDS = 0.05
+# a batch's recipients: account id -> account (those the projection knows), and -> whether they want e-mail
+People = tuple[dict[str, dict[str, Any]], dict[str, bool]]
 
 
 class EmailWorker:
@@ -110,10 +114,10 @@ class EmailWorker:
         attempted = 0
         lanes = asyncio.Semaphore(SENDING)
 
-        async def deliver(doc: NotificationDoc, sent: list[str]) -> int:
+        async def deliver(doc: NotificationDoc, sent: list[str], people: People) -> int:
             async with lanes:
                 await self._turn()
-                return await self._deliver(doc, sent)
+                return await self._deliver(doc, sent, people)
 
         while True:
             await self._turn()
@@ -122,20 +126,28 @@ class EmailWorker:
                 break
             sent: list[str] = []
             try:
-                attempted += sum(await asyncio.gather(*(deliver(doc, sent) for doc in batch)))
+                people = await self.people(batch)
+                attempted += sum(await asyncio.gather(*(deliver(doc, sent, people) for doc in batch)))
             finally:
                 await self._turn()
                 await self.store.emails_sent(sent)  # the batch's sends in one write
         return attempted
 
-    async def _deliver(self, doc: NotificationDoc, sent: list[str]) -> int:
-        """Send one claimed e-mail; a success is appended to ``sent`` (recorded with its batch)."""
+    async def people(self, batch: list[NotificationDoc]) -> People:
+        """The preference and the address, checked again at send time (either may have changed since the
+        notice was written): for a whole claimed batch, one read of each."""
+        recipients = [doc["recipient_id"] for doc in batch]
+        accounts, wants = await asyncio.gather(self.projection.accounts(recipients), self.store.wants_emails(recipients))
+        return accounts, wants
+
+    async def _deliver(self, doc: NotificationDoc, sent: list[str], people: People) -> int:
+        """Send one claimed e-mail; a success is appended to ``sent`` (recorded with its batch). ``people``:
+        the batch's recipients' accounts and whether each wants e-mail, read at send time."""
         nid, attempts = doc["_id"], doc["email"]["attempts"]
         ctx = {"notification_id": nid, "event_type": doc["type"], "attempt": attempts}
-        account = await self.projection.account(doc["recipient_id"]) or {}
-        # the preference and the address are checked again at send time: either may have changed
-        reason = delivery.skip_reason(smtp_enabled=self.mailer is not None,
-                                      wants_email=await self.store.wants_email(doc["recipient_id"]),
+        accounts, wants = people
+        account = accounts.get(doc["recipient_id"]) or {}
+        reason = delivery.skip_reason(smtp_enabled=self.mailer is not None, wants_email=wants[doc["recipient_id"]],
                                       address=account.get("email"), kind=doc["recipient_kind"])
         if reason is not None or self.mailer is None:
             await self.store.email_skipped(nid, reason or "email_disabled")

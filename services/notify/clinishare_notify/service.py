@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -77,8 +78,11 @@ def new_notification(event: Envelope, data: EventData, recipient: Recipient, not
         link=notice.link, actor_id=actor_id, ref=_ref(data), created_at=at, read=False, read_at=None, email=email)
 
 
-async def _none() -> None:
-    return None
+async def _people(store: NotifyStore, projection: IdentityProjection, account_ids: list[str],
+                  preference_ids: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, bool]]:
+    """The accounts of ``account_ids`` the projection knows, and whether each of ``preference_ids`` wants
+    e-mail: each set in one read, both at once."""
+    return await asyncio.gather(projection.accounts(account_ids), store.wants_emails(preference_ids))
 
 
 async def _offices(projection: IdentityProjection, office_ids: list[str]) -> dict[str, Office]:
@@ -130,22 +134,32 @@ async def notify(event: Envelope, *, store: NotifyStore, projection: IdentityPro
     # names, who acted (every read is independent; the round trips, not the work, are the cost)
     payload = event.payload()
     actor_id = messages.actor_of(payload)
-    data, offices, actor = await asyncio.gather(
-        _withdrawn(store, event, payload), _offices(projection, offices_needed(payload)),
-        projection.account(actor_id) if actor_id else _none())
+    needed = offices_needed(payload)
+    # When the event names no office, whom it tells is known from the event alone: their accounts and
+    # e-mail preferences are read in that same first round (office members only once the offices are in).
+    early = [] if needed else list(dict.fromkeys(r.account_id for r in recipients(payload, {})))
+    data, offices, (accounts, wants) = await asyncio.gather(
+        _withdrawn(store, event, payload), _offices(projection, needed),
+        _people(store, projection, [actor_id, *early] if actor_id else early, early))
     if data is None:
         log.info("notifications_already_withdrawn")
         return
     targets = recipients(data, offices)
     if only is not None:
         targets = [r for r in targets if r.account_id in only]
+    if later := list(dict.fromkeys(r.account_id for r in targets if r.account_id not in wants)):
+        more_accounts, more_wants = await _people(store, projection, later, later)
+        accounts, wants = accounts | more_accounts, wants | more_wants
+    actor = accounts.get(actor_id) if actor_id else None
+    # a new grant's notices start its notice lookup (inserted, not appended to)
+    new_refs = isinstance(data, ChartShareGranted)
 
     async def tell(r: Recipient) -> bool:
         notice = messages.notice(data, r, actor.get("name") if actor else None)
-        account, wants_email = await asyncio.gather(projection.account(r.account_id), store.wants_email(r.account_id))
-        skip = delivery.skip_reason(smtp_enabled=settings.email_enabled, wants_email=wants_email,
-                                    address=(account or {}).get("email"), kind=r.kind)
-        if not await store.insert(new_notification(event, data, r, notice, actor_id=actor_id, email_skip_reason=skip)):
+        skip = delivery.skip_reason(smtp_enabled=settings.email_enabled, wants_email=wants[r.account_id],
+                                    address=(accounts.get(r.account_id) or {}).get("email"), kind=r.kind)
+        if not await store.insert(new_notification(event, data, r, notice, actor_id=actor_id, email_skip_reason=skip),
+                                  new_refs=new_refs):
             return False
         if skip:  # with SMTP off this log line is the whole "e-mail" (ids only, never an address)
             log.info("email_skipped", notification_id=notification_id(event.id, r.account_id), reason=skip)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -85,11 +86,12 @@ class NotifyStore:
 
     # ---- notifications -------------------------------------------------------------------------------
 
-    async def insert(self, notification: NotificationDoc) -> bool:
+    async def insert(self, notification: NotificationDoc, *, new_refs: bool = False) -> bool:
         """Insert the notification (its pending e-mail queued first); False when it is already there (a
-        redelivery)."""
+        redelivery). ``new_refs``: what it tells of is new (a grant just made), so its notice lookup most
+        likely does not exist yet (``ChunkedSets.add``'s ``new``)."""
         email = notification["email"]
-        first = [self.remember_refs(notification)]
+        first = [self.remember_refs(notification, new=new_refs)]
         if email["status"] == "pending":
             first.append(self.queue_emails([notification["_id"]], email.get("next_attempt_at") or now()))
         await asyncio.gather(*first)  # both before the insert (each a superset its reader re-checks)
@@ -136,12 +138,12 @@ class NotifyStore:
 
     # ---- what a grant or a document share told whom: the notice lookup (``notice_refs``) --------------
 
-    async def remember_refs(self, notification: NotificationDoc) -> None:
+    async def remember_refs(self, notification: NotificationDoc, *, new: bool = False) -> None:
         """Add the notification's id to the lookup documents of the grant and the document it tells of
         (``grant:<id>``, ``document:<id>``). Called BEFORE its insert: a crash between leaves an id that
-        names nothing (``_told`` re-checks), never a notice the lookup misses."""
+        names nothing (``_told`` re-checks), never a notice the lookup misses. ``new``: see ``insert``."""
         for key in _ref_keys(notification["ref"]):
-            await self.ref_sets.add(key, notification["_id"])
+            await self.ref_sets.add(key, notification["_id"], new=new)
 
     async def index_refs(self, *, force: bool = False) -> int:
         """Fill the lookup from the notifications written before it existed: a scan of the notifications,
@@ -364,6 +366,12 @@ class NotifyStore:
     async def wants_email(self, account_id: str) -> bool:
         pref = await self.preferences.find_one({"_id": account_id})
         return True if pref is None else bool(pref.get("email", True))
+
+    async def wants_emails(self, account_ids: Iterable[str]) -> dict[str, bool]:
+        """``wants_email`` of each account, in one read for them all."""
+        ids = list(dict.fromkeys(account_ids))
+        prefs = {p["_id"]: bool(p.get("email", True)) for p in await find_by_ids(self.preferences, ids)}
+        return {i: prefs.get(i, True) for i in ids}
 
     async def set_email_preference(self, account_id: str, email: bool) -> None:
         await self.preferences.update_one({"_id": account_id}, {"$set": {"email": email, "updated_at": now()}},

@@ -225,7 +225,7 @@ async def test_an_e_mail_whose_claim_ran_out_before_its_turn_is_not_sent_then_bu
     assert doc["email"]["attempts"] == 1
     # its turn comes after the lease: a fast engine claims and delivers within the millisecond
     await wait_for(lambda: datetime.now(UTC) > doc["email"]["lease_until"], message="the lease to run out")
-    assert await svc.worker._deliver(doc, []) == 0 and smtp.messages == []
+    assert await svc.worker._deliver(doc, [], await svc.worker.people([doc])) == 0 and smtp.messages == []
     assert await svc.worker.run_once() == 1  # claimed again (attempt 2) and sent once
     assert len(smtp.messages) == 1
     assert (await svc.store.claim_emails(lease_seconds=60, limit=5)) == []
