@@ -24,17 +24,26 @@ next first asks the events stream whether the broker routed it (``EventBus.route
 Consumers are idempotent by event id. Per-document order is kept: one relay publishes a document's events
 at a time, oldest first, and stops at the first one that fails. If the broker is down, events stay in
 their documents and go out when it is back.
+
+A new document written where a relay runs can skip the relay's claim altogether (``insert_fresh``): the
+writer inserts the lease for it first, in the relay's name, alongside whatever else precedes the insert,
+and then hands the relay the events it just wrote. The relay publishes them from memory at its next turn
+(no claim to insert, no document to re-read: nobody else can hold a document that did not exist before
+its lease) and removes them as usual. Everything after the publish (removal, release, doubts, takeovers
+of a relay that died) is the claimed path's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -90,6 +99,52 @@ async def insert_once(coll: Any, document: dict[str, Any], *events: Envelope) ->
     return await insert_new(coll, with_events(document, *events))
 
 
+@dataclass(frozen=True)
+class FreshClaim:
+    """A relay's lease on a document not written yet (``OutboxRelay.claim_fresh``)."""
+    collection: str
+    doc_id: Any
+    token: str
+    until: datetime
+
+
+class FreshClaims(Protocol):
+    """What ``insert_fresh`` needs of the relay running beside a store (``runtime.Infra`` hands it on)."""
+
+    async def claim_fresh(self, collection: str, doc_id: Any) -> FreshClaim | None: ...
+
+    def kick_claimed(self, claim: FreshClaim, events: list[dict[str, Any]]) -> None: ...
+
+    async def release_fresh(self, claim: FreshClaim) -> None: ...
+
+
+async def insert_fresh(coll: Any, document: dict[str, Any], *events: Envelope, kick: Kick,
+                       claims: FreshClaims | None, before: Sequence[Awaitable[Any]] = ()) -> None:
+    """Insert a NEW document with its events, after the writes in ``before`` (run together). Where a relay
+    runs beside the store (``claims``), its lease on the document is taken together with ``before``, and
+    once the document is written the relay is handed its events to publish from memory: they leave at its
+    next turn, without the claim and the read a kicked document costs. Without a relay, or when the lease
+    cannot be had, it is an insert and a kick. A failed insert gives the lease back."""
+    doc = with_events(document, *events)
+    if claims is None:
+        await asyncio.gather(*before)
+        await coll.insert_one(doc)
+        kick(coll.name, doc["_id"])
+        return
+    claim, *_ = await asyncio.gather(claims.claim_fresh(coll.name, doc["_id"]), *before)
+    try:
+        await coll.insert_one(doc)
+    except BaseException:
+        if claim is not None:
+            with contextlib.suppress(Exception):  # it runs out by itself otherwise, naming no document
+                await claims.release_fresh(claim)
+        raise
+    if claim is None:
+        kick(coll.name, doc["_id"])
+    else:
+        claims.kick_claimed(claim, doc[OUTBOX])
+
+
 def strip_outbox(document: dict[str, Any] | None) -> dict[str, Any] | None:
     if document is not None:
         document.pop(OUTBOX, None)
@@ -135,6 +190,11 @@ class OutboxRelay:
         # pending document) runs at start-up, on a kick that names nothing, and every sweep_interval.
         self.sweep_interval = sweep_interval
         self._staged: dict[str, set[Any]] = {}
+        # New documents whose lease the writer took for this relay (claim_fresh), with their events:
+        # lease token -> (until, collection -> document id -> events). A token serves every fresh claim
+        # for a quarter of a lease, so a burst of writes goes out in one pipelined publish per token.
+        self._fresh: dict[str, tuple[datetime, dict[str, dict[Any, list[dict[str, Any]]]]]] = {}
+        self._fresh_token: tuple[str, datetime, datetime] | None = None  # token, until, used until
         self._sweep_due = True
         self._last_sweep = float("-inf")
         # (collection, document id) -> loop time to look at it again (its first event is parked)
@@ -163,6 +223,61 @@ class OutboxRelay:
         else:
             self._staged.setdefault(collection, set()).add(doc_id)
         self._wake.set()
+
+    # ---- new documents: the writer takes the lease (insert_fresh) --------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def _token_for_fresh(self) -> tuple[str, datetime]:
+        now = datetime.now(UTC)
+        if self._fresh_token is None or now >= self._fresh_token[2]:
+            until = now + timedelta(seconds=self.lease_seconds)
+            self._fresh_token = (f"{self.name}:{uuid.uuid4().hex[:8]}", until,
+                                 now + timedelta(seconds=self.lease_seconds / 4))
+        return self._fresh_token[0], self._fresh_token[1]
+
+    async def claim_fresh(self, collection: str, doc_id: Any) -> FreshClaim | None:
+        """This relay's lease on document ``doc_id`` of ``collection``, before it is written (by the
+        ordinary unique insert of a lease). None if this relay does not run (held) or the lease exists."""
+        if not self.running:
+            return None
+        token, until = self._token_for_fresh()
+        if not await insert_new(self.db[CLAIMS], {"_id": f"{collection}/{doc_id}", "by": token, "until": until}):
+            return None
+        return FreshClaim(collection, doc_id, token, until)
+
+    def kick_claimed(self, claim: FreshClaim, events: list[dict[str, Any]]) -> None:
+        """The document of ``claim`` is written with ``events`` (as stored): publish them at the next turn."""
+        self._fresh.setdefault(claim.token, (claim.until, {}))[1].setdefault(claim.collection, {})[claim.doc_id] = events
+        self._wake.set()
+
+    async def release_fresh(self, claim: FreshClaim) -> None:
+        await self.db[CLAIMS].delete_one({"_id": f"{claim.collection}/{claim.doc_id}", "by": claim.token})
+
+    async def publish_fresh(self) -> int:
+        """Publish what ``kick_claimed`` handed over: the relay holds those documents already (their lease
+        was inserted before they were), so there is nothing to claim and nothing to re-read. Publishing,
+        removal and release are the claimed path's (``_publish_held``); what the broker did not take is
+        staged for the next pass, which claims it as any document. Returns how many were published."""
+        fresh, self._fresh = self._fresh, {}
+        sent = 0
+        for token, (until, colls) in fresh.items():
+            for name, docs in colls.items():
+                self._until = until
+                if (until - datetime.now(UTC)).total_seconds() <= self.lease_seconds / 2:
+                    # too little of the lease is left to publish on (the claimed path's rule): given back
+                    # while it is ours, and left to a pass that claims them anew
+                    await self._release(self.db[name], list(docs), token)
+                    self._staged.setdefault(name, set()).update(docs)
+                    continue
+                held = [{"_id": doc_id, OUTBOX: events} for doc_id, events in docs.items()]
+                n, broker_down = await self._publish_held(self.db[name], held, token)
+                sent += n
+                if broker_down:  # given back (or kept in doubt): the claimed path takes them from here
+                    self._staged.setdefault(name, set()).update(docs)
+        return sent
 
     def _is_parked(self, doc: dict[str, Any], now: float) -> bool:
         events = doc.get(OUTBOX) or []
@@ -459,6 +574,8 @@ class OutboxRelay:
         loop = asyncio.get_running_loop()
         while True:
             try:
+                if self._fresh:
+                    await self.publish_fresh()
                 if self._sweep_due or loop.time() - self._last_sweep >= self.sweep_interval:
                     self._sweep_due = False
                     self._last_sweep = loop.time()

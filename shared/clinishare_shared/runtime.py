@@ -20,7 +20,7 @@ import contextlib
 
 from clinishare_shared import idempotency
 from clinishare_shared.mongo import open_client, purge_expired, server_engine
-from clinishare_shared.outbox import OutboxRelay
+from clinishare_shared.outbox import FreshClaim, OutboxRelay
 from clinishare_shared.projection import IdentityProjection
 from clinishare_shared.settings import ServiceSettings
 from clinishare_shared.sweeper import Sweeper
@@ -96,6 +96,18 @@ class Infra:
         collection and the document lets the relay's next pass read only that document (no scan)."""
         if self.relay is not None:
             self.relay.kick(collection, doc_id)
+
+    # the relay's leases on new documents, for stores that write them with ``outbox.insert_fresh``
+    async def claim_fresh(self, collection: str, doc_id: Any) -> FreshClaim | None:
+        return None if self.relay is None else await self.relay.claim_fresh(collection, doc_id)
+
+    def kick_claimed(self, claim: FreshClaim, events: list[dict[str, Any]]) -> None:
+        if self.relay is not None:
+            self.relay.kick_claimed(claim, events)
+
+    async def release_fresh(self, claim: FreshClaim) -> None:
+        if self.relay is not None:
+            await self.relay.release_fresh(claim)
 
     async def start_relay(self, collections: Sequence[str]) -> OutboxRelay:
         self.relay = OutboxRelay(self.db, collections, self.bus, poll_interval=self.settings.outbox_poll_interval,

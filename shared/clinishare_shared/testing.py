@@ -17,7 +17,7 @@ import socket
 import tempfile
 import uuid
 from pathlib import Path
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -25,6 +25,8 @@ import pytest
 
 from clinishare_shared.auth import StaticKeyProvider, TokenSigner
 from clinishare_shared import ferretdb
+from clinishare_shared.bus.base import EventBus, Handler, PublishFailed
+from clinishare_shared.events import Envelope
 from clinishare_shared.mongo import open_client
 
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
@@ -253,15 +255,22 @@ async def outbox_emptied(relay: Any, *, timeout: float = 10.0) -> None:
 
 def record_kicks(relay: Any) -> list[tuple[Any, Any]]:
     """Record every kick ``relay`` gets from now on as ``(collection, document id)``, still passing it on:
-    a store that stages events must name the document (a kick naming nothing asks for a full sweep)."""
+    a store that stages events must name the document (a kick naming nothing asks for a full sweep). A
+    new document handed over with its lease (``kick_claimed``, from ``outbox.insert_fresh``) counts as a
+    kick naming it."""
     kicks: list[tuple[Any, Any]] = []
-    forward = relay.kick
+    forward, forward_claimed = relay.kick, relay.kick_claimed
 
     def record(collection: Any = None, doc_id: Any = None) -> None:
         kicks.append((collection, doc_id))
         forward(collection, doc_id)
 
+    def record_claimed(claim: Any, events: Any) -> None:
+        kicks.append((claim.collection, claim.doc_id))
+        forward_claimed(claim, events)
+
     relay.kick = record  # a store's kick goes through Infra.kick to this relay
+    relay.kick_claimed = record_claimed
     return kicks
 
 
@@ -416,3 +425,80 @@ def processed_in(db: Any, *, timeout: float = 10.0) -> Callable[[Any], Awaitable
                        message=f"{event.type} processed")
 
     return settle
+
+
+# ---- the outbox relay's tests: a bus that records its batches, a database that records its calls ----
+
+class PipelineBus(EventBus):
+    """Records each publish_many call (the batches in flight) and can refuse chosen events."""
+
+    def __init__(self) -> None:
+        self.sent: list[Envelope] = []
+        self.batches: list[list[str]] = []
+        self.unroutable: set[str] = set()
+        self.down = False
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool:
+        return True
+
+    async def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None: ...
+
+    async def publish(self, event: Envelope) -> None:
+        raise AssertionError("the relay publishes in batches")
+
+    async def publish_many(self, events: Sequence[Envelope], *, deadline: float | None = None,
+                           traces: Any = None) -> list[PublishFailed | None]:
+        await asyncio.sleep(0)
+        self.batches.append([e.id for e in events])
+        out: list[PublishFailed | None] = []
+        for e in events:
+            if self.down:
+                out.append(PublishFailed("broker unavailable"))
+            elif e.id in self.unroutable:
+                out.append(PublishFailed("unroutable", unroutable=True))
+            else:
+                self.sent.append(e)
+                out.append(None)
+        return out
+
+
+class RecordingDb:
+    """Records (collection, method) of every database call, in order, into ``log`` (shared with the bus)."""
+
+    CALLS = ("find", "find_one", "insert_one", "insert_many", "update_one", "update_many", "delete_one",
+             "delete_many", "bulk_write", "find_one_and_update")
+
+    def __init__(self, db: Any, log: list[tuple[str, str]]) -> None:
+        self._db, self.log = db, log
+
+    def __getitem__(self, name: str) -> Any:
+        coll, log = self._db[name], self.log
+
+        class Recorded:
+            def __getattr__(self, attr: str) -> Any:
+                inner = getattr(coll, attr)
+                if attr not in RecordingDb.CALLS:
+                    return inner
+
+                def call(*args: Any, **kwargs: Any) -> Any:
+                    log.append((name, attr))
+                    return inner(*args, **kwargs)
+
+                return call
+
+        return Recorded()
+
+
+class LoggingBus(PipelineBus):
+    def __init__(self, log: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.log = log
+
+    async def publish_many(self, events: Sequence[Envelope], *, deadline: float | None = None,
+                           traces: Any = None) -> list[PublishFailed | None]:
+        self.log.append(("bus", "publish_many"))
+        return await super().publish_many(events, deadline=deadline, traces=traces)

@@ -30,7 +30,7 @@ def create_app(settings: ChartsSettings | None = None, *, bus: EventBus | None =
         await infra.open()
         try:
             projection = await infra.open_projection()
-            store = ChartStore(infra.db, kick=infra.kick)
+            store = ChartStore(infra.db, kick=infra.kick, claims=infra)
             await store.ensure_indexes()
             await store.ensure_lookups()
             await infra.start_relay(ChartStore.outbox_collections)

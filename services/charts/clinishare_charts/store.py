@@ -40,8 +40,8 @@ from clinishare_charts.domain.stored import AccessDoc, ChartDoc, ExpiryDoc, Gran
 from clinishare_shared.events import Envelope
 from clinishare_shared.lookups import ChunkedSets
 from clinishare_shared.mongo import find_by_ids, insert_new
-from clinishare_shared.outbox import (NO_OUTBOX, Kick, insert_once, no_kick, push_events, strip_outbox,
-                                      with_events)
+from clinishare_shared.outbox import (NO_OUTBOX, FreshClaims, Kick, insert_fresh, insert_once, no_kick,
+                                      push_events, strip_outbox)
 from clinishare_shared.pagination import PageQuery
 
 CHARTS, NOTES, GRANTS, ACCESSES, EXPIRIES = "charts", "chart_notes", "chart_grants", "chart_accesses", "chart_expiries"
@@ -162,7 +162,7 @@ REACH_CHUNK, INDEX_CHUNK = 64, 512
 
 
 class ChartStore:
-    def __init__(self, db: Any, *, kick: Kick = no_kick) -> None:
+    def __init__(self, db: Any, *, kick: Kick = no_kick, claims: FreshClaims | None = None) -> None:
         self.db = db
         self.charts = db[CHARTS]
         self.notes = db[NOTES]
@@ -174,6 +174,7 @@ class ChartStore:
         self.reach_sets = ChunkedSets(self.reach, "grants", chunk=REACH_CHUNK)
         self.index_sets = ChunkedSets(self.index, "ids", chunk=INDEX_CHUNK)
         self._kick = kick  # wakes the outbox relay after a write that staged events
+        self._claims = claims  # the relay's leases on new documents (outbox.insert_fresh), where one runs
 
     outbox_collections = (CHARTS, GRANTS, NOTES, ACCESSES, EXPIRIES)
 
@@ -237,10 +238,9 @@ class ChartStore:
 
     async def insert_chart(self, chart: ChartDoc, *events: Envelope) -> None:
         """Listed in its author's lookups first, then written (a crash between leaves an id that lists nothing)."""
-        for key in (author_key(chart["author_id"]), patient_key(chart["author_id"], chart["patient_id"])):
-            await self.index_sets.add(key, chart["_id"])
-        await self.charts.insert_one(with_events(chart, *events))
-        self._kick(CHARTS, chart["_id"])
+        await insert_fresh(self.charts, chart, *events, kick=self._kick, claims=self._claims, before=[
+            self.index_sets.add(key, chart["_id"])
+            for key in (author_key(chart["author_id"]), patient_key(chart["author_id"], chart["patient_id"]))])
 
     async def chart(self, chart_id: str) -> ChartDoc | None:
         return cast(ChartDoc | None, await self.charts.find_one({"_id": chart_id}, NO_OUTBOX))
@@ -303,9 +303,8 @@ class ChartStore:
 
     async def insert_note(self, note: NoteDoc, *events: Envelope) -> None:
         """Listed in its chart's lookup first, then written."""
-        await self.index_sets.add(notes_key(note["chart_id"]), note["_id"])
-        await self.notes.insert_one(with_events(note, *events))
-        self._kick(NOTES, note["_id"])
+        await insert_fresh(self.notes, note, *events, kick=self._kick, claims=self._claims,
+                           before=[self.index_sets.add(notes_key(note["chart_id"]), note["_id"])])
 
     async def notes_of(self, chart_id: str) -> list[NoteDoc]:
         """Oldest first: the chart's lookup, each note loaded by ``_id``."""
@@ -348,9 +347,8 @@ class ChartStore:
     async def insert_grant(self, grant: GrantDoc, *events: Envelope) -> None:
         """Listed in every recipient's lookup first, then written."""
         entry = reach_entry(grant)
-        await asyncio.gather(*(self.reach_sets.add(key, entry) for key in reach_keys(grant)))
-        await self.grants.insert_one(with_events(grant, *events))
-        self._kick(GRANTS, grant["_id"])
+        await insert_fresh(self.grants, grant, *events, kick=self._kick, claims=self._claims,
+                           before=[self.reach_sets.add(key, entry) for key in reach_keys(grant)])
 
     async def grant(self, grant_id: str, *, owner_id: str) -> GrantDoc | None:
         return cast(GrantDoc | None, await self.grants.find_one({"_id": grant_id, "owner_id": owner_id}, NO_OUTBOX))
@@ -401,8 +399,7 @@ class ChartStore:
     # ---- the access log ----------------------------------------------------------------------------
 
     async def insert_access(self, entry: AccessDoc, *events: Envelope) -> None:
-        await self.accesses.insert_one(with_events(entry, *events))
-        self._kick(ACCESSES, entry["_id"])
+        await insert_fresh(self.accesses, entry, *events, kick=self._kick, claims=self._claims)
 
     async def accesses_of(self, chart_id: str, page: PageQuery) -> list[AccessDoc]:
         query = {"chart_id": chart_id, **page.id_filter()}

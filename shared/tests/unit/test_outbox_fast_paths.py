@@ -8,52 +8,15 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from clinishare_shared.bus.base import EventBus, Handler, PublishFailed
 from clinishare_shared.events import ChartNoteAdded, Envelope, make_event
 from clinishare_shared.mongo import scans_id_sets
 from clinishare_shared.outbox import OUTBOX, OutboxRelay, push_events, with_events
+from clinishare_shared.testing import LoggingBus, PipelineBus, RecordingDb
 
 
 def _note(i: int, chart: str) -> Envelope:
     return make_event(ChartNoteAdded(note_id=f"n{i}", chart_id=chart, chart_author_id="a", author_id="b"),
                       source="charts", subject=chart)
-
-
-class PipelineBus(EventBus):
-    """Records each publish_many call (the batches in flight) and can refuse chosen events."""
-
-    def __init__(self) -> None:
-        self.sent: list[Envelope] = []
-        self.batches: list[list[str]] = []
-        self.unroutable: set[str] = set()
-        self.down = False
-
-    async def start(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def ping(self) -> bool:
-        return True
-
-    async def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None: ...
-
-    async def publish(self, event: Envelope) -> None:
-        raise AssertionError("the relay publishes in batches")
-
-    async def publish_many(self, events: Sequence[Envelope], *, deadline: float | None = None,
-                           traces: Any = None) -> list[PublishFailed | None]:
-        await asyncio.sleep(0)
-        self.batches.append([e.id for e in events])
-        out: list[PublishFailed | None] = []
-        for e in events:
-            if self.down:
-                out.append(PublishFailed("broker unavailable"))
-            elif e.id in self.unroutable:
-                out.append(PublishFailed("unroutable", unroutable=True))
-            else:
-                self.sent.append(e)
-                out.append(None)
-        return out
 
 
 class CountingCollection:
@@ -185,44 +148,6 @@ async def test_broker_down_during_a_sweep_asks_for_another(db: Any) -> None:
     assert relay._sweep_due  # retried at the next poll, not at the slow timer
     bus.down = False
     assert await relay.run_once() == 1
-
-
-class RecordingDb:
-    """Records (collection, method) of every database call, in order, into ``log`` (shared with the bus)."""
-
-    CALLS = ("find", "find_one", "insert_one", "insert_many", "update_one", "update_many", "delete_one",
-             "delete_many", "bulk_write", "find_one_and_update")
-
-    def __init__(self, db: Any, log: list[tuple[str, str]]) -> None:
-        self._db, self.log = db, log
-
-    def __getitem__(self, name: str) -> Any:
-        coll, log = self._db[name], self.log
-
-        class Recorded:
-            def __getattr__(self, attr: str) -> Any:
-                inner = getattr(coll, attr)
-                if attr not in RecordingDb.CALLS:
-                    return inner
-
-                def call(*args: Any, **kwargs: Any) -> Any:
-                    log.append((name, attr))
-                    return inner(*args, **kwargs)
-
-                return call
-
-        return Recorded()
-
-
-class LoggingBus(PipelineBus):
-    def __init__(self, log: list[tuple[str, str]]) -> None:
-        super().__init__()
-        self.log = log
-
-    async def publish_many(self, events: Sequence[Envelope], *, deadline: float | None = None,
-                           traces: Any = None) -> list[PublishFailed | None]:
-        self.log.append(("bus", "publish_many"))
-        return await super().publish_many(events, deadline=deadline, traces=traces)
 
 
 async def test_a_kicked_document_is_claimed_by_one_insert_and_read_once_before_its_events_leave(db: Any) -> None:
