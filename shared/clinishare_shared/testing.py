@@ -429,14 +429,9 @@ def processed_in(db: Any, *, timeout: float = 10.0) -> Callable[[Any], Awaitable
 
 # ---- the outbox relay's tests: a bus that records its batches, a database that records its calls ----
 
-class PipelineBus(EventBus):
-    """Records each publish_many call (the batches in flight) and can refuse chosen events."""
-
-    def __init__(self) -> None:
-        self.sent: list[Envelope] = []
-        self.batches: list[list[str]] = []
-        self.unroutable: set[str] = set()
-        self.down = False
+class StubBus(EventBus):
+    """A bus with no broker behind it: starts, stops, answers pings, takes subscriptions and drops them;
+    the relay tests' buses say what publishing does."""
 
     async def start(self) -> None: ...
 
@@ -446,6 +441,16 @@ class PipelineBus(EventBus):
         return True
 
     async def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None: ...
+
+
+class PipelineBus(StubBus):
+    """Records each publish_many call (the batches in flight) and can refuse chosen events."""
+
+    def __init__(self) -> None:
+        self.sent: list[Envelope] = []
+        self.batches: list[list[str]] = []
+        self.unroutable: set[str] = set()
+        self.down = False
 
     async def publish(self, event: Envelope) -> None:
         raise AssertionError("the relay publishes in batches")

@@ -2,13 +2,13 @@
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from clinishare_shared.bus.base import EventBus, Handler, PublishFailed
+from clinishare_shared.bus.base import PublishFailed
 from clinishare_shared.events import ChartNoteAdded, Envelope, make_event
 from clinishare_shared.outbox import CLAIMS, OUTBOX, OutboxRelay, push_events, strip_outbox, with_events
+from clinishare_shared.testing import StubBus
 
 
 def _note(i: int, chart: str) -> Envelope:
@@ -16,21 +16,12 @@ def _note(i: int, chart: str) -> Envelope:
                       source="charts", subject=chart)
 
 
-class RecordingBus(EventBus):
+class RecordingBus(StubBus):
     """Confirms every publish after yielding to the loop (so relays interleave), and records it."""
 
     def __init__(self, pause: float = 0.0) -> None:
         self.sent: list[Envelope] = []
         self.pause = pause
-
-    async def start(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def ping(self) -> bool:
-        return True
-
-    async def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None: ...
 
     async def publish(self, event: Envelope) -> None:
         await asyncio.sleep(self.pause)
