@@ -603,3 +603,12 @@ class OutboxRelay:
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
+        # new documents handed over but not started on: their leases go back (while still ours), so the
+        # next relay's sweep publishes them at once instead of after the lease (one being published when
+        # the loop was cancelled keeps its lease, as a claimed one does)
+        fresh, self._fresh = self._fresh, {}
+        for token, (until, colls) in fresh.items():
+            self._until = until
+            for name, docs in colls.items():
+                with contextlib.suppress(Exception):  # the database is away: the leases run out by themselves
+                    await self._release(self.db[name], list(docs), token)

@@ -130,3 +130,15 @@ async def test_a_burst_of_new_documents_goes_out_in_one_pipelined_round(db: Any)
     assert await relay.publish_fresh() == 20
     assert len(bus.batches) == 1 and sorted(bus.batches[0]) == sorted(e.id for e in evs)
     assert await relay.pending() == 0 and await db[CLAIMS].count_documents({}) == 0
+
+
+async def test_a_relay_stopping_gives_back_the_new_documents_it_had_not_started_on(db: Any) -> None:
+    bus = PipelineBus()
+    relay = OutboxRelay(db, ["charts"], bus)
+    _running(relay)
+    ev = _note(1, "c1")
+    await _write(relay, "c1", ev, coll=db.charts)
+    await relay.stop()
+    assert await db[CLAIMS].count_documents({}) == 0 and relay._fresh == {}
+    successor = OutboxRelay(db, ["charts"], bus)  # after a restart: its first sweep, no lease to wait out
+    assert await successor.run_once() == 1 and [e.id for e in bus.sent] == [ev.id]
