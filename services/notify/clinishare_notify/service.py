@@ -59,7 +59,8 @@ def _ref(data: EventData) -> dict[str, str]:
     ENDED is keyed apart (``ended_*``), so a redelivered withdrawal never withdraws that notice itself."""
     keys = ("grant_id", "chart_id", "document_id", "form_id", "assignment_id", "submission_id", "connection_id")
     prefix = "ended_" if isinstance(data, ENDED) else ""
-    return {prefix + k: v for k in keys if isinstance(v := getattr(data, k, None), str)}
+    fields = type(data).model_fields  # (a missing attribute is a slow path of pydantic's __getattr__)
+    return {prefix + k: v for k in keys if k in fields and isinstance(v := getattr(data, k), str)}
 
 
 def _doc_key(document_id: str, recipient_or_office_id: str) -> str:

@@ -93,7 +93,7 @@ class NotifyStore:
         email = notification["email"]
         first = [self.remember_refs(notification, new=new_refs)]
         if email["status"] == "pending":
-            first.append(self.queue_emails([notification["_id"]], email.get("next_attempt_at") or now()))
+            first.append(self.queue_emails([notification["_id"]], email.get("next_attempt_at") or now(), new=True))
         await asyncio.gather(*first)  # both before the insert (each a superset its reader re-checks)
         return await insert_new(self.notifications, notification)
 
@@ -215,13 +215,18 @@ class NotifyStore:
 
     # ---- e-mail delivery -----------------------------------------------------------------------------
 
-    async def queue_emails(self, notification_ids: list[str], due_at: datetime) -> None:
+    async def queue_emails(self, notification_ids: list[str], due_at: datetime, *, new: bool = False) -> None:
         """Put e-mails on the due queue (or make their entries due at ``due_at``), each with a new stamp.
-        Called BEFORE the write that makes them pending (see the module's docstring)."""
+        Called BEFORE the write that makes them pending (see the module's docstring). ``new``: e-mails of
+        notifications about to be inserted, whose entries most likely do not exist yet: each is written
+        by an insert (on FerretDB an upsert is a locked read and write), and by the update only if it
+        exists after all (a redelivery)."""
         since = now()
         for nid in notification_ids:  # by bare _id: FerretDB looks these up instead of scanning
-            await self.email_due.update_one({"_id": nid}, {"$set": {"due_at": due_at, "since": since,
-                                                                    "stamp": new_id()}}, upsert=True)
+            entry = {"due_at": due_at, "since": since, "stamp": new_id()}
+            if new and await insert_new(self.email_due, {"_id": nid, **entry}):
+                continue
+            await self.email_due.update_one({"_id": nid}, {"$set": entry}, upsert=True)
 
     async def dequeue_emails(self, notification_ids: list[str]) -> None:
         """Drop the entries of e-mails settled for good (after the write that settled them)."""

@@ -139,3 +139,32 @@ async def test_an_attempt_claimed_by_a_worker_that_died_before_marking_it_is_tak
     assert [d["_id"] for d in claimed] == [stale]
     assert claimed[0]["email"]["attempts"] == 1
     assert (await svc.store.notifications.find_one({"_id": fresh}))["email"]["status"] == "pending"
+
+
+async def test_a_new_notification_s_e_mail_is_queued_by_an_insert_and_an_existing_entry_is_updated(
+        start_notify: Any, smtp: Any) -> None:
+    """The entry of a notification about to be written is new: one insert (no upsert, which FerretDB runs
+    as a locked read and write). If it exists after all (a redelivery), it is updated as before: due
+    again, with a new stamp."""
+    svc = await start_notify(smtp_host="127.0.0.1", smtp_port=smtp.port, email_poll_seconds=60)
+    await svc.worker.stop()
+    calls: list[str] = []
+    due = svc.store.email_due
+    for name in ("insert_one", "update_one"):
+        real = getattr(due, name)
+
+        async def recording(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            calls.append(_name)
+            return await _real(*args, **kwargs)
+
+        setattr(due, name, recording)
+    [nid] = await _share(svc, "bob")
+    assert calls == ["insert_one"]
+    before = await due.find_one({"_id": nid})
+    later = now() + timedelta(minutes=5)
+    calls.clear()
+    await svc.store.queue_emails([nid], later, new=True)
+    assert calls == ["insert_one", "update_one"]  # it existed: the insert failed, the update made it due again
+    after = await due.find_one({"_id": nid})
+    assert after["due_at"] == later and after["stamp"] != before["stamp"]
+    assert await due.count_documents({}) == 1
