@@ -126,23 +126,22 @@ async def insert_fresh(coll: Any, document: dict[str, Any], *events: Envelope, k
     next turn, without the claim and the read a kicked document costs. Without a relay, or when the lease
     cannot be had, it is an insert and a kick. A failed insert gives the lease back."""
     doc = with_events(document, *events)
-    if claims is None:
-        await asyncio.gather(*before)
-        await coll.insert_one(doc)
-        kick(coll.name, doc["_id"])
-        return
-    claim, *_ = await asyncio.gather(claims.claim_fresh(coll.name, doc["_id"]), *before)
+    claim, *_ = await asyncio.gather(claims.claim_fresh(coll.name, doc["_id"]) if claims else _no_claim(), *before)
     try:
         await coll.insert_one(doc)
     except BaseException:
-        if claim is not None:
+        if claims and claim is not None:
             with contextlib.suppress(Exception):  # it runs out by itself otherwise, naming no document
                 await claims.release_fresh(claim)
         raise
-    if claim is None:
-        kick(coll.name, doc["_id"])
-    else:
+    if claims and claim is not None:
         claims.kick_claimed(claim, doc[OUTBOX])
+    else:
+        kick(coll.name, doc["_id"])
+
+
+async def _no_claim() -> None:
+    return None
 
 
 def strip_outbox(document: dict[str, Any] | None) -> dict[str, Any] | None:

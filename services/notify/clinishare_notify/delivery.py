@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime, timedelta
-from typing import Any
-
 import structlog
 
 from clinishare_shared.foreground import Foreground
@@ -28,7 +26,7 @@ from clinishare_notify.domain import delivery
 from clinishare_notify.domain.stored import NotificationDoc
 from clinishare_notify.domain.messages import email
 from clinishare_notify.mailer import Mailer, SendFailed
-from clinishare_notify.service import reopen_if_address_known
+from clinishare_notify.service import People, people, reopen_if_address_known
 from clinishare_notify.settings import NotifySettings
 from clinishare_notify.store import NotifyStore, aware, now
 
@@ -38,8 +36,6 @@ SENDING = 8  # e-mails in delivery at once per worker (their database round trip
 COALESCE_SECONDS = 0.25
 # each step of an e-mail waits at most this long for the events in processing (clinishare_shared.foreground)
 FOREGROUND_WAIT_SECONDS = 0.05
-# a batch's recipients: account id -> account (those the projection knows), and -> whether they want e-mail
-People = tuple[dict[str, dict[str, Any]], dict[str, bool]]
 
 
 class EmailWorker:
@@ -137,8 +133,7 @@ class EmailWorker:
         """The preference and the address, checked again at send time (either may have changed since the
         notice was written): for a whole claimed batch, one read of each."""
         recipients = [doc["recipient_id"] for doc in batch]
-        accounts, wants = await asyncio.gather(self.projection.accounts(recipients), self.store.wants_emails(recipients))
-        return accounts, wants
+        return await people(self.store, self.projection, recipients, recipients)
 
     async def _deliver(self, doc: NotificationDoc, sent: list[str], people: People) -> int:
         """Send one claimed e-mail; a success is appended to ``sent`` (recorded with its batch). ``people``:

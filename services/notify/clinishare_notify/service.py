@@ -79,11 +79,16 @@ def new_notification(event: Envelope, data: EventData, recipient: Recipient, not
         link=notice.link, actor_id=actor_id, ref=_ref(data), created_at=at, read=False, read_at=None, email=email)
 
 
-async def _people(store: NotifyStore, projection: IdentityProjection, account_ids: list[str],
-                  preference_ids: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, bool]]:
+# account id -> account (those the projection knows), and account id -> whether they want e-mail
+People = tuple[dict[str, dict[str, Any]], dict[str, bool]]
+
+
+async def people(store: NotifyStore, projection: IdentityProjection, account_ids: list[str],
+                 preference_ids: list[str]) -> People:
     """The accounts of ``account_ids`` the projection knows, and whether each of ``preference_ids`` wants
     e-mail: each set in one read, both at once."""
-    return await asyncio.gather(projection.accounts(account_ids), store.wants_emails(preference_ids))
+    accounts, wants = await asyncio.gather(projection.accounts(account_ids), store.wants_emails(preference_ids))
+    return accounts, wants
 
 
 async def _offices(projection: IdentityProjection, office_ids: list[str]) -> dict[str, Office]:
@@ -141,7 +146,7 @@ async def notify(event: Envelope, *, store: NotifyStore, projection: IdentityPro
     early = [] if needed else list(dict.fromkeys(r.account_id for r in recipients(payload, {})))
     data, offices, (accounts, wants) = await asyncio.gather(
         _withdrawn(store, event, payload), _offices(projection, needed),
-        _people(store, projection, [actor_id, *early] if actor_id else early, early))
+        people(store, projection, [actor_id, *early] if actor_id else early, early))
     if data is None:
         log.info("notifications_already_withdrawn")
         return
@@ -149,7 +154,7 @@ async def notify(event: Envelope, *, store: NotifyStore, projection: IdentityPro
     if only is not None:
         targets = [r for r in targets if r.account_id in only]
     if later := list(dict.fromkeys(r.account_id for r in targets if r.account_id not in wants)):
-        more_accounts, more_wants = await _people(store, projection, later, later)
+        more_accounts, more_wants = await people(store, projection, later, later)
         accounts, wants = accounts | more_accounts, wants | more_wants
     actor = accounts.get(actor_id) if actor_id else None
     # a new grant's notices start its notice lookup (inserted, not appended to)

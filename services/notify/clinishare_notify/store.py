@@ -369,8 +369,7 @@ class NotifyStore:
     # ---- preferences ---------------------------------------------------------------------------------
 
     async def wants_email(self, account_id: str) -> bool:
-        pref = await self.preferences.find_one({"_id": account_id})
-        return True if pref is None else bool(pref.get("email", True))
+        return (await self.wants_emails([account_id]))[account_id]
 
     async def wants_emails(self, account_ids: Iterable[str]) -> dict[str, bool]:
         """``wants_email`` of each account, in one read for them all."""
