@@ -27,6 +27,7 @@ import os
 import re
 import tempfile
 import weakref
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -246,9 +247,10 @@ _AS_STORED = frozenset({str, int, float, bool, type(None), ObjectId, bytes})
 def _read_copy(value: Any, aware: bool) -> Any:
     """What mongomock's cursor returns for a stored value, in one pass instead of its two (a copy of every
     field, then a second copy that makes dates aware): dicts and lists copied, immutable values shared,
-    dates made aware; any other type goes through mongomock's own two steps."""
+    dates made aware; any other type goes through mongomock's own two steps. mongomock stores a document's
+    embedded documents as OrderedDicts; its copy reads them back as plain dicts, and so does this."""
     kind = type(value)
-    if kind is dict:
+    if kind is dict or kind is OrderedDict:
         return {k: _read_copy(v, aware) for k, v in value.items()}
     if kind is list:
         return [_read_copy(v, aware) for v in value]

@@ -409,6 +409,30 @@ async def test_in_process_find_answers_as_mongomock_s_cursor_and_copies_only_wha
     assert [d["_id"] for d in first + rest] == [f"c{i:03d}" for i in range(0, 60, 3)]
 
 
+async def test_in_process_reads_copy_upserted_documents_in_the_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mongomock stores a document an upsert created as an OrderedDict: a read copies it in its own pass
+    (a plain dict with aware dates, as mongomock's cursor returns it), not through mongomock's two-step copy
+    of every value (lookup documents are made by upserts, and their reads were mostly that copy)."""
+    import mongomock.collection
+    from bson.tz_util import utc
+
+    coll = InProcessMongoClient()["db"]["sets"]
+    at = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    await coll.update_one({"_id": "k"}, {"$addToSet": {"grants": {"$each": [{"g": f"g{i}", "at": at, "in": {"x": [i]}}
+                                                                            for i in range(5)]}}}, upsert=True)
+    want = coll._c.find_one({"_id": "k"})
+    slow: list[Any] = []
+    real = mongomock.collection._copy_field
+    monkeypatch.setattr(mongomock.collection, "_copy_field",
+                        lambda obj, container: slow.append(obj) or real(obj, container))
+    for got in (await coll.find_one({"_id": "k"}), (await coll.find({"_id": {"$in": ["k"]}}).to_list())[0]):
+        assert slow == []
+        assert got == want and list(got) == list(want)
+        assert type(got) is dict and all(type(g) is dict and g["at"].tzinfo is utc for g in got["grants"])
+        got["grants"][0]["in"]["x"].append("changed")  # still a copy
+    assert (await coll.find_one({"_id": "k"}))["grants"][0]["in"]["x"] == [0]
+
+
 async def test_the_in_process_engine_is_named_also_behind_the_tests_yielding_wrapper() -> None:
     """Race tests wrap the client (``testing.yielding``); the in-process engine behind it has no server
     to ask ``buildInfo``, and services named it at start-up by asking, so they failed to start there."""
