@@ -8,6 +8,7 @@ every read checks what it loads.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -95,6 +96,14 @@ class ChunkedSets:
         if len(self._last) >= 10_000:  # a bound, not a cache policy: forgetting only costs one extra write
             self._last.clear()
         self._last[key] = k
+
+    async def drop(self, keys: Iterable[str]) -> None:
+        """Delete these keys' sets: every document of each, each by its bare ``_id``."""
+        keys = list(keys)
+        for key in keys:
+            self._last.pop(key, None)
+        docs = await self._documents(keys) if keys else []
+        await asyncio.gather(*(self.coll.delete_one({"_id": d["_id"]}) for d in docs))
 
     async def remove(self, key: str, *values: Any) -> None:
         """Take ``values`` out of the key's set, wherever they are (``pull_exact`` of the stored elements)."""

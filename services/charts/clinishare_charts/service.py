@@ -216,9 +216,13 @@ async def revoke_grant(*, store: ChartStore, grant_id: str, owner_id: str) -> No
 
 async def expire_due(*, store: ChartStore, now: datetime, batch: int = 100) -> int:
     """Announce grants past their ``expires_at``, each exactly once however many replicas sweep (the store
-    claims each by a unique insert carrying ``charts.share.expired``). Returns how many this call claimed."""
+    claims each by a unique insert carrying ``charts.share.expired``). Returns how many this call claimed.
+    Only a sweep that found them all and expired each tells the store it is done up to ``now``."""
     claimed = 0
-    for grant in await store.due_grants(now, batch=batch):
+    sweep = await store.due_grants(now, batch=batch)
+    for grant in sweep.grants:
         claim: ExpiryDoc = {"_id": grant["_id"], "owner_id": grant["owner_id"], "at": now}
         claimed += await store.expire_grant(grant, claim, events.share_expired(grant))
+    if sweep.complete:
+        await store.expiries_swept(sweep)
     return claimed

@@ -30,7 +30,8 @@ import asyncio
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -46,7 +47,14 @@ from clinishare_shared.pagination import PageQuery
 
 CHARTS, NOTES, GRANTS, ACCESSES, EXPIRIES = "charts", "chart_notes", "chart_grants", "chart_accesses", "chart_expiries"
 REACH, INDEX = "chart_reach", "chart_index"
-LOOKUPS_BUILT = "built:v1"  # in chart_index: the lookups hold everything written before they existed
+# in chart_index: the lookups hold everything written before they existed (v2: with the expiry minutes, so a
+# database built by v1 builds them again once; entries are sets, so what was there stays as it was)
+LOOKUPS_BUILT = "built:v2"
+# the expiry sweep (``ChartStore.due_grants``): how far back before its last complete sweep it reads the
+# minutes' lookups again (a grant listed that late after it expired, by a replica whose clock is behind, is
+# still found), and how often it reads the collection instead (the first sweep, then this often)
+EXPIRY_GRACE = timedelta(minutes=2)
+EXPIRY_FULL_EVERY = timedelta(minutes=10)
 
 
 def reach_key(kind: str, recipient_id: str) -> str:
@@ -88,6 +96,34 @@ def entry_may_cover(entry: dict[str, Any], chart: ChartDoc) -> bool:
     rule = entry.get("r")
     return rule == "all" or (rule == "patient" and entry.get("t") == chart["patient_id"]) \
         or (rule == "chart" and entry.get("t") == chart["_id"])
+
+
+def expiry_key(at: datetime) -> str:
+    """The lookup of the grants that expire within this minute (UTC)."""
+    at = at.astimezone(UTC) if at.tzinfo else at
+    return f"x:{at:%Y-%m-%dT%H:%M}"
+
+
+def expiry_keys(since: datetime, until: datetime) -> list[str]:
+    """The lookups of every minute from ``since``'s to ``until``'s, both included."""
+    minute = since.replace(second=0, microsecond=0)
+    keys = []
+    while minute <= until:
+        keys.append(expiry_key(minute))
+        minute += timedelta(minutes=1)
+    return keys
+
+
+@dataclass
+class ExpirySweep:
+    """What one expiry sweep found: the due grants (at most the batch), whether that is all of them, and
+    where it looked (the collection, or the lookups of these minutes)."""
+
+    now: datetime
+    grants: list[GrantDoc]
+    complete: bool
+    full: bool
+    keys: list[str] = field(default_factory=list)
 
 
 def author_key(author_id: str) -> str:
@@ -175,6 +211,8 @@ class ChartStore:
         self.index_sets = ChunkedSets(self.index, "ids", chunk=INDEX_CHUNK)
         self._kick = kick  # wakes the outbox relay after a write that staged events
         self._claims = claims  # the relay's leases on new documents (outbox.insert_fresh), where one runs
+        self._expiry_since: datetime | None = None  # every grant due by then was expired (due_grants)
+        self._expiry_full_at: datetime | None = None  # the last sweep that read the collection
 
     outbox_collections = (CHARTS, GRANTS, NOTES, ACCESSES, EXPIRIES)
 
@@ -204,13 +242,15 @@ class ChartStore:
             await insert_new(self.index, {"_id": LOOKUPS_BUILT})
 
     async def build_lookups(self) -> int:
-        """Add every active grant, chart and note to its lookups (idempotent: entries are sets). How many
-        lookup keys were written."""
+        """Add every active grant (and its expiry minute, if it expires), chart and note to its lookups
+        (idempotent: entries are sets). How many lookup keys were written."""
         reach: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        ids: dict[str, list[str]] = defaultdict(list)
         async for grant in self.grants.find({"revoked_at": None, "expired_at": None}, NO_OUTBOX):
             for key in reach_keys(grant):
                 reach[key].append(reach_entry(grant))
-        ids: dict[str, list[str]] = defaultdict(list)
+            if grant.get("expires_at") is not None:
+                ids[expiry_key(grant["expires_at"])].append(grant["_id"])
         async for chart in self.charts.find({}, {"author_id": 1, "patient_id": 1}):
             ids[author_key(chart["author_id"])].append(chart["_id"])
             ids[patient_key(chart["author_id"], chart["patient_id"])].append(chart["_id"])
@@ -345,10 +385,12 @@ class ChartStore:
         return await self.grants.find(query, NO_OUTBOX).sort("_id", ASCENDING).to_list()
 
     async def insert_grant(self, grant: GrantDoc, *events: Envelope) -> None:
-        """Listed in every recipient's lookup first, then written."""
+        """Listed in every recipient's lookup (and, if it expires, in its expiry minute's) first, then written."""
         entry = reach_entry(grant)
-        await insert_fresh(self.grants, grant, *events, kick=self._kick, claims=self._claims,
-                           before=[self.reach_sets.add(key, entry) for key in reach_keys(grant)])
+        before = [self.reach_sets.add(key, entry) for key in reach_keys(grant)]
+        if grant.get("expires_at") is not None:
+            before.append(self.index_sets.add(expiry_key(grant["expires_at"]), grant["_id"]))
+        await insert_fresh(self.grants, grant, *events, kick=self._kick, claims=self._claims, before=before)
 
     async def grant(self, grant_id: str, *, owner_id: str) -> GrantDoc | None:
         return cast(GrantDoc | None, await self.grants.find_one({"_id": grant_id, "owner_id": owner_id}, NO_OUTBOX))
@@ -380,19 +422,52 @@ class ChartStore:
         earlier = parse_entry(entry)  # as written before entries were strings
         await asyncio.gather(*(self.reach_sets.remove(key, entry, earlier) for key in reach_keys(grant)))
 
-    async def due_grants(self, now: datetime, *, batch: int) -> list[GrantDoc]:
-        """Grants past their ``expires_at`` and not yet marked expired (nor revoked)."""
-        return await self.grants.find({"revoked_at": None, "expired_at": None, "expires_at": {"$lte": now}},
-                                      NO_OUTBOX).limit(batch).to_list()
+    async def due_grants(self, now: datetime, *, batch: int) -> ExpirySweep:
+        """Grants past their ``expires_at`` and not yet marked expired (nor revoked), at most ``batch``.
+
+        Read from the lookups of the minutes since this store's last complete sweep (``expiries_swept``),
+        less ``EXPIRY_GRACE``: a few documents by ``_id`` whatever the size of the collection. The first
+        sweep, and one every ``EXPIRY_FULL_EVERY``, query the collection instead (MongoDB's ``expiry``
+        index serves it; FerretDB scans it), so a grant missing from the lookups (listed later than the
+        grace) is still announced, later."""
+        full = self._expiry_since is None or self._expiry_full_at is None \
+            or now - self._expiry_full_at >= EXPIRY_FULL_EVERY
+        if full:
+            grants = await self.grants.find({"revoked_at": None, "expired_at": None, "expires_at": {"$lte": now}},
+                                            NO_OUTBOX).limit(batch).to_list()
+            return ExpirySweep(now, grants, complete=len(grants) < batch, full=True)
+        assert self._expiry_since is not None
+        keys = expiry_keys(min(self._expiry_since, now) - EXPIRY_GRACE, now)
+        ids = sorted({i for listed in (await self.index_sets.members(keys)).values() for i in listed})
+        due = [g for g in await find_by_ids(self.grants, ids, NO_OUTBOX)
+               if g.get("revoked_at") is None and g.get("expired_at") is None
+               and g.get("expires_at") is not None and g["expires_at"] <= now]
+        return ExpirySweep(now, due[:batch], complete=len(due) <= batch, full=False, keys=keys)
+
+    async def expiries_swept(self, sweep: ExpirySweep) -> None:
+        """``sweep`` found every grant due then and each was expired (or found revoked or expired): the next
+        sweeps read from its time on. The minutes they will not read again are done, so their lookups go."""
+        self._expiry_since = max(self._expiry_since or sweep.now, sweep.now)
+        if sweep.full:
+            self._expiry_full_at = max(self._expiry_full_at or sweep.now, sweep.now)
+            return
+        done = expiry_key(sweep.now - EXPIRY_GRACE)
+        await self.index_sets.drop([k for k in sweep.keys if k < done])
 
     async def expire_grant(self, grant: GrantDoc, claim: ExpiryDoc, *events: Envelope) -> bool:
         """Claim the announcement of a grant's expiry by a unique insert into ``chart_expiries`` carrying
         ``events`` (of several replicas only the winner's insert succeeds, on every engine), then mark the
-        grant ``expired_at`` so it is no longer due. True if this call made the claim."""
+        grant ``expired_at`` so it is no longer due. True if this call made the claim.
+
+        ``expired_at`` is the winning claim's time, whoever writes it (a loser reads the claim: the winner may
+        have stopped before its write), so the write needs no condition: a filter of ``_id`` alone, which
+        FerretDB serves from its index (with any other field it scans the collection)."""
         claimed = await insert_once(self.expiries, claim, *events)
         if claimed:
             self._kick(EXPIRIES, claim["_id"])
-        await self.grants.update_one({"_id": claim["_id"], "expired_at": None}, {"$set": {"expired_at": claim["at"]}})
+        else:
+            claim = cast(ExpiryDoc, await self.expiries.find_one({"_id": claim["_id"]}, NO_OUTBOX) or claim)
+        await self.grants.update_one({"_id": claim["_id"]}, {"$set": {"expired_at": claim["at"]}})
         await self.unlist_grant(grant)
         return claimed
 
