@@ -37,7 +37,7 @@ import structlog
 from bson import ObjectId
 from bson.codec_options import CodecOptions
 from bson.tz_util import utc as bson_utc
-from pymongo import AsyncMongoClient, UpdateOne
+from pymongo import AsyncMongoClient, DeleteOne, UpdateOne
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 log = structlog.get_logger("clinishare.mongo")
@@ -766,6 +766,21 @@ async def update_by_ids(coll: Any, ids: Iterable[Any], update: Mapping[str, Any]
         return
     for start in range(0, len(unique), ID_SET_BATCH):
         await coll.update_many({"_id": {"$in": unique[start:start + ID_SET_BATCH]}}, dict(update))
+
+
+async def delete_by_ids(coll: Any, ids: Iterable[Any]) -> None:
+    """Delete the documents with these ``_id``s: one ``delete_many`` with ``$in`` per ``ID_SET_BATCH`` ids
+    where the server serves it from the ``_id`` index; on FerretDB, whose ``$in`` scans the collection,
+    bulk writes whose every statement's filter is a bare ``{"_id": x}`` (at most ``BULK_STATEMENTS`` each)."""
+    unique = list(dict.fromkeys(ids))
+    if not unique:
+        return
+    if _in_process(coll) or not await scans_id_sets(coll):
+        for start in range(0, len(unique), ID_SET_BATCH):
+            await coll.delete_many({"_id": {"$in": unique[start:start + ID_SET_BATCH]}})
+        return
+    for start in range(0, len(unique), BULK_STATEMENTS):
+        await coll.bulk_write([DeleteOne({"_id": i}) for i in unique[start:start + BULK_STATEMENTS]], ordered=False)
 
 
 # Statements per bulk write. FerretDB 1.24.2 keeps each statement's read cursor (an SQLite connection of

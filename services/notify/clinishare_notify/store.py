@@ -29,7 +29,7 @@ import structlog
 from pymongo.errors import BulkWriteError
 
 from clinishare_shared.lookups import ChunkedSets
-from clinishare_shared.mongo import find_by_ids, insert_new, new_id, now_ms, update_by_ids
+from clinishare_shared.mongo import delete_by_ids, find_by_ids, insert_new, new_id, now_ms, update_by_ids
 
 from clinishare_notify.domain.stored import EmailState, NotificationDoc, notification_id
 
@@ -230,9 +230,7 @@ class NotifyStore:
 
     async def dequeue_emails(self, notification_ids: list[str]) -> None:
         """Drop the entries of e-mails settled for good (after the write that settled them)."""
-        if notification_ids:
-            ids = notification_ids
-            await self.email_due.delete_many({"_id": ids[0] if len(ids) == 1 else {"$in": ids}})
+        await delete_by_ids(self.email_due, notification_ids)
 
     async def queue_unqueued(self) -> int:
         """Queue every pending or in-flight e-mail that has no entry (notifications written before the

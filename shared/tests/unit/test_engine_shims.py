@@ -14,7 +14,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from clinishare_shared import mongo
 from clinishare_shared.mongo import (
     InProcessMongoClient, ensure_ttl_index, find_by_ids, insert_new, open_client, pull_exact, purge_expired,
-    scans_id_sets, server_engine, update_by_ids, update_each,
+    delete_by_ids, scans_id_sets, server_engine, update_by_ids, update_each,
 )
 
 
@@ -210,11 +210,12 @@ class Spy:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._coll, name)
-        if name not in ("find", "find_one", "update_one", "update_many", "bulk_write"):
+        if name not in ("find", "find_one", "update_one", "update_many", "delete_many", "bulk_write"):
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append((name, args[0] if args and name != "bulk_write" else None))
+            # a bulk write: each statement's filter
+            self.calls.append((name, [op._filter for op in args[0]] if name == "bulk_write" else args[0]))
             return attr(*args, **kwargs)
 
         return call
@@ -242,6 +243,27 @@ async def test_many_ids_are_one_id_set_query_where_the_index_serves_it_and_bare_
                              ("update_many", {"_id": {"$in": ["d4", "d2"]}}), ("update_many", {"_id": {"$in": ["d0"]}})]
     with pytest.raises(ValueError):
         await find_by_ids(any_db.docs, ["d0"], {"_id": 0, "n": 1})
+
+
+async def test_delete_by_ids_deletes_the_named_documents_by_bare_id_on_ferretdb(
+        any_db: Any, mongo_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One ``$in`` per batch where the ``_id`` index serves it; on FerretDB (which scans for ``$in``) bulk
+    writes of bare-``_id`` statements, at most ``BULK_STATEMENTS`` each."""
+    ferretdb = not isinstance(any_db, mongo.InProcessDatabase) and "FerretDB" in await server_engine(mongo_client)
+    await any_db.docs.insert_many([{"_id": f"d{i}"} for i in range(6)])
+    monkeypatch.setattr(mongo, "ID_SET_BATCH", 2)
+    monkeypatch.setattr(mongo, "BULK_STATEMENTS", 2)
+    spy = Spy(any_db.docs)
+    await delete_by_ids(spy, ["d4", "missing", "d1", "d4", "d0"])
+    assert sorted([d["_id"] async for d in any_db.docs.find({})]) == ["d2", "d3", "d5"]
+    if ferretdb:
+        assert spy.calls == [("bulk_write", [{"_id": "d4"}, {"_id": "missing"}]), ("bulk_write", [{"_id": "d1"}, {"_id": "d0"}])]
+    else:
+        assert spy.calls == [("delete_many", {"_id": {"$in": ["d4", "missing"]}}),
+                             ("delete_many", {"_id": {"$in": ["d1", "d0"]}})]
+    spy.calls.clear()
+    await delete_by_ids(spy, [])  # nothing to do: no round trip
+    assert spy.calls == []
 
 
 async def test_update_by_ids_updates_each_named_document_once_and_no_other(any_db: Any) -> None:
