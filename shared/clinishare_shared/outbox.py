@@ -50,7 +50,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from clinishare_shared.bus.base import EventBus, PublishFailed
 from clinishare_shared.events import Envelope
-from clinishare_shared.mongo import find_by_ids, insert_new, pull_exact, update_each
+from clinishare_shared.mongo import delete_by_ids, find_by_ids, insert_new, pull_exact, update_each
 from clinishare_shared.observability import TRACE_KEY, carrier, unconfirmed
 from clinishare_shared.lifecycle import cancel_and_wait
 
@@ -382,9 +382,20 @@ class OutboxRelay:
         return [keys[k] for i, k in enumerate(free) if i not in lost]
 
     async def _release(self, coll: Any, ids: list[Any], token: str) -> None:
-        """Give leases back, unless they ran out (then another relay may hold them now: not ours to drop)."""
-        if ids and datetime.now(UTC) < self._until:
-            await self.db[CLAIMS].delete_many({"_id": {"$in": [f"{coll.name}/{i}" for i in ids]}, "by": token})
+        """Give leases back, unless they ran out (then another relay may hold them now: not ours to drop).
+        While more than half of the lease is left, nobody else can hold them (a takeover waits for the
+        lease to run out, and a clock ahead of ours by less than half a lease cannot see it run out yet:
+        the rule publishing keeps too), and this relay gives each back once, so they are deleted by bare
+        ``_id``, which FerretDB serves from its index (with ``by`` in the filter it scans the leases);
+        later, only those still carrying this relay's token."""
+        left = (self._until - datetime.now(UTC)).total_seconds()
+        if not ids or left <= 0:
+            return
+        keys = [f"{coll.name}/{i}" for i in ids]
+        if left > self.lease_seconds / 2:
+            await delete_by_ids(self.db[CLAIMS], keys)
+        else:
+            await self.db[CLAIMS].delete_many({"_id": {"$in": keys}, "by": token})
 
     async def run_once(self) -> int:
         """One pass over every claimable document. Returns how many events were published."""
