@@ -735,6 +735,32 @@ async def scans_id_sets(coll: Any) -> bool:
     return _id_sets_scan[client]
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def matches(doc: Mapping[str, Any], where: Mapping[str, Any]) -> bool:
+    """Whether ``doc``'s top-level fields equal ``where``'s scalar values, as a query's equality would match
+    them (a missing field equals None). For a field that holds a scalar: a query matches an array element
+    too, so use it only on fields written as scalars."""
+    for key, value in where.items():
+        if "." in key or key.startswith("$") or not isinstance(value, _SCALARS):
+            raise ValueError(f"matches: top-level scalar equality only, not {key!r}: {value!r}")
+        stored = doc.get(key)
+        if stored != value or isinstance(stored, bool) != isinstance(value, bool):  # BSON: true is not 1
+            return False
+    return True
+
+
+async def find_by_id(coll: Any, doc_id: Any, projection: Mapping[str, Any] | None = None, *,
+                     where: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The document with this ``_id`` if its fields equal ``where`` (``matches``), read by the bare ``_id``
+    filter every engine serves from its index: FerretDB's SQLite handler scans the whole collection for a
+    filter with any other field, so ``find_one({"_id": x, "owner_id": o})`` scanned it on every call.
+    ``projection`` must keep the fields ``where`` names."""
+    doc = await coll.find_one({"_id": doc_id}, projection)
+    return doc if doc is not None and matches(doc, where or {}) else None
+
+
 async def find_by_ids(coll: Any, ids: Iterable[Any], projection: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """The documents with these ``_id``s that exist, in the order of ``ids`` (repeats read once): one
     ``$in`` query per ``ID_SET_BATCH`` ids where the server serves it from the ``_id`` index, else (FerretDB)

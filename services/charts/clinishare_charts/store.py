@@ -40,7 +40,7 @@ from clinishare_charts.domain.access import ChartRef, GrantRef, covers
 from clinishare_charts.domain.stored import AccessDoc, ChartDoc, ExpiryDoc, GrantDoc, NoteDoc
 from clinishare_shared.events import Envelope
 from clinishare_shared.lookups import ChunkedSets
-from clinishare_shared.mongo import find_by_ids, insert_new
+from clinishare_shared.mongo import find_by_id, find_by_ids, insert_new
 from clinishare_shared.outbox import (NO_OUTBOX, FreshClaims, Kick, insert_fresh, insert_once, no_kick,
                                       push_events, strip_outbox, with_events)
 from clinishare_shared.pagination import PageQuery
@@ -393,7 +393,7 @@ class ChartStore:
         await insert_fresh(self.grants, grant, *events, kick=self._kick, claims=self._claims, before=before)
 
     async def grant(self, grant_id: str, *, owner_id: str) -> GrantDoc | None:
-        return cast(GrantDoc | None, await self.grants.find_one({"_id": grant_id, "owner_id": owner_id}, NO_OUTBOX))
+        return cast(GrantDoc | None, await find_by_id(self.grants, grant_id, NO_OUTBOX, where={"owner_id": owner_id}))
 
     async def own_grants(self, owner_id: str, *, include_revoked: bool, page: PageQuery) -> list[GrantDoc]:
         query: dict[str, Any] = {"owner_id": owner_id, **page.id_filter()}

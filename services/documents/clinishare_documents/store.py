@@ -12,7 +12,7 @@ from typing import Any
 
 from clinishare_shared.events import Envelope
 from clinishare_shared.gridfs import FileInfo, GridStore
-from clinishare_shared.mongo import ensure_ttl_index, insert_new, now_ms
+from clinishare_shared.mongo import ensure_ttl_index, find_by_id, find_by_ids, insert_new, matches, now_ms
 from clinishare_shared.outbox import Kick, NO_OUTBOX, insert_once, no_kick, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 
@@ -88,13 +88,13 @@ class DocumentStore:
             self._kick(DOCUMENTS, doc.id)
 
     async def get(self, document_id: str) -> Document | None:
-        raw = await self.documents.find_one({"_id": document_id, **NOT_DELETED}, _HIDE)
+        raw = await find_by_id(self.documents, document_id, _HIDE, where=NOT_DELETED)
         return None if raw is None else Document.model_validate(raw)
 
     async def owned(self, owner_id: str, ids: Iterable[str]) -> dict[str, Document]:
-        docs = await self.documents.find({"_id": {"$in": list(ids)}, "owner_id": owner_id, **NOT_DELETED},
-                                         _HIDE).to_list()
-        return {d["_id"]: Document.model_validate(d) for d in docs}
+        # by _id alone (FerretDB scans for any other filter), then checked here
+        docs = await find_by_ids(self.documents, ids, _HIDE)
+        return {d["_id"]: Document.model_validate(d) for d in docs if matches(d, {"owner_id": owner_id, **NOT_DELETED})}
 
     async def _page(self, query: dict[str, Any], page: PageQuery) -> tuple[list[Document], str | None]:
         """A newest-first page and the next page's cursor."""

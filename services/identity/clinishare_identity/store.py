@@ -18,7 +18,7 @@ from pymongo.errors import DuplicateKeyError
 
 from clinishare_shared.domain.sharing import ConnectionView, OfficeView
 from clinishare_shared.events import Envelope
-from clinishare_shared.mongo import insert_new, now_ms
+from clinishare_shared.mongo import find_by_id, insert_new, now_ms
 from clinishare_shared.outbox import Kick, NO_OUTBOX, no_kick, push_events, with_events
 from clinishare_shared.pagination import PageQuery
 from clinishare_shared.throttle import AttemptThrottle
@@ -148,7 +148,7 @@ class IdentityStore:
         self._kick(CONNECTIONS, conn["_id"])
 
     async def connection(self, connection_id: str) -> ConnectionDoc | None:
-        return await self.connections.find_one({"_id": connection_id, "deleted_at": None}, NO_OUTBOX)
+        return await find_by_id(self.connections, connection_id, NO_OUTBOX, where={"deleted_at": None})
 
     async def list_connections(self, account_id: str, owned_office_ids: list[str],
                                page: PageQuery) -> list[ConnectionDoc]:

@@ -29,7 +29,7 @@ import structlog
 from pymongo.errors import BulkWriteError
 
 from clinishare_shared.lookups import ChunkedSets
-from clinishare_shared.mongo import delete_by_ids, find_by_ids, insert_new, new_id, now_ms, update_by_ids
+from clinishare_shared.mongo import delete_by_ids, find_by_id, find_by_ids, insert_new, new_id, now_ms, update_by_ids
 
 from clinishare_notify.domain.stored import EmailState, NotificationDoc, notification_id
 
@@ -111,7 +111,7 @@ class NotifyStore:
         return docs, None
 
     async def get(self, notification_id: str, recipient_id: str) -> NotificationDoc | None:
-        return await self.notifications.find_one({"_id": notification_id, "recipient_id": recipient_id})
+        return await find_by_id(self.notifications, notification_id, where={"recipient_id": recipient_id})
 
     async def mark_read(self, notification_id: str, recipient_id: str) -> NotificationDoc | None:
         """Mark read (idempotent: an already-read one keeps its first read_at)."""

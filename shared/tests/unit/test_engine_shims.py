@@ -14,7 +14,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from clinishare_shared import mongo
 from clinishare_shared.mongo import (
     InProcessMongoClient, ensure_ttl_index, find_by_ids, insert_new, open_client, pull_exact, purge_expired,
-    delete_by_ids, scans_id_sets, server_engine, update_by_ids, update_each,
+    delete_by_ids, find_by_id, matches, scans_id_sets, server_engine, update_by_ids, update_each,
 )
 
 
@@ -264,6 +264,28 @@ async def test_delete_by_ids_deletes_the_named_documents_by_bare_id_on_ferretdb(
     spy.calls.clear()
     await delete_by_ids(spy, [])  # nothing to do: no round trip
     assert spy.calls == []
+
+
+async def test_find_by_id_reads_by_bare_id_and_checks_the_rest_as_a_query_would(any_db: Any) -> None:
+    """``find_one({"_id": x, "owner_id": o})`` scanned the collection on FerretDB: ``find_by_id`` reads by the
+    bare ``_id`` and checks the other fields as the query's equality does (a missing field is None)."""
+    await any_db.docs.insert_many([{"_id": "d1", "owner_id": "alice", "deleted_at": None, "n": 1},
+                                   {"_id": "d2", "owner_id": "bob", "flag": True}])
+    spy = Spy(any_db.docs)
+    cases = [("d1", {"owner_id": "alice"}), ("d1", {"owner_id": "bob"}), ("d1", {"owner_id": "alice", "deleted_at": None}),
+             ("d2", {"deleted_at": None}), ("d2", {"flag": True}), ("d1", {"n": 1.0}), ("missing", {}), ("d2", {})]
+    for doc_id, where in cases:
+        want = await any_db.docs.find_one({"_id": doc_id, **where})
+        assert await find_by_id(spy, doc_id, where=where) == want, (doc_id, where)
+    assert [f for _, f in spy.calls] == [{"_id": doc_id} for doc_id, _ in cases]
+    # true is not 1 in BSON (as FerretDB answers; mongomock compares as Python does)
+    assert await find_by_id(any_db.docs, "d2", where={"flag": 1}) is None
+    assert await find_by_id(any_db.docs, "d1", where={"n": True}) is None
+    assert await find_by_id(any_db.docs, "d1", {"n": 1, "owner_id": 1}, where={"owner_id": "alice"}) == \
+        {"_id": "d1", "n": 1, "owner_id": "alice"}
+    for bad in ({"owner_id": {"$ne": "x"}}, {"a.b": 1}, {"tags": ["x"]}):
+        with pytest.raises(ValueError):
+            matches({"_id": "d1"}, bad)
 
 
 async def test_update_by_ids_updates_each_named_document_once_and_no_other(any_db: Any) -> None:
