@@ -38,6 +38,13 @@ async def _grant(store: ChartStore, expires_at: datetime | None, recipient: str 
                                      practitioner_ids=[recipient], office_ids=[], expires_at=expires_at)
 
 
+async def _kept_and_revoked(store: ChartStore, kept_at: datetime, revoked_at: datetime) -> tuple[dict[str, Any], ...]:
+    """Two expiring grants, the second revoked."""
+    kept, revoked = await _grant(store, kept_at), await _grant(store, revoked_at)
+    await service.revoke_grant(store=store, grant_id=revoked["_id"], owner_id="dr-a")
+    return kept, revoked
+
+
 def _by_id_only(filters: list[Any]) -> bool:
     return all(isinstance(f, dict) and set(f) == {"_id"} for f in filters)
 
@@ -77,9 +84,7 @@ async def test_after_the_first_sweep_due_grants_are_read_by_id_from_their_minute
 async def test_a_revoked_grant_in_its_minute_is_not_expired_and_a_passed_minute_is_cleared(
         mongo_client: Any, db_name: str) -> None:
     store = ChartStore(mongo_client[db_name])
-    revoked = await _grant(store, T0 + timedelta(seconds=10))
-    kept = await _grant(store, T0 + timedelta(seconds=10))
-    await service.revoke_grant(store=store, grant_id=revoked["_id"], owner_id="dr-a")
+    kept, _ = await _kept_and_revoked(store, T0 + timedelta(seconds=10), T0 + timedelta(seconds=10))
     assert await service.expire_due(store=store, now=T0) == 0
     assert await service.expire_due(store=store, now=T0 + timedelta(seconds=15)) == 1
     assert await _expired(store) == {kept["_id"]}
@@ -119,9 +124,7 @@ async def test_a_grant_the_lookups_lack_is_found_by_the_next_full_sweep(mongo_cl
 async def test_building_the_lookups_lists_active_expiring_grants_in_their_minutes(
         mongo_client: Any, db_name: str) -> None:
     store = ChartStore(mongo_client[db_name])
-    expiring = await _grant(store, T0 + timedelta(hours=1))
-    revoked = await _grant(store, T0 + timedelta(hours=2))
-    await service.revoke_grant(store=store, grant_id=revoked["_id"], owner_id="dr-a")
+    expiring, revoked = await _kept_and_revoked(store, T0 + timedelta(hours=1), T0 + timedelta(hours=2))
     await store.index.delete_many({})
     await store.build_lookups()
     listed = await store.index_sets.members([expiry_key(expiring["expires_at"]), expiry_key(revoked["expires_at"])])
