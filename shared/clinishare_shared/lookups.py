@@ -8,7 +8,6 @@ every read checks what it loads.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from clinishare_shared.mongo import find_by_ids, insert_new, pull_exact
+from clinishare_shared.mongo import delete_by_ids, find_by_ids, insert_new, pull_exact
 
 
 class ChunkedSets:
@@ -98,12 +97,12 @@ class ChunkedSets:
         self._last[key] = k
 
     async def drop(self, keys: Iterable[str]) -> None:
-        """Delete these keys' sets: every document of each, each by its bare ``_id``."""
+        """Delete these keys' sets: every document of each (``delete_by_ids``)."""
         keys = list(keys)
         for key in keys:
             self._last.pop(key, None)
-        docs = await self._documents(keys) if keys else []
-        await asyncio.gather(*(self.coll.delete_one({"_id": d["_id"]}) for d in docs))
+        if keys:
+            await delete_by_ids(self.coll, [d["_id"] for d in await self._documents(keys)])
 
     async def remove(self, key: str, *values: Any) -> None:
         """Take ``values`` out of the key's set, wherever they are (``pull_exact`` of the stored elements)."""

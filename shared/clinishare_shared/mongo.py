@@ -801,7 +801,7 @@ async def delete_by_ids(coll: Any, ids: Iterable[Any]) -> None:
     unique = list(dict.fromkeys(ids))
     if not unique:
         return
-    if _in_process(coll) or not await scans_id_sets(coll):
+    if not await scans_id_sets(coll):
         for start in range(0, len(unique), ID_SET_BATCH):
             await coll.delete_many({"_id": {"$in": unique[start:start + ID_SET_BATCH]}})
         return

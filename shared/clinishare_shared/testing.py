@@ -498,6 +498,45 @@ class RecordingDb:
         return Recorded()
 
 
+class FilterSpy:
+    """A collection that records the method and filter of each read and write that names one into
+    ``calls`` (a bulk write: its statements' filters, as a list), and is otherwise the collection."""
+
+    METHODS = ("find", "find_one", "update_one", "update_many", "delete_one", "delete_many",
+               "find_one_and_update", "bulk_write")
+
+    def __init__(self, coll: Any, calls: list[tuple[str, Any]] | None = None) -> None:
+        self._coll = coll
+        self.calls: list[tuple[str, Any]] = [] if calls is None else calls
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._coll, name)
+        if name not in self.METHODS:
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            filter = [op._filter for op in args[0]] if name == "bulk_write" else (args[0] if args else kwargs.get("filter"))
+            self.calls.append((name, filter))
+            return attr(*args, **kwargs)
+
+        return call
+
+
+class FilterSpyDb:
+    """A database whose collections named in ``only`` are ``FilterSpy``s recording into one ``calls``."""
+
+    def __init__(self, db: Any, only: Sequence[str]) -> None:
+        self._db, self._only = db, set(only)
+        self.calls: list[tuple[str, Any]] = []
+
+    def __getitem__(self, name: str) -> Any:
+        coll = self._db[name]
+        return FilterSpy(coll, self.calls) if name in self._only else coll
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
 class LoggingBus(PipelineBus):
     def __init__(self, log: list[tuple[str, str]]) -> None:
         super().__init__()

@@ -16,6 +16,7 @@ from clinishare_shared.mongo import (
     InProcessMongoClient, ensure_ttl_index, find_by_ids, insert_new, open_client, pull_exact, purge_expired,
     delete_by_ids, find_by_id, matches, scans_id_sets, server_engine, update_by_ids, update_each,
 )
+from clinishare_shared.testing import FilterSpy
 
 
 @pytest.fixture(params=["session-engine", "in-process"])
@@ -202,25 +203,6 @@ async def test_find_by_ids_reads_each_id_once_in_the_order_given_and_skips_missi
     assert await find_by_ids(any_db.docs, []) == []
 
 
-class Spy:
-    """A collection that records each call's method and filter."""
-
-    def __init__(self, coll: Any) -> None:
-        self._coll, self.calls = coll, []
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._coll, name)
-        if name not in ("find", "find_one", "update_one", "update_many", "delete_many", "bulk_write"):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            # a bulk write: each statement's filter
-            self.calls.append((name, [op._filter for op in args[0]] if name == "bulk_write" else args[0]))
-            return attr(*args, **kwargs)
-
-        return call
-
-
 async def test_many_ids_are_one_id_set_query_where_the_index_serves_it_and_bare_look_ups_on_ferretdb(
         any_db: Any, mongo_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """MongoDB and the in-process engine answer ``{"_id": {"$in": ids}}`` from the ``_id`` index, in one round
@@ -230,7 +212,7 @@ async def test_many_ids_are_one_id_set_query_where_the_index_serves_it_and_bare_
     assert await scans_id_sets(any_db.docs) is ferretdb
     await any_db.docs.insert_many([{"_id": f"d{i}", "n": i} for i in range(5)])
     monkeypatch.setattr(mongo, "ID_SET_BATCH", 2)
-    spy = Spy(any_db.docs)
+    spy = FilterSpy(any_db.docs)
     found = await find_by_ids(spy, ["d3", "missing", "d1", "d3", "d0"], {"n": 1})
     assert found == [{"_id": "d3", "n": 3}, {"_id": "d1", "n": 1}, {"_id": "d0", "n": 0}]
     await update_by_ids(spy, ["d4", "d2", "d4", "d0"], {"$inc": {"n": 10}})
@@ -253,7 +235,7 @@ async def test_delete_by_ids_deletes_the_named_documents_by_bare_id_on_ferretdb(
     await any_db.docs.insert_many([{"_id": f"d{i}"} for i in range(6)])
     monkeypatch.setattr(mongo, "ID_SET_BATCH", 2)
     monkeypatch.setattr(mongo, "BULK_STATEMENTS", 2)
-    spy = Spy(any_db.docs)
+    spy = FilterSpy(any_db.docs)
     await delete_by_ids(spy, ["d4", "missing", "d1", "d4", "d0"])
     assert sorted([d["_id"] async for d in any_db.docs.find({})]) == ["d2", "d3", "d5"]
     if ferretdb:
@@ -271,7 +253,7 @@ async def test_find_by_id_reads_by_bare_id_and_checks_the_rest_as_a_query_would(
     bare ``_id`` and checks the other fields as the query's equality does (a missing field is None)."""
     await any_db.docs.insert_many([{"_id": "d1", "owner_id": "alice", "deleted_at": None, "n": 1},
                                    {"_id": "d2", "owner_id": "bob", "flag": True}])
-    spy = Spy(any_db.docs)
+    spy = FilterSpy(any_db.docs)
     cases = [("d1", {"owner_id": "alice"}), ("d1", {"owner_id": "bob"}), ("d1", {"owner_id": "alice", "deleted_at": None}),
              ("d2", {"deleted_at": None}), ("d2", {"flag": True}), ("d1", {"n": 1.0}), ("missing", {}), ("d2", {})]
     for doc_id, where in cases:

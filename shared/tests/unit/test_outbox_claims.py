@@ -8,7 +8,7 @@ from typing import Any
 from clinishare_shared.bus.base import PublishFailed
 from clinishare_shared.events import ChartNoteAdded, Envelope, make_event
 from clinishare_shared.outbox import CLAIMS, OUTBOX, OutboxRelay, push_events, strip_outbox, with_events
-from clinishare_shared.testing import StubBus
+from clinishare_shared.testing import FilterSpyDb, StubBus
 
 
 def _note(i: int, chart: str) -> Envelope:
@@ -260,30 +260,10 @@ async def test_an_event_sent_to_a_broker_that_died_goes_out_again_and_is_counted
     assert await relay.pending() == 0 and await db[CLAIMS].count_documents({}) == 0
 
 
-class _ClaimsSpy:
-    """The relay's database, recording the filters of deletes on the lease collection."""
-
-    def __init__(self, db: Any) -> None:
-        self._db, self.deletes = db, []
-
-    def __getitem__(self, name: str) -> Any:
-        coll, deletes = self._db[name], self.deletes
-        if name != CLAIMS:
-            return coll
-
-        class Spied:
-            def __getattr__(self, attr: str) -> Any:
-                inner = getattr(coll, attr)
-                if attr in ("delete_one", "delete_many"):
-                    return lambda f, *a, **k: (deletes.append(f), inner(f, *a, **k))[1]
-                if attr == "bulk_write":
-                    return lambda ops, *a, **k: (deletes.extend(op._filter for op in ops), inner(ops, *a, **k))[1]
-                return inner
-
-        return Spied()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._db, name)
+def _deletes(calls: list[tuple[str, Any]]) -> list[Any]:
+    """The filters of the deletes among a ``FilterSpy``'s calls (a bulk write's, each statement's)."""
+    return [f for name, fs in calls if name in ("delete_one", "delete_many", "bulk_write")
+            for f in (fs if name == "bulk_write" else [fs])]
 
 
 async def test_leases_given_back_early_go_by_bare_id_and_late_ones_only_if_still_ours(db: Any) -> None:
@@ -294,10 +274,11 @@ async def test_leases_given_back_early_go_by_bare_id_and_late_ones_only_if_still
     bus = RecordingBus()
     await _stage(db, docs=3, per_doc=1)
     relay = OutboxRelay(db, ["charts"], bus, lease_seconds=30)
-    spy = relay.db = _ClaimsSpy(db)
+    spy = relay.db = FilterSpyDb(db, [CLAIMS])
     assert await relay.run_once() == 3
-    assert spy.deletes and all(set(f) == {"_id"} and isinstance(f["_id"], (str, dict)) for f in spy.deletes)
-    assert all(not isinstance(f["_id"], dict) or set(f["_id"]) == {"$in"} for f in spy.deletes)
+    deletes = _deletes(spy.calls)
+    assert deletes and all(set(f) == {"_id"} and isinstance(f["_id"], (str, dict)) for f in deletes)
+    assert all(not isinstance(f["_id"], dict) or set(f["_id"]) == {"$in"} for f in deletes)
     assert await db[CLAIMS].count_documents({}) == 0
     for d in ("cx0", "cx1"):
         await db.charts.insert_one(with_events({"_id": d}, _note(0, d)))
@@ -305,7 +286,7 @@ async def test_leases_given_back_early_go_by_bare_id_and_late_ones_only_if_still
     assert token is not None and len(held) == 2
     await db[CLAIMS].update_one({"_id": "charts/cx0"}, {"$set": {"by": "ahead:relay"}})  # taken over
     relay._until = datetime.now(UTC) + timedelta(seconds=10)  # less than half of 30 s left
-    spy.deletes.clear()
+    spy.calls.clear()
     await relay._release(db.charts, [d["_id"] for d in held], token)
-    assert [set(f) for f in spy.deletes] == [{"_id", "by"}]
+    assert [set(f) for f in _deletes(spy.calls)] == [{"_id", "by"}]
     assert [c["_id"] async for c in db[CLAIMS].find({})] == ["charts/cx0"]  # the other relay's lease stays

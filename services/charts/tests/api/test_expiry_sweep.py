@@ -10,27 +10,9 @@ from typing import Any
 
 from clinishare_charts import service
 from clinishare_charts.store import EXPIRY_FULL_EVERY, EXPIRY_GRACE, ChartStore, expiry_key, expiry_keys
+from clinishare_shared.testing import FilterSpy
 
 T0 = datetime(2026, 6, 1, 9, 0, 30, tzinfo=UTC)
-
-
-class Spy:
-    """The collection, recording the filter of every read and write that names one."""
-
-    def __init__(self, coll: Any, seen: list[Any]) -> None:
-        self._coll, self._seen = coll, seen
-
-    def __getattr__(self, name: str) -> Any:
-        inner = getattr(self._coll, name)
-        if name not in ("find", "find_one", "update_one", "update_many", "delete_one", "delete_many",
-                        "find_one_and_update"):
-            return inner
-
-        def call(filter: Any = None, *args: Any, **kwargs: Any) -> Any:
-            self._seen.append(filter)
-            return inner(filter, *args, **kwargs)
-
-        return call
 
 
 async def _grant(store: ChartStore, expires_at: datetime | None, recipient: str = "dr-b") -> dict[str, Any]:
@@ -71,11 +53,11 @@ async def test_after_the_first_sweep_due_grants_are_read_by_id_from_their_minute
     assert await store.index.find_one({"_id": expiry_key(soon["expires_at"])}) is not None
     assert await store.index.find_one({"_id": expiry_key(later["expires_at"])}) is not None
     assert await service.expire_due(store=store, now=T0) == 0  # the first sweep reads the collection
-    seen: list[Any] = []
-    store.grants, store.expiries = Spy(store.grants, seen), store.expiries
+    spy = store.grants = FilterSpy(store.grants)
     assert await service.expire_due(store=store, now=T0 + timedelta(seconds=5)) == 0
     assert await service.expire_due(store=store, now=T0 + timedelta(seconds=25)) == 1
     assert await _expired(store) == {soon["_id"]}
+    seen = [f for _, f in spy.calls]
     assert seen and _by_id_only(seen), seen  # no query on expires_at: nothing scanned
     assert await service.expire_due(store=store, now=T0 + timedelta(seconds=30)) == 0  # announced once
     assert never["_id"] not in await _expired(store) and later["_id"] not in await _expired(store)
