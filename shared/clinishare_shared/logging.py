@@ -7,12 +7,35 @@ there are no plain-text lines: one JSON object per line, whoever logged it.
 
 from __future__ import annotations
 
+import json as _json
 import logging
 import sys
+from typing import Any
 
 import structlog
 
 _HANDLER_NAME = "clinishare-json"
+
+
+def _json_fallback(obj: Any) -> Any:
+    """What structlog's own JSON renderer writes for a value JSON has no type for."""
+    try:
+        return obj.__structlog__()
+    except AttributeError:
+        return repr(obj)
+
+
+_ENCODER = _json.JSONEncoder(default=_json_fallback)
+
+
+def _dumps(event_dict: Any, **_: Any) -> str:
+    return _ENCODER.encode(event_dict)
+
+
+def json_renderer() -> structlog.processors.JSONRenderer:
+    """structlog's JSON renderer, its output unchanged, with one encoder made once: ``json.dumps`` with a
+    ``default`` builds a new encoder for every line (a third of the renderer's time)."""
+    return structlog.processors.JSONRenderer(serializer=_dumps)
 
 
 def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -> None:
@@ -21,7 +44,7 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    renderer = json_renderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

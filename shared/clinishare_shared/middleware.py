@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,6 +25,22 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 _OWN = (b"x-request-id", b"x-correlation-id")
+
+
+def _series(service: str, method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The request counter's and the duration histogram's children for these labels, made once each
+    (``labels()`` takes a lock and checks its arguments on every call). Bounded: routes are templates."""
+    method = method if method in _METHODS else "other"  # a client's made-up method is no new series
+    key = (service, method, route, status)
+    found = _SERIES.get(key)
+    if found is None:
+        found = _SERIES[key] = (HTTP_REQUESTS.labels(service, method, route, str(status)),
+                                HTTP_SECONDS.labels(service, method, route))
+    return found
+
+
+_SERIES: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def route_template(scope: Scope) -> str:
@@ -76,8 +93,9 @@ class RequestContextMiddleware:
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status)
                 span.set_attribute("clinishare.request_id", request_id)
-                HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
-                HTTP_SECONDS.labels(self.service, method, route).observe(elapsed)
+                requests, seconds = _series(self.service, method, route, status)
+                requests.inc()
+                seconds.observe(elapsed)
                 # the path only: query strings may hold a patient's name typed into a search box
                 log.info("request", method=method, path=scope["path"], status=status,
                          duration_ms=round(elapsed * 1000, 1))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from opentelemetry import propagate, trace
@@ -101,20 +101,39 @@ def _string_headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
     return {str(k).lower(): v.decode() if isinstance(v, bytes) else str(v) for k, v in (headers or {}).items()}
 
 
+_NO_SDK = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+
+
+def _traced(incoming: Mapping[str, Any] | None) -> bool:
+    """Whether a span is worth starting: spans are recorded here (an SDK tracer provider is installed, by
+    ``setup_tracing`` or a test), or there is an incoming trace to pass on. With neither, the API's span
+    would be the invalid one, nothing attached and nothing injected: ``trace.INVALID_SPAN`` is the same span
+    without the context management (about 8 µs per request and per event)."""
+    if incoming and any(str(k).lower() == "traceparent" for k in incoming):
+        return True
+    return not isinstance(trace.get_tracer_provider(), _NO_SDK)
+
+
+def _span(name: str, incoming: Mapping[str, Any] | None, kind: SpanKind,
+          attributes: dict[str, Any]) -> AbstractContextManager[Any]:
+    if not _traced(incoming):
+        return nullcontext(trace.INVALID_SPAN)
+    context = propagate.extract(_string_headers(incoming)) if incoming else None
+    return tracer.start_as_current_span(name, context=context, kind=kind, attributes=attributes)
+
+
 @contextmanager
 def server_span(method: str, headers: Mapping[str, Any]) -> Iterator[Any]:
-    with tracer.start_as_current_span(f"{method}", context=propagate.extract(_string_headers(headers)),
-                                      kind=SpanKind.SERVER, attributes={"http.request.method": method}) as span:
+    with _span(method, headers, SpanKind.SERVER, {"http.request.method": method}) as span:
         yield span
 
 
 @contextmanager
 def publishing(event: Any, staged_carrier: Mapping[str, Any] | None = None) -> Iterator[Any]:
     """A producer span for ``event``, continuing the trace stored with it in the outbox (if any)."""
-    context = propagate.extract(_string_headers(staged_carrier)) if staged_carrier else None
-    with tracer.start_as_current_span(f"{event.type} publish", context=context, kind=SpanKind.PRODUCER,
-                                      attributes={"messaging.system": "rabbitmq", "messaging.message.id": event.id,
-                                                  "messaging.destination.name": event.type}) as span:
+    with _span(f"{event.type} publish", staged_carrier, SpanKind.PRODUCER,
+               {"messaging.system": "rabbitmq", "messaging.message.id": event.id,
+                "messaging.destination.name": event.type}) as span:
         yield span
 
 
@@ -134,10 +153,9 @@ def dead_lettered(queue: str, event_type: str | None) -> None:
 def consuming(queue: str, event: Any, headers: Mapping[str, Any] | None) -> Iterator[Any]:
     """A consumer span (child of the publisher's, from the message headers) around one handler run,
     counting it consumed, or failed when the handler raises."""
-    with tracer.start_as_current_span(f"{event.type} process", context=propagate.extract(_string_headers(headers)),
-                                      kind=SpanKind.CONSUMER,
-                                      attributes={"messaging.system": "rabbitmq", "messaging.message.id": event.id,
-                                                  "messaging.destination.name": queue}) as span:
+    with _span(f"{event.type} process", headers, SpanKind.CONSUMER,
+               {"messaging.system": "rabbitmq", "messaging.message.id": event.id,
+                "messaging.destination.name": queue}) as span:
         try:
             yield span
         except Exception as exc:
