@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
@@ -78,8 +79,10 @@ class EventBus(ABC):
     async def ping(self) -> bool: ...
 
 
+@functools.lru_cache(maxsize=4096)
 def topic_matches(pattern: str, key: str) -> bool:
-    """AMQP topic matching: ``*`` is one word, ``#`` is zero or more words."""
+    """AMQP topic matching: ``*`` is one word, ``#`` is zero or more words. Remembered: the in-memory bus
+    asks it for every binding of every queue on every publish, and patterns and event types are few."""
     p, k = pattern.split("."), key.split(".")
 
     def match(i: int, j: int) -> bool:

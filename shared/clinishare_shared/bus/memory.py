@@ -4,7 +4,7 @@ publishes fail, a failing handler is retried up to the delivery limit, then dead
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,6 +15,7 @@ from clinishare_shared.events import Envelope
 from clinishare_shared.observability import carrier, consuming, dead_lettered, published
 
 log = structlog.get_logger("clinishare.bus.memory")
+PUBLISHED_KEPT = 10_000  # the newest events published, for tests and a look while debugging
 
 
 @dataclass
@@ -28,14 +29,15 @@ class _Subscription:
 
 class InMemoryBus(EventBus):
     """``stream=True`` stands in for the RabbitMQ event stream bound to ``#`` (what services get): every
-    publish is routable, as on the broker, and lands in ``published``."""
+    publish is routable, as on the broker, and lands in ``published``. ``published`` keeps the newest
+    ``PUBLISHED_KEPT`` events only: ``make run`` publishes on this bus for as long as it runs."""
 
     def __init__(self, *, delivery_limit: int = 5, stream: bool = False) -> None:
         self.delivery_limit = delivery_limit
         self.stream = stream
         self._subs: dict[str, _Subscription] = {}
         self.dead_letters: dict[str, list[Envelope]] = defaultdict(list)
-        self.published: list[Envelope] = []
+        self.published: deque[Envelope] = deque(maxlen=PUBLISHED_KEPT)
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()

@@ -51,7 +51,7 @@ async def test_stream_stand_in_makes_every_event_routable(make_envelope) -> None
     bus = InMemoryBus(stream=True)
     event = make_envelope()
     await bus.publish(event)
-    assert bus.published == [event]
+    assert list(bus.published) == [event]
     bus.available = False
     with pytest.raises(PublishFailed):
         await bus.publish(make_envelope())
@@ -81,7 +81,7 @@ async def test_delivery_fanout_retries_and_dead_letters(make_envelope) -> None:
     assert [e.id for e in bus.dead_letters["q1"]] == [poison.id]
     assert "q2" not in bus.dead_letters
     assert sorted(e.id for e in got) == sorted([ok.id, ok.id, poison.id])
-    assert bus.published == [ok, poison]
+    assert list(bus.published) == [ok, poison]
     await bus.close()
 
 
@@ -140,3 +140,33 @@ async def test_failed_and_dead_lettered_deliveries_are_counted(make_envelope) ->
     assert REGISTRY.get_sample_value("clinishare_events_dead_lettered_total", labels) == dead + 1
     assert (REGISTRY.get_sample_value("clinishare_events_consumed_total", labels) or 0) == 0
     await bus.close()
+
+
+async def test_published_keeps_the_newest_events_only(make_envelope, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``make run`` publishes on this bus for as long as it runs: what it keeps for a look is bounded."""
+    from clinishare_shared.bus import memory
+
+    monkeypatch.setattr(memory, "PUBLISHED_KEPT", 3)
+    bus = InMemoryBus(stream=True)
+    events = [make_envelope() for _ in range(5)]
+    for event in events:
+        await bus.publish(event)
+    assert list(bus.published) == events[-3:]
+
+
+async def test_routing_answers_are_remembered(make_envelope) -> None:
+    """Each publish asks every binding of every queue; the same pattern and type are worked out once."""
+    bus = InMemoryBus()
+
+    async def handler(event: Envelope) -> None:
+        return None
+
+    event = make_envelope()
+    await bus.subscribe("remembered.q", ["nothing.here.#", "*." + event.type.split(".", 1)[1], "#.never"], handler)
+    await bus.publish(event)
+    before = topic_matches.cache_info()
+    for _ in range(10):
+        await bus.publish(event)
+    after = topic_matches.cache_info()
+    assert after.misses == before.misses and after.hits > before.hits
+    assert topic_matches("charts.*.granted", "charts.share.granted") is True
