@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy as _copy_module
 import fcntl
 import itertools
 import os
@@ -302,6 +303,110 @@ def _projector(projection: Any, aware: bool) -> Any:
     return project
 
 
+def _stored_copy(value: Any) -> Any:
+    """``copy.deepcopy`` of a stored value, for the BSON types a store holds: dicts, OrderedDicts and lists
+    copied, immutable values shared, anything else through ``copy.deepcopy``. Equal, and of the same types,
+    without deepcopy's memo and dispatch on every value."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _stored_copy(v) for k, v in value.items()}
+    if kind is OrderedDict:
+        return OrderedDict([(k, _stored_copy(v)) for k, v in value.items()])
+    if kind is list:
+        return [_stored_copy(v) for v in value]
+    if kind in _AS_STORED or kind is datetime:
+        return value
+    return _copy_module.deepcopy(value)
+
+
+class _StoredCopy:
+    """Stands in for the ``copy`` module inside ``mongomock.collection``, whose every update deep-copies the
+    whole document first (to tell whether it changed, and to roll back): ``deepcopy`` is ``_stored_copy``."""
+
+    copy = staticmethod(_copy_module.copy)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        return _copy_module.deepcopy(value, memo) if memo is not None else _stored_copy(value)
+
+
+_MONGOMOCK_OWN: dict[str, Any] = {}  # what _speed_up_mongomock replaced (its tests compare against them)
+
+
+def _speed_up_mongomock() -> None:
+    """The in-process engine's writes, made cheaper where mongomock spends most of them, with the same
+    results: the snapshot every update takes (``_StoredCopy``), and the walk that stores dates naive and to
+    the millisecond, which rebuilt every value of a written document and of each update's filter and
+    operators (now: containers rebuilt, immutable values kept, dates and anything else as mongomock does).
+    Installed once per process, for every mongomock collection."""
+    if _MONGOMOCK_OWN:
+        return
+    from mongomock import collection as mongomock_collection, helpers
+
+    patch_dates = _MONGOMOCK_OWN["patch_datetime_awareness_in_document"] = helpers.patch_datetime_awareness_in_document
+    _MONGOMOCK_OWN["copy"] = mongomock_collection.copy
+
+    def patch_datetime_awareness_in_document(value: Any) -> Any:
+        kind = type(value)
+        if kind is dict:
+            return {k: patch_datetime_awareness_in_document(v) for k, v in value.items()}
+        if kind is OrderedDict:
+            return OrderedDict([(k, patch_datetime_awareness_in_document(v)) for k, v in value.items()])
+        if kind is list:
+            return [patch_datetime_awareness_in_document(v) for v in value]
+        if kind in _AS_STORED:
+            return value
+        return patch_dates(value)  # dates, timestamps, tuples and other types: mongomock's own
+
+    helpers.patch_datetime_awareness_in_document = patch_datetime_awareness_in_document
+    mongomock_collection.copy = _StoredCopy
+
+
+def _reads_in_one_pass(collection: Any) -> None:
+    """mongomock's ``find_one_and_update`` (and replace, delete) reads the document before the write, and
+    again after it for ``ReturnDocument.AFTER``, each through mongomock's cursor (two copies of the whole
+    document each). Its ``find_one`` is ``InProcessFind`` here, as the engine's own reads are."""
+    original = collection.find_one
+
+    def find_one(filter: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if len(args) > 1 or (args and "projection" in kwargs) or set(kwargs) - {"projection", "sort"} \
+                or kwargs.get("sort"):
+            return original(filter, *args, **kwargs)
+        if filter is not None and not isinstance(filter, Mapping):
+            filter = {"_id": filter}
+        return InProcessFind(collection, filter, args[0] if args else kwargs.get("projection")).first()
+
+    collection.find_one = find_one
+
+
+def _deletes_uncopied(collection: Any) -> None:
+    """mongomock's deletes read every matching document through its cursor (two copies of each) only to
+    take their ``_id``s. Here the stored documents the filter matches are found as ``InProcessFind`` finds
+    them, uncopied; a filter it does not cover, or an option, goes to mongomock's own delete."""
+    from mongomock import helpers
+
+    original = collection._delete
+
+    def delete(filter: Any, collation: Any = None, hint: Any = None, multi: bool = False, session: Any = None) -> Any:
+        if collation or hint or session:
+            return original(filter, collation=collation, hint=hint, multi=multi, session=session)
+        spec = {} if filter is None else filter if isinstance(filter, Mapping) else {"_id": filter}
+        try:
+            matched = list(InProcessFind(collection, spec)._documents())
+        except LookupError:
+            return original(filter, collation=collation, hint=hint, multi=multi, session=session)
+        deleted = 0
+        for doc in matched:
+            doc_id = doc["_id"]
+            del collection._store[helpers.hashdict(doc_id) if isinstance(doc_id, dict) else doc_id]
+            deleted += 1
+            if not multi:
+                break
+        return {"connectionId": collection.database.client._id, "n": deleted, "ok": 1.0, "err": None}
+
+    collection._delete = delete
+
+
 class InProcessFind(InProcessCursor):
     """``find`` on the in-process engine: mongomock's filter (with the ``_id`` look-up of ``_by_id``), sort,
     skip and limit, but only the documents returned are copied, each in one pass. mongomock's cursor
@@ -384,6 +489,8 @@ class InProcessCollection:
         self.database = collection.database
         _by_id(collection)
         _unique_keys(collection)
+        _reads_in_one_pass(collection)
+        _deletes_uncopied(collection)
 
     async def create_index(self, keys: Any, **kwargs: Any) -> str:
         await asyncio.sleep(0)
@@ -473,6 +580,7 @@ class InProcessMongoClient:
         # the embedded engine is an optional extra (clinishare-shared[embedded]): production images lack it
         import mongomock
 
+        _speed_up_mongomock()
         self._client = mongomock.MongoClient(tz_aware=True)
         self._dbs: dict[str, InProcessDatabase] = {}
         self.admin = self.get_database("admin")

@@ -446,7 +446,7 @@ async def test_in_process_reads_copy_upserted_documents_in_the_one_pass(monkeypa
     at = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
     await coll.update_one({"_id": "k"}, {"$addToSet": {"grants": {"$each": [{"g": f"g{i}", "at": at, "in": {"x": [i]}}
                                                                             for i in range(5)]}}}, upsert=True)
-    want = coll._c.find_one({"_id": "k"})
+    want = type(coll._c).find_one(coll._c, {"_id": "k"})  # mongomock's own read (its cursor)
     slow: list[Any] = []
     real = mongomock.collection._copy_field
     monkeypatch.setattr(mongomock.collection, "_copy_field",
@@ -466,3 +466,131 @@ async def test_the_in_process_engine_is_named_also_behind_the_tests_yielding_wra
 
     client = InProcessMongoClient()
     assert await server_engine(yielding(client)) == await server_engine(client) == InProcessMongoClient.engine
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, and of the same types all the way down (an OrderedDict is not a dict here, nor a tuple a list)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def _containers(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [value, *(c for v in value.values() for c in _containers(v))]
+    if isinstance(value, list):
+        return [value, *(c for v in value for c in _containers(v))]
+    return []
+
+
+def _stored_values() -> list[Any]:
+    from collections import OrderedDict
+    from datetime import timezone
+
+    from bson import Decimal128, ObjectId, Regex, Timestamp
+    from bson.son import SON
+
+    at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    return [
+        {"a": 1, "b": [1, 2.5, "s", None, True, b"x", ObjectId("65a1b2c3d4e5f60718293a4b")], "c": {"d": at},
+         "e": at.replace(tzinfo=None), "f": datetime(2026, 1, 1, 12, 0, 0, 999, tzinfo=timezone(timedelta(hours=2)))},
+        OrderedDict([("x", OrderedDict([("y", [OrderedDict(z=1), {"w": [at]}])])), ("n", 0)]),
+        (1, 2, [3, {"t": at}]), SON([("a", 1), ("b", {"c": at})]), [Decimal128("1.5"), Regex("^a"), Timestamp(5, 1)],
+        {"outbox": [{"id": f"e{i}", "time": at, "data": {"ids": [f"x{i}"]}} for i in range(3)]}, True, 1, "s", None,
+    ]
+
+
+def test_in_process_writes_copy_and_store_values_as_mongomock_does() -> None:
+    """The in-process engine's two replacements inside mongomock give what mongomock's own code gives, of the
+    same types: the copy an update takes of the document (``copy.deepcopy`` there), and the walk that stores
+    dates naive, in UTC, to the millisecond. Neither shares a dict or list with what it was given."""
+    import copy
+
+    InProcessMongoClient()  # installs them, once per process
+    patch_dates = mongo._MONGOMOCK_OWN["patch_datetime_awareness_in_document"]
+    from mongomock import collection as mongomock_collection, helpers
+
+    assert helpers.patch_datetime_awareness_in_document is not patch_dates
+    assert mongomock_collection.copy is mongo._StoredCopy
+    for value in _stored_values():
+        for ours, theirs in ((mongo._StoredCopy.deepcopy(value), copy.deepcopy(value)),
+                             (helpers.patch_datetime_awareness_in_document(value), patch_dates(value))):
+            assert _same(ours, theirs), (ours, theirs)
+            given = {id(c) for c in _containers(value)}
+            assert not given & {id(c) for c in _containers(ours)}, "a copy, not the stored containers"
+
+
+async def test_in_process_find_and_modify_answers_as_mongomock_without_its_cursor_copies(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """find_one_and_update / replace / delete read the document before (and, for AFTER, after) the write:
+    through the engine's one-pass read now, not mongomock's cursor, and nothing deep-copies through the
+    copy module on the way. Each answer equals plain mongomock's, key order included."""
+    import copy
+
+    import mongomock
+    import mongomock.collection
+    from mongomock import helpers
+    from pymongo import ReturnDocument
+
+    ours = InProcessMongoClient()["db"]["fam"]
+    plain = mongomock.MongoClient(tz_aware=True)["db"]["fam"]  # mongomock's own reads (no per-collection shims)
+    slow: list[Any] = []
+    real_copy_field, real_aware, real_deepcopy = (mongomock.collection._copy_field,
+                                                  helpers.make_datetime_timezone_aware_in_document, copy.deepcopy)
+    at = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    AFTER, BEFORE = ReturnDocument.AFTER, ReturnDocument.BEFORE
+    steps: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+        ("find_one_and_update", ({"_id": "k"}, {"$addToSet": {"ids": {"$each": ["a", "b"]}}, "$inc": {"n": 2}}),
+         {"upsert": True, "return_document": AFTER}),
+        ("find_one_and_update", ({"_id": "k"}, {"$set": {"at": at, "in": {"x": [1, {"y": at}]}}, "$push": {"ids": "c"}}),
+         {"return_document": BEFORE}),
+        ("find_one_and_update", ({"_id": "k"}, {"$addToSet": {"ids": "a"}, "$inc": {"n": 1}}),
+         {"projection": {"n": 1, "more": 1}, "return_document": AFTER}),
+        ("find_one_and_update", ({"_id": "k"}, {"$max": {"more": 3}}), {"projection": {"ids": 0}, "return_document": AFTER}),
+        ("find_one_and_update", ({"_id": "missing"}, {"$set": {"x": 1}}), {"return_document": AFTER}),
+        ("find_one_and_update", ({"n": {"$gte": 3}}, {"$unset": {"in": ""}}), {"return_document": AFTER}),
+        ("find_one_and_replace", ({"_id": "k"}, {"ids": ["z"], "at": at}), {"return_document": AFTER}),
+        ("find_one_and_delete", ({"_id": "k"},), {}),
+        ("find_one", ({"_id": "k"},), {}),
+    ]
+    for name, args, kwargs in steps:
+        want = getattr(plain, name)(*args, **kwargs)
+        monkeypatch.setattr(mongomock.collection, "_copy_field", lambda o, c: slow.append(o) or real_copy_field(o, c))
+        monkeypatch.setattr(helpers, "make_datetime_timezone_aware_in_document",
+                            lambda v: slow.append(v) or real_aware(v))
+        monkeypatch.setattr(copy, "deepcopy", lambda v, memo=None: slow.append(v) or real_deepcopy(v, memo))
+        got = await getattr(ours, name)(*args, **kwargs)
+        monkeypatch.undo()
+        assert slow == [], name
+        assert got == want and (got is None or list(got) == list(want)), (name, got, want)
+        assert _same(got, want), name
+
+
+async def test_in_process_deletes_match_mongomocks_without_copying_what_they_delete(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """delete_one / delete_many find what they delete as the engine's reads do (mongomock read every match
+    through its cursor, two copies each, for the ``_id``s): the same documents go, the same count answers."""
+    import mongomock
+    import mongomock.collection
+
+    ours = InProcessMongoClient()["db"]["dels"]
+    plain = mongomock.MongoClient(tz_aware=True)["db"]["dels"]
+    at = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
+    docs = [{"_id": f"d{i}", "n": i, "at": at + timedelta(minutes=i), "tags": ["a", "b"][: i % 3]} for i in range(12)]
+    plain.insert_many([dict(d) for d in docs])
+    await ours.insert_many([dict(d) for d in docs])
+    slow: list[Any] = []
+    real_copy_field = mongomock.collection._copy_field
+    for name, filter in [("delete_one", {"n": {"$gte": 5}}), ("delete_many", {"_id": {"$in": ["d1", "d2", "nope"]}}),
+                         ("delete_one", {"_id": "d3"}), ("delete_many", {"at": {"$lt": at + timedelta(minutes=7)}}),
+                         ("delete_one", {"_id": "gone"}), ("delete_many", {"tags": "b"}), ("delete_many", {})]:
+        want = getattr(plain, name)(filter).deleted_count
+        monkeypatch.setattr(mongomock.collection, "_copy_field", lambda o, c: slow.append(o) or real_copy_field(o, c))
+        got = (await getattr(ours, name)(filter)).deleted_count
+        monkeypatch.undo()
+        assert slow == [] and got == want, (name, filter, got, want)
+        assert await ours.find({}, {"_id": 1}).to_list() == list(plain.find({}, {"_id": 1})), (name, filter)
