@@ -16,10 +16,11 @@ from clinishare_charts.domain.access import (
     ChartRef, GrantRef, Rule, grounds, practitioner_offices, reaches, who_can_read,
 )
 from clinishare_charts.domain.stored import AccessDoc, ChartDoc, ExpiryDoc, GrantDoc, NoteDoc
-from clinishare_charts.store import ChartStore
+from clinishare_charts.store import ChartStore, naming, search_filter
 from clinishare_shared.auth import Principal
 from clinishare_shared.directory import Directory, patient_in_care, refused_recipients
 from clinishare_shared.domain.access import Ground, Readable, Reader
+from clinishare_shared.domain.sharing import SharingList
 from clinishare_shared.etag import check_if_match, entity_tag, precondition_failed
 from clinishare_shared.mongo import new_id, now_ms
 from clinishare_shared.pagination import PageQuery
@@ -101,9 +102,24 @@ async def grants_reaching_now(*, store: ChartStore, projection: IdentityProjecti
 async def shared_charts(*, store: ChartStore, projection: IdentityProjection, viewer_id: str, q: str | None,
                         page: PageQuery) -> list[ChartDoc]:
     """Charts Shared With You: a page (plus one, for the cursor) of what the grants reaching the viewer now
-    cover."""
-    grants = await grants_reaching_now(store=store, projection=projection, viewer_id=viewer_id, now=now_ms())
-    return await store.shared_charts(viewer_id, grants, q=q, page=page)
+    cover. A search queries the charts every such grant covers, so it checks them all first; a page without
+    one checks only the grants that may cover its charts (``ChartStore.shared_page``), by the same rule as
+    ``grants_reaching_now``."""
+    now = now_ms()
+    if search_filter(q):
+        grants = await grants_reaching_now(store=store, projection=projection, viewer_id=viewer_id, now=now)
+        return await store.shared_charts(viewer_id, grants, q=q, page=page)
+    offices = await projection.roles_of(viewer_id)
+    office_ids = practitioner_offices(offices)
+    lists: dict[str, SharingList] = {}
+
+    async def verify(docs: list[GrantDoc]) -> list[GrantRef]:
+        active = [g for g in map(GrantRef.from_doc, naming(docs, viewer_id, office_ids)) if g.active(now)]
+        if missing := {g.owner_id for g in active} - lists.keys():
+            lists.update(await projection.sharing_lists(missing))
+        return [g for g in active if reaches(g, viewer_id, offices, lists[g.owner_id])]
+
+    return await store.shared_page(viewer_id, await store.reach_entries(viewer_id, office_ids), verify, page)
 
 
 # ---- writing charts and notes ------------------------------------------------------------------------

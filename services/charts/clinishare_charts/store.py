@@ -29,14 +29,14 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
-from clinishare_charts.domain.access import ChartRef, GrantRef, covers
+from clinishare_charts.domain.access import RULES, ChartRef, GrantRef, covers
 from clinishare_charts.domain.stored import AccessDoc, ChartDoc, ExpiryDoc, GrantDoc, NoteDoc
 from clinishare_shared.events import Envelope
 from clinishare_shared.lookups import ChunkedSets
@@ -87,6 +87,14 @@ def parse_entry(raw: Any) -> dict[str, Any]:
 
 def reach_keys(grant: GrantDoc) -> list[str]:
     return [reach_key("p", p) for p in grant["practitioner_ids"]] + [reach_key("o", o) for o in grant["office_ids"]]
+
+
+def naming(grants: Iterable[GrantDoc], viewer_id: str, office_ids: Iterable[str]) -> list[GrantDoc]:
+    """Of grants as loaded, those not revoked nor marked expired that name the viewer or one of
+    ``office_ids`` (what a lookup said of them is not trusted)."""
+    offices = set(office_ids)
+    return [g for g in grants if g.get("revoked_at") is None and g.get("expired_at") is None
+            and (viewer_id in g["practitioner_ids"] or offices.intersection(g["office_ids"]))]
 
 
 def entry_may_cover(entry: dict[str, Any], chart: ChartDoc) -> bool:
@@ -195,6 +203,21 @@ def _and(*parts: dict[str, Any]) -> dict[str, Any]:
 
 
 REACH_CHUNK, INDEX_CHUNK = 64, 512
+# Charts Shared With You: of the grants that may cover one chart on the page, at most this many are loaded
+# and checked per round (the first that reaches the viewer decides; a chart shared a thousand times costs a
+# few reads, not a thousand)
+VERIFY_EACH = 4
+# Verify: of grants as loaded, those that reach the viewer now (the caller's rule, with its sharing lists)
+Verify = Callable[[list[GrantDoc]], Awaitable[list[GrantRef]]]
+
+
+def provisional_ref(entry: dict[str, Any]) -> GrantRef | None:
+    """What an entry says a grant covers (never trusted for access: ``shared_page`` checks the loaded grant)."""
+    rule, about = entry.get("r"), entry.get("t")
+    if rule not in RULES or not entry.get("g") or not entry.get("o"):
+        return None
+    return GrantRef(owner_id=entry["o"], rule=rule, id=entry["g"], chart_id=about if rule == "chart" else None,
+                    patient_id=about if rule == "patient" else None)
 
 
 class ChartStore:
@@ -274,6 +297,18 @@ class ChartStore:
             out += [d for d in await find_by_ids(self.charts, batch, NO_OUTBOX) if keep(d)]
         return cast(list[ChartDoc], out)
 
+    async def _load_page_checked(self, candidates: Iterable[str],
+                                 keep: Callable[[list[ChartDoc]], Awaitable[list[ChartDoc]]],
+                                 page: PageQuery) -> list[ChartDoc]:
+        """``_load_page`` with a check that needs reads of its own: ``keep`` takes a loaded batch at once."""
+        ids = sorted({c for c in candidates if not page.cursor or c < page.cursor}, reverse=True)
+        want, out, pos = page.limit + 1, [], 0
+        while len(out) < want and pos < len(ids):
+            batch = ids[pos:pos + want - len(out)]
+            pos += len(batch)
+            out += await keep(cast(list[ChartDoc], await find_by_ids(self.charts, batch, NO_OUTBOX)))
+        return cast(list[ChartDoc], out)
+
     # ---- charts ------------------------------------------------------------------------------------
 
     async def insert_chart(self, chart: ChartDoc, *events: Envelope) -> None:
@@ -339,6 +374,54 @@ class ChartStore:
 
         return await self._load_page(candidates, keep, page)
 
+    async def shared_page(self, viewer_id: str, entries: list[dict[str, Any]], verify: Verify,
+                          page: PageQuery) -> list[ChartDoc]:
+        """Charts Shared With You without a search, loading only the grants the page needs. ``entries``: the
+        viewer's reach entries (candidates: a lookup is a superset of what it names); ``verify``: of loaded
+        grants, those that reach the viewer now. The candidate charts come from what the entries say they
+        cover; a loaded chart is kept when a grant that ``verify`` accepted, as loaded, ``covers`` it. Of the
+        entries that may cover a chart, ``VERIFY_EACH`` per chart are loaded at a time, all the batch's charts
+        together, until one is accepted or none is left. The same charts as ``shared_charts`` with every grant
+        reaching the viewer checked first, which read all of them for every page."""
+        entries = [e for e in entries if e.get("o") != viewer_id]  # your own charts are "Your Charts"
+        refs = [r for r in map(provisional_ref, entries) if r is not None]
+        keys, candidates = index_sources(refs)
+        for ids in (await self.index_sets.members(keys)).values():
+            candidates.update(ids)
+        checked: dict[str, GrantRef | None] = {}  # grant id -> as loaded if it reaches the viewer now, else None
+        naming_: dict[tuple[str, str, str | None], list[str]] = defaultdict(list)  # what entries say they cover
+        for ref in refs:
+            naming_[ref.owner_id, ref.rule, ref.chart_id or ref.patient_id].append(ref.id)
+
+        def may_cover(chart: ChartDoc) -> list[str]:
+            """The grants whose entries may cover the chart (``entry_may_cover``, looked up, not tried on each)."""
+            owner = chart["author_id"]
+            return list(dict.fromkeys(naming_.get((owner, "chart", chart["_id"]), []) +
+                                      naming_.get((owner, "patient", chart["patient_id"]), []) +
+                                      naming_.get((owner, "all", None), [])))
+
+        async def keep(charts: list[ChartDoc]) -> list[ChartDoc]:
+            open_ = {c["_id"]: (ChartRef.from_doc(c), may_cover(c)) for c in charts if c["author_id"] != viewer_id}
+            kept: set[str] = set()
+            while open_:
+                load: list[str] = []
+                for chart_id, (ref, grant_ids) in list(open_.items()):
+                    if any((g := checked.get(i)) is not None and covers(g, ref) for i in grant_ids):
+                        kept.add(chart_id)
+                        del open_[chart_id]
+                        continue
+                    unknown = [i for i in grant_ids if i not in checked]
+                    if not unknown:
+                        del open_[chart_id]
+                    load += unknown[:VERIFY_EACH]
+                if load:
+                    load = list(dict.fromkeys(load))
+                    accepted = {g.id: g for g in await verify(await find_by_ids(self.grants, load, NO_OUTBOX))}
+                    checked.update({i: accepted.get(i) for i in load})
+            return [c for c in charts if c["_id"] in kept]
+
+        return await self._load_page_checked(candidates, keep, page)
+
     # ---- notes -------------------------------------------------------------------------------------
 
     async def insert_note(self, note: NoteDoc, *events: Envelope) -> None:
@@ -360,12 +443,9 @@ class ChartStore:
 
     async def _reaching(self, entries: Iterable[dict[str, Any]], viewer_id: str,
                         office_ids: list[str]) -> list[GrantDoc]:
-        """The grants the entries name, loaded by ``_id``, oldest first: those not revoked nor marked
-        expired that name the viewer or one of ``office_ids`` (what the lookup said is not trusted)."""
-        offices = set(office_ids)
+        """The grants the entries name, loaded by ``_id``, oldest first (``naming``)."""
         docs = await find_by_ids(self.grants, sorted({e["g"] for e in entries}), NO_OUTBOX)
-        return [g for g in docs if g.get("revoked_at") is None and g.get("expired_at") is None
-                and (viewer_id in g["practitioner_ids"] or offices.intersection(g["office_ids"]))]
+        return naming(docs, viewer_id, office_ids)
 
     async def grants_reaching(self, viewer_id: str, office_ids: list[str]) -> list[GrantDoc]:
         """Active grants naming the viewer directly or one of ``office_ids`` (the offices the viewer is a

@@ -1,5 +1,7 @@
 """The shared-with-me query and ``can_read`` are the same rule: random charts, grants and memberships
-(on the in-process engine) must give exactly the charts ``can_read`` allows, each once, newest first."""
+(on the in-process engine) must give exactly the charts ``can_read`` allows, each once, newest first; both
+ways of listing them (every reaching grant checked first, as a search does, or only those the page needs),
+whole or a page of two at a time."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from datetime import UTC, datetime
 from clinishare_charts.domain.access import RULES, ChartRef, GrantRef, can_read, practitioner_offices, reaches
 from clinishare_shared.domain.sharing import SharingList
 from clinishare_charts.service import revoke_grant, stage_chart, stage_grant
-from clinishare_charts.store import ChartStore
+from clinishare_charts.store import ChartStore, naming
 from clinishare_shared.mongo import InProcessMongoClient, new_id
 from clinishare_shared.pagination import PageQuery
 
@@ -57,6 +59,25 @@ async def _check(charts: list[tuple[str, str]], grants: list[dict[str, Any]], ro
     expected = [d["_id"] for d in reversed(chart_docs)
                 if d["author_id"] != VIEWER and can_read(VIEWER, ChartRef.from_doc(d), refs, roles, listed, now)]
     assert ids == expected
+
+    office_ids = practitioner_offices(roles)
+
+    async def verify(docs: list[dict[str, Any]]) -> list[GrantRef]:
+        active = [g for g in map(GrantRef.from_doc, naming(docs, VIEWER, office_ids)) if g.active(now)]
+        return [g for g in active if reaches(g, VIEWER, roles, listed)]
+
+    entries = await store.reach_entries(VIEWER, office_ids)
+    whole = await store.shared_page(VIEWER, entries, verify, PageQuery(limit=100, cursor=None))
+    assert [d["_id"] for d in whole] == expected
+    paged: list[str] = []
+    cursor: str | None = None
+    while True:
+        query = PageQuery(limit=2, cursor=cursor)
+        items, cursor = query.page(await store.shared_page(VIEWER, entries, verify, query))
+        paged += [d["_id"] for d in items]
+        if cursor is None:
+            break
+    assert paged == expected
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
