@@ -43,6 +43,7 @@ class Sizes:
     base_charts: int
     list_sizes: tuple[int, ...]
     list_requests: int
+    list_grants: int
     relay_sizes: tuple[int, ...]
     shares: int
     throughput_shares: int
@@ -52,8 +53,8 @@ class Sizes:
 
 
 FULL = Sizes(requests=400, bare_requests=2000, base_charts=1000, list_sizes=(1000, 10_000, 100_000),
-             list_requests=20, relay_sizes=(1000, 100_000), shares=1000, throughput_shares=2000, raw_messages=2000)
-QUICK = Sizes(requests=20, bare_requests=40, base_charts=20, list_sizes=(10, 30), list_requests=3,
+             list_requests=20, list_grants=800, relay_sizes=(1000, 100_000), shares=1000, throughput_shares=2000, raw_messages=2000)
+QUICK = Sizes(requests=20, bare_requests=40, base_charts=20, list_sizes=(10, 30), list_requests=3, list_grants=5,
               relay_sizes=(10, 100), shares=5, throughput_shares=10, raw_messages=20, engine_sizes=(10, 100),
               engine_repeat=10)
 
@@ -141,8 +142,8 @@ async def profiled(procs: dict[str, Any], run: Callable[[], Awaitable[Any]]) -> 
 class Server:
     """One bench server process (bench.servers), optionally under pyinstrument."""
 
-    def __init__(self, kind: str, *args: str) -> None:
-        self.kind, self.args = kind, args
+    def __init__(self, kind: str, *args: str, env: dict[str, str] | None = None) -> None:
+        self.kind, self.args, self.env = kind, args, env or {}
         self.port = free_port()
         self.info_file = str(Path(tempfile.mkdtemp(prefix="bench-")) / "info.json")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -153,7 +154,7 @@ class Server:
         if self.kind == "charts":
             args.append(self.info_file)
         cmd = [sys.executable, "-m", "bench.servers", *args]
-        env = dict(os.environ)
+        env = {**os.environ, **self.env}
         env["CHARTS_MONGODB_DATABASE"] = f"bench_{uuid.uuid4().hex[:10]}"  # a fresh database per server
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 600
@@ -314,6 +315,22 @@ async def listing_sizes(report: Report, sizes: Sizes) -> None:
                     p50_ms=r.p50, charts=n)
     lo, hi = min(p50s), max(p50s)
     await report.line(f"listing growth {lo}->{hi} charts", f"{p50s[hi] / p50s[lo]:.1f}x", growth=p50s[hi] / p50s[lo])
+
+
+async def listing_grants(report: Report, sizes: Sizes) -> None:
+    """A viewer many grants reach: a page checks the grants its charts need, not every one."""
+    by_grants: dict[int, float] = {}
+    for extra in (0, sizes.list_grants):
+        async with Server("charts", str(sizes.base_charts), env={"BENCH_EXTRA_GRANTS": str(extra)}) as charts:
+            r = await load(charts.url, _requests(charts.info)["list"], requests=sizes.list_requests, concurrency=1,
+                           warmup=2)
+        n = charts.info["grants"]
+        by_grants[n] = r.p50
+        await report.line(f"listing with {n} grants reaching the viewer ({sizes.base_charts} charts)",
+                          f"p50 {r.p50:.1f} ms, p99 {r.pct(0.99):.1f} ms", p50_ms=r.p50, grants=n)
+    lo, hi = min(by_grants), max(by_grants)
+    await report.line(f"listing growth {lo}->{hi} grants reaching the viewer", f"{by_grants[hi] / by_grants[lo]:.1f}x",
+                      growth=by_grants[hi] / by_grants[lo])
 
 
 # ---- the outbox relay ------------------------------------------------------------------------------
@@ -845,6 +862,7 @@ async def _run(args: Any, sizes: Sizes, mongodb_url: str | None, engine_pid: int
         await gateway_overhead(report, sizes)
     if "listing" in only:
         await listing_sizes(report, sizes)
+        await listing_grants(report, sizes)
     if "relay" in only:
         await relay_cost(report, sizes, mongodb_url)
     if "stack" in only:

@@ -6,8 +6,9 @@
 the gateway's overhead; ``python -m bench.servers gateway PORT UPSTREAM_URL``: the gateway with every
 service at UPSTREAM_URL.
 ``python -m bench.servers charts PORT CHARTS INFO_FILE``: the charts service on the bench's engine
-(``MONGODB_URL``, else the in-process one), seeded with CHARTS charts before it accepts requests; the
-ids and tokens the client needs are written to INFO_FILE once it is ready. It also serves the bench's two
+(``MONGODB_URL``, else the in-process one), seeded with CHARTS charts before it accepts requests (and
+``BENCH_EXTRA_GRANTS`` more grants reaching the viewer, each on a chart of its own); the ids and tokens the
+client needs are written to INFO_FILE once it is ready. It also serves the bench's two
 floor endpoints (``bench.floor``).
 """
 
@@ -90,6 +91,14 @@ async def seed_charts(app: FastAPI, charts: int, signer: Any) -> dict[str, Any]:
     grants = [{"_id": new_id(), "owner_id": a, "rule": "all", "chart_id": None, "patient_id": None,
                "practitioner_ids": [viewer], "office_ids": [], "patient_consent": True, "consent_attested_by": a,
                "consent_attested_at": now, "created_at": now, "revoked_at": None} for a in authors[1:SHARED_FROM + 1]]
+    # more grants reaching the viewer, each on its own chart of an author whose charts are not all shared
+    extra = int(os.environ.get("BENCH_EXTRA_GRANTS", "0"))
+    others = [d for d in (await store.charts.find({"author_id": {"$in": authors[SHARED_FROM + 1:]}}, {"author_id": 1})
+                          .to_list())][:extra]
+    grants += [{"_id": new_id(), "owner_id": d["author_id"], "rule": "chart", "chart_id": d["_id"], "patient_id": None,
+                "practitioner_ids": [viewer], "office_ids": [], "patient_consent": True,
+                "consent_attested_by": d["author_id"], "consent_attested_at": now, "created_at": now,
+                "revoked_at": None} for d in others]
     await store.grants.insert_many(grants)
     read_chart = first_chart[authors[1]]
     for n in range(3):
@@ -98,12 +107,13 @@ async def seed_charts(app: FastAPI, charts: int, signer: Any) -> dict[str, Any]:
     build = getattr(store, "build_lookups", None)  # written around the store: list them where it looks
     if build is not None:
         await build()
-    for author in authors[:SHARED_FROM + 1]:  # grants reach only recipients on the sharer's sharing list
+    for author in authors if others else authors[:SHARED_FROM + 1]:  # only recipients on the sharer's list
         await projection.handlers[ConnectionCreated.event_type](make_event(
             ConnectionCreated(connection_id=new_id(), owner_id=author, target_kind="practitioner", target_id=viewer),
             source="bench", subject=author))
     assert await store.grants.count_documents({f"{OUTBOX}.id": {"$exists": True}}) == 0
     return {"viewer": viewer, "owner": owner, "read_chart": read_chart, "owner_chart": first_chart[owner],
+            "grants": len(grants),
             "viewer_token": signer.issue(viewer, "practitioner", ttl_seconds=86400),
             "owner_token": signer.issue(owner, "practitioner", ttl_seconds=86400)}
 

@@ -47,6 +47,10 @@ def test_bench_quick_prints_every_target_line(tmp_path: Path, amqp_url: str, mon
     assert len([r for r in lines if r["scenario"].startswith("engine: find_one by _id")]) >= 2
     sizes = [r["charts"] for r in lines if r["scenario"].startswith("listing latency")]
     assert len(sizes) == 2
+    # and with more grants reaching the viewer (each on a chart of its own)
+    grants = [r["grants"] for r in lines if r["scenario"].startswith("listing with")]
+    assert len(grants) == 2 and grants[1] > grants[0]
+    assert len([r for r in lines if r["scenario"].startswith("listing growth") and "grants" in r["scenario"]]) == 1
     assert len([r for r in lines if r["scenario"].startswith("relay pass after one write")]) == 2
     # next to the five-process lines: the disk's sync latency, and where the burst's CPU went
     disk = [r for r in lines if r["scenario"].startswith("disk: fdatasync")]
