@@ -29,7 +29,7 @@ import re
 import tempfile
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -303,20 +303,28 @@ def _projector(projection: Any, aware: bool) -> Any:
     return project
 
 
-def _stored_copy(value: Any) -> Any:
-    """``copy.deepcopy`` of a stored value, for the BSON types a store holds: dicts, OrderedDicts and lists
-    copied, immutable values shared, anything else through ``copy.deepcopy``. Equal, and of the same types,
-    without deepcopy's memo and dispatch on every value."""
+def _rebuilt(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``value`` with its dicts, OrderedDicts and lists rebuilt, of the same types, and every other value
+    given to ``leaf``: the walk of mongomock's copies, dispatched on the exact type once per value."""
     kind = type(value)
     if kind is dict:
-        return {k: _stored_copy(v) for k, v in value.items()}
+        return {k: _rebuilt(v, leaf) for k, v in value.items()}
     if kind is OrderedDict:
-        return OrderedDict([(k, _stored_copy(v)) for k, v in value.items()])
+        return OrderedDict([(k, _rebuilt(v, leaf)) for k, v in value.items()])
     if kind is list:
-        return [_stored_copy(v) for v in value]
-    if kind in _AS_STORED or kind is datetime:
-        return value
-    return _copy_module.deepcopy(value)
+        return [_rebuilt(v, leaf) for v in value]
+    return leaf(value)
+
+
+def _copied(value: Any) -> Any:
+    return value if type(value) in _AS_STORED or type(value) is datetime else _copy_module.deepcopy(value)
+
+
+def _stored_copy(value: Any) -> Any:
+    """``copy.deepcopy`` of a stored value, for the BSON types a store holds: containers rebuilt, immutable
+    values shared, anything else through ``copy.deepcopy``. Equal, and of the same types, without deepcopy's
+    memo and dispatch on every value."""
+    return _rebuilt(value, _copied)
 
 
 class _StoredCopy:
@@ -346,17 +354,11 @@ def _speed_up_mongomock() -> None:
     patch_dates = _MONGOMOCK_OWN["patch_datetime_awareness_in_document"] = helpers.patch_datetime_awareness_in_document
     _MONGOMOCK_OWN["copy"] = mongomock_collection.copy
 
+    def leaf(value: Any) -> Any:  # dates, timestamps, tuples and other types: mongomock's own
+        return value if type(value) in _AS_STORED else patch_dates(value)
+
     def patch_datetime_awareness_in_document(value: Any) -> Any:
-        kind = type(value)
-        if kind is dict:
-            return {k: patch_datetime_awareness_in_document(v) for k, v in value.items()}
-        if kind is OrderedDict:
-            return OrderedDict([(k, patch_datetime_awareness_in_document(v)) for k, v in value.items()])
-        if kind is list:
-            return [patch_datetime_awareness_in_document(v) for v in value]
-        if kind in _AS_STORED:
-            return value
-        return patch_dates(value)  # dates, timestamps, tuples and other types: mongomock's own
+        return _rebuilt(value, leaf)
 
     helpers.patch_datetime_awareness_in_document = patch_datetime_awareness_in_document
     mongomock_collection.copy = _StoredCopy
