@@ -365,9 +365,10 @@ def _speed_up_mongomock() -> None:
 
 
 def _reads_in_one_pass(collection: Any) -> None:
-    """mongomock's ``find_one_and_update`` (and replace, delete) reads the document before the write, and
-    again after it for ``ReturnDocument.AFTER``, each through mongomock's cursor (two copies of the whole
-    document each). Its ``find_one`` is ``InProcessFind`` here, as the engine's own reads are."""
+    """The collection's ``find_one`` reads through ``InProcessFind`` (one pass, only what it returns), for the
+    engine's own ``find_one`` and for mongomock's ``find_one_and_update`` (and replace, delete), which reads
+    the document before the write, and again after it for ``ReturnDocument.AFTER``, each through mongomock's
+    cursor (two copies of the whole document each). A sort or other option goes to mongomock's own."""
     original = collection.find_one
 
     def find_one(filter: Any = None, *args: Any, **kwargs: Any) -> Any:
@@ -507,12 +508,7 @@ class InProcessCollection:
 
     async def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         await asyncio.sleep(0)  # as every call here: a round trip's yield before and after
-        if filter is not None and not isinstance(filter, Mapping):
-            filter = {"_id": filter}
-        if len(args) > 1 or set(kwargs) - {"projection"}:
-            found = self._c.find_one(filter, *args, **kwargs)
-        else:
-            found = InProcessFind(self._c, filter, args[0] if args else kwargs.get("projection")).first()
+        found = self._c.find_one(filter, *args, **kwargs)  # InProcessFind's one-pass read (_reads_in_one_pass)
         await asyncio.sleep(0)
         return found
 

@@ -16,7 +16,7 @@ from clinishare_charts.domain.access import (
     ChartRef, GrantRef, Rule, grounds, practitioner_offices, reaches, who_can_read,
 )
 from clinishare_charts.domain.stored import AccessDoc, ChartDoc, ExpiryDoc, GrantDoc, NoteDoc
-from clinishare_charts.store import ChartStore, naming, search_filter
+from clinishare_charts.store import ChartStore, Verify, search_filter
 from clinishare_shared.auth import Principal
 from clinishare_shared.directory import Directory, patient_in_care, refused_recipients
 from clinishare_shared.domain.access import Ground, Readable, Reader
@@ -89,14 +89,28 @@ async def readers(*, store: ChartStore, projection: IdentityProjection, chart: C
                         now)
 
 
+def reaching_now(*, projection: IdentityProjection, viewer_id: str, offices: dict[str, str],
+                 now: datetime) -> Verify:
+    """Of grants as loaded (naming the viewer or one of their offices), those active now whose recipient is
+    still on the sharer's sharing list; each sharer's list is read once, those of a call's grants together
+    (two queries whatever their number)."""
+    lists: dict[str, SharingList] = {}
+
+    async def reaching(grants: list[GrantDoc]) -> list[GrantRef]:
+        active = [g for g in map(GrantRef.from_doc, grants) if g.active(now)]
+        if missing := {g.owner_id for g in active} - lists.keys():
+            lists.update(await projection.sharing_lists(missing))
+        return [g for g in active if reaches(g, viewer_id, offices, lists[g.owner_id])]
+
+    return reaching
+
+
 async def grants_reaching_now(*, store: ChartStore, projection: IdentityProjection, viewer_id: str,
                               now: datetime) -> list[GrantRef]:
     """The active grants that reach the viewer now, each recipient still on its sharer's sharing list."""
     offices = await projection.roles_of(viewer_id)
     reaching = await store.grants_reaching(viewer_id, practitioner_offices(offices))
-    active = [g for g in (GrantRef.from_doc(d) for d in reaching) if g.active(now)]
-    lists = await projection.sharing_lists(g.owner_id for g in active)  # every sharer's, in two queries
-    return [g for g in active if reaches(g, viewer_id, offices, lists[g.owner_id])]
+    return await reaching_now(projection=projection, viewer_id=viewer_id, offices=offices, now=now)(reaching)
 
 
 async def shared_charts(*, store: ChartStore, projection: IdentityProjection, viewer_id: str, q: str | None,
@@ -110,16 +124,8 @@ async def shared_charts(*, store: ChartStore, projection: IdentityProjection, vi
         grants = await grants_reaching_now(store=store, projection=projection, viewer_id=viewer_id, now=now)
         return await store.shared_charts(viewer_id, grants, q=q, page=page)
     offices = await projection.roles_of(viewer_id)
-    office_ids = practitioner_offices(offices)
-    lists: dict[str, SharingList] = {}
-
-    async def verify(docs: list[GrantDoc]) -> list[GrantRef]:
-        active = [g for g in map(GrantRef.from_doc, naming(docs, viewer_id, office_ids)) if g.active(now)]
-        if missing := {g.owner_id for g in active} - lists.keys():
-            lists.update(await projection.sharing_lists(missing))
-        return [g for g in active if reaches(g, viewer_id, offices, lists[g.owner_id])]
-
-    return await store.shared_page(viewer_id, await store.reach_entries(viewer_id, office_ids), verify, page)
+    verify = reaching_now(projection=projection, viewer_id=viewer_id, offices=offices, now=now)
+    return await store.shared_page(viewer_id, practitioner_offices(offices), verify, page)
 
 
 # ---- writing charts and notes ------------------------------------------------------------------------

@@ -97,13 +97,22 @@ def naming(grants: Iterable[GrantDoc], viewer_id: str, office_ids: Iterable[str]
             and (viewer_id in g["practitioner_ids"] or offices.intersection(g["office_ids"]))]
 
 
+def entry_about(entry: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """What an entry says its grant is about: (owner, rule, the chart or patient; None for ``all``)."""
+    rule = entry.get("r")
+    return entry.get("o"), rule, None if rule == "all" else entry.get("t")
+
+
+def chart_abouts(chart: ChartDoc) -> tuple[tuple[Any, Any, Any], ...]:
+    """What a grant that may cover this chart is about (``entry_about``): the chart, its patient, or all of
+    its author's charts."""
+    author = chart["author_id"]
+    return (author, "chart", chart["_id"]), (author, "patient", chart["patient_id"]), (author, "all", None)
+
+
 def entry_may_cover(entry: dict[str, Any], chart: ChartDoc) -> bool:
     """Whether the grant an entry names can be about this chart (``covers`` decides on the loaded grant)."""
-    if entry.get("o") != chart["author_id"]:
-        return False
-    rule = entry.get("r")
-    return rule == "all" or (rule == "patient" and entry.get("t") == chart["patient_id"]) \
-        or (rule == "chart" and entry.get("t") == chart["_id"])
+    return entry_about(entry) in chart_abouts(chart)
 
 
 def expiry_key(at: datetime) -> str:
@@ -207,7 +216,8 @@ REACH_CHUNK, INDEX_CHUNK = 64, 512
 # and checked per round (the first that reaches the viewer decides; a chart shared a thousand times costs a
 # few reads, not a thousand)
 VERIFY_EACH = 4
-# Verify: of grants as loaded, those that reach the viewer now (the caller's rule, with its sharing lists)
+# Verify: of grants as loaded (still ``naming`` the viewer), those that reach the viewer now (the caller's
+# rule, with its sharing lists)
 Verify = Callable[[list[GrantDoc]], Awaitable[list[GrantRef]]]
 
 
@@ -289,13 +299,10 @@ class ChartStore:
                          page: PageQuery) -> list[ChartDoc]:
         """Newest first, a page (plus one, for the cursor) of the candidate charts that exist and ``keep``
         accepts, loaded by ``_id`` as many as the page still needs at a time."""
-        ids = sorted({c for c in candidates if not page.cursor or c < page.cursor}, reverse=True)
-        want, out, pos = page.limit + 1, [], 0
-        while len(out) < want and pos < len(ids):
-            batch = ids[pos:pos + want - len(out)]
-            pos += len(batch)
-            out += [d for d in await find_by_ids(self.charts, batch, NO_OUTBOX) if keep(d)]
-        return cast(list[ChartDoc], out)
+        async def each(charts: list[ChartDoc]) -> list[ChartDoc]:
+            return [c for c in charts if keep(c)]
+
+        return await self._load_page_checked(candidates, each, page)
 
     async def _load_page_checked(self, candidates: Iterable[str],
                                  keep: Callable[[list[ChartDoc]], Awaitable[list[ChartDoc]]],
@@ -374,31 +381,30 @@ class ChartStore:
 
         return await self._load_page(candidates, keep, page)
 
-    async def shared_page(self, viewer_id: str, entries: list[dict[str, Any]], verify: Verify,
+    async def shared_page(self, viewer_id: str, office_ids: list[str], verify: Verify,
                           page: PageQuery) -> list[ChartDoc]:
-        """Charts Shared With You without a search, loading only the grants the page needs. ``entries``: the
-        viewer's reach entries (candidates: a lookup is a superset of what it names); ``verify``: of loaded
-        grants, those that reach the viewer now. The candidate charts come from what the entries say they
-        cover; a loaded chart is kept when a grant that ``verify`` accepted, as loaded, ``covers`` it. Of the
-        entries that may cover a chart, ``VERIFY_EACH`` per chart are loaded at a time, all the batch's charts
-        together, until one is accepted or none is left. The same charts as ``shared_charts`` with every grant
-        reaching the viewer checked first, which read all of them for every page."""
-        entries = [e for e in entries if e.get("o") != viewer_id]  # your own charts are "Your Charts"
-        refs = [r for r in map(provisional_ref, entries) if r is not None]
-        keys, candidates = index_sources(refs)
+        """Charts Shared With You without a search, loading only the grants the page needs. The candidates
+        come from what the entries of the viewer's and ``office_ids``' lookups say their grants cover (a
+        lookup is a superset of what it names); a loaded chart is kept when a grant, loaded by ``_id``, still
+        ``naming`` the viewer or one of ``office_ids``, accepted by ``verify`` (those that reach the viewer
+        now) and as loaded, ``covers`` it. Of the entries that may cover a chart, ``VERIFY_EACH`` per chart are
+        loaded at a time, all the batch's charts together, until one is accepted or none is left. The same
+        charts as ``shared_charts`` with every grant reaching the viewer checked first, which read all of
+        them for every page."""
+        entries = await self.reach_entries(viewer_id, office_ids)
+        # your own charts are "Your Charts"; an entry that names no grant, owner or rule is left out
+        named = [(e, r) for e in entries if e.get("o") != viewer_id and (r := provisional_ref(e)) is not None]
+        keys, candidates = index_sources(r for _, r in named)
         for ids in (await self.index_sets.members(keys)).values():
             candidates.update(ids)
         checked: dict[str, GrantRef | None] = {}  # grant id -> as loaded if it reaches the viewer now, else None
-        naming_: dict[tuple[str, str, str | None], list[str]] = defaultdict(list)  # what entries say they cover
-        for ref in refs:
-            naming_[ref.owner_id, ref.rule, ref.chart_id or ref.patient_id].append(ref.id)
+        about: dict[tuple[Any, Any, Any], list[str]] = defaultdict(list)  # what entries say their grants cover
+        for entry, _ in named:
+            about[entry_about(entry)].append(entry["g"])
 
         def may_cover(chart: ChartDoc) -> list[str]:
             """The grants whose entries may cover the chart (``entry_may_cover``, looked up, not tried on each)."""
-            owner = chart["author_id"]
-            return list(dict.fromkeys(naming_.get((owner, "chart", chart["_id"]), []) +
-                                      naming_.get((owner, "patient", chart["patient_id"]), []) +
-                                      naming_.get((owner, "all", None), [])))
+            return list(dict.fromkeys(g for a in chart_abouts(chart) for g in about.get(a, [])))
 
         async def keep(charts: list[ChartDoc]) -> list[ChartDoc]:
             open_ = {c["_id"]: (ChartRef.from_doc(c), may_cover(c)) for c in charts if c["author_id"] != viewer_id}
@@ -416,7 +422,8 @@ class ChartStore:
                     load += unknown[:VERIFY_EACH]
                 if load:
                     load = list(dict.fromkeys(load))
-                    accepted = {g.id: g for g in await verify(await find_by_ids(self.grants, load, NO_OUTBOX))}
+                    loaded = naming(await find_by_ids(self.grants, load, NO_OUTBOX), viewer_id, office_ids)
+                    accepted = {g.id: g for g in await verify(loaded)}
                     checked.update({i: accepted.get(i) for i in load})
             return [c for c in charts if c["_id"] in kept]
 

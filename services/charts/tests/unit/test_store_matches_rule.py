@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from clinishare_charts.domain.access import RULES, ChartRef, GrantRef, can_read, practitioner_offices, reaches
 from clinishare_shared.domain.sharing import SharingList
 from clinishare_charts.service import revoke_grant, stage_chart, stage_grant
-from clinishare_charts.store import ChartStore, naming
+from clinishare_charts.store import ChartStore
 from clinishare_shared.mongo import InProcessMongoClient, new_id
 from clinishare_shared.pagination import PageQuery
 
@@ -63,17 +63,16 @@ async def _check(charts: list[tuple[str, str]], grants: list[dict[str, Any]], ro
     office_ids = practitioner_offices(roles)
 
     async def verify(docs: list[dict[str, Any]]) -> list[GrantRef]:
-        active = [g for g in map(GrantRef.from_doc, naming(docs, VIEWER, office_ids)) if g.active(now)]
+        active = [g for g in map(GrantRef.from_doc, docs) if g.active(now)]
         return [g for g in active if reaches(g, VIEWER, roles, listed)]
 
-    entries = await store.reach_entries(VIEWER, office_ids)
-    whole = await store.shared_page(VIEWER, entries, verify, PageQuery(limit=100, cursor=None))
+    whole = await store.shared_page(VIEWER, office_ids, verify, PageQuery(limit=100, cursor=None))
     assert [d["_id"] for d in whole] == expected
     paged: list[str] = []
     cursor: str | None = None
     while True:
         query = PageQuery(limit=2, cursor=cursor)
-        items, cursor = query.page(await store.shared_page(VIEWER, entries, verify, query))
+        items, cursor = query.page(await store.shared_page(VIEWER, office_ids, verify, query))
         paged += [d["_id"] for d in items]
         if cursor is None:
             break
