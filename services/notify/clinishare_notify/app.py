@@ -44,7 +44,7 @@ def create_app(settings: NotifySettings | None = None, *, bus: EventBus | None =
             # a notify whose projection is empty replays identity's facts from the stream, then sends the
             # e-mails it skipped for want of an address
             await infra.start_consumer(
-                consumed(projection, store=store, settings=settings, on_created=worker.wake),
+                consumed(projection, store=store, settings=settings, on_created=worker.wake, emails=worker),
                 catch_up=projection.handlers,
                 after_catch_up=lambda: service.reopen_all_known(store=store, projection=projection))
             yield

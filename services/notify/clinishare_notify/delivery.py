@@ -1,7 +1,9 @@
-"""The e-mail worker: claims due e-mails a batch at a time, found on the due queue (``store``: a small
-collection of the e-mails in flight, not a scan of every notification), each attempt by a unique insert, so
-several replicas never send the same one; sends them (several at once), and records the outcome on the
-notification (a batch's sends in one write). A failed send is retried with exponential
+"""The e-mail worker: sends the e-mails of the notices its own process just wrote, handed over from memory
+(``take``: the notice was written with the first attempt already claimed in the worker's name, see
+``service.EmailIntake``), then claims due e-mails a batch at a time, found on the due queue (``store``: a
+small collection of the e-mails in flight, not a scan of every notification), each attempt by a unique
+insert, so several replicas never send the same one; sends them (several at once), and records the outcome
+on the notification (a batch's sends in one write). A failed send is retried with exponential
 back-off for ``email_retry_seconds`` (24 h) from the notification's creation, then marked failed for good. It is woken after each insert and
 polls besides, so e-mails whose back-off ran out, or whose worker died mid-send, are picked up too.
 
@@ -34,6 +36,7 @@ log = structlog.get_logger("clinishare.notify.delivery")
 BATCH = 25  # e-mails claimed from one read of the due ones (each claim still one unique insert)
 SENDING = 8  # e-mails in delivery at once per worker (their database round trips overlap)
 COALESCE_SECONDS = 0.25
+FRESH_KEPT = 1000  # e-mails taken from the consumer and not sent yet, at most (then they wait on the queue)
 # each step of an e-mail waits at most this long for the events in processing (clinishare_shared.foreground)
 FOREGROUND_WAIT_SECONDS = 0.05
 
@@ -49,6 +52,7 @@ class EmailWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._retries: list[datetime] = []  # when the e-mails this worker failed are due again
+        self._fresh: list[tuple[NotificationDoc, str]] = []  # taken from the consumer (``take``), not sent yet
 
     def wake(self) -> None:
         self._wake.set()
@@ -60,6 +64,9 @@ class EmailWorker:
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
+        if self._fresh:  # claimed in their notices: sent from the due queue once the claims run out
+            log.info("emails_left_to_their_claims", count=len(self._fresh))
+            self._fresh = []
         if (close := getattr(self.mailer, "close", None)) is not None:
             await asyncio.to_thread(close)  # the SMTP sessions it kept open
 
@@ -104,9 +111,23 @@ class EmailWorker:
         if self.foreground is not None:
             await self.foreground.quiet(FOREGROUND_WAIT_SECONDS)
 
+    def lease(self) -> datetime | None:
+        """``EmailIntake.lease``: a claim of ``email_lease_seconds`` from now while this worker runs and
+        sends, and is not already holding ``FRESH_KEPT`` e-mails it took (then the notice's e-mail is left
+        pending, for the due queue)."""
+        if self._task is None or self._task.done() or self.mailer is None or len(self._fresh) >= FRESH_KEPT:
+            return None
+        return now() + timedelta(seconds=self.settings.email_lease_seconds)
+
+    def take(self, notification: NotificationDoc, address: str) -> None:
+        """``EmailIntake.take``: sent at the worker's next pass, before the due queue is read."""
+        self._fresh.append((notification, address))
+        self._wake.set()
+
     async def run_once(self) -> int:
-        """Send every e-mail due now, a claimed batch at a time (``BATCH`` from one read, ``SENDING`` of them
-        at once); the number of sends attempted."""
+        """Send the e-mails taken from the consumer (``take``) since the last pass, then every e-mail due
+        now, a claimed batch at a time (``BATCH`` from one read); ``SENDING`` of them at once. The number of
+        sends attempted."""
         attempted = 0
         lanes = asyncio.Semaphore(SENDING)
 
@@ -115,18 +136,31 @@ class EmailWorker:
                 await self._turn()
                 return await self._deliver(doc, sent, people)
 
+        async def send(batch: list[NotificationDoc], people: People | None) -> int:
+            sent: list[str] = []
+            try:
+                if people is None:
+                    people = await self.people(batch)
+                return sum(await asyncio.gather(*(deliver(doc, sent, people) for doc in batch)))
+            finally:
+                await self._turn()
+                await self.store.emails_sent(sent)  # the batch's sends in one write
+
+        fresh, self._fresh = self._fresh, []
+        for start in range(0, len(fresh), BATCH):
+            part = fresh[start:start + BATCH]
+            await self._turn()
+            # their recipients' address and preference were read by the consumer as it wrote the notices,
+            # moments ago: not read again
+            attempted += await send([doc for doc, _ in part], ({doc["recipient_id"]: {"email": address}
+                                                                for doc, address in part},
+                                                               {doc["recipient_id"]: True for doc, _ in part}))
         while True:
             await self._turn()
             batch = await self.store.claim_emails(lease_seconds=self.settings.email_lease_seconds, limit=BATCH)
             if not batch:
                 break
-            sent: list[str] = []
-            try:
-                people = await self.people(batch)
-                attempted += sum(await asyncio.gather(*(deliver(doc, sent, people) for doc in batch)))
-            finally:
-                await self._turn()
-                await self.store.emails_sent(sent)  # the batch's sends in one write
+            attempted += await send(batch, None)
         return attempted
 
     async def people(self, batch: list[NotificationDoc]) -> People:

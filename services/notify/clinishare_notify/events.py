@@ -36,9 +36,12 @@ def chain(*maps: Mapping[str, Handler]) -> dict[str, Handler]:
 
 
 def consumed(projection: IdentityProjection, *, store: NotifyStore, settings: NotifySettings,
-             on_created: Callable[[], None] = lambda: None) -> dict[str, Handler]:
-    """The identity projection's handlers first, then the notices (``on_created`` wakes the e-mail worker)."""
-    deps = {"store": store, "projection": projection, "settings": settings, "on_created": on_created}
+             on_created: Callable[[], None] = lambda: None,
+             emails: service.EmailIntake | None = None) -> dict[str, Handler]:
+    """The identity projection's handlers first, then the notices (``on_created`` wakes the e-mail worker,
+    ``emails`` takes the e-mails of the notices written here: ``service.EmailIntake``)."""
+    deps = {"store": store, "projection": projection, "settings": settings, "on_created": on_created,
+            "emails": emails}
     own: dict[str, Handler] = {m.event_type: partial(service.notify, **deps) for m in service.NOTIFYING}
     own |= {m.event_type: partial(service.grant_ended, **deps) for m in service.GRANT_ENDED}
     own |= {m.event_type: partial(service.document_share_ended, **deps) for m in service.DOCUMENT_SHARE_ENDED}

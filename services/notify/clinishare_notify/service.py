@@ -3,11 +3,13 @@
 
 Each handler resolves the recipients (pure rules in ``domain.recipients``, with office members read from
 the identity projection now, at processing time), writes one notification per recipient with a
-deterministic id (a redelivery, even a concurrent one, inserts nothing new), and wakes the e-mail worker.
+deterministic id (a redelivery, even a concurrent one, inserts nothing new), and hands its e-mail to the
+e-mail worker of this process (``EmailIntake``), or wakes it for the due queue.
 
 A share that ends (SPEC 10.1):
 - ``charts.share.revoked`` / ``charts.share.expired``: the grant's notices are withdrawn (unread ones
-  marked read, pending e-mails cancelled), so nobody is e-mailed about a share that no longer exists;
+  marked read, e-mails still waiting cancelled: a retry, or one whose process had no worker running; an
+  e-mail is claimed by its worker as its notice is written, and a claimed one goes out);
   then the recipients who were told of the grant are told it ended, and for an expiry the sharer too.
 - ``documents.unshared`` / ``documents.share.expired``: existing notices stay as they are (a recipient
   may keep access through an office the document is still shared with, which notify cannot know), but a
@@ -28,7 +30,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import structlog
 
@@ -68,11 +71,17 @@ def _doc_key(document_id: str, recipient_or_office_id: str) -> str:
 
 
 def new_notification(event: Envelope, data: EventData, recipient: Recipient, notice: messages.Notice, *,
-                     actor_id: str | None, email_skip_reason: str | None) -> NotificationDoc:
-    """One recipient's notice of ``event``, with its e-mail due now (or skipped, with the reason)."""
+                     actor_id: str | None, email_skip_reason: str | None,
+                     claimed_until: datetime | None = None) -> NotificationDoc:
+    """One recipient's notice of ``event``, with its e-mail due now (or skipped, with the reason), or, with
+    ``claimed_until``, already claimed for its first attempt until then (``EmailIntake``)."""
     at = now()
-    email = EmailState(status="skipped", reason=email_skip_reason, attempts=0) if email_skip_reason \
-        else EmailState(status="pending", attempts=0, next_attempt_at=at)
+    if email_skip_reason:
+        email = EmailState(status="skipped", reason=email_skip_reason, attempts=0)
+    elif claimed_until is not None:
+        email = EmailState(status="sending", attempts=1, lease_until=claimed_until)
+    else:
+        email = EmailState(status="pending", attempts=0, next_attempt_at=at)
     return NotificationDoc(
         _id=notification_id(event.id, recipient.account_id), seq=new_id(), event_id=event.id, type=event.type,
         recipient_id=recipient.account_id, recipient_kind=recipient.kind, title=notice.title, item=notice.item,
@@ -81,6 +90,20 @@ def new_notification(event: Envelope, data: EventData, recipient: Recipient, not
 
 # account id -> account (those the projection knows), and account id -> whether they want e-mail
 People = tuple[dict[str, dict[str, Any]], dict[str, bool]]
+
+
+class EmailIntake(Protocol):
+    """The e-mail worker running beside the consumer (``delivery.EmailWorker``), which takes the e-mail of a
+    notice this process just wrote straight from memory: the notice is inserted with its first attempt
+    already claimed in the worker's name (nobody else can hold a claim on a document that did not exist),
+    so the e-mail costs no read of the due queue, no re-read of the notice or its recipient and no claim.
+    If the worker dies first, the claim runs out and any worker sends it from the due queue, as any other."""
+
+    def lease(self) -> datetime | None:
+        """Until when a new notice's e-mail is claimed for this worker; None when it sends nothing now."""
+
+    def take(self, notification: NotificationDoc, address: str) -> None:
+        """Send the e-mail of ``notification`` (written, claimed by ``lease``) to ``address``."""
 
 
 async def people(store: NotifyStore, projection: IdentityProjection, account_ids: list[str],
@@ -133,9 +156,10 @@ async def reopen_all_known(*, store: NotifyStore, projection: IdentityProjection
 
 
 async def notify(event: Envelope, *, store: NotifyStore, projection: IdentityProjection, settings: NotifySettings,
-                 on_created: Callable[[], None], only: set[str] | None = None) -> None:
+                 on_created: Callable[[], None], only: set[str] | None = None,
+                 emails: EmailIntake | None = None) -> None:
     """One notice per recipient of ``event``. ``only``: tell no one else (an ended share is told to those
-    who were told it began)."""
+    who were told it began). ``emails``: the worker that takes the e-mails of the notices written here."""
     # the reads a notice depends on, all at once (each by _id): whether it was withdrawn, the offices it
     # names, who acted (every read is independent; the round trips, not the work, are the cost)
     payload = event.payload()
@@ -162,11 +186,18 @@ async def notify(event: Envelope, *, store: NotifyStore, projection: IdentityPro
 
     async def tell(r: Recipient) -> bool:
         notice = messages.notice(data, r, actor.get("name") if actor else None)
+        address = (accounts.get(r.account_id) or {}).get("email")
         skip = delivery.skip_reason(smtp_enabled=settings.email_enabled, wants_email=wants[r.account_id],
-                                    address=(accounts.get(r.account_id) or {}).get("email"), kind=r.kind)
-        if not await store.insert(new_notification(event, data, r, notice, actor_id=actor_id, email_skip_reason=skip),
-                                  new_refs=new_refs):
+                                    address=address, kind=r.kind)
+        # an e-mail to send (so an address) goes to this process's worker, claimed for it as it is written
+        intake = emails if skip is None and address else None
+        claimed_until = intake.lease() if intake is not None else None
+        doc = new_notification(event, data, r, notice, actor_id=actor_id, email_skip_reason=skip,
+                               claimed_until=claimed_until)
+        if not await store.insert(doc, new_refs=new_refs):
             return False
+        if intake is not None and claimed_until is not None:
+            intake.take(doc, address)
         if skip:  # with SMTP off this log line is the whole "e-mail" (ids only, never an address)
             log.info("email_skipped", notification_id=notification_id(event.id, r.account_id), reason=skip)
         if skip == "no_address":
@@ -195,7 +226,8 @@ async def notify(event: Envelope, *, store: NotifyStore, projection: IdentityPro
 
 
 async def grant_ended(event: Envelope, *, store: NotifyStore, projection: IdentityProjection,
-                      settings: NotifySettings, on_created: Callable[[], None]) -> None:
+                      settings: NotifySettings, on_created: Callable[[], None],
+                      emails: EmailIntake | None = None) -> None:
     data = event.payload()
     assert isinstance(data, GRANT_ENDED)
     await store.tombstone([f"grant:{data.grant_id}"], event.time)
@@ -204,11 +236,12 @@ async def grant_ended(event: Envelope, *, store: NotifyStore, projection: Identi
     # those who were told of the grant hear it ended (and, for an expiry, the sharer)
     told = await store.told_about(grant_id=data.grant_id)
     await notify(event, store=store, projection=projection, settings=settings, on_created=on_created,
-                 only=told | ({data.owner_id} if isinstance(data, ChartShareExpired) else set()))
+                 only=told | ({data.owner_id} if isinstance(data, ChartShareExpired) else set()), emails=emails)
 
 
 async def document_share_ended(event: Envelope, *, store: NotifyStore, projection: IdentityProjection,
-                               settings: NotifySettings, on_created: Callable[[], None]) -> None:
+                               settings: NotifySettings, on_created: Callable[[], None],
+                               emails: EmailIntake | None = None) -> None:
     data = event.payload()
     assert isinstance(data, DOCUMENT_SHARE_ENDED)
     ids = [*data.practitioner_ids, *data.patient_ids, *(o.office_id for o in data.offices)]
@@ -216,7 +249,7 @@ async def document_share_ended(event: Envelope, *, store: NotifyStore, projectio
     log.info("document_share_withdrawal_recorded", recipients=len(ids))
     told = await store.told_about(document_id=data.document_id)
     await notify(event, store=store, projection=projection, settings=settings, on_created=on_created,
-                 only=told | ({data.owner_id} if isinstance(data, DocumentShareExpired) else set()))
+                 only=told | ({data.owner_id} if isinstance(data, DocumentShareExpired) else set()), emails=emails)
 
 
 async def account_registered(event: Envelope, *, store: NotifyStore, on_created: Callable[[], None]) -> None:

@@ -87,13 +87,15 @@ class NotifyStore:
     # ---- notifications -------------------------------------------------------------------------------
 
     async def insert(self, notification: NotificationDoc, *, new_refs: bool = False) -> bool:
-        """Insert the notification (its pending e-mail queued first); False when it is already there (a
-        redelivery). ``new_refs``: what it tells of is new (a grant just made), so its notice lookup most
-        likely does not exist yet (``ChunkedSets.add``'s ``new``)."""
+        """Insert the notification (its pending e-mail queued first; one inserted already claimed is queued
+        for when its claim runs out, should its worker die before it is sent); False when it is already
+        there (a redelivery). ``new_refs``: what it tells of is new (a grant just made), so its notice lookup
+        most likely does not exist yet (``ChunkedSets.add``'s ``new``)."""
         email = notification["email"]
         first = [self.remember_refs(notification, new=new_refs)]
-        if email["status"] == "pending":
-            first.append(self.queue_emails([notification["_id"]], email.get("next_attempt_at") or now(), new=True))
+        if email["status"] in ("pending", "sending"):
+            due = email.get("next_attempt_at") or email.get("lease_until") or now()
+            first.append(self.queue_emails([notification["_id"]], due, new=True))
         await asyncio.gather(*first)  # both before the insert (each a superset its reader re-checks)
         return await insert_new(self.notifications, notification)
 
@@ -175,8 +177,9 @@ class NotifyStore:
         return {d["recipient_id"] for d in docs}
 
     async def _withdraw(self, docs: list[NotificationDoc]) -> int:
-        """Unread notices marked read and withdrawn, e-mails not sent yet cancelled (each by bare ``_id``:
-        as before, an e-mail a worker already claimed still goes out). How many were unread."""
+        """Unread notices marked read and withdrawn, pending e-mails cancelled (each by bare ``_id``: an
+        e-mail a worker already claimed, as the worker beside the consumer does when the notice is written,
+        still goes out). How many were unread."""
         await update_by_ids(self.notifications, [d["_id"] for d in docs if d["email"]["status"] == "pending"],
                             {"$set": {"email.status": "skipped", "email.reason": "withdrawn"},
                              "$unset": {"email.next_attempt_at": ""}})
