@@ -62,11 +62,16 @@ def new_id() -> str:
 CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, uuid_representation=4)
 
 
+# what a server keeps, and mongomock stores: dates as naive UTC (a read makes them aware again, as above)
+_STORED_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=False, uuid_representation=4)
+
+
 def bson_roundtrip(value: Any) -> Any:
-    """``value`` as a server would store it: datetimes truncated to milliseconds, tuples as lists, and
-    anything BSON cannot encode refused here as it would be by a real server."""
+    """``value`` as a server would store it: datetimes in UTC truncated to milliseconds (naive, as mongomock
+    keeps them: aware ones, in bson's pure-Python UTC, cost its store a conversion each), tuples as lists,
+    and anything BSON cannot encode refused here as it would be by a real server."""
     if isinstance(value, dict):
-        return bson.decode(bson.encode(value, codec_options=CODEC_OPTIONS), codec_options=CODEC_OPTIONS)
+        return bson.decode(bson.encode(value, codec_options=CODEC_OPTIONS), codec_options=_STORED_OPTIONS)
     if isinstance(value, list):
         return [bson_roundtrip(v) for v in value]
     return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -116,6 +116,14 @@ async def test_in_process_fallback_round_trips_through_bson() -> None:
     assert (await db.c.find_one({"_id": 1}))["later"].microsecond == 678_000
     with pytest.raises(Exception):
         await db.c.insert_one({"_id": 2, "bad": object()})  # a server could not store it either
+    # a date in another zone is the same instant, read back in UTC; queries and operators compare instants
+    east = at.astimezone(timezone(timedelta(hours=2)))
+    await db.c.insert_one({"_id": 3, "at": east})
+    back = (await db.c.find_one({"_id": 3}))["at"]
+    assert back == at.replace(microsecond=678_000) and back.utcoffset() == timedelta(0)
+    assert [d["_id"] for d in await db.c.find({"at": {"$gte": at.replace(microsecond=678_000)}}).to_list()] == [1, 3]
+    await db.c.update_one({"_id": 3}, {"$max": {"at": east + timedelta(seconds=1)}})
+    assert (await db.c.find_one({"_id": 3}))["at"] == at.replace(microsecond=678_000) + timedelta(seconds=1)
 
 
 async def test_in_process_fallback_yields_to_the_event_loop() -> None:
