@@ -40,6 +40,7 @@ from bson.codec_options import CodecOptions
 from bson.tz_util import utc as bson_utc
 from pymongo import AsyncMongoClient, DeleteOne, UpdateOne
 from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.results import DeleteResult, UpdateResult
 
 log = structlog.get_logger("clinishare.mongo")
 
@@ -738,11 +739,105 @@ class AtomicWritesDatabase:
         return self.get_collection(name)  # db.charts, as PyMongo allows
 
 
+# the single-document writes that ``AtomicWritesCollection`` serves by bare ``_id`` when their filter is
+# ``{"_id": x, <equalities>}``: what each answers when the document does not match
+_BY_ID_WRITES: dict[str, Callable[[], Any]] = {
+    "update_one": lambda: UpdateResult({"n": 0, "nModified": 0, "ok": 1.0}, True),
+    "replace_one": lambda: UpdateResult({"n": 0, "nModified": 0, "ok": 1.0}, True),
+    "delete_one": lambda: DeleteResult({"n": 0, "ok": 1.0}, True),
+    "find_one_and_update": lambda: None,
+    "find_one_and_replace": lambda: None,
+    "find_one_and_delete": lambda: None,
+}
+# options a write served by bare _id may carry (an upsert, a sort, a hint ... keep the server's own answer)
+_BY_ID_OPTIONS = frozenset({"projection", "return_document"})
+
+
+def _id_and_conditions(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, dict[str, Any]] | None:
+    """``(x, the rest)`` for a write of ``_BY_ID_WRITES`` whose filter is ``{"_id": x, ...}`` with ``x`` a
+    string or an ObjectId and at least one other field, called with no option but ``_BY_ID_OPTIONS``; else
+    None. The filter is the first argument; an update or replacement, the second, for those that take one."""
+    takes = 1 if name in ("delete_one", "find_one_and_delete") else 2
+    if len(args) != takes or set(kwargs) - _BY_ID_OPTIONS:
+        return None
+    spec = args[0]
+    if type(spec) is not dict or len(spec) < 2 or type(spec.get("_id")) not in (str, ObjectId):
+        return None
+    return spec["_id"], {k: v for k, v in spec.items() if k != "_id"}
+
+
+_EQUAL_TYPES = (str, ObjectId, bool, int, float, type(None), datetime)
+
+
+def _stored_at(doc: Mapping[str, Any], path: str) -> tuple[bool, Any] | None:
+    """``(present, value)`` at a dotted ``path`` of ``doc``; None where a query could see several values
+    (an array on the way)."""
+    value: Any = doc
+    for part in path.split("."):
+        if type(value) is list:
+            return None
+        if not isinstance(value, Mapping) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+def equal_stored(doc: Mapping[str, Any], conditions: Mapping[str, Any]) -> bool | None:
+    """Whether ``doc`` matches ``conditions`` (``field`` or ``dotted.path`` -> a string, number, boolean,
+    null, date or ObjectId) as a server's query equality would; None where this cannot tell for certain
+    (an operator, an array in the document, a value of another kind), and the server must be asked.
+    As a server: a missing field equals null, true is not 1, 1 is 1.0, dates are compared as instants
+    to the millisecond (a naive one is UTC)."""
+    for path, want in conditions.items():
+        if path.startswith("$") or type(want) not in _EQUAL_TYPES:
+            return None
+        found = _stored_at(doc, path)
+        if found is None:
+            return None
+        present, value = found
+        if not present or value is None:
+            if want is not None:
+                return False
+            continue
+        if want is None or type(value) is list:
+            return None if type(value) is list else False
+        if type(value) not in _EQUAL_TYPES:
+            return None
+        if isinstance(value, bool) or isinstance(want, bool):
+            if not (isinstance(value, bool) and isinstance(want, bool) and value == want):
+                return False
+        elif isinstance(value, datetime) or isinstance(want, datetime):
+            if not (isinstance(value, datetime) and isinstance(want, datetime) and _instant_ms(value) == _instant_ms(want)):
+                return False
+        elif isinstance(value, (int, float)) and isinstance(want, (int, float)):
+            if value != want:
+                return False
+        elif type(value) is not type(want) or value != want:
+            return False
+    return True
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _instant_ms(at: datetime) -> int:
+    """The millisecond a date names, as BSON stores it (a naive date is UTC, as PyMongo encodes it)."""
+    return ((at if at.tzinfo is not None else at.replace(tzinfo=UTC)) - _EPOCH) // timedelta(milliseconds=1)
+
+
 class AtomicWritesCollection:
     """A collection whose read-modify-write calls are locked against FerretDB (above), and whose updates
     that make a unique field collide raise ``DuplicateKeyError`` on every engine: FerretDB 1.24 gives
     11000 for inserts and upserts, but for an update that sets an indexed field to a taken value it
-    answers InternalError "UNIQUE constraint failed" (SQLite's words)."""
+    answers InternalError "UNIQUE constraint failed" (SQLite's words).
+
+    Against FerretDB, a single-document write whose filter is ``{"_id": x, <equalities>}`` (a
+    compare-and-set: ``{"_id": id, "version": 3}``, ``{"_id": id, "deleted_at": None}``) is served by bare
+    ``_id``: FerretDB's SQLite handler serves only a filter that is exactly ``{"_id": x}`` from its index,
+    and scanned the whole collection for every one of these. Holding the collection's lock, which every
+    write here that reads before it writes holds, the document is read by ``_id``, the equalities checked
+    (``equal_stored``), and the write sent by ``_id`` alone, or answered "matched nothing" without one; no
+    locked writer can change the document in between. A filter it cannot judge goes to the server whole."""
 
     def __init__(self, owner: AtomicWritesClient, coll: Any) -> None:
         self._owner = owner
@@ -760,6 +855,15 @@ class AtomicWritesCollection:
                 if not await self._owner.needs_locks():
                     return await attr(*args, **kwargs)
                 async with self._owner.lock_for(self._coll.database.name, self.name).hold():
+                    by_id = _id_and_conditions(name, args, kwargs) if name in _BY_ID_WRITES else None
+                    if by_id is not None:
+                        doc_id, conditions = by_id
+                        current = await self._coll.find_one({"_id": doc_id})
+                        verdict = False if current is None else equal_stored(current, conditions)
+                        if verdict is False:
+                            return _BY_ID_WRITES[name]()
+                        if verdict is True:
+                            return await attr({"_id": doc_id}, *args[1:], **kwargs)
                     return await attr(*args, **kwargs)
 
         return locked

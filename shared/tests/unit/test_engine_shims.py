@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from bson import ObjectId
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from clinishare_shared import mongo
@@ -602,3 +604,85 @@ async def test_in_process_deletes_match_mongomocks_without_copying_what_they_del
         monkeypatch.undo()
         assert slow == [] and got == want, (name, filter, got, want)
         assert await ours.find({}, {"_id": 1}).to_list() == list(plain.find({}, {"_id": 1})), (name, filter)
+
+
+def test_equal_stored_judges_equalities_as_a_server_and_leaves_the_rest_to_it() -> None:
+    at = datetime(2026, 3, 4, 5, 6, 7, 123_000, tzinfo=UTC)
+    doc = {"_id": "d", "v": 3, "ratio": 0.5, "flag": True, "none": None, "name": "x", "at": at,
+           "email": {"status": "sending"}, "tags": ["a"], "oid": ObjectId("65a0b1c2d3e4f50617283940")}
+    judge = mongo.equal_stored
+    assert judge(doc, {"v": 3, "name": "x", "email.status": "sending"}) is True
+    assert judge(doc, {"v": 3.0}) is True  # 3 is 3.0
+    assert judge(doc, {"v": 4}) is False and judge(doc, {"name": "y"}) is False
+    assert judge(doc, {"flag": 1}) is False and judge(doc, {"v": True}) is False  # true is not 1
+    assert judge(doc, {"flag": True}) is True
+    assert judge(doc, {"missing": None, "none": None, "email.other": None, "name.deeper": None}) is True
+    assert judge(doc, {"missing": "x"}) is False and judge(doc, {"v": None}) is False
+    assert judge(doc, {"at": at.replace(microsecond=123_456)}) is True  # the same millisecond
+    assert judge(doc, {"at": at.astimezone(timezone(timedelta(hours=-5)))}) is True  # the same instant
+    assert judge(doc, {"at": at.replace(tzinfo=None)}) is True  # a naive date is UTC
+    assert judge(doc, {"at": at + timedelta(milliseconds=1)}) is False
+    assert judge(doc, {"oid": ObjectId("65a0b1c2d3e4f50617283940")}) is True
+    assert judge(doc, {"oid": "65a0b1c2d3e4f50617283940"}) is False  # a string is not an ObjectId
+    # what it cannot judge for certain is the server's: operators, arrays, documents, other kinds
+    for unsure in ({"v": {"$lt": 4}}, {"$or": [{"v": 3}]}, {"tags": "a"}, {"tags.0": "a"}, {"email": {"status": "sending"}},
+                   {"v": [3]}, {"name": b"x"}):
+        assert judge(doc, unsure) is None, unsure
+    assert judge({"_id": "d", "email": "plain"}, {"email.status": None}) is True  # no such path: missing
+
+
+async def test_conditional_writes_by_id_answer_as_the_server_would(any_db: Any) -> None:
+    """``{"_id": x, <equalities>}`` writes: on FerretDB served by bare ``_id`` (next test), the same answers
+    everywhere."""
+    c = any_db.cas
+    await c.insert_many([{"_id": "a", "v": 1, "deleted_at": None, "email": {"status": "sending"}},
+                         {"_id": "b", "v": 1}])
+    assert (await c.update_one({"_id": "a", "v": 2}, {"$set": {"v": 3}})).matched_count == 0
+    done = await c.update_one({"_id": "a", "v": 1, "deleted_at": None}, {"$set": {"v": 2}})
+    assert (done.matched_count, done.modified_count) == (1, 1)
+    assert (await c.update_one({"_id": "missing", "v": 1}, {"$set": {"v": 9}})).matched_count == 0
+    assert await c.find_one({"_id": "missing"}) is None
+    assert (await c.replace_one({"_id": "b", "v": 1}, {"v": 5})).modified_count == 1
+    assert (await c.replace_one({"_id": "b", "v": 1}, {"v": 6})).matched_count == 0
+    assert await c.find_one_and_update({"_id": "a", "email.status": "sent"}, {"$set": {"v": 0}}) is None
+    after = await c.find_one_and_update({"_id": "a", "email.status": "sending"}, {"$set": {"email.status": "sent"}},
+                                        return_document=ReturnDocument.AFTER)
+    assert after == {"_id": "a", "v": 2, "deleted_at": None, "email": {"status": "sent"}}
+    assert (await c.delete_one({"_id": "a", "v": 1})).deleted_count == 0
+    assert (await c.delete_one({"_id": "a", "v": 2})).deleted_count == 1
+    assert await c.find_one_and_delete({"_id": "b", "v": 6}) is None
+    assert (await c.find_one_and_delete({"_id": "b", "v": 5}))["v"] == 5
+    assert await c.count_documents({}) == 0
+    # an upsert keeps the server's own answer: it inserts what the equalities name
+    await c.update_one({"_id": "u", "kind": "x"}, {"$set": {"n": 1}}, upsert=True)
+    assert await c.find_one({"_id": "u"}) == {"_id": "u", "kind": "x", "n": 1}
+    # a compare-and-set has one winner however many race for it
+    won = await asyncio.gather(*[c.update_one({"_id": "u", "n": 1}, {"$set": {"n": 2, "by": i}}) for i in range(20)])
+    assert sum(r.modified_count for r in won) == 1
+
+
+async def test_conditional_writes_by_id_are_bare_id_commands_on_ferretdb(mongodb_url: str | None, db_name: str) -> None:
+    if not mongodb_url:
+        pytest.skip("counts a real client's commands: needs a server (FerretDB under make test, or MONGODB_URL)")
+    from pymongo import AsyncMongoClient
+
+    from clinishare_shared import querystats
+
+    stats = querystats.QueryStats()
+    client = mongo.AtomicWritesClient(AsyncMongoClient(mongodb_url, event_listeners=[stats], tz_aware=True), mongodb_url)
+    try:
+        c = client[db_name].cas_cmds
+        await c.insert_many([{"_id": f"d{i}", "v": 1} for i in range(5)])
+        stats.rows.clear()
+        await c.update_one({"_id": "d1", "v": 1}, {"$set": {"v": 2}})
+        await c.update_one({"_id": "d2", "v": 7}, {"$set": {"v": 2}})  # no match: no write at all
+        await c.delete_one({"_id": "d3", "v": 1})
+        await c.find_one_and_update({"_id": "d4", "v": 1}, {"$set": {"v": 3}})
+        used = [(k[2], k[3]) for k in stats.rows if k[1] == "cas_cmds"]
+        ferretdb = await mongo.scans_id_sets(c)
+        if ferretdb:  # every command names the document by bare _id: served from the index, no scan
+            assert used and all(shape == '{"_id": "?"}' for _, shape in used), used
+            assert sorted(cmd for cmd, _ in used if cmd != "find") == ["delete", "findAndModify", "update"]
+        assert [d["v"] for d in await c.find({}).sort("_id", 1).to_list()] == [1, 2, 1, 3]
+    finally:
+        await client.close()
