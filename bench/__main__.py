@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import random
 import socket
 import statistics
 import subprocess
@@ -344,6 +345,7 @@ async def relay_cost(report: Report, sizes: Sizes, mongodb_url: str | None) -> N
 
     costs: dict[int, float] = {}
     runs: dict[int, Callable[[int], Awaitable[list[float]]]] = {}
+    cas_runs: dict[int, Callable[[int], Awaitable[list[float]]]] = {}
     cleanup: list[Callable[[], Awaitable[Any]]] = []
     try:
         for n in sizes.relay_sizes:
@@ -381,12 +383,26 @@ async def relay_cost(report: Report, sizes: Sizes, mongodb_url: str | None) -> N
                     assert sent == 1, sent
                 return out
 
+            async def compare_and_set(k: int, coll: Any = db[GRANTS], n: int = n) -> list[float]:
+                """A write conditional on the document's state, by ``_id``: ``{"_id": x, "revoked_at": None}``."""
+                out = []
+                for _ in range(k):
+                    t0 = time.perf_counter()
+                    res = await coll.update_one({"_id": f"{random.randrange(n):024x}", "revoked_at": None},
+                                                {"$inc": {"touched": 1}})
+                    out.append((time.perf_counter() - t0) * 1000)
+                    assert res.modified_count == 1
+                return out
+
             runs[n] = passes
+            cas_runs[n] = compare_and_set
         # the sizes take turns, five passes each per round, so drift in the machine's load hits both alike
         took: dict[int, list[float]] = {n: [] for n in runs}
+        cas_took: dict[int, list[float]] = {n: [] for n in runs}
         for _ in range(5):
             for n, run in runs.items():
                 took[n] += await run(5)
+                cas_took[n] += await cas_runs[n](5)
         for n, times in took.items():
             costs[n] = statistics.median(times)
             await report.line(f"relay pass after one write, {n} documents", f"median {costs[n]:.2f} ms of "
@@ -409,6 +425,12 @@ async def relay_cost(report: Report, sizes: Sizes, mongodb_url: str | None) -> N
         await report.line(f"relay pass growth {lo}->{hi} documents", f"{growth:.1f}x", met=growth <= 2.0,
                           target="<= 2x (a pass after a write does not scan the collection)", growth=growth,
                           profile=profile)
+        cas = {n: statistics.median(times) for n, times in cas_took.items()}
+        for n, times in cas_took.items():
+            await report.line(f"a compare-and-set by _id, {n} documents", f"median {cas[n]:.2f} ms of {len(times)} "
+                              f"(min {min(times):.2f}, max {max(times):.2f})", write_ms=cas[n], documents=n)
+        await report.line(f"compare-and-set growth {lo}->{hi} documents", f"{cas[hi] / cas[lo]:.1f}x",
+                          growth=cas[hi] / cas[lo])
     finally:
         for close in cleanup:
             await close()

@@ -52,6 +52,10 @@ def test_bench_quick_prints_every_target_line(tmp_path: Path, amqp_url: str, mon
     assert len(grants) == 2 and grants[1] > grants[0]
     assert len([r for r in lines if r["scenario"].startswith("listing growth") and "grants" in r["scenario"]]) == 1
     assert len([r for r in lines if r["scenario"].startswith("relay pass after one write")]) == 2
+    # beside it, a write conditional on the document's state at the same two sizes, and its growth
+    assert [r["documents"] for r in lines if r["scenario"].startswith("a compare-and-set by _id")] == \
+        [r["documents"] for r in lines if r["scenario"].startswith("relay pass after one write")]
+    assert len([r for r in lines if r["scenario"].startswith("compare-and-set growth")]) == 1
     # next to the five-process lines: the disk's sync latency, and where the burst's CPU went
     disk = [r for r in lines if r["scenario"].startswith("disk: fdatasync")]
     assert len(disk) == 1 and disk[0]["p50_ms"] > 0
