@@ -130,24 +130,25 @@ _ASYNC_PASSTHROUGH = (
 
 
 def _id_keys(filter: Any) -> list[Any] | None:
-    """The ``_id``s a filter that is exactly ``{"_id": x}`` or ``{"_id": {"$in": [x, ...]}}`` (strings or
-    ObjectIds) can match, each once; None for any other filter."""
-    if not isinstance(filter, dict) or len(filter) != 1 or "_id" not in filter:
+    """The ``_id``s a filter can match, each once: ``{"_id": x, ...}`` (a string or an ObjectId; whatever
+    else the filter says is checked on that one document, as a server's ``_id`` index serves it) or exactly
+    ``{"_id": {"$in": [x, ...]}}``; None for any other filter."""
+    if not isinstance(filter, dict) or "_id" not in filter:
         return None
     value = filter["_id"]
     if isinstance(value, (str, ObjectId)):
         return [value]
-    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("$in"), (list, tuple)) \
+    if len(filter) == 1 and isinstance(value, dict) and len(value) == 1 and isinstance(value.get("$in"), (list, tuple)) \
             and all(isinstance(v, (str, ObjectId)) for v in value["$in"]):
         return list(dict.fromkeys(value["$in"]))
     return None
 
 
 def _by_id(collection: Any) -> None:
-    """Give a mongomock collection the primary-key lookup every server has: a filter that is exactly
-    ``{"_id": x}`` or ``{"_id": {"$in": [...]}}`` reads those documents from the store (a dict keyed by
-    ``_id``) instead of testing every document. The filter is still applied to each, so the answer is the
-    same."""
+    """Give a mongomock collection the primary-key lookup every server has: a filter that names one ``_id``
+    (``{"_id": x}``, ``{"_id": x, "version": 3}``) or is exactly ``{"_id": {"$in": [...]}}`` reads those
+    documents from the store (a dict keyed by ``_id``) instead of testing every document. The whole filter
+    is still applied to the one document, so the answer is the same."""
     from mongomock.filtering import filter_applies
 
     scan = collection._iter_documents

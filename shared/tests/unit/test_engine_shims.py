@@ -184,7 +184,8 @@ async def test_atomic_across_processes(mongodb_url: str | None, db_name: str, mo
 
 async def test_in_process_engine_reads_a_document_by_id_without_a_scan(monkeypatch: pytest.MonkeyPatch) -> None:
     """Like a server's primary key: an ``_id`` equality touches one document, whatever the collection's
-    size; every other filter still scans. Finds, updates and deletes by ``_id`` mean what they did."""
+    size, also with more conditions (checked on that document); every other filter still scans. Finds,
+    updates and deletes by ``_id`` mean what they did."""
     from clinishare_shared.mongo import InProcessMongoClient
 
     coll = InProcessMongoClient()["db"]["docs"]
@@ -202,7 +203,15 @@ async def test_in_process_engine_reads_a_document_by_id_without_a_scan(monkeypat
     assert sorted(d["n"] for d in found) == [1, 3] and len(tested) <= 2, tested  # a set of ids: those only
     assert (await coll.update_many({"_id": {"$in": ["d1", "d2"]}}, {"$set": {"n": 0}})).modified_count == 2
     tested.clear()
-    assert (await coll.find_one({"_id": "d7", "n": 7}))["n"] == 7  # anything more than _id: a scan, same answer
+    assert (await coll.find_one({"_id": "d7", "n": 7}))["n"] == 7  # more than _id: that document, checked
+    assert await coll.find_one({"_id": "d7", "n": 8}) is None
+    assert (await coll.update_one({"_id": "d7", "n": 8}, {"$set": {"n": 70}})).matched_count == 0
+    assert (await coll.update_one({"_id": "d7", "n": {"$lt": 8}}, {"$set": {"n": 70}})).modified_count == 1
+    assert (await coll.delete_one({"_id": "d7", "n": 7})).deleted_count == 0
+    assert (await coll.find_one({"_id": "d7"}))["n"] == 70
+    assert len(tested) <= 8, tested
+    tested.clear()
+    assert (await coll.find_one({"n": 70}))["_id"] == "d7"  # no _id: a scan, same answer
     assert len(tested) > 6
 
 
