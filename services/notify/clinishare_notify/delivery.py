@@ -124,6 +124,15 @@ class EmailWorker:
         self._fresh.append((notification, address))
         self._wake.set()
 
+    def withdraw(self, notification_ids: list[str]) -> list[str]:
+        """``EmailIntake.withdraw``: the e-mails of these notices taken and not yet picked up by a pass are
+        dropped (one a pass holds is being sent); their ids."""
+        ids = set(notification_ids)
+        given_up = [doc["_id"] for doc, _ in self._fresh if doc["_id"] in ids]
+        if given_up:
+            self._fresh = [(doc, address) for doc, address in self._fresh if doc["_id"] not in ids]
+        return given_up
+
     async def run_once(self) -> int:
         """Send the e-mails taken from the consumer (``take``) since the last pass, then every e-mail due
         now, a claimed batch at a time (``BATCH`` from one read); ``SENDING`` of them at once. The number of

@@ -8,8 +8,9 @@ e-mail worker of this process (``EmailIntake``), or wakes it for the due queue.
 
 A share that ends (SPEC 10.1):
 - ``charts.share.revoked`` / ``charts.share.expired``: the grant's notices are withdrawn (unread ones
-  marked read, e-mails still waiting cancelled: a retry, or one whose process had no worker running; an
-  e-mail is claimed by its worker as its notice is written, and a claimed one goes out);
+  marked read, e-mails not sent yet cancelled: pending ones, and those this process's worker took and has
+  not begun to send; one another replica's worker claimed still goes out), so nobody is e-mailed about a
+  share that no longer exists;
   then the recipients who were told of the grant are told it ended, and for an expiry the sharer too.
 - ``documents.unshared`` / ``documents.share.expired``: existing notices stay as they are (a recipient
   may keep access through an office the document is still shared with, which notify cannot know), but a
@@ -104,6 +105,10 @@ class EmailIntake(Protocol):
 
     def take(self, notification: NotificationDoc, address: str) -> None:
         """Send the e-mail of ``notification`` (written, claimed by ``lease``) to ``address``."""
+
+    def withdraw(self, notification_ids: list[str]) -> list[str]:
+        """Give up the e-mails of these notices that were taken and are not being sent yet (their share was
+        withdrawn); which ones."""
 
 
 async def people(store: NotifyStore, projection: IdentityProjection, account_ids: list[str],
@@ -211,7 +216,7 @@ async def notify(event: Envelope, *, store: NotifyStore, projection: IdentityPro
     if created and (again := await _withdrawn(store, event, data)) != data:
         # a withdrawal processed meanwhile (another replica) left its tombstone after our check
         if isinstance(data, ChartShareGranted):
-            await store.withdraw_grant(data.grant_id)
+            await store.withdraw_grant(data.grant_id, emails.withdraw if emails is not None else None)
         elif isinstance(data, DocumentShared) and isinstance(again, DocumentShared):
             # the unshare overtook nothing here: it ran between our check and our insert, so the
             # notices it would have prevented are taken back
@@ -220,7 +225,8 @@ async def notify(event: Envelope, *, store: NotifyStore, projection: IdentityPro
                 "patient_ids": [i for i in data.patient_ids if i not in again.patient_ids],
                 "offices": [o for o in data.offices if o not in again.offices]})
             targets = recipients(removed, await _offices(projection, offices_needed(removed)))
-            await store.withdraw_document(data.document_id, [r.account_id for r in targets], event_id=event.id)
+            await store.withdraw_document(data.document_id, [r.account_id for r in targets], event_id=event.id,
+                                          held=emails.withdraw if emails is not None else None)
     if created:
         on_created()
 
@@ -231,7 +237,7 @@ async def grant_ended(event: Envelope, *, store: NotifyStore, projection: Identi
     data = event.payload()
     assert isinstance(data, GRANT_ENDED)
     await store.tombstone([f"grant:{data.grant_id}"], event.time)
-    withdrawn = await store.withdraw_grant(data.grant_id)
+    withdrawn = await store.withdraw_grant(data.grant_id, emails.withdraw if emails is not None else None)
     log.info("notifications_withdrawn", count=withdrawn)
     # those who were told of the grant hear it ended (and, for an expiry, the sharer)
     told = await store.told_about(grant_id=data.grant_id)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,6 +43,8 @@ REFS, REFS_INDEXED = "notice_refs", "indexed"
 REFS_CHUNK = 512
 _REF_FIELDS = ("grant_id", "document_id")
 QUEUE_RECHECK = timedelta(seconds=1)
+# of these notices' claimed e-mails, the ones this process's worker gives up (``EmailIntake.withdraw``)
+Held = Callable[[list[str]], list[str]]
 
 
 def now() -> datetime:
@@ -176,27 +178,32 @@ class NotifyStore:
                       else self._told("document_id", document_id or ""))
         return {d["recipient_id"] for d in docs}
 
-    async def _withdraw(self, docs: list[NotificationDoc]) -> int:
-        """Unread notices marked read and withdrawn, pending e-mails cancelled (each by bare ``_id``: an
-        e-mail a worker already claimed, as the worker beside the consumer does when the notice is written,
-        still goes out). How many were unread."""
-        await update_by_ids(self.notifications, [d["_id"] for d in docs if d["email"]["status"] == "pending"],
+    async def _withdraw(self, docs: list[NotificationDoc], held: Held | None = None) -> int:
+        """Unread notices marked read and withdrawn, pending e-mails cancelled (each by bare ``_id``). An
+        e-mail a worker already claimed still goes out, unless it is one that ``held`` gives up: the
+        e-mails this process's worker took from the consumer and has not begun to send (``EmailIntake``),
+        whose claim is ours. How many were unread."""
+        sending = [d["_id"] for d in docs if d["email"]["status"] == "sending"]
+        given_up = held(sending) if held is not None and sending else []
+        await update_by_ids(self.notifications,
+                            [d["_id"] for d in docs if d["email"]["status"] == "pending"] + given_up,
                             {"$set": {"email.status": "skipped", "email.reason": "withdrawn"},
-                             "$unset": {"email.next_attempt_at": ""}})
+                             "$unset": {"email.next_attempt_at": "", "email.lease_until": ""}})
         unread = [d["_id"] for d in docs if not d["read"]]
         await update_by_ids(self.notifications, unread, {"$set": {"read": True, "read_at": now(), "withdrawn": True}})
         return len(unread)
 
-    async def withdraw_grant(self, grant_id: str) -> int:
+    async def withdraw_grant(self, grant_id: str, held: Held | None = None) -> int:
         """A revoked chart grant: its unread notices are marked read (the link no longer opens anything)
         and e-mails not yet sent are cancelled."""
-        return await self._withdraw(await self._told("grant_id", grant_id))
+        return await self._withdraw(await self._told("grant_id", grant_id), held)
 
-    async def withdraw_document(self, document_id: str, recipient_ids: list[str], *, event_id: str) -> int:
+    async def withdraw_document(self, document_id: str, recipient_ids: list[str], *, event_id: str,
+                                held: Held | None = None) -> int:
         """The notices one share event of ``document_id`` gave these recipients: unread ones marked read,
         pending e-mails cancelled."""
         docs = await find_by_ids(self.notifications, [notification_id(event_id, r) for r in recipient_ids])
-        return await self._withdraw([d for d in docs if d.get("ref", {}).get("document_id") == document_id])
+        return await self._withdraw([d for d in docs if d.get("ref", {}).get("document_id") == document_id], held)
 
     async def reopen_no_address(self, recipient_id: str) -> int:
         """E-mails skipped for want of an address become due once the address is known (queued first)."""

@@ -135,3 +135,32 @@ async def test_a_worker_that_is_stopped_or_full_claims_nothing(start_notify: Any
     # no SMTP: nothing is claimed either
     off = await start_notify()
     assert off.worker.lease() is None
+
+
+async def test_a_revoke_gives_up_the_e_mails_the_worker_took_and_has_not_begun_to_send(start_notify: Any,
+                                                                                     smtp: Any) -> None:
+    """A share revoked before its e-mail left: the e-mail is cancelled as a pending one would be; the
+    e-mail of another grant stays with the worker."""
+    from clinishare_shared.events import ChartShareRevoked
+
+    svc = await start_notify(smtp_host="127.0.0.1", smtp_port=smtp.port, email_poll_seconds=60)
+    worker = svc.worker
+    await worker.stop()  # no pass runs: what it took stays taken until we run one
+    worker.lease = lambda: now() + timedelta(seconds=90)
+    for r in ("bob", "carol"):
+        await svc.account(r, name=f"Dr {r}", email=f"{r}@clinic.test")
+    revoked = ChartShareGranted(grant_id="g1", owner_id="alice", rule="all", practitioner_ids=["bob"], office_ids=[])
+    kept = ChartShareGranted(grant_id="g2", owner_id="alice", rule="all", practitioner_ids=["carol"], office_ids=[])
+    first = await svc.publish(revoked)
+    second = await svc.publish(kept)
+    assert [doc["_id"] for doc, _ in worker._fresh] == [f"{first.id}:bob", f"{second.id}:carol"]
+    ended = await svc.publish(ChartShareRevoked(**revoked.model_dump()))
+    # bob's e-mail about the share is given up; the notice that it ended is handed over as any other
+    assert [doc["_id"] for doc, _ in worker._fresh] == [f"{second.id}:carol", f"{ended.id}:bob"]
+    bob = await svc.store.get(f"{first.id}:bob", "bob")
+    assert bob["withdrawn"] is True and bob["email"]["status"] == "skipped" and bob["email"]["reason"] == "withdrawn"
+    assert "lease_until" not in bob["email"]
+    assert await worker.run_once() == 2  # carol's share, and bob's notice that his share ended
+    assert sorted(m.rcpt_tos[0] for m in smtp.messages) == ["bob@clinic.test", "carol@clinic.test"]
+    assert (await svc.store.get(f"{ended.id}:bob", "bob"))["email"]["status"] == "sent"
+    assert (await svc.store.get(f"{first.id}:bob", "bob"))["email"]["status"] == "skipped"
