@@ -73,8 +73,18 @@ class IdentityProjection:
 
     async def _linked(self, kind: str, coll: str, keys: Iterable[str]) -> list[dict[str, Any]]:
         """The documents of ``coll`` that the lookups ``<kind>:<key>`` name (unchecked: callers check)."""
-        links = await self.links.members([f"{kind}:{k}" for k in keys])
-        return await find_by_ids(self.db[coll], [i for ids in links.values() for i in ids])
+        return (await self._linked_kinds({kind: coll}, keys))[kind]
+
+    async def _linked_kinds(self, kinds: dict[str, str], keys: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """``_linked`` for several kinds (kind -> its collection) at once: the lookups of every kind in one
+        read, then each kind's documents, all at once."""
+        keys = list(keys)
+        links = await self.links.members([f"{kind}:{k}" for kind in kinds for k in keys])
+        named: dict[str, list[Any]] = {kind: [] for kind in kinds}
+        for key, ids in links.items():
+            named[key.partition(":")[0]].extend(ids)
+        found = await asyncio.gather(*(find_by_ids(self.db[coll], named[kind]) for kind, coll in kinds.items()))
+        return dict(zip(kinds, found))
 
     async def build_links(self, *, force: bool = False) -> int:
         """The lookups of documents written before they existed: one scan of each collection, once per
@@ -232,14 +242,15 @@ class IdentityProjection:
         return (await self.sharing_lists([account_id]))[account_id]
 
     async def sharing_lists(self, account_ids: Iterable[str]) -> dict[str, SharingList]:
-        """The sharing lists of several accounts together: their lookups, then the offices and connections
-        they name, each read by ``_id`` and all at once (two rounds of reads whatever their number), so a
-        listing reaching the grants of many sharers waits once, not per sharer."""
+        """The sharing lists of several accounts together: their lookups (offices and connections in one
+        read), then the offices and connections they name, each read by ``_id`` and all at once (two rounds
+        of reads whatever their number), so a listing reaching the grants of many sharers waits once, not
+        per sharer."""
         ids = sorted(set(account_ids))
         if not ids:
             return {}
-        offices, conns = await asyncio.gather(self._linked("offices", OFFICES, ids),
-                                              self._linked("connections", CONNECTIONS, ids))
+        linked = await self._linked_kinds({"offices": OFFICES, "connections": CONNECTIONS}, ids)
+        offices, conns = linked["offices"], linked["connections"]
         conns = [c for c in conns if c.get("deleted") is False]
         out = {}
         for account_id in ids:

@@ -55,6 +55,10 @@ async def test_sharing_lists_equal_one_by_one_and_read_only_by_id(db: Any) -> No
         assert counting.db.finds == []
     else:
         assert counting.db.finds and all(set(f) == {"_id"} and set(f["_id"]) == {"$in"} for f in counting.db.finds)
+        # two rounds: one read of every lookup (offices and connections alike), then the documents they name
+        assert len(counting.db.finds) == 3  # the lookups, the offices, the connections
+        assert sorted(counting.db.finds[0]["_id"]["$in"]) == sorted(
+            f"{kind}:{x}" for kind in ("offices", "connections") for x in ("a", "b", "c", "nobody"))
     assert "d" in together["a"].practitioners and "e" not in together["a"].practitioners  # deleted: gone
     assert together["nobody"].practitioners == {} and together["nobody"].offices == {}
     assert await counting.sharing_lists([]) == {}
