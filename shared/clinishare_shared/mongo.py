@@ -802,7 +802,7 @@ def equal_stored(doc: Mapping[str, Any], conditions: Mapping[str, Any]) -> bool 
             continue
         if want is None or type(value) is list:
             return None if type(value) is list else False
-        if type(value) not in _EQUAL_TYPES:
+        if not isinstance(value, _EQUAL_TYPES):  # (an int64 decodes as Int64, an int)
             return None
         if isinstance(value, bool) or isinstance(want, bool):
             if not (isinstance(value, bool) and isinstance(want, bool) and value == want):
@@ -961,10 +961,7 @@ def matches(doc: Mapping[str, Any], where: Mapping[str, Any]) -> bool:
     for key, value in where.items():
         if "." in key or key.startswith("$") or not isinstance(value, _SCALARS):
             raise ValueError(f"matches: top-level scalar equality only, not {key!r}: {value!r}")
-        stored = doc.get(key)
-        if stored != value or isinstance(stored, bool) != isinstance(value, bool):  # BSON: true is not 1
-            return False
-    return True
+    return equal_stored(doc, where) is True  # what it cannot judge (an array, another type) is no match
 
 
 async def find_by_id(coll: Any, doc_id: Any, projection: Mapping[str, Any] | None = None, *,

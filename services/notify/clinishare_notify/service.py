@@ -48,7 +48,7 @@ from clinishare_notify.domain import delivery, messages
 from clinishare_notify.domain.stored import EmailState, NotificationDoc, notification_id
 from clinishare_notify.domain.recipients import ENDED, Office, Recipient, offices_needed, recipients
 from clinishare_notify.settings import NotifySettings
-from clinishare_notify.store import NotifyStore, now
+from clinishare_notify.store import Held, NotifyStore, now
 
 log = structlog.get_logger("clinishare.notify.service")
 
@@ -109,6 +109,11 @@ class EmailIntake(Protocol):
     def withdraw(self, notification_ids: list[str]) -> list[str]:
         """Give up the e-mails of these notices that were taken and are not being sent yet (their share was
         withdrawn); which ones."""
+
+
+def _held(emails: EmailIntake | None) -> Held | None:
+    """What a withdrawal asks of the worker beside the consumer: to give up the e-mails it took."""
+    return emails.withdraw if emails is not None else None
 
 
 async def people(store: NotifyStore, projection: IdentityProjection, account_ids: list[str],
@@ -216,7 +221,7 @@ async def notify(event: Envelope, *, store: NotifyStore, projection: IdentityPro
     if created and (again := await _withdrawn(store, event, data)) != data:
         # a withdrawal processed meanwhile (another replica) left its tombstone after our check
         if isinstance(data, ChartShareGranted):
-            await store.withdraw_grant(data.grant_id, emails.withdraw if emails is not None else None)
+            await store.withdraw_grant(data.grant_id, _held(emails))
         elif isinstance(data, DocumentShared) and isinstance(again, DocumentShared):
             # the unshare overtook nothing here: it ran between our check and our insert, so the
             # notices it would have prevented are taken back
@@ -226,7 +231,7 @@ async def notify(event: Envelope, *, store: NotifyStore, projection: IdentityPro
                 "offices": [o for o in data.offices if o not in again.offices]})
             targets = recipients(removed, await _offices(projection, offices_needed(removed)))
             await store.withdraw_document(data.document_id, [r.account_id for r in targets], event_id=event.id,
-                                          held=emails.withdraw if emails is not None else None)
+                                          held=_held(emails))
     if created:
         on_created()
 
@@ -237,7 +242,7 @@ async def grant_ended(event: Envelope, *, store: NotifyStore, projection: Identi
     data = event.payload()
     assert isinstance(data, GRANT_ENDED)
     await store.tombstone([f"grant:{data.grant_id}"], event.time)
-    withdrawn = await store.withdraw_grant(data.grant_id, emails.withdraw if emails is not None else None)
+    withdrawn = await store.withdraw_grant(data.grant_id, _held(emails))
     log.info("notifications_withdrawn", count=withdrawn)
     # those who were told of the grant hear it ended (and, for an expiry, the sharer)
     told = await store.told_about(grant_id=data.grant_id)
