@@ -72,6 +72,12 @@ def _resolve_mongo() -> tuple[str | None, str]:
     return url, label
 
 
+def ferretdb_pid() -> int | None:
+    """The pid of the FerretDB these tests started (None on another engine), for figures that count its CPU."""
+    server = _engine.get("ferretdb")
+    return server.process.pid if server is not None else None
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

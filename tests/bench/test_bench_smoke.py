@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from clinishare_shared.testing import ferretdb_pid
+
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = ["Charts Shared With You", "reading a chart", "creating chart shares",
            "share -> notification processed", "end-to-end share throughput", "gateway overhead",
@@ -24,6 +26,9 @@ def test_bench_quick_prints_every_target_line(tmp_path: Path, amqp_url: str, mon
     env = {**os.environ, "AMQP_URL": amqp_url}
     if mongodb_url:
         env["MONGODB_URL"] = mongodb_url
+    engine_pid = ferretdb_pid()
+    if engine_pid is not None:  # the FerretDB the tests run on: its CPU per share is counted and bounds the rate
+        env["BENCH_FERRETDB_PID"] = str(engine_pid)
     proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--json", str(out)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -43,6 +48,12 @@ def test_bench_quick_prints_every_target_line(tmp_path: Path, amqp_url: str, mon
     floors = {r["floor"]: r for r in lines if "floor" in r}
     assert set(floors) == {"frame", "one_read"}
     assert all(r["ratio"] > 0 and r["baseline_rate"] > 0 for r in floors.values())
+    # and what they say of each single-service target: within reach only at or above the one-read floor
+    bounds = [r for r in lines if r["scenario"].startswith("bound on ")]
+    assert len(bounds) == 3
+    for r in bounds:
+        assert r["floor_ratio"] == floors["one_read"]["ratio"]
+        assert r["reachable"] == (r["floor_ratio"] >= r["target_ratio"])
     # the engine's own cost per call, what every figure stands on
     assert len([r for r in lines if r["scenario"].startswith("engine: find_one by _id")]) >= 2
     sizes = [r["charts"] for r in lines if r["scenario"].startswith("listing latency")]
@@ -62,3 +73,10 @@ def test_bench_quick_prints_every_target_line(tmp_path: Path, amqp_url: str, mon
     cpu = [r for r in lines if r["scenario"].startswith("CPU per share in the throughput burst")]
     assert len(cpu) == 1 and {"charts", "notify", "audit", "gateway"} <= set(cpu[0]["cpu_ms_per_share"])
     assert sum(cpu[0]["cpu_ms_per_share"].values()) > 0 and cpu[0]["ceiling_per_s"] > 0
+    # on FerretDB, the rate its own CPU per share allows, whatever the services cost
+    ceiling = [r for r in lines if r["scenario"].startswith("throughput ceiling of the engine alone")]
+    if engine_pid is not None:
+        assert len(ceiling) == 1 and ceiling[0]["engine_ms_per_share"] == cpu[0]["cpu_ms_per_share"]["FerretDB"]
+        assert ceiling[0]["engine_ceiling_per_s"] >= cpu[0]["ceiling_per_s"]
+    else:
+        assert ceiling == []
