@@ -14,6 +14,7 @@ floor endpoints (``bench.floor``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -29,6 +30,8 @@ from clinishare_shared.settings import ServiceSettings
 
 AUTHORS = 100  # charts are spread over this many authors; the viewer holds "all" grants from ten of them
 SHARED_FROM = 10
+# the upstream's wait before it answers (seconds; bench.__main__.gateway_overhead's second line)
+DELAY = float(os.environ.get("BENCH_UPSTREAM_DELAY", "0"))
 
 
 def bare_items() -> list[dict[str, Any]]:
@@ -58,6 +61,8 @@ def upstream_app() -> FastAPI:
 
     @app.get("/v1/charts/{chart_id}")
     async def read(chart_id: str) -> dict[str, Any]:
+        if DELAY:
+            await asyncio.sleep(DELAY)
         return {**item, "id": chart_id}
 
     return app

@@ -54,6 +54,13 @@ def test_bench_quick_prints_every_target_line(tmp_path: Path, amqp_url: str, mon
     for r in bounds:
         assert r["floor_ratio"] == floors["one_read"]["ratio"]
         assert r["reachable"] == (r["floor_ratio"] >= r["target_ratio"])
+    # beside the gateway's target lines, the same gateway over an upstream that only waits, CPU counted
+    gateway = [r for r in lines if r["scenario"].startswith("gateway overhead (")]
+    waiting = [r for r in lines if r["scenario"].startswith("the gateway over an upstream that sleeps")]
+    assert len(gateway) == 2 and len(waiting) == 1
+    assert waiting[0]["upstream_wait_ms"] > 0 and waiting[0]["direct_p50_ms"] >= waiting[0]["upstream_wait_ms"]
+    assert gateway[0]["gateway_cpu_us"] > 0 and waiting[0]["gateway_cpu_us"] > 0
+    assert gateway[1]["quiet_after_s"] > 0  # the reading-a-chart line waited for the stack to be quiet
     # the engine's own cost per call, what every figure stands on
     assert len([r for r in lines if r["scenario"].startswith("engine: find_one by _id")]) >= 2
     sizes = [r["charts"] for r in lines if r["scenario"].startswith("listing latency")]
