@@ -795,8 +795,10 @@ async def raw_latency(amqp_url: str, n: int, *, gap: float = 0.0) -> Result:
 
 
 def cpu_ns(pid: int) -> int | None:
-    """Nanoseconds a process ran on a CPU so far (``/proc/<pid>/schedstat``, exact where ``/proc/<pid>/stat``
-    counts clock ticks); None where it cannot be read."""
+    """Nanoseconds the main thread of a process ran on a CPU so far (``/proc/<pid>/schedstat``); None where it
+    cannot be read. Exact, where ``cpu_seconds`` counts clock ticks (10 ms: too coarse for a few hundred
+    requests of a fraction of a millisecond), but of the main thread only: for a process whose work runs on
+    its event loop (the gateway), not for FerretDB or the broker, whose threads ``cpu_seconds`` adds up."""
     try:
         return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
     except (OSError, ValueError, IndexError):
@@ -804,7 +806,8 @@ def cpu_ns(pid: int) -> int | None:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU time a process used so far (Linux ``/proc``; None where it cannot be read)."""
+    """User plus system CPU time a process used so far, all its threads (Linux ``/proc``, in clock ticks;
+    None where it cannot be read)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
